@@ -1,0 +1,35 @@
+# The two quick-start commands are `make run` and `make test`; everything else is what they need.
+.DEFAULT_GOAL := run
+UV ?= uv
+PYTEST_ARGS ?=
+
+.PHONY: run test install browser-assets check bench clean
+
+## Install Python dependencies (locked in uv.lock) and build the browser assets.
+install: .venv/.installed static/vendor/socket.io.min.js
+
+.venv/.installed: pyproject.toml uv.lock
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	$(UV) sync --locked
+	@touch $@
+
+static/vendor/socket.io.min.js: package.json package-lock.json scripts/copy-vendor.mjs
+	npm ci --no-audit --no-fund
+	npm run build
+
+## Run the service on the embedded default (SQLite + local files in ./data) at http://127.0.0.1:8000
+run: install
+	$(UV) run --locked imageshark serve
+
+## Run the whole test suite (needs PostgreSQL and Redis on localhost, and Debian's chromium).
+test: install
+	$(UV) run --locked pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+## Type-check and lint.
+check: install
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+	$(UV) run --locked mypy
+
+clean:
+	rm -rf .venv node_modules static/vendor

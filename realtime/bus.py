@@ -1,0 +1,157 @@
+"""Fan-out of room events to every replica: in-process, or through Redis pub/sub.
+
+The shape follows encode/broadcaster: a small backend interface and one listener task per
+replica. A publisher hands an event to :meth:`RoomEventBus.publish` after the database commit;
+every replica's listener hands it to the ``deliver`` callback given to :meth:`start`, which
+emits it to that replica's local Socket.IO clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """One room event: ``kind`` is the Socket.IO event name, ``payload`` its argument (which
+    carries the same ``seq``); ``seq`` numbers the room's events from 1 with no gaps."""
+
+    room_id: int
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+
+    def to_json(self) -> str:
+        """Encode for the wire (compact JSON)."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> RoomEvent:
+        """Decode what :meth:`to_json` made; raises ValueError/KeyError/TypeError if malformed."""
+        fields = json.loads(data)
+        return cls(
+            room_id=int(fields["room_id"]),
+            seq=int(fields["seq"]),
+            kind=str(fields["kind"]),
+            payload=dict(fields["payload"]),
+        )
+
+
+Deliver = Callable[[RoomEvent], Awaitable[None]]
+OnResync = Callable[[], Awaitable[None]]
+
+
+class RoomEventBus(Protocol):
+    """What the rest of the service needs from a bus."""
+
+    async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
+        """Begin delivering events to ``deliver``; ``on_resync`` is awaited whenever events may
+        have been missed (the subscription was re-established)."""
+
+    async def publish(self, event: RoomEvent) -> bool:
+        """Send ``event`` to every replica; False if it could not be sent now (it is in the
+        database log, so replicas catch up on resync)."""
+
+    async def close(self) -> None:
+        """Stop the listener and close connections."""
+
+
+class LocalBus:
+    """The embedded default: one process, events delivered directly."""
+
+    def __init__(self) -> None:
+        self._deliver: Deliver | None = None
+
+    async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
+        self._deliver = deliver
+
+    async def publish(self, event: RoomEvent) -> bool:
+        if self._deliver is not None:
+            await self._deliver(event)
+        return True
+
+    async def close(self) -> None:
+        self._deliver = None
+
+
+class RedisBus:
+    """Redis pub/sub on one channel, ``<prefix>:room-events``, shared by all replicas.
+
+    Redis pub/sub delivers at most once and drops what is published while a subscriber is
+    disconnected; the listener therefore reconnects with capped exponential backoff and calls
+    ``on_resync`` after every (re)subscription so the caller can catch up from the event log.
+
+    :param url: Redis URL.
+    :param prefix: key and channel prefix (one per deployment, or per test).
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.channel = f"{prefix}:room-events"
+        self.client: redis.Redis = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
+        self._task = asyncio.create_task(self._listen(deliver, on_resync), name="redis-bus")
+
+    async def publish(self, event: RoomEvent) -> bool:
+        try:
+            await self.client.publish(self.channel, event.to_json())
+        except (RedisError, OSError) as exc:
+            logger.warning("redis publish failed, replicas will catch up from the log: %s", exc)
+            return False
+        return True
+
+    async def ping(self) -> None:
+        """Raise if Redis does not answer."""
+        await self.client.ping()
+
+    async def _listen(self, deliver: Deliver, on_resync: OnResync) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.subscribed.set()
+                backoff = 0.1
+                await on_resync()
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    try:
+                        event = RoomEvent.from_json(message["data"])
+                    except (ValueError, KeyError, TypeError):
+                        logger.error("dropping malformed bus message %r", message["data"][:200])
+                        continue
+                    await deliver(event)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self.subscribed.clear()
+                logger.warning("redis subscription lost (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.client.aclose()

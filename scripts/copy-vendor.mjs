@@ -1,0 +1,16 @@
+// Copies the browser builds of our npm dependencies into static/vendor (git-ignored),
+// so the pages load them from our own origin with no CDN.
+import { copyFileSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const vendor = join(root, "static", "vendor");
+mkdirSync(vendor, { recursive: true });
+for (const [from, to] of [
+  ["node_modules/socket.io-client/dist/socket.io.min.js", "socket.io.min.js"],
+  ["node_modules/socket.io-client/dist/socket.io.min.js.map", "socket.io.min.js.map"],
+]) {
+  copyFileSync(join(root, from), join(vendor, to));
+}
+console.log(`browser dependencies copied to ${vendor}`);

@@ -1,0 +1,205 @@
+"""Shared fixtures: settings on a temporary data folder, real PostgreSQL and Redis, in-process
+HTTP clients and real uvicorn servers on loopback ports.
+
+PostgreSQL and Redis are required: a test run creates its own PostgreSQL database (dropped at
+the end) and gives every test its own Redis key prefix (deleted after the test). If either
+server is unreachable the run fails with a message that says so; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+from asgi_lifespan import LifespanManager
+
+from web.app import create_app
+from web.migrate import upgrade
+from web.settings import Settings
+
+PG_ADMIN_DSN = os.environ.get("IMAGESHARK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("IMAGESHARK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _dsn_for(database: str) -> str:
+    base, _, _ = PG_ADMIN_DSN.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run (per xdist worker); dropped after."""
+    name = f"imageshark_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        try:
+            connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise RuntimeError(
+                f"PostgreSQL is required for the tests; not reachable at {PG_ADMIN_DSN}: {exc}"
+            ) from exc
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = _dsn_for(name)
+    upgrade(Settings(DATABASE_URL=url, data_dir=Path("/nonexistent")))  # type: ignore[call-arg]
+    try:
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A Redis key prefix of this test's own; every key under it is deleted afterwards."""
+    prefix = f"imageshark-test-{uuid.uuid4().hex[:12]}"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        raise RuntimeError(
+            f"Redis is required for the tests and is not reachable at {REDIS_URL}"
+        ) from exc
+    try:
+        yield prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Build Settings for a test: embedded defaults in a temporary data folder, one rendition
+    worker, plus any overrides (``database_url=...`` selects PostgreSQL)."""
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "rendition_workers": 1,
+            "public_base_url": None,
+            # Long-polling clients only notice a close at the next heartbeat; keep it short.
+            "ping_interval_seconds": 2,
+            "ping_timeout_seconds": 5,
+        }
+        values.update(overrides)
+        if "database_url" in values:
+            values["DATABASE_URL"] = values.pop("database_url")
+        if "redis_url" in values:
+            values["REDIS_URL"] = values.pop("redis_url")
+        return Settings(**values)
+
+    return factory
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_settings(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> Settings:
+    """Settings on each database backend in turn: the embedded SQLite file, then PostgreSQL."""
+    if request.param == "postgresql":
+        return make_settings(database_url=request.getfixturevalue("pg_database_url"))
+    return make_settings()
+
+
+@dataclass
+class AppClient:
+    """An in-process HTTP client of an app whose lifespan is running."""
+
+    http: httpx.AsyncClient
+    settings: Settings
+    app: Any
+
+
+async def _app_client(settings: Settings) -> AsyncIterator[AppClient]:
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=60) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield AppClient(http=http, settings=settings, app=app)
+
+
+@pytest.fixture
+async def client(make_settings: SettingsFactory) -> AsyncIterator[AppClient]:
+    """An in-process client of the app on the embedded default (SQLite, local bus)."""
+    async for app_client in _app_client(make_settings()):
+        yield app_client
+
+
+@pytest.fixture
+async def backend_client(backend_settings: Settings) -> AsyncIterator[AppClient]:
+    """An in-process client of the app, once on SQLite and once on PostgreSQL."""
+    async for app_client in _app_client(backend_settings):
+        yield app_client
+
+
+class _Server(uvicorn.Server):
+    """uvicorn.Server that signals when it is ready, so tests wait on an event, not a sleep."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn serving the whole app on a loopback port."""
+
+    base_url: str
+    settings: Settings
+    server: _Server
+
+
+async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """Serve ``create_app(settings)`` with uvicorn on 127.0.0.1 and a free port until closed."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings),
+        ws_per_message_deflate=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    ready = asyncio.create_task(server.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if ready not in done:
+        ready.cancel()
+        raise RuntimeError("uvicorn did not start") from (task.exception() if task.done() else None)
+    try:
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}", settings=settings, server=server)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def live_server(make_settings: SettingsFactory) -> AsyncIterator[LiveServer]:
+    """A real uvicorn on a loopback port running the embedded default (fresh data folder)."""
+    async for server in run_server(make_settings()):
+        yield server

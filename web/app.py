@@ -1,0 +1,143 @@
+"""The application factory: one ASGI app serving the HTTP side and the live side."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import socketio
+from anyio import to_thread
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from realtime.bus import LocalBus, RedisBus, RoomEventBus
+from realtime.server import LiveDelivery, create_socketio_server
+from web import health, pages
+from web.database import Database
+from web.errors import ApiError, error_response, handle_api_error
+from web.images import endpoints as image_endpoints
+from web.images.repository import ImageRepository
+from web.images.service import ImageService
+from web.migrate import upgrade
+from web.pipeline import RenditionPool
+from web.rooms import endpoints as room_endpoints
+from web.rooms.repository import RoomRepository
+from web.rooms.service import RoomService
+from web.services import Services
+from web.settings import Settings
+from web.storage import LocalImageStore
+
+logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = "5"
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning("database unavailable: %s", exc)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is not reachable right now; nothing was stored. Please retry.",
+        {"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return error_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+    """Build the whole service for ``settings`` (default: read from the environment).
+
+    :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette. Its
+        lifespan opens the database pool, the rendition pool and the event bus, and closes
+        them at shutdown. Run it with ``uvicorn --factory web.app:create_app``.
+    """
+    settings = settings or Settings()
+    database = Database(settings)
+    store = LocalImageStore(settings.data_dir)
+    renditions = RenditionPool(settings.rendition_workers, settings.rendition_queue)
+    bus: RoomEventBus = (
+        RedisBus(settings.redis_url.get_secret_value(), settings.redis_prefix)
+        if settings.redis_url is not None
+        else LocalBus()
+    )
+    room_service = RoomService(RoomRepository(database), settings)
+    image_repository = ImageRepository(database)
+    image_service = ImageService(image_repository, room_service, store, renditions, bus, settings)
+
+    async def resolve_room(token: str) -> int | None:
+        room = await room_service.find(token)
+        return room.id if room is not None else None
+
+    sio = create_socketio_server(
+        resolve_room,
+        ping_interval=settings.ping_interval_seconds,
+        ping_timeout=settings.ping_timeout_seconds,
+    )
+    delivery = LiveDelivery(sio)
+    state = Services(
+        settings=settings,
+        database=database,
+        store=store,
+        renditions=renditions,
+        bus=bus,
+        rooms=room_service,
+        images=image_service,
+        sio=sio,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        if settings.migrate_on_start:
+            await to_thread.run_sync(upgrade, settings)
+        published, removed = await store.recover(image_repository.existing_keys)
+        if published or removed:
+            logger.warning(
+                "recovered interrupted uploads: %d finished, %d removed", published, removed
+            )
+        await renditions.start()
+        await bus.start(delivery.deliver, delivery.resync)
+        try:
+            yield {"services": state}
+        finally:
+            await bus.close()
+            await renditions.close()
+            await database.close()
+
+    starlette_app = Starlette(
+        routes=[
+            *pages.routes,
+            *room_endpoints.routes,
+            *image_endpoints.routes,
+            *health.routes,
+            Mount(
+                "/static",
+                StaticFiles(directory=settings.static_dir, check_dir=False),
+                name="static",
+            ),
+        ],
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: _http_error,
+            DBAPIError: _database_unavailable,
+            PoolTimeoutError: _database_unavailable,
+            ConnectionError: _database_unavailable,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+    )
+    return socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")

@@ -1,0 +1,36 @@
+"""Schema migrations through Alembic, callable from the CLI and from start-up.
+
+The migration scripts live in ``web/migrations``; this module only points Alembic at them and
+at the configured database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from web.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(settings: Settings) -> Config:
+    """An Alembic configuration for ``settings``' database (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation would eat a '%' in a password.
+    config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the database schema to ``revision`` (blocking; call from a thread in async code).
+
+    Safe to run from several replicas at once on PostgreSQL (advisory lock in ``env.py``).
+    Raises the driver's error if the database is unreachable.
+    """
+    if settings.embedded:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings), revision)

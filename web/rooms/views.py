@@ -1,0 +1,45 @@
+"""JSON shapes of rooms, and the public URLs built for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from web.rooms.repository import Room
+from web.settings import Settings
+
+
+def public_base_url(request: Request, settings: Settings) -> str:
+    """The base URL guests use, without a trailing slash.
+
+    ``IMAGESHARK_PUBLIC_BASE_URL`` when set (needed behind proxies that rewrite the host), else
+    the scheme and host of ``request`` as the client sent them.
+    """
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def join_url(base_url: str, room: Room) -> str:
+    """The absolute participant-page URL of ``room``: what the QR code encodes."""
+    return f"{base_url}/r/{room.token}"
+
+
+def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
+    """The room's public JSON view (never includes the host key)."""
+    join = join_url(base_url, room)
+    return {
+        "token": room.token,
+        "title": room.title,
+        "created_at": room.created_at.isoformat(),
+        "expires_at": room.expires_at.isoformat(),
+        "closed": room.closed_at is not None,
+        "join_url": join,
+        "wall_url": f"{join}/wall",
+        "host_url": f"{join}/host",
+        "qr_png_url": f"/api/rooms/{room.token}/qr.png",
+        "qr_svg_url": f"/api/rooms/{room.token}/qr.svg",
+        "image_count": image_count,
+        "last_seq": room.last_seq,
+    }

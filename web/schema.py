@@ -1,0 +1,128 @@
+"""The relational schema, as SQLAlchemy Core tables shared by SQLite and PostgreSQL.
+
+The tables are the single description of the schema in code; Alembic migrations under
+``web/migrations`` create and change them in the database (never ``metadata.create_all``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL keeps ``timestamptz``; SQLite keeps text without an offset, so values read back
+    are marked UTC here. Naive datetimes are refused on the way in.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, so 64-bit keys are INTEGER there.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("host_key_hash", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime(), nullable=True),
+    # The newest room event's sequence number; bumped in every transaction that changes the
+    # room, which also serialises those transactions per room (the row lock).
+    Column("last_seq", BigInteger(), nullable=False, server_default="0"),
+)
+
+participants = Table(
+    "participants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("room_id", Id, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_participants_room_id", "room_id"),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("room_id", Id, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "participant_id",
+        Id,
+        ForeignKey("participants.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("seq", BigInteger(), nullable=False),
+    Column("caption", Text(), nullable=True),
+    Column("storage_key", String(64), nullable=False, unique=True),
+    Column("sha256", String(64), nullable=False),
+    Column("mime_type", String(64), nullable=False),
+    Column("original_bytes", BigInteger(), nullable=False),
+    Column("original_width", Integer(), nullable=False),
+    Column("original_height", Integer(), nullable=False),
+    Column("width", Integer(), nullable=False),
+    Column("height", Integer(), nullable=False),
+    Column("thumb_width", Integer(), nullable=False),
+    Column("thumb_height", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("room_id", "sha256", name="uq_images_room_id_sha256"),
+    Index("ix_images_room_id_id", "room_id", "id"),
+)
+
+room_events = Table(
+    "room_events",
+    metadata,
+    Column("room_id", Id, ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger(), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

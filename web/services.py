@@ -1,0 +1,37 @@
+"""The replica's collaborators, built once by ``create_app`` and reached via ``request.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import socketio
+from starlette.requests import HTTPConnection
+
+from realtime.bus import RoomEventBus
+from web.database import Database
+from web.images.service import ImageService
+from web.pipeline import RenditionPool
+from web.rooms.service import RoomService
+from web.settings import Settings
+from web.storage import LocalImageStore
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a request handler may need; lifetimes are managed by the app's lifespan."""
+
+    settings: Settings
+    database: Database
+    store: LocalImageStore
+    renditions: RenditionPool
+    bus: RoomEventBus
+    rooms: RoomService
+    images: ImageService
+    sio: socketio.AsyncServer
+
+
+def services(connection: HTTPConnection) -> Services:
+    """The :class:`Services` of the app serving ``connection`` (set by the lifespan)."""
+    found = connection.state.services
+    assert isinstance(found, Services)
+    return found

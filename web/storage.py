@@ -1,0 +1,149 @@
+"""Image files on local disk, laid out so that a crash never leaves a half-stored image.
+
+Layout under the data folder:
+
+- ``uploads/<random>.part`` — a request body's file while it streams in;
+- ``staging/<key>/`` — an image's files (``original``, ``display.jpg``, ``thumb.jpg``) made
+  but not yet committed to the database;
+- ``media/<key>/`` — a committed image's files; only ``display.jpg`` and ``thumb.jpg`` are ever
+  served to guests, ``original`` only to the host.
+
+An upload writes everything into ``staging/<key>``, commits the database row, then renames the
+folder into ``media/`` (one atomic ``rename(2)``). :meth:`LocalImageStore.recover` runs at
+start-up and finishes or undoes whatever a crash interrupted: staged folders whose row exists are
+published, others removed. Blocking file-system calls run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+from anyio import to_thread
+
+PUBLIC_RENDITIONS = frozenset({"display.jpg", "thumb.jpg"})
+ORIGINAL = "original"
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_storage_key() -> str:
+    """A fresh unguessable folder name for one image (128 random bits, 22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
+def _fsync_dir(path: Path) -> None:
+    # A rename or new file is durable only once its directory entry is (POSIX fsync(2)).
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalImageStore:
+    """The image files of one service, in a folder that replicas may share (e.g. NFS).
+
+    :param root: the data folder; ``uploads``, ``staging`` and ``media`` are made inside it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.uploads = root / "uploads"
+        self.staging = root / "staging"
+        self.media = root / "media"
+
+    async def start(self) -> None:
+        """Create the folders."""
+
+        def work() -> None:
+            for folder in (self.uploads, self.staging, self.media):
+                folder.mkdir(parents=True, exist_ok=True)
+
+        await to_thread.run_sync(work)
+
+    def new_upload_path(self) -> Path:
+        """A fresh path under ``uploads/`` for a request body's file (not created)."""
+        return self.uploads / f"{secrets.token_hex(16)}.part"
+
+    async def stage(self, key: str, upload: Path) -> Path:
+        """Make ``staging/<key>/`` and move the uploaded file in as ``original``.
+
+        :returns: the staging folder, where the renditions are then written.
+        """
+
+        def work() -> Path:
+            folder = self.staging / key
+            folder.mkdir()
+            os.replace(upload, folder / ORIGINAL)
+            return folder
+
+        return await to_thread.run_sync(work)
+
+    async def publish(self, key: str) -> None:
+        """Move ``staging/<key>`` to ``media/<key>`` durably (after the row is committed)."""
+
+        def work() -> None:
+            folder = self.staging / key
+            for file in folder.iterdir():
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+            _fsync_dir(folder)
+            os.replace(folder, self.media / key)
+            _fsync_dir(self.media)
+            _fsync_dir(self.staging)
+
+        await to_thread.run_sync(work)
+
+    async def discard(self, *paths: Path) -> None:
+        """Remove files or folders (a failed upload's leftovers); missing ones are fine."""
+
+        def work() -> None:
+            for path in paths:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+        await to_thread.run_sync(work)
+
+    async def delete(self, key: str) -> None:
+        """Remove a published image's folder (after its row is deleted)."""
+        await self.discard(self.media / key, self.staging / key)
+
+    def public_file(self, key: str, name: str) -> Path | None:
+        """The path of a servable rendition, or None for anything else (originals included)."""
+        if name not in PUBLIC_RENDITIONS or _KEY_PATTERN.fullmatch(key) is None:
+            return None
+        return self.media / key / name
+
+    def original_file(self, key: str) -> Path:
+        """The path of an image's original upload (host-only)."""
+        return self.media / key / ORIGINAL
+
+    async def recover(
+        self, committed: Callable[[Iterable[str]], Awaitable[set[str]]]
+    ) -> tuple[int, int]:
+        """Finish or undo uploads a crash interrupted; call once at start-up.
+
+        :param committed: given storage keys, returns those that have a database row.
+        :returns: (published, removed) counts of staged folders; partial uploads are removed too.
+        """
+        await self.start()
+
+        def listing() -> tuple[list[Path], list[str]]:
+            return list(self.uploads.iterdir()), [p.name for p in self.staging.iterdir()]
+
+        partial, staged = await to_thread.run_sync(listing)
+        await self.discard(*partial)
+        keep = await committed(staged) if staged else set()
+        published = 0
+        for key in staged:
+            if key in keep:
+                await self.publish(key)
+                published += 1
+            else:
+                await self.discard(self.staging / key)
+        return published, len(staged) - published

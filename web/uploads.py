@@ -1,0 +1,192 @@
+"""Receiving a ``multipart/form-data`` upload: streamed to disk, size-limited while streaming.
+
+Parsing is python-multipart's push parser; this module only feeds it the request body as it
+arrives, writes the ``file`` part through aiofiles and enforces the limits:
+
+- a declared ``Content-Length`` over the limit is refused (413) before any body is read;
+- the ``file`` part is counted as it streams and refused (413) the moment it passes the limit;
+- other fields are capped at :data:`MAX_FIELD_BYTES`.
+
+The SHA-256 of the file is computed incrementally per received chunk (about 64 KiB, tens of
+microseconds each), so no pass over a large file ever runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+import aiofiles.os
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from web.errors import ApiError
+
+MAX_FIELD_BYTES = 16 * 1024
+# Room for the multipart framing and small fields around the file when checking Content-Length.
+ENVELOPE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedUpload:
+    """A file received from a multipart request.
+
+    :ivar path: where its bytes are (caller owns and must move or delete it).
+    :ivar size: its length in bytes.
+    :ivar sha256: hex digest of its bytes.
+    :ivar filename: the name the client gave, untrusted and never stored.
+    :ivar fields: the other form fields, decoded as UTF-8.
+    """
+
+    path: Path
+    size: int
+    sha256: str
+    filename: str | None
+    fields: dict[str, str]
+
+
+def too_large(max_bytes: int) -> ApiError:
+    """The 413 error for a file over ``max_bytes``."""
+    return ApiError(
+        413,
+        "file_too_large",
+        f"The file is larger than the limit of {max_bytes // (1024 * 1024)} MiB.",
+    )
+
+
+class _PartCollector:
+    """python-multipart callbacks that sort incoming bytes into the file and the fields."""
+
+    def __init__(self, file_field: str) -> None:
+        self.file_field = file_field
+        self.header_field = b""
+        self.header_value = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.current: str | None = None
+        self.current_is_file = False
+        self.file_seen = False
+        self.filename: str | None = None
+        self.pending: list[bytes] = []
+        self.fields: dict[str, bytearray] = {}
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[self.header_field.lower()] = self.header_value
+        self.header_field = self.header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        self.current = name
+        self.current_is_file = name == self.file_field
+        if self.current_is_file:
+            if self.file_seen:
+                raise ApiError(400, "one_file_per_request", "Send one image per request.")
+            self.file_seen = True
+            raw = options.get(b"filename")
+            self.filename = raw.decode("utf-8", "replace") if raw is not None else None
+        else:
+            self.fields.setdefault(name, bytearray())
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.current_is_file:
+            self.pending.append(data[start:end])
+            return
+        assert self.current is not None
+        field = self.fields[self.current]
+        field += data[start:end]
+        if len(field) > MAX_FIELD_BYTES:
+            raise ApiError(413, "field_too_large", f"The form field {self.current!r} is too long.")
+
+    def on_part_end(self) -> None:
+        self.current = None
+        self.current_is_file = False
+
+
+async def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        await aiofiles.os.remove(path)
+
+
+async def receive_upload(
+    request: Request, destination: Path, *, max_bytes: int, file_field: str = "file"
+) -> ReceivedUpload:
+    """Stream a multipart request's ``file_field`` part to ``destination``.
+
+    :param request: a ``multipart/form-data`` request.
+    :param destination: a path that does not exist yet; removed again on any error.
+    :param max_bytes: largest accepted file, in bytes.
+    :returns: the received file and the other fields.
+    :raises ApiError: 415 not multipart, 400 malformed or no file part, 413 over the limit.
+    :raises ClientDisconnect: the client went away (destination removed).
+    """
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in options:
+        raise ApiError(
+            415, "multipart_required", "Upload the image as multipart/form-data, field 'file'."
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_BYTES:
+        raise too_large(max_bytes)
+
+    collector = _PartCollector(file_field)
+    parser = MultipartParser(
+        options[b"boundary"],
+        callbacks={
+            "on_part_begin": collector.on_part_begin,
+            "on_header_field": collector.on_header_field,
+            "on_header_value": collector.on_header_value,
+            "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_headers_finished,
+            "on_part_data": collector.on_part_data,
+            "on_part_end": collector.on_part_end,
+        },
+    )
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        async with aiofiles.open(destination, "wb") as out:
+            async for chunk in request.stream():
+                try:
+                    parser.write(chunk)
+                except ApiError:
+                    raise
+                except Exception as exc:  # python-multipart raises several parse error types
+                    raise ApiError(400, "malformed_multipart", f"Malformed upload: {exc}") from exc
+                if collector.pending:
+                    for piece in collector.pending:
+                        size += len(piece)
+                        if size > max_bytes:
+                            raise too_large(max_bytes)
+                        digest.update(piece)
+                        await out.write(piece)
+                    collector.pending.clear()
+            parser.finalize()
+            await out.flush()
+    except (ApiError, ClientDisconnect, OSError):
+        await _remove(destination)
+        raise
+    if not collector.file_seen:
+        await _remove(destination)
+        raise ApiError(400, "file_missing", "The upload has no 'file' field.")
+    fields = {
+        name: bytes(value).decode("utf-8", "replace") for name, value in collector.fields.items()
+    }
+    return ReceivedUpload(
+        path=destination,
+        size=size,
+        sha256=digest.hexdigest(),
+        filename=collector.filename,
+        fields=fields,
+    )
