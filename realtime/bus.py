@@ -102,12 +102,19 @@ class RedisBus:
             url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
         )
         self._task: asyncio.Task[None] | None = None
+        self._deliver: Deliver | None = None
         self.subscribed = asyncio.Event()
 
     async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
+        self._deliver = deliver
         self._task = asyncio.create_task(self._listen(deliver, on_resync), name="redis-bus")
 
     async def publish(self, event: RoomEvent) -> bool:
+        # This replica's clients first, straight away: they need not wait for the round trip,
+        # nor for Redis to be up. The copy that comes back through the subscription is then a
+        # duplicate by seq, which delivery drops.
+        if self._deliver is not None:
+            await self._deliver(event)
         try:
             await self.client.publish(self.channel, event.to_json())
         except (RedisError, OSError) as exc:
@@ -127,7 +134,10 @@ class RedisBus:
                 await pubsub.subscribe(self.channel)
                 self.subscribed.set()
                 backoff = 0.1
-                await on_resync()
+                try:
+                    await on_resync()
+                except Exception:  # the database may be down too; the periodic catch-up retries
+                    logger.exception("catch-up after (re)subscribing failed")
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is None:

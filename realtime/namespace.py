@@ -8,28 +8,41 @@ from typing import Any
 
 import socketio
 
+from realtime.delivery import LiveDelivery
 from realtime.rooms import room_name
 
 logger = logging.getLogger(__name__)
 
-# Returns the room id for a live room token, or None for an unknown/expired/malformed one.
-ResolveRoom = Callable[[str], Awaitable[int | None]]
+ResolveRoom = Callable[[str], Awaitable[tuple[int, int] | None]]
+"""Looks up a room token: ``(room_id, last_seq)``, or None if unknown, expired or malformed."""
+
 MAX_NAME_CHARS = 60
+
+
+def _last_seq(auth: dict[str, Any]) -> int | None:
+    value = auth.get("last_seq")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     """Namespace ``/``: authenticates a connection by room token and places it in that room.
 
-    A client connects with ``auth={"token": <room token>, "name": <display name>}``. An unknown,
-    expired or malformed token refuses the connection with a ``connect_error`` saying why. The
-    client is only ever in its own room, so it only receives that room's events.
+    A client connects with ``auth={"token": <room token>, "name": <display name>,
+    "last_seq": <int, optional>}``. An unknown, expired or malformed token refuses the
+    connection with a ``connect_error`` saying why. The client is only ever in its own room, so
+    it only receives that room's events. With ``last_seq`` it first receives the events it
+    missed (or a ``snapshot``), then live ones, with no gap and no duplicate.
 
     :param resolve_room: looks a token up (database), see :data:`ResolveRoom`.
+    :param delivery: this replica's event delivery (room membership and replay).
     """
 
-    def __init__(self, resolve_room: ResolveRoom) -> None:
+    def __init__(self, resolve_room: ResolveRoom, delivery: LiveDelivery) -> None:
         super().__init__("/")
         self.resolve_room = resolve_room
+        self.delivery = delivery
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         """Admit the client to its room, or refuse with ConnectionRefusedError."""
@@ -37,26 +50,27 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise socketio.exceptions.ConnectionRefusedError(
                 "auth must be an object with the room's token: {token, name}"
             )
-        room_id = await self.resolve_room(auth["token"])
-        if room_id is None:
+        found = await self.resolve_room(auth["token"])
+        if found is None:
             raise socketio.exceptions.ConnectionRefusedError(
                 "room not found: the token is unknown or the room has expired"
             )
+        room_id, room_seq = found
         name = auth.get("name")
         name = " ".join(name.split())[:MAX_NAME_CHARS] if isinstance(name, str) else ""
         await self.save_session(sid, {"room_id": room_id, "name": name})
-        await self.enter_room(sid, room_name(room_id))
+        await self.delivery.join(sid, room_id, room_seq, _last_seq(auth))
         await self.emit_presence(room_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        """Tell the room's other clients the new head count."""
+        """Forget the client and tell the room's other clients the new head count."""
         session = await self.get_session(sid)
         room_id = session.get("room_id")
         if room_id is not None:
-            await self.leave_room(sid, room_name(room_id))
+            self.delivery.leave(sid, room_id)
             await self.emit_presence(room_id)
 
     async def emit_presence(self, room_id: int) -> None:
-        """Send ``presence {"count": n}`` to the room: n clients connected to this replica."""
-        count = sum(1 for _ in self.server.manager.get_participants("/", room_name(room_id)))
+        """Send ``presence {"count": n}`` to the room's clients on this replica."""
+        count = self.delivery.local_count(room_id)
         await self.emit("presence", {"count": count}, room=room_name(room_id))

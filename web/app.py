@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,10 +20,12 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
-from realtime.server import LiveDelivery, create_socketio_server
+from realtime.delivery import LiveDelivery
+from realtime.server import create_live_server
 from web import health, pages
 from web.database import Database
 from web.errors import ApiError, error_response, handle_api_error
+from web.events import DatabaseRoomLog
 from web.images import endpoints as image_endpoints
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
@@ -59,6 +62,16 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "Something went wrong on our side.")
 
 
+async def _periodic_catch_up(delivery: LiveDelivery, period: float) -> None:
+    """Every ``period`` seconds, emit logged events the bus lost (see LiveDelivery.catch_up)."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await delivery.catch_up()
+        except Exception:  # database briefly down: try again next period
+            logger.warning("periodic catch-up failed", exc_info=True)
+
+
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     """Build the whole service for ``settings`` (default: read from the environment).
 
@@ -79,16 +92,17 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     image_repository = ImageRepository(database)
     image_service = ImageService(image_repository, room_service, store, renditions, bus, settings)
 
-    async def resolve_room(token: str) -> int | None:
+    async def resolve_room(token: str) -> tuple[int, int] | None:
         room = await room_service.find(token)
-        return room.id if room is not None else None
+        return (room.id, room.last_seq) if room is not None else None
 
-    sio = create_socketio_server(
+    sio, delivery = create_live_server(
         resolve_room,
+        DatabaseRoomLog(database, image_repository),
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
+        replay_limit=settings.replay_limit,
     )
-    delivery = LiveDelivery(sio)
     state = Services(
         settings=settings,
         database=database,
@@ -110,11 +124,19 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
                 "recovered interrupted uploads: %d finished, %d removed", published, removed
             )
         await renditions.start()
-        await bus.start(delivery.deliver, delivery.resync)
+        await bus.start(delivery.deliver, delivery.catch_up)
+        catch_up = (
+            asyncio.create_task(_periodic_catch_up(delivery, settings.catch_up_seconds))
+            if isinstance(bus, RedisBus)
+            else None
+        )
         try:
             yield {"services": state}
         finally:
+            if catch_up is not None:
+                catch_up.cancel()
             await bus.close()
+            await delivery.close()
             await renditions.close()
             await database.close()
 

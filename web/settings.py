@@ -75,11 +75,25 @@ class Settings(BaseSettings):
     max_caption_chars: int = Field(500, ge=0, description="Longest caption, in characters.")
     max_name_chars: int = Field(60, ge=1, description="Longest display name, in characters.")
     ping_interval_seconds: float = Field(
-        25, gt=0, description="Socket.IO heartbeat interval, in seconds (keep it below any "
-        "proxy's idle timeout)."
+        25,
+        gt=0,
+        description="Socket.IO heartbeat interval, in seconds (keep it below any "
+        "proxy's idle timeout).",
     )
     ping_timeout_seconds: float = Field(
         20, gt=0, description="Seconds without a heartbeat answer before a client is dropped."
+    )
+    catch_up_seconds: float = Field(
+        5,
+        gt=0,
+        description="With Redis: how often each replica checks the event log for "
+        "events the bus lost, in seconds.",
+    )
+    replay_limit: int = Field(
+        500,
+        ge=1,
+        description="Missed events replayed to a reconnecting client one by one; "
+        "a client further behind gets a snapshot of the room instead.",
     )
     migrate_on_start: bool = Field(
         True,

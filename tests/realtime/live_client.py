@@ -16,11 +16,15 @@ class LiveClient:
     :param name: the display name.
     """
 
-    EVENTS = ("image_added", "image_removed", "presence")
+    EVENTS = ("image_added", "image_removed", "presence", "snapshot", "resync_required")
 
-    def __init__(self, base_url: str, token: str, name: str = "tester") -> None:
+    def __init__(
+        self, base_url: str, token: str, name: str = "tester", last_seq: int | None = None
+    ) -> None:
         self.base_url = base_url
         self.auth: dict[str, Any] = {"token": token, "name": name}
+        if last_seq is not None:
+            self.auth["last_seq"] = last_seq
         self.client = socketio.AsyncClient(reconnection=False)
         self.received: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         for event in self.EVENTS:

@@ -31,6 +31,15 @@ async def list_images(request: Request) -> Response:
     return JSONResponse(page)
 
 
+async def list_events(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    page = await app.images.events(
+        room, request.query_params.get("after"), request.query_params.get("limit")
+    )
+    return JSONResponse(page)
+
+
 async def delete_image(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
@@ -71,6 +80,7 @@ async def rendition_file(request: Request) -> Response:
 routes = [
     Route("/api/rooms/{token}/images", upload_image, methods=["POST"]),
     Route("/api/rooms/{token}/images", list_images, methods=["GET"]),
+    Route("/api/rooms/{token}/events", list_events, methods=["GET"]),
     Route("/api/rooms/{token}/images/{image_id}", delete_image, methods=["DELETE"]),
     Route("/api/rooms/{token}/images/{image_id}/original", download_original, methods=["GET"]),
     Route("/media/{key}/{name}", rendition_file, methods=["GET", "HEAD"]),

@@ -153,6 +153,23 @@ class ImageService:
             "next_after": items[-1].id if more else None,
         }
 
+    async def events(self, room: Room, after: str | None, limit: str | None) -> dict[str, Any]:
+        """A page of the room's event log: ``{"items": [{"seq", "kind", "payload"}],
+        "next_after": seq or null}``, for clients that saw a gap in ``seq``.
+
+        :raises ApiError: 422 for a non-integer or out-of-range parameter.
+        """
+        after_seq = _int_param("after", after, default=0, low=0, high=2**63 - 1)
+        size = _int_param("limit", limit, default=MAX_PAGE, low=1, high=MAX_PAGE)
+        found = await self.repository.events_after(room.id, after_seq, size + 1)
+        items = found[:size]
+        return {
+            "items": [
+                {"seq": event.seq, "kind": event.kind, "payload": event.payload} for event in items
+            ],
+            "next_after": items[-1].seq if len(found) > size else None,
+        }
+
     async def get(self, room: Room, image_id: str) -> Image:
         """The image ``image_id`` of ``room``; raises ApiError 404 ``image_not_found``."""
         image = None
