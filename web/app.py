@@ -10,10 +10,12 @@ from typing import Any
 
 import socketio
 from anyio import to_thread
+from asgi_correlation_id import CorrelationIdMiddleware
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -29,6 +31,7 @@ from web.events import DatabaseRoomLog
 from web.images import endpoints as image_endpoints
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
+from web.metrics import Metrics
 from web.migrate import upgrade
 from web.pipeline import RenditionPool
 from web.rooms import endpoints as room_endpoints
@@ -90,7 +93,6 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     )
     room_service = RoomService(RoomRepository(database), settings)
     image_repository = ImageRepository(database)
-    image_service = ImageService(image_repository, room_service, store, renditions, bus, settings)
 
     async def resolve_room(token: str) -> tuple[int, int] | None:
         room = await room_service.find(token)
@@ -102,6 +104,13 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         replay_limit=settings.replay_limit,
+    )
+    metrics = Metrics(
+        connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
+        active_rooms=lambda: len(delivery.rooms),
+    )
+    image_service = ImageService(
+        image_repository, room_service, store, renditions, bus, settings, metrics
     )
     state = Services(
         settings=settings,
@@ -146,6 +155,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *room_endpoints.routes,
             *image_endpoints.routes,
             *health.routes,
+            metrics.route(),
             Mount(
                 "/static",
                 StaticFiles(directory=settings.static_dir, check_dir=False),
@@ -160,6 +170,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             ConnectionError: _database_unavailable,
             Exception: _internal_error,
         },
+        middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID")],
         lifespan=lifespan,
     )
     return socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")

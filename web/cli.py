@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 import uvicorn
 
+from web.logs import configure_logging
 from web.settings import Settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @click.group()
@@ -31,7 +23,7 @@ def serve(host: str | None, port: int | None) -> None:
     from web.app import create_app
 
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -52,7 +44,7 @@ def migrate() -> None:
     from web.migrate import upgrade
 
     settings = Settings()
-    _configure_logging(settings)
+    configure_logging(settings)
     upgrade(settings)
     click.echo("database schema is up to date")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from realtime.bus import RoomEventBus
 from web.errors import ApiError
 from web.images.repository import DuplicateImage, Image, ImageRepository
 from web.images.views import image_view
+from web.metrics import Metrics
 from web.pipeline import RenditionPool, RenditionSpec
 from web.rooms.repository import Participant, Room
 from web.rooms.service import RoomService, clean_text
@@ -34,6 +36,7 @@ class ImageService:
     :param renditions: the process pool that makes renditions.
     :param bus: where committed events are published for every replica.
     :param settings: limits and rendition sizes.
+    :param metrics: the replica's Prometheus collectors.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class ImageService:
         renditions: RenditionPool,
         bus: RoomEventBus,
         settings: Settings,
+        metrics: Metrics,
     ) -> None:
         self.repository = repository
         self.rooms = rooms
@@ -51,6 +55,7 @@ class ImageService:
         self.renditions = renditions
         self.bus = bus
         self.settings = settings
+        self.metrics = metrics
         self.spec = RenditionSpec(
             display_max_px=settings.display_max_px,
             thumb_max_px=settings.thumb_max_px,
@@ -69,6 +74,20 @@ class ImageService:
         :raises ApiError: 409 room closed; 400 empty/malformed; 413 too large (bytes or
             pixels); 415 not an accepted image type; 422 corrupt; 503 renderers busy.
         """
+        started = time.perf_counter()
+        try:
+            image, created = await self._upload(room, participant, request)
+        except ApiError:
+            self.metrics.uploads.labels("rejected").inc()
+            raise
+        if created:
+            self.metrics.upload_to_emit_seconds.observe(time.perf_counter() - started)
+        self.metrics.uploads.labels("created" if created else "duplicate").inc()
+        return image, created
+
+    async def _upload(
+        self, room: Room, participant: Participant | None, request: Request
+    ) -> tuple[dict[str, Any], bool]:
         self.rooms.require_open(room)
         received = await receive_upload(
             request, self.store.new_upload_path(), max_bytes=self.settings.max_upload_bytes
@@ -124,6 +143,8 @@ class ImageService:
         finally:
             await self.store.discard(received.path)
         await self.store.publish(key)
+        self.metrics.rendition_seconds.observe(result.render_seconds)
+        self.metrics.upload_bytes.inc(received.size)
         await self.bus.publish(event)
         logger.info(
             "image stored",

@@ -1,0 +1,75 @@
+"""Operations: Prometheus metrics, request ids, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from tests.conftest import AppClient
+from tests.photos import make_image_bytes
+from tests.web.test_rooms import create_room
+from web.logs import configure_logging
+from web.settings import Settings
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Prometheus text format as ``{'name{labels}': value}``."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+async def test_metrics_count_uploads_and_time_renditions(client: AppClient) -> None:
+    room = await create_room(client)
+    data = make_image_bytes("jpeg")
+    url = f"/api/rooms/{room['token']}/images"
+    assert (await client.http.post(url, files={"file": ("a.jpg", data)})).status_code == 201
+    assert (await client.http.post(url, files={"file": ("a.jpg", data)})).status_code == 200
+    assert (await client.http.post(url, files={"file": ("x.jpg", b"nope")})).status_code == 415
+    response = await client.http.get("/metrics")
+    assert response.status_code == 200
+    samples = _samples(response.text)
+    assert samples['imageshark_uploads_total{outcome="created"}'] == 1
+    assert samples['imageshark_uploads_total{outcome="duplicate"}'] == 1
+    assert samples['imageshark_uploads_total{outcome="rejected"}'] == 1
+    assert samples["imageshark_upload_bytes_total"] == len(data)
+    assert samples["imageshark_rendition_seconds_count"] == 1
+    assert samples["imageshark_upload_to_emit_seconds_count"] == 1
+    assert samples["imageshark_connected_clients"] == 0
+
+
+async def test_request_id_is_echoed_or_made(client: AppClient) -> None:
+    given = "6f1c2b1e-8a0e-4c35-9d59-0b3f7a1c2d4e"
+    response = await client.http.get("/healthz", headers={"X-Request-ID": given})
+    assert response.headers["x-request-id"] == given
+    made = await client.http.get("/healthz")
+    assert len(made.headers["x-request-id"]) == 32 and made.headers["x-request-id"] != given
+
+
+async def test_json_logs_carry_request_id(
+    client: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging(Settings(log_format="json", data_dir=client.settings.data_dir))
+        given = "0b7a3c55-23a9-4a63-b1f5-7c5e0f2d1a99"
+        room = await create_room(client)
+        response = await client.http.post(
+            f"/api/rooms/{room['token']}/images",
+            files={"file": ("a.jpg", make_image_bytes("png"))},
+            headers={"X-Request-ID": given},
+        )
+        assert response.status_code == 201
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    stored = [line for line in lines if line.get("event") == "image stored"]
+    assert len(stored) == 1
+    assert stored[0]["request_id"] == given and stored[0]["level"] == "info"
+    assert stored[0]["image_id"] == response.json()["id"]

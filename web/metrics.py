@@ -1,0 +1,73 @@
+"""Prometheus metrics of one replica, served at ``/metrics``.
+
+The collectors live in a registry owned by :class:`Metrics` (built by ``create_app``), not in
+module globals, so several apps in one process (tests) keep separate counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+# Rendition and upload-to-emit times on this kind of machine run from ~20 ms (small photos)
+# to ~1 s (queued 12 MP photos); buckets resolve that range.
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """The replica's collectors.
+
+    :param connected_clients: returns the number of Socket.IO clients connected here.
+    :param active_rooms: returns the number of rooms with a client connected here.
+    """
+
+    def __init__(
+        self, connected_clients: Callable[[], float], active_rooms: Callable[[], float]
+    ) -> None:
+        self.registry = CollectorRegistry()
+        Gauge(
+            "imageshark_connected_clients",
+            "Socket.IO clients connected to this replica.",
+            registry=self.registry,
+        ).set_function(connected_clients)
+        Gauge(
+            "imageshark_active_rooms",
+            "Rooms with at least one client connected to this replica.",
+            registry=self.registry,
+        ).set_function(active_rooms)
+        self.uploads = Counter(
+            "imageshark_uploads",
+            "Upload requests by outcome (created, duplicate, rejected).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.upload_bytes = Counter(
+            "imageshark_upload_bytes",
+            "Bytes of stored original images.",
+            registry=self.registry,
+        )
+        self.rendition_seconds = Histogram(
+            "imageshark_rendition_seconds",
+            "Time to make an image's renditions inside a worker, in seconds.",
+            buckets=SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self.upload_to_emit_seconds = Histogram(
+            "imageshark_upload_to_emit_seconds",
+            "Time from an upload request's arrival to its image_added being emitted, seconds.",
+            buckets=SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+
+    def route(self) -> Route:
+        """The ``GET /metrics`` route in Prometheus' text format."""
+
+        async def metrics(request: Request) -> Response:
+            return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+        return Route("/metrics", metrics, methods=["GET"])
