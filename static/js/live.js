@@ -1,0 +1,243 @@
+// The room's image list, kept live: loaded over HTTP, then updated by Socket.IO events
+// (image_added, image_removed, presence), caught up over HTTP after every (re)connect.
+//
+// Events dispatched (CustomEvent, detail as shown):
+//   "add"      {image, initial}   an image to show (each id at most once)
+//   "remove"   {id, image}        an image that was deleted
+//   "presence" {count}            people connected to the room
+//   "status"   {state, message}   "connecting" | "live" | "offline" | "error"
+//   "ready"    {}                 the first full load finished
+//
+// The server replays what a reconnecting client missed after `last_seq`, or sends a
+// `snapshot` ({seq, images}) when that is too much, or `resync_required` when it cannot tell;
+// both of the latter make this feed reconcile with the full current list.
+
+import { ApiError, fetchImagesAfter } from "./api.js";
+
+const POLL_WHILE_OFFLINE_MS = 15_000;
+const RETRY_REFUSED_MS = [2_000, 5_000, 10_000, 30_000];
+// Refusals that retrying cannot fix (the room is gone); anything else is retried.
+const PERMANENT_REFUSAL = /not found|expired|unknown|must be/i;
+
+export class RoomFeed extends EventTarget {
+  /**
+   * @param {{token: string, name: string, lastSeq?: number}} options
+   *   name: shown to others ("Wall", "Host"…); lastSeq: the room's last_seq when the page was
+   *   rendered (everything up to it is in the images list fetched afterwards).
+   */
+  constructor({ token, name, lastSeq = 0 }) {
+    super();
+    this.token = token;
+    this.name = name;
+    /** @type {Map<number, object>} id → image */
+    this.images = new Map();
+    this.removed = new Set();
+    this.lastSeq = Number(lastSeq) || 0;
+    this.socket = null;
+    this.state = "connecting";
+    this._syncing = null;
+    this._syncAgain = false;
+    this._pollTimer = null;
+    this._refusals = 0;
+  }
+
+  /** Highest image id held (0 when empty). */
+  get newestId() {
+    let newest = 0;
+    for (const id of this.images.keys()) if (id > newest) newest = id;
+    return newest;
+  }
+
+  /** Images newest first. */
+  sorted() {
+    return [...this.images.values()].sort((a, b) => b.id - a.id);
+  }
+
+  get(id) {
+    return this.images.get(Number(id)) || null;
+  }
+
+  _seen(seq) {
+    if (typeof seq === "number" && seq > this.lastSeq) this.lastSeq = seq;
+  }
+
+  /** Apply an image (from HTTP, an upload answer or an event); false if already applied. */
+  add(image, { initial = false } = {}) {
+    if (!image || typeof image.id !== "number") return false;
+    this._seen(image.seq);
+    if (this.images.has(image.id) || this.removed.has(image.id)) return false;
+    this.images.set(image.id, image);
+    this._emit("add", { image, initial });
+    return true;
+  }
+
+  /** Apply a deletion; false if the image is not shown. */
+  remove(id, seq) {
+    this._seen(seq);
+    id = Number(id);
+    this.removed.add(id);
+    const image = this.images.get(id);
+    if (!image) return false;
+    this.images.delete(id);
+    this._emit("remove", { id, image });
+    return true;
+  }
+
+  /** Load the room's images, then go live. Resolves after the first load. */
+  async start() {
+    this._setStatus("connecting");
+    try {
+      await this.sync({ initial: true });
+    } catch (error) {
+      this._emit("loaderror", { error });
+    }
+    this._emit("ready", {});
+    this._connect();
+    document.addEventListener("visibilitychange", () => {
+      // Phones freeze background tabs: catch up as soon as the page is visible again.
+      if (document.visibilityState === "visible") this.sync().catch(() => {});
+    });
+  }
+
+  /** Fetch the images newer than the newest one held. Concurrent calls are coalesced. */
+  async sync({ initial = false } = {}) {
+    if (this._syncing) {
+      this._syncAgain = true;
+      return this._syncing;
+    }
+    this._syncing = (async () => {
+      try {
+        do {
+          this._syncAgain = false;
+          await fetchImagesAfter(this.token, this.newestId, {
+            onPage: (items) => {
+              for (const image of items) this.add(image, { initial });
+            },
+          });
+        } while (this._syncAgain);
+      } finally {
+        this._syncing = null;
+      }
+    })();
+    return this._syncing;
+  }
+
+  /**
+   * Make the feed equal to `images` (the room's complete current list): add the missing,
+   * remove the ones no longer there.
+   */
+  reconcile(images, seq) {
+    const present = new Set();
+    for (const image of images) {
+      present.add(image.id);
+      this.removed.delete(image.id);
+      this.add(image);
+    }
+    for (const id of [...this.images.keys()]) {
+      if (!present.has(id)) this.remove(id);
+    }
+    this._seen(seq);
+  }
+
+  /** Fetch the complete list and reconcile with it. */
+  async resync() {
+    const images = await fetchImagesAfter(this.token, 0);
+    this.reconcile(images);
+  }
+
+  /** Change the name others see; reconnects so the server learns it. */
+  setName(name) {
+    this.name = name;
+    if (this.socket && this.socket.connected) {
+      this.socket.disconnect();
+      this.socket.connect();
+    }
+  }
+
+  _connect() {
+    if (typeof window.io !== "function") {
+      this._setStatus("error", "Live updates are unavailable (client library missing).");
+      this._startPolling();
+      return;
+    }
+    const socket = window.io({
+      path: "/socket.io",
+      transports: ["websocket", "polling"],
+      // A function, so every reconnection sends the current name and last_seq.
+      auth: (callback) => callback({ token: this.token, name: this.name, last_seq: this.lastSeq }),
+    });
+    this.socket = socket;
+
+    socket.on("connect", () => {
+      this._refusals = 0;
+      this._setStatus("live");
+      this._stopPolling();
+      this.sync().catch(() => {});
+    });
+    socket.on("disconnect", (reason) => {
+      if (reason === "io client disconnect") return;
+      if (reason === "io server disconnect") {
+        this._setStatus("error", "The server closed the live connection.");
+      } else {
+        this._setStatus("offline");
+      }
+      this._startPolling();
+    });
+    socket.on("connect_error", (error) => {
+      if (socket.active) {
+        // A transport problem: the client retries by itself.
+        this._setStatus("offline", error && error.message);
+      } else if (error && PERMANENT_REFUSAL.test(error.message || "")) {
+        // The room is gone: retrying will not help.
+        this._setStatus("error", error.message);
+        this._emit("refused", { message: error.message });
+      } else {
+        // Refused for a passing reason (e.g. the database is briefly unavailable): retry.
+        const delay = RETRY_REFUSED_MS[Math.min(this._refusals, RETRY_REFUSED_MS.length - 1)];
+        this._refusals += 1;
+        this._setStatus("offline", error && error.message);
+        setTimeout(() => {
+          if (!socket.connected) socket.connect();
+        }, delay);
+      }
+      this._startPolling();
+    });
+    socket.on("image_added", (image) => this.add(image));
+    socket.on("image_removed", (payload) => {
+      if (payload && payload.id != null) this.remove(payload.id, payload.seq);
+    });
+    socket.on("snapshot", (payload) => {
+      if (payload && Array.isArray(payload.images)) this.reconcile(payload.images, payload.seq);
+    });
+    socket.on("resync_required", () => {
+      this.resync().catch(() => {});
+    });
+    socket.on("presence", (payload) => {
+      if (payload && typeof payload.count === "number") this._emit("presence", { count: payload.count });
+    });
+  }
+
+  _startPolling() {
+    if (this._pollTimer) return;
+    this._pollTimer = setInterval(() => {
+      this.sync().catch((error) => {
+        if (error instanceof ApiError && error.status === 404) this._stopPolling();
+      });
+    }, POLL_WHILE_OFFLINE_MS);
+  }
+
+  _stopPolling() {
+    clearInterval(this._pollTimer);
+    this._pollTimer = null;
+    this._refusals = 0;
+  }
+
+  _setStatus(state, message = "") {
+    this.state = state;
+    this._emit("status", { state, message });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
