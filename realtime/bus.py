@@ -115,6 +115,10 @@ class RedisBus:
         # duplicate by seq, which delivery drops.
         if self._deliver is not None:
             await self._deliver(event)
+        if not self.subscribed.is_set():
+            # Redis is known to be down: don't make the upload wait for a connect timeout.
+            # Other replicas will read the event from the log when they catch up.
+            return False
         try:
             await self.client.publish(self.channel, event.to_json())
         except (RedisError, OSError) as exc:

@@ -55,6 +55,9 @@ class _Room:
     delivered: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     syncing: dict[str, list[RoomEvent]] = field(default_factory=dict)
+    # Clients whose replay got ahead of this replica's live delivery (it read events from the
+    # log that are committed but not yet delivered here): the seq they already have.
+    ahead: dict[str, int] = field(default_factory=dict)
     clients: set[str] = field(default_factory=set)
 
 
@@ -101,6 +104,7 @@ class LiveDelivery:
             return
         room.clients.discard(sid)
         room.syncing.pop(sid, None)
+        room.ahead.pop(sid, None)
         if not room.clients:
             del self.rooms[room_id]
 
@@ -125,6 +129,8 @@ class LiveDelivery:
         while True:
             if not buffer:
                 room.syncing.pop(sid, None)
+                if sent > room.delivered and sid in room.clients:
+                    room.ahead[sid] = sent
                 return
             event = buffer.pop(0)
             if event.seq > sent:
@@ -172,11 +178,12 @@ class LiveDelivery:
     async def _emit_to_room(self, room_id: int, room: _Room, event: RoomEvent) -> None:
         for buffer in room.syncing.values():
             buffer.append(event)
+        skip = list(room.syncing)
+        if room.ahead:
+            skip += [sid for sid, seq in room.ahead.items() if seq >= event.seq]
+            room.ahead = {sid: seq for sid, seq in room.ahead.items() if seq > event.seq}
         await self.server.emit(
-            event.kind,
-            event.payload,
-            room=room_name(room_id),
-            skip_sid=list(room.syncing) or None,
+            event.kind, event.payload, room=room_name(room_id), skip_sid=skip or None
         )
 
     async def catch_up(self) -> None:

@@ -50,7 +50,13 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise socketio.exceptions.ConnectionRefusedError(
                 "auth must be an object with the room's token: {token, name}"
             )
-        found = await self.resolve_room(auth["token"])
+        try:
+            found = await self.resolve_room(auth["token"])
+        except Exception as exc:  # database unreachable: let the client retry shortly
+            logger.warning("room lookup failed: %s", exc)
+            raise socketio.exceptions.ConnectionRefusedError(
+                "service temporarily unavailable, retry shortly"
+            ) from exc
         if found is None:
             raise socketio.exceptions.ConnectionRefusedError(
                 "room not found: the token is unknown or the room has expired"

@@ -11,20 +11,26 @@ Layout under the data folder:
 An upload writes everything into ``staging/<key>``, commits the database row, then renames the
 folder into ``media/`` (one atomic ``rename(2)``). :meth:`LocalImageStore.recover` runs at
 start-up and finishes or undoes whatever a crash interrupted: staged folders whose row exists are
-published, others removed. Blocking file-system calls run in a worker thread.
+published, others removed. Replicas may share the folder, so recovery only touches entries
+older than any upload in flight could be. Blocking file-system calls run in a worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 from anyio import to_thread
 
+STALE_AFTER_SECONDS = 3600.0
+"""Age after which an unfinished upload is certainly abandoned: a 40 MiB body at 100 kbit/s
+takes under an hour."""
 PUBLIC_RENDITIONS = frozenset({"display.jpg", "thumb.jpg"})
 ORIGINAL = "original"
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -87,6 +93,8 @@ class LocalImageStore:
 
         def work() -> None:
             folder = self.staging / key
+            if not folder.exists() and (self.media / key).exists():
+                return  # another replica's recovery published it already
             for file in folder.iterdir():
                 with open(file, "rb") as handle:
                     os.fsync(handle.fileno())
@@ -124,17 +132,33 @@ class LocalImageStore:
         return self.media / key / ORIGINAL
 
     async def recover(
-        self, committed: Callable[[Iterable[str]], Awaitable[set[str]]]
+        self,
+        committed: Callable[[Iterable[str]], Awaitable[set[str]]],
+        older_than: float = STALE_AFTER_SECONDS,
     ) -> tuple[int, int]:
         """Finish or undo uploads a crash interrupted; call once at start-up.
 
         :param committed: given storage keys, returns those that have a database row.
+        :param older_than: only entries last modified this many seconds ago or earlier are
+            touched (others may belong to an upload in flight on another replica).
         :returns: (published, removed) counts of staged folders; partial uploads are removed too.
         """
         await self.start()
+        cutoff = time.time() - older_than
+
+        def stale(paths: Iterable[Path]) -> list[Path]:
+            found = []
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime <= cutoff:
+                        found.append(path)
+            return found
 
         def listing() -> tuple[list[Path], list[str]]:
-            return list(self.uploads.iterdir()), [p.name for p in self.staging.iterdir()]
+            return (
+                stale(self.uploads.iterdir()),
+                [path.name for path in stale(self.staging.iterdir())],
+            )
 
         partial, staged = await to_thread.run_sync(listing)
         await self.discard(*partial)

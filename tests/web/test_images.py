@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -273,7 +275,15 @@ async def test_interrupted_upload_is_recovered_at_start(
     (settings.data_dir / "staging" / "orphanKey_0123456789").mkdir(parents=True)
     (settings.data_dir / "staging" / "orphanKey_0123456789" / "display.jpg").write_bytes(b"x")
     (settings.data_dir / "uploads" / "half.part").write_bytes(b"partial")
+    (settings.data_dir / "uploads" / "in-flight.part").write_bytes(b"another replica's")
+    long_ago = time.time() - 2 * 3600
+    for path in (
+        settings.data_dir / "staging" / "orphanKey_0123456789",
+        settings.data_dir / "uploads" / "half.part",
+    ):
+        os.utime(path, (long_ago, long_ago))
     async for client in _app_client(settings):
-        assert list((settings.data_dir / "uploads").iterdir()) == []
+        # Old leftovers are removed; a fresh file may be another replica's upload in flight.
+        assert [p.name for p in (settings.data_dir / "uploads").iterdir()] == ["in-flight.part"]
         assert list((settings.data_dir / "staging").iterdir()) == []
         assert (await client.http.get("/healthz")).status_code == 200

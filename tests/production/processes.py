@@ -1,0 +1,209 @@
+"""Real processes for production-mode tests: replicas (``imageshark serve``), a private Redis
+server the test can stop and restart, and a TCP proxy in front of PostgreSQL that the test can
+switch off (connections refused and cut) and on again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Process:
+    """A child process whose output is read line by line; waits for a line announcing ready."""
+
+    def __init__(self, name: str, args: list[str], ready_marker: str, env: dict[str, str]):
+        self.name = name
+        self.args = args
+        self.ready_marker = ready_marker
+        self.env = env
+        self.output: list[str] = []
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, timeout: float = 60) -> None:
+        ready = asyncio.Event()
+        self.process = await asyncio.create_subprocess_exec(
+            *self.args,
+            cwd=REPO,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            # Its own process group, so a kill takes its worker processes too, as when a
+            # container is killed.
+            start_new_session=True,
+        )
+        self._reader = asyncio.create_task(self._read(self.process, ready))
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in done:
+            waiter.cancel()
+            await self.kill()
+            tail = "\n".join(self.output[-30:])
+            raise RuntimeError(f"{self.name} did not start:\n{tail}")
+
+    async def _read(self, process: asyncio.subprocess.Process, ready: asyncio.Event) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            self.output.append(line)
+            if self.ready_marker in line:
+                ready.set()
+
+    async def stop(self) -> None:
+        """SIGTERM and wait (graceful shutdown)."""
+        await self._signal(signal.SIGTERM)
+
+    async def kill(self) -> None:
+        """SIGKILL the whole process group and wait (a crash)."""
+        await self._signal(signal.SIGKILL)
+
+    async def _signal(self, sig: int) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        if sig == signal.SIGKILL:
+            os.killpg(self.process.pid, sig)
+        else:
+            self.process.send_signal(sig)
+        try:
+            async with asyncio.timeout(30):
+                await self.process.wait()
+        except TimeoutError:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # leftover workers, if any
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+
+
+class RedisServer(_Process):
+    """A private ``redis-server`` on a free loopback port, keeping nothing on disk."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        super().__init__(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            "Ready to accept connections",
+            dict(os.environ),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class Replica(_Process):
+    """One ``imageshark serve`` process on a free loopback port.
+
+    :param env: the environment (database, Redis, data folder...) on top of this process's.
+    """
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        super().__init__(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "web.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            "Application startup complete",
+            {**os.environ, **env},
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class PostgresProxy:
+    """A TCP proxy to PostgreSQL whose :meth:`cut` refuses new connections and drops open ones.
+
+    :param target: (host, port) of the real server.
+    """
+
+    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.WriteTransport] = set()
+
+    async def restore(self) -> None:
+        """Accept and forward connections (again)."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Refuse new connections and abort every open one."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for transport in list(self._transports):
+            transport.abort()
+        self._transports.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        pair = {writer.transport, up_writer.transport}
+        self._transports |= pair  # type: ignore[arg-type]
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._transports -= pair  # type: ignore[arg-type]
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@contextlib.asynccontextmanager
+async def running(*processes: _Process) -> AsyncIterator[None]:
+    """Start processes together; stop (SIGTERM) whatever is still running at the end."""
+    try:
+        await asyncio.gather(*(process.start() for process in processes))
+        yield
+    finally:
+        await asyncio.gather(*(process.stop() for process in processes))
