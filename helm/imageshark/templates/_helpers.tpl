@@ -1,0 +1,214 @@
+{{/*
+Helpers of the imageshark chart. Every name starts with "imageshark." so that a parent chart's
+helpers never collide with these.
+*/}}
+
+{{/* Chart name, or nameOverride. */}}
+{{- define "imageshark.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name of the release's resources: fullnameOverride, or "<release>-<name>" (just the release
+name when it already contains the chart name). At most 63 characters (DNS label).
+*/}}
+{{- define "imageshark.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "name-version" for the helm.sh/chart label. */}}
+{{- define "imageshark.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels naming the release's objects (the migration Job and test Pod carry them too). */}}
+{{- define "imageshark.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "imageshark.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/*
+Labels that select the app pods (Deployment, Service, PodDisruptionBudget, spread constraints).
+The component keeps the migration Job's and the test's pods out of the Service. Never change
+them: a Deployment's selector is immutable.
+*/}}
+{{- define "imageshark.serverSelectorLabels" -}}
+{{ include "imageshark.selectorLabels" . }}
+app.kubernetes.io/component: server
+{{- end -}}
+
+{{/* Standard app.kubernetes.io labels of every resource, plus commonLabels. */}}
+{{- define "imageshark.labels" -}}
+helm.sh/chart: {{ include "imageshark.chart" . }}
+{{ include "imageshark.selectorLabels" . }}
+app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | toString | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: imageshark
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* commonAnnotations merged with a resource's own annotations (given as "extra"). */}}
+{{/* Use as: {{- with (include "imageshark.annotations" (dict "context" $ "extra" ...)) }}{{ . | nindent 2 }}{{- end }} */}}
+{{- define "imageshark.annotations" -}}
+{{- $merged := merge (deepCopy (.extra | default dict)) (deepCopy (.context.Values.commonAnnotations | default dict)) -}}
+{{- with $merged -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the ServiceAccount the pods use. */}}
+{{- define "imageshark.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "imageshark.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image reference: registry/repository, then @digest or :tag (default: appVersion). */}}
+{{- define "imageshark.image" -}}
+{{- $repository := .Values.image.repository -}}
+{{- if .Values.image.registry -}}
+{{- $repository = printf "%s/%s" .Values.image.registry .Values.image.repository -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when an external PostgreSQL is configured (URL in values or an existing Secret). */}}
+{{- define "imageshark.externalDatabase" -}}
+{{- if or .Values.database.url .Values.database.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when a Redis is configured. */}}
+{{- define "imageshark.redisConfigured" -}}
+{{- if or .Values.redis.url .Values.redis.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the Secret the chart renders for URLs given in values. */}}
+{{- define "imageshark.secretName" -}}
+{{- include "imageshark.fullname" . -}}
+{{- end -}}
+
+{{/* "true" when the chart must render its own Secret (some URL given in values, not by existingSecret). */}}
+{{- define "imageshark.renderSecret" -}}
+{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.redis.url (not .Values.redis.existingSecret)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret name and key holding DATABASE_URL. */}}
+{{- define "imageshark.databaseSecretName" -}}
+{{- default (include "imageshark.secretName" .) .Values.database.existingSecret -}}
+{{- end -}}
+{{- define "imageshark.databaseSecretKey" -}}
+{{- if .Values.database.existingSecret -}}{{ .Values.database.existingSecretKey }}{{- else -}}database-url{{- end -}}
+{{- end -}}
+
+{{/* The Secret name and key holding REDIS_URL. */}}
+{{- define "imageshark.redisSecretName" -}}
+{{- default (include "imageshark.secretName" .) .Values.redis.existingSecret -}}
+{{- end -}}
+{{- define "imageshark.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret -}}{{ .Values.redis.existingSecretKey }}{{- else -}}redis-url{{- end -}}
+{{- end -}}
+
+{{/* "true" when the migration hook Job is rendered: enabled, and an external database. */}}
+{{- define "imageshark.migrationJob" -}}
+{{- if and .Values.migrations.job.enabled (include "imageshark.externalDatabase" .) -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when more than one pod may run at once (replicaCount > 1 or autoscaling). */}}
+{{- define "imageshark.multiReplica" -}}
+{{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the PersistentVolumeClaim of the image volume. */}}
+{{- define "imageshark.claimName" -}}
+{{- default (printf "%s-data" (include "imageshark.fullname" .)) .Values.persistence.existingClaim -}}
+{{- end -}}
+
+{{/* "true" when the image volume can be mounted by one node only (a created RWO/RWOP claim). */}}
+{{- define "imageshark.singleWriterVolume" -}}
+{{- if and .Values.persistence.enabled (not .Values.persistence.existingClaim) (ne .Values.persistence.accessMode "ReadWriteMany") -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+DATABASE_URL and REDIS_URL from their Secrets, as container env entries (nothing for what is not
+configured: the app then uses SQLite / in-process broadcast).
+*/}}
+{{- define "imageshark.secretEnv" -}}
+{{- if include "imageshark.externalDatabase" . }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "imageshark.databaseSecretName" . }}
+      key: {{ include "imageshark.databaseSecretKey" . }}
+{{- end }}
+{{- if include "imageshark.redisConfigured" . }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "imageshark.redisSecretName" . }}
+      key: {{ include "imageshark.redisSecretKey" . }}
+{{- end }}
+{{- end -}}
+
+{{/* Restricted container securityContext, shared by the app, the migration Job and the test Pod. */}}
+{{- define "imageshark.containerSecurityContext" -}}
+{{- toYaml .Values.containerSecurityContext }}
+{{- end -}}
+
+{{/*
+Refuse values that would deploy something broken, with a message saying what to change.
+Called from every template that matters, so `helm template` and `helm install` both fail early.
+*/}}
+{{- define "imageshark.validateValues" -}}
+{{- $errors := list -}}
+{{- $multi := include "imageshark.multiReplica" . -}}
+{{- $replicas := ternary (printf "autoscaling up to %d replicas" (int .Values.autoscaling.maxReplicas)) (printf "replicaCount: %d" (int .Values.replicaCount)) (not (not .Values.autoscaling.enabled)) -}}
+{{- if $multi -}}
+{{- if not (include "imageshark.redisConfigured" .) -}}
+{{- $errors = append $errors (printf "%s needs Redis to broadcast photos between replicas: set redis.url or redis.existingSecret (or use replicaCount: 1 without autoscaling)." $replicas) -}}
+{{- end -}}
+{{- if not (include "imageshark.externalDatabase" .) -}}
+{{- $errors = append $errors (printf "%s needs an external PostgreSQL: the embedded SQLite database works for one replica only. Set database.url or database.existingSecret." $replicas) -}}
+{{- end -}}
+{{- if not .Values.persistence.enabled -}}
+{{- $errors = append $errors (printf "%s needs shared image storage, but persistence.enabled is false (each pod would keep its own emptyDir). Enable persistence with accessMode: ReadWriteMany or an RWX existingClaim." $replicas) -}}
+{{- else if include "imageshark.singleWriterVolume" . -}}
+{{- $errors = append $errors (printf "%s needs image storage every replica can write, but persistence.accessMode is %s. Use persistence.accessMode: ReadWriteMany with a storageClass that supports it, or an RWX persistence.existingClaim." $replicas .Values.persistence.accessMode) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.database.url .Values.database.existingSecret -}}
+{{- $errors = append $errors "database.url and database.existingSecret are both set: keep one (the URL belongs in the Secret)." -}}
+{{- end -}}
+{{- if and .Values.redis.url .Values.redis.existingSecret -}}
+{{- $errors = append $errors "redis.url and redis.existingSecret are both set: keep one (the URL belongs in the Secret)." -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
+{{- $errors = append $errors (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d)." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
+{{- end -}}
+{{- if and .Values.autoscaling.enabled (not .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.targetMemoryUtilizationPercentage) -}}
+{{- $errors = append $errors "autoscaling.enabled needs a target: set autoscaling.targetCPUUtilizationPercentage and/or autoscaling.targetMemoryUtilizationPercentage." -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
+{{- $errors = append $errors "ingress.enabled needs at least one entry in ingress.hosts." -}}
+{{- end -}}
+{{- if $errors -}}
+{{- fail (printf "\n\nimageshark: invalid values:\n  - %s\n" (join "\n  - " $errors)) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,1 @@
+"""Deployment files: Dockerfile, docker-compose.yml and the Helm chart, checked offline."""

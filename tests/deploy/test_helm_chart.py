@@ -1,0 +1,856 @@
+"""The Helm chart, checked without a cluster: strict lint, rendering of the default values and of
+every ``ci/*-values.yaml`` profile, Kubernetes 1.30 schema validation in strict mode, the values
+schema and ``imageshark.validateValues``, and the properties a working deployment depends on
+(probes, security context, sticky sessions, migration hook, Secrets).
+
+Tools: ``helm-python-sdk`` (Helm's Go SDK as a library; no ``helm`` binary needed) and
+``kubernetes-validate``. A missing tool fails the import, never skips.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "imageshark"
+KUBE_VERSION = "1.30.0"
+RELEASE = "photos"
+NAMESPACE = "events"
+FULLNAME = f"{RELEASE}-imageshark"
+
+PROFILE_FILES = {path.name: path for path in sorted((CHART / "ci").glob("*-values.yaml"))}
+PROFILES = ["default", *PROFILE_FILES]
+
+# Kinds the chart may render, and whether they come with a schema in kubernetes-validate.
+CRD_KINDS = {"ServiceMonitor"}
+
+# The fields of monitoring.coreos.com/v1 ServiceMonitor the chart uses, from the Prometheus
+# Operator's CRD, strict (kubernetes-validate ships no CRD schemas).
+SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "additionalProperties": False,
+            "properties": {
+                "namespaceSelector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "any": {"type": "boolean"},
+                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "matchLabels": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                        "matchExpressions": {"type": "array"},
+                    },
+                },
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering helpers
+
+
+def profile_values(profile: str) -> dict[str, Any]:
+    """User values of a profile: ``{}`` for the chart defaults, else a ci/*-values.yaml file."""
+    if profile == "default":
+        return {}
+    loaded = yaml.safe_load(PROFILE_FILES[profile].read_text())
+    assert isinstance(loaded, dict), profile
+    return loaded
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in, recursively for mappings (like ``helm -f a -f b``)."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm_python.Chart]:
+    with helm_python.Chart.load(CHART) as loaded:
+        yield loaded
+
+
+class Release:
+    """One offline render: the manifests by template, parsed, plus NOTES.txt."""
+
+    def __init__(self, rendered: dict[str, str]) -> None:
+        self.notes = next((text for name, text in rendered.items() if name.endswith("NOTES.txt")))
+        self.documents: list[dict[str, Any]] = []
+        for name, text in sorted(rendered.items()):
+            if not name.endswith(".yaml"):
+                continue
+            for document in yaml.safe_load_all(text):
+                if document:
+                    assert isinstance(document, dict), f"{name} renders a non-mapping"
+                    self.documents.append(document)
+
+    def names(self) -> set[str]:
+        return {f"{doc['kind']}/{doc['metadata']['name']}" for doc in self.documents}
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [doc for doc in self.documents if doc["kind"] == kind]
+
+    def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
+        matches = [doc for doc in self.all(kind) if name is None or doc["metadata"]["name"] == name]
+        assert len(matches) == 1, f"expected one {kind} {name or ''}, got {self.names()}"
+        return matches[0]
+
+    def has(self, kind: str) -> bool:
+        return bool(self.all(kind))
+
+    def pod_specs(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(``Kind/name``, pod spec) of every workload: Deployment, Job, bare Pod."""
+        for doc in self.documents:
+            name = f"{doc['kind']}/{doc['metadata']['name']}"
+            if doc["kind"] in ("Deployment", "Job"):
+                yield name, doc["spec"]["template"]["spec"]
+            elif doc["kind"] == "Pod":
+                yield name, doc["spec"]
+
+
+def render(chart: helm_python.Chart, values: dict[str, Any]) -> Release:
+    return Release(chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True))
+
+
+def render_error(chart: helm_python.Chart, values: dict[str, Any]) -> str:
+    """The message of a render that must fail."""
+    with pytest.raises(helm_python.HelmError) as failure:
+        chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return str(failure.value)
+
+
+@pytest.fixture(scope="module")
+def releases(chart: helm_python.Chart) -> dict[str, Release]:
+    return {profile: render(chart, profile_values(profile)) for profile in PROFILES}
+
+
+def container(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
+    matches: list[dict[str, Any]] = [c for c in pod_spec["containers"] if c["name"] == name]
+    assert len(matches) == 1, [c["name"] for c in pod_spec["containers"]]
+    return matches[0]
+
+
+def app_container(release: Release) -> dict[str, Any]:
+    return container(release.one("Deployment")["spec"]["template"]["spec"], "imageshark")
+
+
+def env_of(cont: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in cont.get("env", [])}
+
+
+def config_map(release: Release) -> dict[str, str]:
+    data: dict[str, str] = release.one("ConfigMap", FULLNAME)["data"]
+    assert all(isinstance(value, str) for value in data.values()), data
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# lint, render, schema validation
+
+
+def test_ci_profiles_cover_the_three_deployment_shapes() -> None:
+    assert {
+        "single-replica-values.yaml",
+        "external-ha-values.yaml",
+        "autoscaling-values.yaml",
+    } <= set(PROFILE_FILES)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_lint_is_clean_in_strict_mode(profile: str) -> None:
+    report = helm_python.lint(
+        CHART, profile_values(profile) or None, strict=True, kube_version=f"v{KUBE_VERSION}"
+    )
+    assert report["total_charts_linted"] == 1, report
+    assert report["errors"] == [], report
+    # Severity: 1 info, 2 warning, 3 error. Strict mode fails on warnings; the one info
+    # message Helm gives is "icon is recommended".
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert problems == [], problems
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_manifest_validates_against_kubernetes_1_30_strict(
+    releases: dict[str, Release], profile: str
+) -> None:
+    release = releases[profile]
+    assert release.documents
+    for doc in release.documents:
+        where = f"{profile}: {doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] in CRD_KINDS:
+            jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+            continue
+        try:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            pytest.fail(f"{where}: no Kubernetes {KUBE_VERSION} schema for {doc['apiVersion']}")
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{where}: {'.'.join(map(str, error.path))}: {error.message}")
+        assert doc["metadata"].get("namespace") in (None, NAMESPACE), where
+
+
+def test_strict_validation_catches_a_misspelled_field(releases: dict[str, Release]) -> None:
+    """Control: the validator above really is strict (unknown fields fail)."""
+    deployment = copy.deepcopy(releases["default"].one("Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
+
+
+EXPECTED_RESOURCES = {
+    "default": {
+        f"ConfigMap/{FULLNAME}",
+        f"Deployment/{FULLNAME}",
+        f"PersistentVolumeClaim/{FULLNAME}-data",
+        f"Pod/{FULLNAME}-test-connection",
+        f"PodDisruptionBudget/{FULLNAME}",
+        f"Service/{FULLNAME}",
+        f"ServiceAccount/{FULLNAME}",
+    },
+    "single-replica-values.yaml": {
+        f"ConfigMap/{FULLNAME}",
+        f"Deployment/{FULLNAME}",
+        f"Ingress/{FULLNAME}",
+        f"PersistentVolumeClaim/{FULLNAME}-data",
+        f"Pod/{FULLNAME}-test-connection",
+        f"PodDisruptionBudget/{FULLNAME}",
+        f"Service/{FULLNAME}",
+        f"ServiceAccount/{FULLNAME}",
+    },
+    "external-ha-values.yaml": {
+        f"ConfigMap/{FULLNAME}",
+        f"Deployment/{FULLNAME}",
+        f"Ingress/{FULLNAME}",
+        f"Job/{FULLNAME}-migrate",
+        f"PersistentVolumeClaim/{FULLNAME}-data",
+        f"Pod/{FULLNAME}-test-connection",
+        f"PodDisruptionBudget/{FULLNAME}",
+        f"Service/{FULLNAME}",
+        f"ServiceAccount/{FULLNAME}",
+    },
+    "autoscaling-values.yaml": {
+        f"ConfigMap/{FULLNAME}",
+        f"Deployment/{FULLNAME}",
+        f"HorizontalPodAutoscaler/{FULLNAME}",
+        f"Job/{FULLNAME}-migrate",
+        f"Pod/{FULLNAME}-test-connection",
+        f"PodDisruptionBudget/{FULLNAME}",
+        f"Secret/{FULLNAME}",
+        f"Secret/{FULLNAME}-migrate",
+        f"Service/{FULLNAME}",
+        f"ServiceAccount/{FULLNAME}",
+        f"ServiceMonitor/{FULLNAME}",
+    },
+}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_rendered_resources(releases: dict[str, Release], profile: str) -> None:
+    assert releases[profile].names() == EXPECTED_RESOURCES[profile]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_standard_labels_on_every_resource(releases: dict[str, Release], profile: str) -> None:
+    for doc in releases[profile].documents:
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "imageshark"
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/version"]
+        assert labels["helm.sh/chart"].startswith("imageshark-")
+
+
+# ---------------------------------------------------------------------------------------------
+# pods: probes, security, shutdown
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_probes(releases: dict[str, Release], profile: str) -> None:
+    app = app_container(releases[profile])
+    assert app["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert app["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert app["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert app["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert app["args"] == ["serve"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_restricted_security_context_on_every_pod(
+    releases: dict[str, Release], profile: str
+) -> None:
+    pods = list(releases[profile].pod_specs())
+    assert pods
+    for name, pod in pods:
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] >= 10000, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for cont in pod["containers"]:
+            context = cont["securityContext"]
+            assert context["runAsNonRoot"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            assert context.get("privileged", False) is False, name
+            assert {"cpu", "memory"} <= set(cont["resources"]["requests"]), name
+            assert {"cpu", "memory"} <= set(cont["resources"]["limits"]), name
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_writable_paths_are_volumes(releases: dict[str, Release], profile: str) -> None:
+    """With a read-only root filesystem, /tmp is an emptyDir and /data the image volume."""
+    release = releases[profile]
+    pod = release.one("Deployment")["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in app_container(release)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    data = volumes[mounts["/data"]]
+    values = profile_values(profile)
+    claim = values.get("persistence", {}).get("existingClaim") or f"{FULLNAME}-data"
+    assert data["persistentVolumeClaim"] == {"claimName": claim}
+    assert config_map(release)["IMAGESHARK_DATA_DIR"] == "/data"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_graceful_shutdown_outlasts_the_upload_drain(
+    releases: dict[str, Release], profile: str
+) -> None:
+    """uvicorn drains in-flight requests for 30 s after SIGTERM, after the preStop sleep."""
+    release = releases[profile]
+    pod = release.one("Deployment")["spec"]["template"]["spec"]
+    pre_stop = app_container(release)["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    assert pod["terminationGracePeriodSeconds"] > 30 + int(pre_stop[1])
+
+
+def test_update_strategy_follows_the_volume(releases: dict[str, Release]) -> None:
+    single = releases["default"].one("Deployment")["spec"]
+    assert single["strategy"] == {"type": "Recreate"}
+    assert single["replicas"] == 1
+    shared = releases["external-ha-values.yaml"].one("Deployment")["spec"]
+    assert shared["replicas"] == 3
+    assert shared["strategy"]["type"] == "RollingUpdate"
+    assert shared["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration, Secrets, migrations
+
+
+def test_embedded_default_has_no_secret_and_migrates_on_start(
+    releases: dict[str, Release],
+) -> None:
+    release = releases["default"]
+    assert not release.has("Secret")
+    assert not release.has("Job")
+    env = env_of(app_container(release))
+    assert "DATABASE_URL" not in env and "REDIS_URL" not in env
+    data = config_map(release)
+    assert data["IMAGESHARK_MIGRATE_ON_START"] == "true"
+    assert data["IMAGESHARK_LOG_FORMAT"] == "json"
+    assert data["IMAGESHARK_HOST"] == "0.0.0.0"
+
+
+def test_existing_secrets_are_used_instead_of_a_rendered_secret(
+    releases: dict[str, Release],
+) -> None:
+    release = releases["external-ha-values.yaml"]
+    assert not release.has("Secret")
+    env = env_of(app_container(release))
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "imageshark-postgres",
+        "key": "url",
+    }
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "imageshark-redis",
+        "key": "url",
+    }
+    job = release.one("Job", f"{FULLNAME}-migrate")
+    job_env = env_of(container(job["spec"]["template"]["spec"], "migrate"))
+    assert job_env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "imageshark-postgres",
+        "key": "url",
+    }
+    # No URL, password or Secret payload anywhere in the rendered manifests.
+    assert "postgresql://" not in json.dumps(release.documents)
+
+
+def test_urls_from_values_go_into_secrets(releases: dict[str, Release]) -> None:
+    release = releases["autoscaling-values.yaml"]
+    values = profile_values("autoscaling-values.yaml")
+    secret = release.one("Secret", FULLNAME)
+    decoded = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert decoded == {
+        "database-url": values["database"]["url"],
+        "redis-url": values["redis"]["url"],
+    }
+    env = env_of(app_container(release))
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": FULLNAME,
+        "key": "database-url",
+    }
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "redis-url"}
+    assert "s3cret" not in json.dumps(release.one("Deployment"))
+    assert "s3cret" not in json.dumps(release.one("ConfigMap"))
+
+
+@pytest.mark.parametrize("profile", ["external-ha-values.yaml", "autoscaling-values.yaml"])
+def test_migration_job_is_a_pre_install_and_pre_upgrade_hook(
+    releases: dict[str, Release], profile: str
+) -> None:
+    release = releases[profile]
+    job = release.one("Job", f"{FULLNAME}-migrate")
+    annotations = job["metadata"]["annotations"]
+    assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert container(pod, "migrate")["args"] == ["migrate"]
+    assert config_map(release)["IMAGESHARK_MIGRATE_ON_START"] == "false"
+    # Hooks run before the release's ordinary resources: the Job may not depend on them.
+    assert "serviceAccountName" not in pod
+    secret_ref = env_of(container(pod, "migrate"))["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    if profile == "autoscaling-values.yaml":
+        hook_secret = release.one("Secret", secret_ref["name"])
+        hook = hook_secret["metadata"]["annotations"]
+        assert hook["helm.sh/hook"] == annotations["helm.sh/hook"]
+        assert int(hook["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+        assert "helm.sh/hook" not in release.one("Secret", FULLNAME)["metadata"].get(
+            "annotations", {}
+        )
+
+
+def test_migration_job_can_be_turned_off(chart: helm_python.Chart) -> None:
+    values = deep_merge(
+        profile_values("external-ha-values.yaml"), {"migrations": {"job": {"enabled": False}}}
+    )
+    release = render(chart, values)
+    assert not release.has("Job")
+    assert config_map(release)["IMAGESHARK_MIGRATE_ON_START"] == "true"
+
+
+def test_config_values_reach_the_environment(releases: dict[str, Release]) -> None:
+    data = config_map(releases["external-ha-values.yaml"])
+    assert data["IMAGESHARK_PUBLIC_BASE_URL"] == "https://photos.example.test"
+    assert data["IMAGESHARK_REDIS_PREFIX"] == "photos-prod"
+    assert data["IMAGESHARK_ROOM_TTL_HOURS"] == "72"
+    assert data["IMAGESHARK_MAX_UPLOAD_BYTES"] == "41943040"
+    assert "IMAGESHARK_PUBLIC_BASE_URL" not in config_map(releases["default"])
+    image = app_container(releases["external-ha-values.yaml"])["image"]
+    assert image == "registry.example.test/events/imageshark:0.1.0"
+
+
+# ---------------------------------------------------------------------------------------------
+# traffic: Service, Ingress, autoscaling, disruptions, metrics
+
+
+def test_ingress_has_affinity_websocket_and_body_size_annotations(
+    releases: dict[str, Release],
+) -> None:
+    release = releases["external-ha-values.yaml"]
+    ingress = release.one("Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert annotations["nginx.ingress.kubernetes.io/affinity-mode"] == "persistent"
+    assert annotations["nginx.ingress.kubernetes.io/session-cookie-name"]
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
+    body = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
+    parsed = re.fullmatch(r"(\d+)([kmg]?)", body.lower())
+    assert parsed, body
+    number, unit = parsed.groups()
+    limit = int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    assert limit > int(config_map(release)["IMAGESHARK_MAX_UPLOAD_BYTES"])
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [
+        {"hosts": ["photos.example.test"], "secretName": "photos-example-test-tls"}
+    ]
+    (rule,) = spec["rules"]
+    assert rule["host"] == "photos.example.test"
+    (path,) = rule["http"]["paths"]
+    assert path["backend"]["service"] == {"name": FULLNAME, "port": {"name": "http"}}
+
+
+def test_ingress_annotations_override_the_nginx_defaults(chart: helm_python.Chart) -> None:
+    values = deep_merge(
+        profile_values("single-replica-values.yaml"),
+        {"ingress": {"annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "7200"}}},
+    )
+    annotations = render(chart, values).one("Ingress")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "7200"
+    other = deep_merge(values, {"ingress": {"nginxDefaults": False, "className": "traefik"}})
+    annotations = render(chart, other).one("Ingress")["metadata"].get("annotations", {})
+    assert annotations == {"nginx.ingress.kubernetes.io/proxy-read-timeout": "7200"}
+
+
+def test_service_client_ip_affinity_option(releases: dict[str, Release]) -> None:
+    default = releases["default"].one("Service")["spec"]
+    assert default["sessionAffinity"] == "None"
+    sticky = releases["autoscaling-values.yaml"].one("Service")["spec"]
+    assert sticky["sessionAffinity"] == "ClientIP"
+    assert sticky["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 3600
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_service_and_pdb_select_only_the_app_pods(
+    releases: dict[str, Release], profile: str
+) -> None:
+    release = releases[profile]
+    selector = release.one("Service")["spec"]["selector"]
+    pdb = release.one("PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["selector"]["matchLabels"] == selector
+    deployment = release.one("Deployment")
+    assert deployment["spec"]["selector"]["matchLabels"] == selector
+    for name, _ in release.pod_specs():
+        kind, _, _ = name.partition("/")
+        doc = next(d for d in release.documents if f"{d['kind']}/{d['metadata']['name']}" == name)
+        labels = (
+            doc["metadata"]["labels"]
+            if kind == "Pod"
+            else doc["spec"]["template"]["metadata"]["labels"]
+        )
+        selected = all(labels.get(key) == value for key, value in selector.items())
+        assert selected == (kind == "Deployment"), name
+
+
+def test_autoscaling(releases: dict[str, Release]) -> None:
+    release = releases["autoscaling-values.yaml"]
+    hpa = release.one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": FULLNAME,
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 8)
+    metrics = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["spec"]["metrics"]}
+    assert metrics == {
+        "cpu": {"type": "Utilization", "averageUtilization": 60},
+        "memory": {"type": "Utilization", "averageUtilization": 80},
+    }
+    # The HPA owns the replica count; a fixed one would fight it on every upgrade.
+    assert "replicas" not in release.one("Deployment")["spec"]
+
+
+def test_service_monitor(releases: dict[str, Release]) -> None:
+    assert not releases["default"].has("ServiceMonitor")
+    release = releases["autoscaling-values.yaml"]
+    monitor = release.one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
+    service_labels = release.one("Service")["metadata"]["labels"]
+    for key, value in monitor["spec"]["selector"]["matchLabels"].items():
+        assert service_labels[key] == value
+
+
+def test_connection_test_hook(releases: dict[str, Release]) -> None:
+    pod = releases["default"].one("Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    cont = pod["spec"]["containers"][0]
+    script = " ".join(cont["command"])
+    assert script.index("/healthz") < script.index("/readyz")
+    assert cont["args"] == [f"http://{FULLNAME}:80"]
+
+
+def test_notes_tell_how_to_reach_the_room_page(releases: dict[str, Release]) -> None:
+    assert "kubectl port-forward" in releases["default"].notes
+    assert "https://photos.example.test/" in releases["external-ha-values.yaml"].notes
+    assert "http://photos.example.test/" in releases["single-replica-values.yaml"].notes
+    assert "/r/<room token>" in releases["external-ha-values.yaml"].notes
+
+
+def test_readme_production_example_renders(chart: helm_python.Chart) -> None:
+    """The chart README's `helm install --set ...` for production (hosts[0] without paths)."""
+    release = render(
+        chart,
+        {
+            "image": {"repository": "registry.example.org/imageshark"},
+            "replicaCount": 3,
+            "persistence": {"accessMode": "ReadWriteMany", "storageClass": "nfs-client"},
+            "database": {"existingSecret": "imageshark-db"},
+            "redis": {"existingSecret": "imageshark-redis"},
+            "ingress": {"enabled": True, "hosts": [{"host": "photos.example.org"}]},
+            "config": {"publicBaseUrl": "https://photos.example.org"},
+        },
+    )
+    env = env_of(app_container(release))
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "database-url"
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"] == "redis-url"
+    (path,) = release.one("Ingress")["spec"]["rules"][0]["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    for doc in release.documents:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# refusing bad values: values.schema.json and imageshark.validateValues
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"replicaCount": "three"}, "/replicaCount"),
+        ({"replicaCuont": 3}, "replicaCuont"),
+        ({"persistence": {"accessMode": "ReadWriteSometimes"}}, "/persistence/accessMode"),
+        ({"service": {"sessionAffinity": "Cookie"}}, "/service/sessionAffinity"),
+        ({"config": {"logFormat": "xml"}}, "/config/logFormat"),
+        ({"database": {"url": "mysql://db/imageshark"}}, "/database/url"),
+        ({"terminationGracePeriodSeconds": 10}, "/terminationGracePeriodSeconds"),
+    ],
+)
+def test_schema_rejects_bad_values(
+    chart: helm_python.Chart, values: dict[str, Any], fragment: str
+) -> None:
+    message = render_error(chart, values)
+    assert "schema" in message and fragment in message, message
+
+
+def test_schema_is_self_contained_draft_07() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    refs = re.findall(r'"\$ref":\s*"([^"]*)"', (CHART / "values.schema.json").read_text())
+    assert refs and all(ref.startswith("#/") for ref in refs), refs
+    assert "$id" not in schema
+    # The chart's own defaults satisfy it.
+    jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
+
+
+MULTI_OK = {
+    "database": {"existingSecret": "db"},
+    "redis": {"existingSecret": "redis"},
+    "persistence": {"accessMode": "ReadWriteMany"},
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "fragments"),
+    [
+        pytest.param(
+            {"replicaCount": 2, "database": {"url": "postgresql://u:p@db/x"}},
+            ["replicaCount: 2 needs Redis", "ReadWriteOnce"],
+            id="replicas-without-redis",
+        ),
+        pytest.param(
+            {
+                "autoscaling": {"enabled": True},
+                **{k: v for k, v in MULTI_OK.items() if k != "redis"},
+            },
+            ["autoscaling up to 6 replicas needs Redis", "redis.existingSecret"],
+            id="autoscaling-without-redis",
+        ),
+        pytest.param(
+            {**MULTI_OK, "replicaCount": 3, "persistence": {"accessMode": "ReadWriteOnce"}},
+            ["needs image storage every replica can write", "ReadWriteMany"],
+            id="replicas-on-rwo",
+        ),
+        pytest.param(
+            {**MULTI_OK, "replicaCount": 3, "database": {}},
+            ["needs an external PostgreSQL", "embedded SQLite"],
+            id="replicas-on-sqlite",
+        ),
+        pytest.param(
+            {**MULTI_OK, "replicaCount": 2, "persistence": {"enabled": False}},
+            ["persistence.enabled is false"],
+            id="replicas-on-emptydir",
+        ),
+        pytest.param(
+            {"database": {"url": "postgresql://u:p@db/x", "existingSecret": "db"}},
+            ["database.url and database.existingSecret are both set"],
+            id="url-and-secret",
+        ),
+        pytest.param(
+            {**MULTI_OK, "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}},
+            ["autoscaling.minReplicas (5) is above autoscaling.maxReplicas (3)"],
+            id="min-above-max",
+        ),
+    ],
+)
+def test_validate_values_refuses_broken_setups(
+    chart: helm_python.Chart, values: dict[str, Any], fragments: list[str]
+) -> None:
+    message = render_error(chart, values)
+    assert "imageshark: invalid values" in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_multi_replica_with_everything_configured_renders(chart: helm_python.Chart) -> None:
+    release = render(chart, {**MULTI_OK, "replicaCount": 2})
+    assert release.one("Deployment")["spec"]["replicas"] == 2
+    claim = release.one("PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+# ---------------------------------------------------------------------------------------------
+# chart hygiene: documented values, helper names
+
+
+def _leaf_keys(node: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted paths of the documented units of values.yaml: scalars, lists and empty maps."""
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _leaf_keys(value, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip(".")
+
+
+# Maps documented as one value (free-form Kubernetes fields), not key by key.
+DOCUMENTED_AS_A_WHOLE = {"lifecycle", "updateStrategy", "autoscaling.behavior"}
+
+
+def test_every_value_is_documented() -> None:
+    text = (CHART / "values.yaml").read_text()
+    documented = re.findall(r"^\s*## @param (\S+) \S", text, flags=re.MULTILINE)
+    assert len(documented) == len(set(documented)), "a value is documented twice"
+    values = yaml.safe_load(text)
+    leaves = set()
+    for leaf in _leaf_keys(values):
+        whole = next(
+            (w for w in DOCUMENTED_AS_A_WHOLE if leaf == w or leaf.startswith(w + ".")), None
+        )
+        leaves.add(whole or leaf)
+    assert leaves - set(documented) == set(), "values without ## @param"
+    assert set(documented) - leaves == set(), "## @param for values that do not exist"
+    readme = (CHART / "README.md").read_text()
+    missing = [key for key in documented if f"| `{key}` |" not in readme]
+    assert missing == [], "values missing from the chart README's parameter tables"
+
+
+def test_helpers_are_prefixed_with_the_chart_name() -> None:
+    defines = []
+    for template in (CHART / "templates").rglob("*"):
+        if template.is_file():
+            defines += re.findall(r'\{\{-?\s*define\s+"([^"]+)"', template.read_text())
+    assert "imageshark.validateValues" in defines
+    assert [name for name in defines if not name.startswith("imageshark.")] == []
+
+
+def test_every_optional_knob_renders_valid_manifests(chart: helm_python.Chart) -> None:
+    """Overrides, extra env/volumes, scheduling, NodePort, digest, a pre-existing
+    ServiceAccount: still valid Kubernetes 1.30 objects, with the overrides applied."""
+    values = deep_merge(
+        profile_values("external-ha-values.yaml"),
+        {
+            "fullnameOverride": "shark",
+            "commonLabels": {"team": "events"},
+            "commonAnnotations": {"owner": "events@example.test"},
+            "image": {"digest": "sha256:" + "ab" * 32},
+            "imagePullSecrets": [{"name": "regcred"}],
+            "serviceAccount": {"create": False, "name": "events-apps"},
+            "priorityClassName": "events-high",
+            "nodeSelector": {"kubernetes.io/arch": "amd64"},
+            "tolerations": [{"key": "events", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {
+                "podAntiAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 100,
+                            "podAffinityTerm": {
+                                "topologyKey": "kubernetes.io/hostname",
+                                "labelSelector": {
+                                    "matchLabels": {"app.kubernetes.io/name": "imageshark"}
+                                },
+                            },
+                        }
+                    ]
+                }
+            },
+            "podAnnotations": {"example.test/scrape": "true"},
+            "podLabels": {"tier": "web"},
+            "extraEnv": [{"name": "IMAGESHARK_LOG_LEVEL", "value": "DEBUG"}],
+            "extraEnvFrom": [{"secretRef": {"name": "more-settings"}}],
+            "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+            "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+            "service": {"type": "NodePort", "nodePort": 30080},
+            "persistence": {"storageClass": "-"},
+            "updateStrategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1},
+            },
+            "autoscaling": {
+                "enabled": True,
+                "targetCPUUtilizationPercentage": None,
+                "targetMemoryUtilizationPercentage": 75,
+            },
+            "podDisruptionBudget": {"maxUnavailable": "25%"},
+            "metrics": {"serviceMonitor": {"enabled": True, "namespace": "monitoring"}},
+        },
+    )
+    release = render(chart, values)
+    for doc in release.documents:
+        if doc["kind"] in CRD_KINDS:
+            jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+        else:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        assert doc["metadata"]["name"].startswith("shark")
+        assert doc["metadata"]["labels"]["team"] == "events"
+    deployment = release.one("Deployment", "shark")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "events-apps"
+    assert container(pod, "imageshark")["image"].endswith("@sha256:" + "ab" * 32)
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
+    assert deployment["metadata"]["annotations"]["owner"] == "events@example.test"
+    assert release.one("Service")["spec"]["ports"][0]["nodePort"] == 30080
+    assert release.one("PersistentVolumeClaim")["spec"]["storageClassName"] == ""
+    assert release.one("ServiceMonitor")["metadata"]["namespace"] == "monitoring"
+    job_pod = release.one("Job")["spec"]["template"]["spec"]
+    assert job_pod["serviceAccountName"] == "events-apps"  # exists before the hook runs
+    metrics = release.one("HorizontalPodAutoscaler")["spec"]["metrics"]
+    assert [m["resource"]["name"] for m in metrics] == ["memory"]
