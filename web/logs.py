@@ -24,6 +24,12 @@ def _add_request_id(logger: Any, method: str, event: dict[str, Any]) -> dict[str
     return event
 
 
+def _drop_color_message(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # uvicorn passes a pre-coloured copy of its message as an extra; it is noise in logs.
+    event.pop("color_message", None)
+    return event
+
+
 def configure_logging(settings: Settings) -> None:
     """Route all logging through one stderr handler in ``settings.log_format``.
 
@@ -34,6 +40,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
         _add_request_id,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
