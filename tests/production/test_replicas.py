@@ -7,6 +7,7 @@ run's PostgreSQL database, a data folder and a Redis server the test starts for 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -259,3 +260,54 @@ async def test_postgres_outage_answers_503_then_recovers_consistently(
         }
     assert list((tmp_path / "staging").iterdir()) == []
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+async def test_sigterm_finishes_uploads_in_flight_and_hands_clients_over(
+    pg_database_url: str, redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+) -> None:
+    env = replica_env(pg_database_url, redis_server.url, tmp_path, redis_prefix)
+    a, b = Replica("A", env), Replica("B", env)
+    async with running(a, b):
+        room = await create_room(a.base_url)
+        mirror = RoomMirror(room["token"])
+        await mirror.connect(a.base_url)
+
+        boundary = "ImageSharkBoundary"
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            'filename="slow.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode()
+        data = photo(7)
+        first_half_sent = asyncio.Event()
+        release = asyncio.Event()
+
+        async def slow_body() -> AsyncIterator[bytes]:
+            yield head + data[: len(data) // 2]
+            first_half_sent.set()
+            await release.wait()
+            yield data[len(data) // 2 :] + f"\r\n--{boundary}--\r\n".encode()
+
+        async with httpx.AsyncClient(base_url=a.base_url, timeout=60) as http:
+            in_flight = asyncio.create_task(
+                http.post(
+                    f"/api/rooms/{room['token']}/images",
+                    content=slow_body(),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+                )
+            )
+            await first_half_sent.wait()
+            assert a.process is not None
+            a.process.terminate()  # SIGTERM: graceful shutdown begins
+            await asyncio.wait_for(mirror.disconnected.wait(), 30)  # sockets closed at once
+            release.set()
+            response = await in_flight
+        assert response.status_code == 201, response.text
+        image = response.json()
+
+        await mirror.connect(b.base_url)  # the page reconnects to another replica
+        await mirror.wait_until(lambda m: image["id"] in m.images)
+        mirror.assert_stream_exact(first_seq=1)
+        await mirror.close()
+    # uvicorn re-raises the signal once its graceful shutdown is complete.
+    assert a.process.returncode == -signal.SIGTERM
+    assert any("Application shutdown complete" in line for line in a.output)
