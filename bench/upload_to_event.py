@@ -97,7 +97,8 @@ async def main(count: int) -> None:
         await replica.stop()
     latencies.sort()
     print(
-        f"photos: {count} distinct 12 MP phone JPEGs, {sum(map(len, photos)) / count / 1e6:.1f} MB avg"
+        f"photos: {count} distinct 12 MP phone JPEGs, "
+        f"{sum(map(len, photos)) / count / 1e6:.1f} MB avg"
     )
     print(
         f"upload request -> image_added on another client (ms): median "

@@ -12,12 +12,10 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import zxingcpp
 from PIL import Image
 from playwright.async_api import (
@@ -25,7 +23,6 @@ from playwright.async_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
-    async_playwright,
     expect,
 )
 
@@ -34,17 +31,6 @@ from tests.photos import make_phone_jpeg
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 # Live updates must arrive "within a second"; the margin absorbs a loaded CI machine.
 LIVE_TIMEOUT_MS = 5_000
@@ -69,18 +55,6 @@ class ConsoleLog:
         page.on("console", on_console)
         page.on("pageerror", on_page_error)
         return page
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def new_context(browser: Browser, **options: Any) -> BrowserContext:

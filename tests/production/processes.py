@@ -151,8 +151,9 @@ class Replica(_Process):
         return f"http://127.0.0.1:{self.port}"
 
 
-class PostgresProxy:
-    """A TCP proxy to PostgreSQL whose :meth:`cut` refuses new connections and drops open ones.
+class TcpProxy:
+    """A loopback TCP proxy whose :meth:`cut` refuses new connections and drops open ones, like
+    a network that goes away; :meth:`restore` brings it back on the same port.
 
     :param target: (host, port) of the real server.
     """
@@ -195,7 +196,8 @@ class PostgresProxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._transports -= pair  # type: ignore[arg-type]
 
-    def url(self, database: str) -> str:
+    def postgres_url(self, database: str) -> str:
+        """A PostgreSQL URL for ``database`` through this proxy (trust auth as postgres)."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
 

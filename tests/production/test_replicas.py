@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.photos import make_image_bytes
-from tests.production.processes import PostgresProxy, RedisServer, Replica, running
+from tests.production.processes import RedisServer, Replica, TcpProxy, running
 from tests.production.room_mirror import RoomMirror
 from web.database import Database
 from web.schema import images
@@ -207,10 +207,10 @@ async def test_reconnect_to_another_replica_gets_exactly_the_missed_events(
 async def test_postgres_outage_answers_503_then_recovers_consistently(
     pg_database_url: str, tmp_path: Path, redis_prefix: str
 ) -> None:
-    proxy = PostgresProxy()
+    proxy = TcpProxy(("127.0.0.1", 5432))
     await proxy.restore()
     database_name = pg_database_url.rsplit("/", 1)[1]
-    env = replica_env(proxy.url(database_name), None, tmp_path, redis_prefix)
+    env = replica_env(proxy.postgres_url(database_name), None, tmp_path, redis_prefix)
     replica = Replica("A", env)
     async with running(replica), httpx.AsyncClient(base_url=replica.base_url, timeout=30) as http:
         room = await create_room(replica.base_url)
