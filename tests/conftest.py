@@ -32,7 +32,7 @@ PG_ADMIN_DSN = os.environ.get("IMAGESHARK_TEST_PG", "postgresql://postgres@127.0
 REDIS_URL = os.environ.get("IMAGESHARK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-def _dsn_for(database: str) -> str:
+def pg_dsn_for(database: str) -> str:
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     return f"{base}/{database}"
 
@@ -55,7 +55,7 @@ def pg_database_url() -> Iterator[str]:
             await connection.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _dsn_for(name)
+    url = pg_dsn_for(name)
     upgrade(Settings(DATABASE_URL=url, data_dir=Path("/nonexistent")))  # type: ignore[call-arg]
     try:
         yield url

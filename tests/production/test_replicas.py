@@ -7,16 +7,20 @@ run's PostgreSQL database, a data folder and a Redis server the test starts for 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import PG_ADMIN_DSN, pg_dsn_for
 from tests.photos import make_image_bytes
 from tests.production.processes import RedisServer, Replica, TcpProxy, running
 from tests.production.room_mirror import RoomMirror
@@ -311,3 +315,38 @@ async def test_sigterm_finishes_uploads_in_flight_and_hands_clients_over(
     # uvicorn re-raises the signal once its graceful shutdown is complete.
     assert a.process.returncode == -signal.SIGTERM
     assert any("Application shutdown complete" in line for line in a.output)
+
+
+async def test_concurrent_migrations_apply_once() -> None:
+    name = f"imageshark_migrate_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {**os.environ, "DATABASE_URL": pg_dsn_for(name)}
+        runs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "web.cli",
+                "migrate",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
+        outputs = await asyncio.gather(*(run.communicate() for run in runs))
+        assert [run.returncode for run in runs] == [0, 0, 0], outputs
+        check = await asyncpg.connect(pg_dsn_for(name))
+        try:
+            versions = await check.fetch("SELECT version_num FROM alembic_version")
+            tables = await check.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            )
+        finally:
+            await check.close()
+        assert [row["version_num"] for row in versions] == ["0001"]
+        assert tables == 5
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
