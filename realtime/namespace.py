@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,9 @@ ResolveRoom = Callable[[str], Awaitable[tuple[int, int] | None]]
 """Looks up a room token: ``(room_id, last_seq)``, or None if unknown, expired or malformed."""
 
 MAX_NAME_CHARS = 60
+PRESENCE_INTERVAL_SECONDS = 1.0
+"""At most one trailing ``presence`` per room per interval: a join costs a message to every
+client, so without coalescing 2000 joins would cost 2000 x 2000 sends."""
 
 
 def _last_seq(auth: dict[str, Any]) -> int | None:
@@ -43,6 +47,8 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         super().__init__("/")
         self.resolve_room = resolve_room
         self.delivery = delivery
+        self._presence_held: dict[int, bool] = {}  # room -> changed while held
+        self._presence_tasks: set[asyncio.Task[None]] = set()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         """Admit the client to its room, or refuse with ConnectionRefusedError."""
@@ -77,6 +83,23 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await self.emit_presence(room_id)
 
     async def emit_presence(self, room_id: int) -> None:
-        """Send ``presence {"count": n}`` to the room's clients on this replica."""
+        """Send ``presence {"count": n}`` to the room's clients on this replica: at once, then
+        at most once more per :data:`PRESENCE_INTERVAL_SECONDS` for changes in between."""
+        if room_id in self._presence_held:
+            self._presence_held[room_id] = True
+            return
+        self._presence_held[room_id] = False
+        asyncio.get_running_loop().call_later(
+            PRESENCE_INTERVAL_SECONDS, self._release_presence, room_id
+        )
+        await self._send_presence(room_id)
+
+    def _release_presence(self, room_id: int) -> None:
+        if self._presence_held.pop(room_id, False):
+            task = asyncio.create_task(self.emit_presence(room_id))
+            self._presence_tasks.add(task)
+            task.add_done_callback(self._presence_tasks.discard)
+
+    async def _send_presence(self, room_id: int) -> None:
         count = self.delivery.local_count(room_id)
         await self.emit("presence", {"count": count}, room=room_name(room_id))
