@@ -41,8 +41,11 @@ def new_storage_key() -> str:
     return secrets.token_urlsafe(16)
 
 
-def _fsync_dir(path: Path) -> None:
-    # A rename or new file is durable only once its directory entry is (POSIX fsync(2)).
+def fsync_directory(path: Path) -> None:
+    """Flush a directory's entries to disk (blocking).
+
+    A new or renamed file is durable only once its directory entry is (POSIX fsync(2)).
+    """
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -95,13 +98,14 @@ class LocalImageStore:
             folder = self.staging / key
             if not folder.exists() and (self.media / key).exists():
                 return  # another replica's recovery published it already
-            for file in folder.iterdir():
-                with open(file, "rb") as handle:
-                    os.fsync(handle.fileno())
-            _fsync_dir(folder)
+            # The renditions were fsynced by the pipeline as it wrote them; the original only
+            # went through aiofiles' buffered writes.
+            with open(folder / ORIGINAL, "rb") as handle:
+                os.fsync(handle.fileno())
+            fsync_directory(folder)
             os.replace(folder, self.media / key)
-            _fsync_dir(self.media)
-            _fsync_dir(self.staging)
+            fsync_directory(self.media)
+            fsync_directory(self.staging)
 
         await to_thread.run_sync(work)
 

@@ -66,6 +66,15 @@ class _Process:
             if self.ready_marker in line:
                 ready.set()
 
+    async def wait_exit(self, timeout: float = 30) -> int:
+        """Wait until the process has exited and its output is read to the end; its exit code."""
+        assert self.process is not None
+        async with asyncio.timeout(timeout):
+            code = await self.process.wait()
+            if self._reader is not None:
+                await self._reader
+        return code
+
     async def stop(self) -> None:
         """SIGTERM and wait (graceful shutdown)."""
         await self._signal(signal.SIGTERM)

@@ -57,6 +57,17 @@ async def redis_server() -> AsyncIterator[RedisServer]:
         yield server
 
 
+@pytest.fixture
+async def replicas(
+    pg_database_url: str, redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Replicas A and B on the run's PostgreSQL database, the test's Redis and one data folder."""
+    env = replica_env(pg_database_url, redis_server.url, tmp_path, redis_prefix)
+    a, b = Replica("A", env), Replica("B", env)
+    async with running(a, b):
+        yield a, b
+
+
 def photo(index: int) -> bytes:
     """A distinct small real photo per index (distinct bytes: no de-duplication)."""
     return make_image_bytes("jpeg", name=PHOTOS[index % 4], size=(320 + index, 240))
@@ -76,115 +87,108 @@ async def upload(http: httpx.AsyncClient, token: str, index: int) -> httpx.Respo
 
 
 async def test_client_on_one_replica_receives_upload_through_another_once(
-    pg_database_url: str, redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+    replicas: tuple[Replica, Replica],
 ) -> None:
-    env = replica_env(pg_database_url, redis_server.url, tmp_path, redis_prefix)
-    a, b = Replica("A", env), Replica("B", env)
-    async with running(a, b):
-        room = await create_room(a.base_url)
-        mirror = RoomMirror(room["token"])
-        await mirror.connect(a.base_url)
-        async with httpx.AsyncClient(base_url=b.base_url, timeout=30) as http:
-            first = (await upload(http, room["token"], 0)).json()
-            await mirror.wait_until(lambda m: first["id"] in m.images)
-            assert mirror.images[first["id"]] == first
-        async with httpx.AsyncClient(base_url=a.base_url, timeout=30) as http:
-            second = (await upload(http, room["token"], 1)).json()
-        await mirror.wait_until(lambda m: second["id"] in m.images)
-        mirror.assert_stream_exact(first_seq=1)
-        assert mirror.received_seqs == [1, 2]
-        await mirror.close()
+    a, b = replicas
+    room = await create_room(a.base_url)
+    mirror = RoomMirror(room["token"])
+    await mirror.connect(a.base_url)
+    async with httpx.AsyncClient(base_url=b.base_url, timeout=30) as http:
+        first = (await upload(http, room["token"], 0)).json()
+        await mirror.wait_until(lambda m: first["id"] in m.images)
+        assert mirror.images[first["id"]] == first
+    async with httpx.AsyncClient(base_url=a.base_url, timeout=30) as http:
+        second = (await upload(http, room["token"], 1)).json()
+    await mirror.wait_until(lambda m: second["id"] in m.images)
+    mirror.assert_stream_exact(first_seq=1)
+    assert mirror.received_seqs == [1, 2]
+    await mirror.close()
 
 
 async def test_sigkilled_replica_loses_no_acknowledged_upload(
-    pg_database_url: str, redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+    replicas: tuple[Replica, Replica],
 ) -> None:
-    env = replica_env(pg_database_url, redis_server.url, tmp_path, redis_prefix)
-    a, b = Replica("A", env), Replica("B", env)
-    async with running(a, b):
-        room = await create_room(b.base_url)
-        on_a = [RoomMirror(room["token"]) for _ in range(2)]
-        on_b = RoomMirror(room["token"])
-        for mirror in on_a:
-            await mirror.connect(a.base_url)
-        await on_b.connect(b.base_url)
+    a, b = replicas
+    room = await create_room(b.base_url)
+    on_a = [RoomMirror(room["token"]) for _ in range(2)]
+    on_b = RoomMirror(room["token"])
+    for mirror in on_a:
+        await mirror.connect(a.base_url)
+    await on_b.connect(b.base_url)
 
-        acknowledged: list[dict] = []
-        four_done = asyncio.Event()
+    acknowledged: list[dict] = []
+    four_done = asyncio.Event()
 
-        async def stream_uploads() -> None:
-            async with httpx.AsyncClient(base_url=b.base_url, timeout=30) as http:
-                for index in range(12):
-                    response = await upload(http, room["token"], index)
-                    assert response.status_code == 201, response.text
-                    acknowledged.append(response.json())
-                    if len(acknowledged) == 4:
-                        four_done.set()
+    async def stream_uploads() -> None:
+        async with httpx.AsyncClient(base_url=b.base_url, timeout=30) as http:
+            for index in range(12):
+                response = await upload(http, room["token"], index)
+                assert response.status_code == 201, response.text
+                acknowledged.append(response.json())
+                if len(acknowledged) == 4:
+                    four_done.set()
 
-        uploads = asyncio.create_task(stream_uploads())
-        await four_done.wait()
-        await a.kill()
-        for mirror in on_a:
-            await asyncio.wait_for(mirror.disconnected.wait(), 30)
-            await mirror.connect(b.base_url)  # as the page would: reconnect elsewhere
-        await uploads
+    uploads = asyncio.create_task(stream_uploads())
+    await four_done.wait()
+    await a.kill()
+    for mirror in on_a:
+        await asyncio.wait_for(mirror.disconnected.wait(), 30)
+        await mirror.connect(b.base_url)  # as the page would: reconnect elsewhere
+    await uploads
 
-        expected = {image["id"]: image for image in acknowledged}
-        for mirror in [*on_a, on_b]:
-            await mirror.wait_until(lambda m: m.images.keys() == expected.keys())
-            assert mirror.images == expected
-            mirror.assert_stream_exact(first_seq=1)
-            assert sorted(mirror.images) == [image["id"] for image in acknowledged]
-            await mirror.close()
+    expected = {image["id"]: image for image in acknowledged}
+    for mirror in [*on_a, on_b]:
+        await mirror.wait_until(lambda m: m.images.keys() == expected.keys())
+        assert mirror.images == expected
+        mirror.assert_stream_exact(first_seq=1)
+        assert sorted(mirror.images) == [image["id"] for image in acknowledged]
+        await mirror.close()
 
 
 async def test_uploads_continue_through_a_redis_outage(
-    pg_database_url: str, redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+    replicas: tuple[Replica, Replica], redis_server: RedisServer
 ) -> None:
-    env = replica_env(pg_database_url, redis_server.url, tmp_path, redis_prefix)
-    a, b = Replica("A", env), Replica("B", env)
-    async with running(a, b):
-        room = await create_room(a.base_url)
-        mirrors = [RoomMirror(room["token"]) for _ in range(4)]
-        for index, mirror in enumerate(mirrors):
-            await mirror.connect((a, b)[index % 2].base_url)
+    a, b = replicas
+    room = await create_room(a.base_url)
+    mirrors = [RoomMirror(room["token"]) for _ in range(4)]
+    for index, mirror in enumerate(mirrors):
+        await mirror.connect((a, b)[index % 2].base_url)
 
-        await redis_server.stop()
-        stored: list[dict] = []
-        async with (
-            httpx.AsyncClient(base_url=a.base_url, timeout=30) as via_a,
-            httpx.AsyncClient(base_url=b.base_url, timeout=30) as via_b,
-        ):
-            ready = await via_a.get("/readyz")
-            assert ready.status_code == 200 and ready.json()["status"] == "degraded"
-            deadline = time.monotonic() + 10  # the outage lasts 10 s of continued uploads
-            index = 0
-            while time.monotonic() < deadline:
-                response = await upload((via_a, via_b)[index % 2], room["token"], index)
-                assert response.status_code == 201, response.text
-                stored.append(response.json())
-                index += 1
-                await asyncio.sleep(0.25)  # pacing the uploads, not synchronising
-            await redis_server.start()
-            after = await upload(via_b, room["token"], index)
-            assert after.status_code == 201
-            stored.append(after.json())
+    await redis_server.stop()
+    stored: list[dict] = []
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=30) as via_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=30) as via_b,
+    ):
+        ready = await via_a.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        deadline = time.monotonic() + 10  # the outage lasts 10 s of continued uploads
+        index = 0
+        while time.monotonic() < deadline:
+            response = await upload((via_a, via_b)[index % 2], room["token"], index)
+            assert response.status_code == 201, response.text
+            stored.append(response.json())
+            index += 1
+            await asyncio.sleep(0.25)  # pacing the uploads, not synchronising
+        await redis_server.start()
+        after = await upload(via_b, room["token"], index)
+        assert after.status_code == 201
+        stored.append(after.json())
 
-        expected = {image["id"]: image for image in stored}
-        assert len(expected) >= 10
-        for mirror in mirrors:
-            await mirror.wait_until(lambda m: m.images.keys() == expected.keys())
-            assert mirror.images == expected
-            mirror.assert_stream_exact(first_seq=1)
-            await mirror.close()
+    expected = {image["id"]: image for image in stored}
+    assert len(expected) >= 10
+    for mirror in mirrors:
+        await mirror.wait_until(lambda m: m.images.keys() == expected.keys())
+        assert mirror.images == expected
+        mirror.assert_stream_exact(first_seq=1)
+        await mirror.close()
 
 
 async def test_reconnect_to_another_replica_gets_exactly_the_missed_events(
-    pg_database_url: str, redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+    replicas: tuple[Replica, Replica],
 ) -> None:
-    env = replica_env(pg_database_url, redis_server.url, tmp_path, redis_prefix)
-    a, b = Replica("A", env), Replica("B", env)
-    async with running(a, b), httpx.AsyncClient(base_url=b.base_url, timeout=30) as http:
+    a, b = replicas
+    async with httpx.AsyncClient(base_url=b.base_url, timeout=30) as http:
         room = await create_room(a.base_url)
         mirror = RoomMirror(room["token"])
         await mirror.connect(a.base_url)
@@ -267,53 +271,51 @@ async def test_postgres_outage_answers_503_then_recovers_consistently(
 
 
 async def test_sigterm_finishes_uploads_in_flight_and_hands_clients_over(
-    pg_database_url: str, redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+    replicas: tuple[Replica, Replica],
 ) -> None:
-    env = replica_env(pg_database_url, redis_server.url, tmp_path, redis_prefix)
-    a, b = Replica("A", env), Replica("B", env)
-    async with running(a, b):
-        room = await create_room(a.base_url)
-        mirror = RoomMirror(room["token"])
-        await mirror.connect(a.base_url)
+    a, b = replicas
+    room = await create_room(a.base_url)
+    mirror = RoomMirror(room["token"])
+    await mirror.connect(a.base_url)
 
-        boundary = "ImageSharkBoundary"
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            'filename="slow.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-        ).encode()
-        data = photo(7)
-        first_half_sent = asyncio.Event()
-        release = asyncio.Event()
+    boundary = "ImageSharkBoundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        'filename="slow.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    ).encode()
+    data = photo(7)
+    first_half_sent = asyncio.Event()
+    release = asyncio.Event()
 
-        async def slow_body() -> AsyncIterator[bytes]:
-            yield head + data[: len(data) // 2]
-            first_half_sent.set()
-            await release.wait()
-            yield data[len(data) // 2 :] + f"\r\n--{boundary}--\r\n".encode()
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield head + data[: len(data) // 2]
+        first_half_sent.set()
+        await release.wait()
+        yield data[len(data) // 2 :] + f"\r\n--{boundary}--\r\n".encode()
 
-        async with httpx.AsyncClient(base_url=a.base_url, timeout=60) as http:
-            in_flight = asyncio.create_task(
-                http.post(
-                    f"/api/rooms/{room['token']}/images",
-                    content=slow_body(),
-                    headers={"content-type": f"multipart/form-data; boundary={boundary}"},
-                )
+    async with httpx.AsyncClient(base_url=a.base_url, timeout=60) as http:
+        in_flight = asyncio.create_task(
+            http.post(
+                f"/api/rooms/{room['token']}/images",
+                content=slow_body(),
+                headers={"content-type": f"multipart/form-data; boundary={boundary}"},
             )
-            await first_half_sent.wait()
-            assert a.process is not None
-            a.process.terminate()  # SIGTERM: graceful shutdown begins
-            await asyncio.wait_for(mirror.disconnected.wait(), 30)  # sockets closed at once
-            release.set()
-            response = await in_flight
-        assert response.status_code == 201, response.text
-        image = response.json()
+        )
+        await first_half_sent.wait()
+        assert a.process is not None
+        a.process.terminate()  # SIGTERM: graceful shutdown begins
+        await asyncio.wait_for(mirror.disconnected.wait(), 30)  # sockets closed at once
+        release.set()
+        response = await in_flight
+    assert response.status_code == 201, response.text
+    image = response.json()
 
-        await mirror.connect(b.base_url)  # the page reconnects to another replica
-        await mirror.wait_until(lambda m: image["id"] in m.images)
-        mirror.assert_stream_exact(first_seq=1)
-        await mirror.close()
+    await mirror.connect(b.base_url)  # the page reconnects to another replica
+    await mirror.wait_until(lambda m: image["id"] in m.images)
+    mirror.assert_stream_exact(first_seq=1)
+    await mirror.close()
     # uvicorn re-raises the signal once its graceful shutdown is complete.
-    assert a.process.returncode == -signal.SIGTERM
+    assert await a.wait_exit() == -signal.SIGTERM
     assert any("Application shutdown complete" in line for line in a.output)
 
 

@@ -47,6 +47,7 @@ from web.pipeline.formats import (
     check_pixels,
     sniff,
 )
+from web.storage import fsync_directory
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
@@ -249,7 +250,7 @@ def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionRe
     renditions = render_bytes(source.read_bytes(), spec)
     _write_durably(out_dir / DISPLAY_NAME, renditions.display)
     _write_durably(out_dir / THUMB_NAME, renditions.thumb)
-    _fsync_directory(out_dir)
+    fsync_directory(out_dir)
     return dataclasses.replace(renditions.result, render_seconds=time.perf_counter() - started)
 
 
@@ -516,11 +517,3 @@ def _write_durably(path: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
