@@ -14,8 +14,16 @@ from realtime.rooms import room_name
 
 logger = logging.getLogger(__name__)
 
-ResolveRoom = Callable[[str], Awaitable[tuple[int, int] | None]]
-"""Looks up a room token: ``(room_id, last_seq)``, or None if unknown, expired or malformed."""
+ResolveRoom = Callable[[dict[str, Any], dict[str, Any]], Awaitable[tuple[int, int] | None]]
+"""Admits a connection: called with the client's ``auth`` object (it holds a string
+``token``) and the WSGI-style ``environ`` of its handshake (cookies); returns
+``(room_id, last_seq)``, None if the token is unknown, expired or malformed, or raises
+:class:`AccessRefused` when the room refuses this client."""
+
+
+class AccessRefused(Exception):
+    """The room exists but refuses this client; the message is shown to it."""
+
 
 MAX_NAME_CHARS = 60
 PRESENCE_INTERVAL_SECONDS = 1.0
@@ -57,7 +65,9 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "auth must be an object with the room's token: {token, name}"
             )
         try:
-            found = await self.resolve_room(auth["token"])
+            found = await self.resolve_room(auth, environ)
+        except AccessRefused as exc:
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from exc
         except Exception as exc:  # database unreachable: let the client retry shortly
             logger.warning("room lookup failed: %s", exc)
             raise socketio.exceptions.ConnectionRefusedError(

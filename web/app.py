@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
 from typing import Any
 
 import socketio
@@ -24,22 +25,27 @@ from starlette.staticfiles import StaticFiles
 
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
 from realtime.delivery import LiveDelivery
+from realtime.namespace import AccessRefused
 from realtime.server import create_live_server
 from web import health, pages
 from web.database import Database
 from web.errors import ApiError, error_response, handle_api_error
 from web.events import DatabaseRoomLog
+from web.images import downloads as image_downloads
 from web.images import endpoints as image_endpoints
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
 from web.metrics import Metrics
 from web.migrate import upgrade
 from web.pipeline import RenditionPool
+from web.rate_limits import RateLimiter
 from web.rooms import endpoints as room_endpoints
-from web.rooms.repository import RoomRepository
+from web.rooms.endpoints import participant_cookie
+from web.rooms.repository import Room, RoomRepository
 from web.rooms.service import RoomService
 from web.services import Services
 from web.settings import Settings
+from web.signing import SigningSecret
 from web.storage import LocalImageStore
 
 logger = logging.getLogger(__name__)
@@ -76,6 +82,25 @@ async def _periodic_catch_up(delivery: LiveDelivery, period: float) -> None:
             logger.warning("periodic catch-up failed", exc_info=True)
 
 
+async def _may_view(
+    rooms: RoomService, room: Room, auth: dict[str, Any], environ: dict[str, Any]
+) -> bool:
+    """Whether a Socket.IO client may see a passcode room: it sent the host key
+    (``auth.host_key``), a participant key (``auth.participant_key``) or the signed
+    participant cookie with its handshake."""
+    if rooms.is_host_key(room, auth.get("host_key")):
+        return True
+    key = auth.get("participant_key")
+    cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+    morsel = cookies.get(participant_cookie(room))
+    participant = await rooms.participant(
+        room,
+        key=key if isinstance(key, str) else None,
+        cookie=morsel.value if morsel is not None else None,
+    )
+    return participant is not None
+
+
 def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
     """Build the whole service for ``settings`` (default: read from the environment).
 
@@ -92,12 +117,26 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         if settings.redis_url is not None
         else LocalBus()
     )
-    room_service = RoomService(RoomRepository(database), settings)
+    rate_limits = RateLimiter(
+        {
+            "upload": settings.upload_rate_limit,
+            "anonymous_upload": settings.anonymous_upload_rate_limit,
+            "join": settings.join_rate_limit,
+        },
+        settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
+        settings.redis_prefix,
+    )
+    signing = SigningSecret(settings.secret_key)
+    room_service = RoomService(RoomRepository(database), settings, bus, rate_limits, signing)
     image_repository = ImageRepository(database)
 
-    async def resolve_room(token: str) -> tuple[int, int] | None:
-        room = await room_service.find(token)
-        return (room.id, room.last_seq) if room is not None else None
+    async def resolve_room(auth: dict[str, Any], environ: dict[str, Any]) -> tuple[int, int] | None:
+        room = await room_service.find(auth["token"])
+        if room is None:
+            return None
+        if room.passcode is not None and not await _may_view(room_service, room, auth, environ):
+            raise AccessRefused("passcode required: join the room first")
+        return room.id, room.last_seq
 
     sio, delivery = create_live_server(
         resolve_room,
@@ -111,7 +150,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         active_rooms=lambda: len(delivery.rooms),
     )
     image_service = ImageService(
-        image_repository, room_service, store, renditions, bus, settings, metrics
+        image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits
     )
     state = Services(
         settings=settings,
@@ -122,12 +161,14 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         rooms=room_service,
         images=image_service,
         sio=sio,
+        signing=signing,
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         if settings.migrate_on_start:
             await to_thread.run_sync(upgrade, settings)
+        await signing.load(database)
         published, removed = await store.recover(image_repository.existing_keys)
         if published or removed:
             logger.warning(
@@ -152,6 +193,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             await bus.close()
             await delivery.close()
             await renditions.close()
+            await rate_limits.close()
             await database.close()
 
     starlette_app = Starlette(
@@ -159,6 +201,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             *pages.routes,
             *room_endpoints.routes,
             *image_endpoints.routes,
+            *image_downloads.routes,
             *health.routes,
             metrics.route(),
             Mount(

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -76,6 +77,18 @@ rooms = Table(
     # The newest room event's sequence number; bumped in every transaction that changes the
     # room, which also serialises those transactions per room (the row lock).
     Column("last_seq", BigInteger(), nullable=False, server_default="0"),
+    # Host controls (migration 0002).
+    Column("uploads_open", Boolean(), nullable=False, server_default="1"),
+    Column("moderation", String(16), nullable=False, server_default="off"),
+    # Kept in clear on purpose: it is a shared word the host tells guests (like a Wi-Fi
+    # password), shown back to the host; the join token is what protects the room.
+    Column("passcode", String(64), nullable=True),
+    Column("wall_mode", String(16), nullable=False, server_default="spotlight"),
+    Column("wall_qr_size", String(16), nullable=False, server_default="medium"),
+    Column("wall_captions", Boolean(), nullable=False, server_default="1"),
+    Column("wall_blanked", Boolean(), nullable=False, server_default="0"),
+    Column("max_uploads_per_guest", Integer(), nullable=True),
+    Column("max_images", Integer(), nullable=True),
 )
 
 participants = Table(
@@ -113,8 +126,12 @@ images = Table(
     Column("thumb_width", Integer(), nullable=False),
     Column("thumb_height", Integer(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # "approved" (visible to the room) or "pending" (waiting in the host's moderation queue).
+    Column("status", String(16), nullable=False, server_default="approved"),
     UniqueConstraint("room_id", "sha256", name="uq_images_room_id_sha256"),
     Index("ix_images_room_id_id", "room_id", "id"),
+    Index("ix_images_room_id_status_id", "room_id", "status", "id"),
+    Index("ix_images_participant_id", "participant_id"),
 )
 
 room_events = Table(
@@ -125,4 +142,11 @@ room_events = Table(
     Column("kind", String(32), nullable=False),
     Column("payload", JSON(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+service_secrets = Table(
+    "service_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
 )

@@ -13,6 +13,7 @@ from web.images.service import ImageService
 from web.pipeline import RenditionPool
 from web.rooms.service import RoomService
 from web.settings import Settings
+from web.signing import SigningSecret
 from web.storage import LocalImageStore
 
 
@@ -28,6 +29,12 @@ class Services:
     rooms: RoomService
     images: ImageService
     sio: socketio.AsyncServer
+    signing: SigningSecret
+
+    @property
+    def signing_key(self) -> bytes:
+        """The deployment's signing key (cookies, presigned links); see :mod:`web.signing`."""
+        return self.signing.key
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
+from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -73,6 +74,31 @@ class Settings(BaseSettings):
         24 * 30, gt=0, description="How long a new room accepts guests, in hours."
     )
     max_caption_chars: int = Field(500, ge=0, description="Longest caption, in characters.")
+    max_uploads_per_guest: int | None = Field(
+        200, ge=1, description="Default uploads one participant may make in a new room."
+    )
+    max_images_per_room: int | None = Field(
+        10_000, ge=1, description="Default number of images a new room may hold."
+    )
+    upload_rate_limit: str = Field(
+        "30/minute",
+        description="Uploads per participant, in the `limits` notation (`N/second|minute|hour`).",
+    )
+    anonymous_upload_rate_limit: str = Field(
+        "600/minute",
+        description="Uploads without a participant (scripts) per client address; generous "
+        "because a venue's guests often share one address behind its router.",
+    )
+    join_rate_limit: str = Field(
+        "10/minute",
+        description="Join attempts per client address (passcode guessing), `limits` notation.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that signs participant cookies and download links; unset: a random "
+        "key made once and kept in the database (shared by every replica).",
+    )
+
     max_name_chars: int = Field(60, ge=1, description="Longest display name, in characters.")
     ping_interval_seconds: float = Field(
         25,
@@ -108,6 +134,15 @@ class Settings(BaseSettings):
         Path(__file__).resolve().parent.parent / "static",
         description="Folder of the browser assets (built by `npm run build`).",
     )
+
+    @field_validator(
+        "upload_rate_limit", "anonymous_upload_rate_limit", "join_rate_limit", mode="after"
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """Refuse rate limits the `limits` library cannot parse, at start-up."""
+        parse(value)
+        return value
 
     @field_validator("database_url", mode="after")
     @classmethod

@@ -16,7 +16,16 @@ class LiveClient:
     :param name: the display name.
     """
 
-    EVENTS = ("image_added", "image_removed", "presence", "snapshot", "resync_required")
+    EVENTS = (
+        "image_added",
+        "image_removed",
+        "presence",
+        "snapshot",
+        "resync_required",
+        "room_updated",
+        "room_closed",
+        "moderation_queue",
+    )
 
     def __init__(
         self, base_url: str, token: str, name: str = "tester", last_seq: int | None = None

@@ -142,7 +142,20 @@ async def test_join_sets_participant_cookie(backend_client: AppClient) -> None:
     body = response.json()
     assert body["name"] == "Grandma Rose" and len(body["participant_key"]) >= 43
     cookie = response.headers["set-cookie"]
-    assert body["participant_key"] in cookie and "HttpOnly" in cookie
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    # The cookie is signed, not the bearer key itself, and identifies the participant alone.
+    assert body["participant_key"] not in cookie
+    name, value = cookie.split(";")[0].split("=", 1)
+    me_url = f"/api/rooms/{room['token']}/me"
+    backend_client.http.cookies.clear()
+    backend_client.http.cookies.set(name, value)
+    me = await backend_client.http.get(me_url)
+    assert me.status_code == 200 and me.json()["id"] == body["id"]
+    assert me.json()["name"] == "Grandma Rose"
+    forged = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
+    backend_client.http.cookies.set(name, forged)
+    assert (await backend_client.http.get(me_url)).status_code == 401
+    backend_client.http.cookies.clear()
     for name in ("", None, "x" * 61):
         bad = await backend_client.http.post(
             f"/api/rooms/{room['token']}/participants", json={"name": name}

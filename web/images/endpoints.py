@@ -8,7 +8,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from web.errors import ApiError
-from web.rooms.endpoints import current_participant, room_for
+from web.images.repository import PENDING
+from web.rooms.endpoints import (
+    PARTICIPANT_HEADER,
+    client_address,
+    room_for,
+    viewer_of,
+)
 from web.services import services
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -17,23 +23,60 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 async def upload_image(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    participant = await current_participant(request, room)
-    image, created = await app.images.upload(room, participant, request)
+    viewer = await viewer_of(request, room)
+    image, created = await app.images.upload(room, viewer, request, client_address(request))
     return JSONResponse(image, status_code=201 if created else 200)
 
 
 async def list_images(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
+    viewer = await viewer_of(request, room)
+    mine = request.query_params.get("mine", "").lower() in ("1", "true", "yes")
+    if mine and viewer.participant is None:
+        raise ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
     page = await app.images.page(
-        room, request.query_params.get("after"), request.query_params.get("limit")
+        room,
+        request.query_params.get("after"),
+        request.query_params.get("limit"),
+        status=None if mine else "approved",
+        participant_id=viewer.participant.id if mine and viewer.participant else None,
     )
     return JSONResponse(page)
+
+
+async def list_pending(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    app.rooms.require_host(room, request.headers.get("authorization"))
+    page = await app.images.page(
+        room,
+        request.query_params.get("after"),
+        request.query_params.get("limit"),
+        status=PENDING,
+    )
+    return JSONResponse(page)
+
+
+async def approve_image(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    app.rooms.require_host(room, request.headers.get("authorization"))
+    return JSONResponse(await app.images.approve(room, request.path_params["image_id"]))
+
+
+async def reject_image(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    app.rooms.require_host(room, request.headers.get("authorization"))
+    await app.images.reject(room, request.path_params["image_id"])
+    return Response(status_code=204)
 
 
 async def list_events(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
+    await viewer_of(request, room)
     page = await app.images.events(
         room, request.query_params.get("after"), request.query_params.get("limit")
     )
@@ -46,27 +89,14 @@ async def delete_image(request: Request) -> Response:
     await app.images.delete(
         room,
         request.path_params["image_id"],
-        authorization=request.headers.get("authorization"),
-        participant=await current_participant(request, room),
+        viewer=await viewer_of(request, room),
+        credentials=bool(
+            request.headers.get("authorization")
+            or request.headers.get(PARTICIPANT_HEADER)
+            or request.cookies
+        ),
     )
     return Response(status_code=204)
-
-
-async def download_original(request: Request) -> Response:
-    app = services(request)
-    room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
-    image = await app.images.get(room, request.path_params["image_id"])
-    extension = image.mime_type.rsplit("/", 1)[-1]
-    original = app.store.original_file(image.storage_key)
-    if not await to_thread.run_sync(original.is_file):
-        raise ApiError(404, "not_found", "The original file is missing.")
-    return FileResponse(
-        original,
-        media_type=image.mime_type,
-        filename=f"{room.token[:8]}-{image.id}.{extension}",
-        headers={"Cache-Control": "private, no-store"},
-    )
 
 
 async def rendition_file(request: Request) -> Response:
@@ -81,7 +111,9 @@ routes = [
     Route("/api/rooms/{token}/images", upload_image, methods=["POST"]),
     Route("/api/rooms/{token}/images", list_images, methods=["GET"]),
     Route("/api/rooms/{token}/events", list_events, methods=["GET"]),
+    Route("/api/rooms/{token}/pending", list_pending, methods=["GET"]),
+    Route("/api/rooms/{token}/images/{image_id}/approve", approve_image, methods=["POST"]),
+    Route("/api/rooms/{token}/images/{image_id}/reject", reject_image, methods=["POST"]),
     Route("/api/rooms/{token}/images/{image_id}", delete_image, methods=["DELETE"]),
-    Route("/api/rooms/{token}/images/{image_id}/original", download_original, methods=["GET"]),
     Route("/media/{key}/{name}", rendition_file, methods=["GET", "HEAD"]),
 ]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from realtime.bus import RoomEvent
 from web.database import Database
-from web.rooms.repository import next_seq
+from web.rooms.repository import LockedRoom, lock_room, log_event, next_seq
 from web.schema import images, participants, room_events
 
 
@@ -37,10 +38,22 @@ class Image:
     thumb_width: int
     thumb_height: int
     created_at: datetime
+    status: str = "approved"
 
 
 class DuplicateImage(Exception):
     """The room already holds an image with these bytes (unique ``room_id, sha256``)."""
+
+
+APPROVED = "approved"
+PENDING = "pending"
+
+Admission = Callable[
+    [LockedRoom, Callable[[], Awaitable[int]], Callable[[], Awaitable[int]]], Awaitable[str]
+]
+"""Decides, inside an upload's transaction, whether the room takes the image and with which
+status: called with the room as locked, and functions counting the room's images and the
+uploader's; returns ``"approved"`` or ``"pending"`` or raises to refuse (rolling back)."""
 
 
 _IMAGE_COLUMNS = (*images.c, participants.c.name.label("uploader_name"))
@@ -81,15 +94,28 @@ class ImageRepository:
             ).first()
         return Image(**row._mapping) if row else None
 
-    async def page(self, room_id: int, after: int, limit: int) -> list[Image]:
-        """Up to ``limit`` images of ``room_id`` with id > ``after``, ascending by id."""
+    async def page(
+        self,
+        room_id: int,
+        after: int,
+        limit: int,
+        *,
+        status: str | None = APPROVED,
+        participant_id: int | None = None,
+    ) -> list[Image]:
+        """Up to ``limit`` images of ``room_id`` with id > ``after``, ascending by id.
+
+        :param status: only images of this status (``"approved"``: what the room shows;
+            ``"pending"``: the moderation queue); None for every status.
+        :param participant_id: only this participant's uploads, when given.
+        """
+        query = _image_query().where(images.c.room_id == room_id, images.c.id > after)
+        if status is not None:
+            query = query.where(images.c.status == status)
+        if participant_id is not None:
+            query = query.where(images.c.participant_id == participant_id)
         async with self.database.read() as connection:
-            rows = await connection.execute(
-                _image_query()
-                .where(images.c.room_id == room_id, images.c.id > after)
-                .order_by(images.c.id)
-                .limit(limit)
-            )
+            rows = await connection.execute(query.order_by(images.c.id).limit(limit))
             return [Image(**row._mapping) for row in rows]
 
     async def existing_keys(self, keys: Iterable[str]) -> set[str]:
@@ -111,38 +137,55 @@ class ImageRepository:
         values: dict[str, Any],
         *,
         uploader_name: str | None,
-        render_payload: Any,
+        render_payload: Callable[[Image], dict[str, Any]],
+        admit: Admission,
         now: datetime,
     ) -> tuple[Image, RoomEvent]:
-        """Insert an image and its ``image_added`` event in one transaction.
+        """Insert an image and its event in one transaction, under the room row's lock.
 
-        :param values: image columns except ``id``, ``seq`` and ``created_at``.
+        The event is ``image_added`` for an approved image, ``moderation_queue`` (with the new
+        queue length) for a pending one.
+
+        :param values: image columns except ``id``, ``seq``, ``status`` and ``created_at``.
         :param render_payload: ``(Image) -> dict``, builds the event payload (the API's image
             object) once the id and seq are known.
+        :param admit: decides the status or refuses, see :data:`Admission`.
         :raises DuplicateImage: the room already has an image with the same ``sha256``.
         :raises LookupError: the room was deleted meanwhile.
         """
+        room_id = values["room_id"]
+        participant_id = values.get("participant_id")
         try:
             async with self.database.transaction() as connection:
-                seq = await next_seq(connection, values["room_id"])
+                locked = await lock_room(connection, room_id)
+
+                async def room_images() -> int:
+                    return await _count(connection, images.c.room_id == room_id)
+
+                async def uploader_images() -> int:
+                    if participant_id is None:
+                        return 0
+                    return await _count(
+                        connection,
+                        images.c.room_id == room_id,
+                        images.c.participant_id == participant_id,
+                    )
+
+                status = await admit(locked, room_images, uploader_images)
+                seq = locked.seq
                 row = (
                     await connection.execute(
                         insert(images)
-                        .values(**values, seq=seq, created_at=now)
+                        .values(**values, seq=seq, status=status, created_at=now)
                         .returning(*images.c)
                     )
                 ).one()
                 image = Image(**row._mapping, uploader_name=uploader_name)
-                event = RoomEvent(image.room_id, seq, "image_added", render_payload(image))
-                await connection.execute(
-                    insert(room_events).values(
-                        room_id=event.room_id,
-                        seq=seq,
-                        kind=event.kind,
-                        payload=event.payload,
-                        created_at=now,
-                    )
-                )
+                if status == APPROVED:
+                    event = RoomEvent(room_id, seq, "image_added", render_payload(image))
+                else:
+                    event = await _queue_event(connection, room_id, seq)
+                await log_event(connection, event, now)
         except IntegrityError as exc:
             if "sha256" in str(exc.orig) or "uq_images_room_id_sha256" in str(exc.orig):
                 raise DuplicateImage from exc
@@ -150,30 +193,61 @@ class ImageRepository:
         return image, event
 
     async def remove(self, image: Image, *, now: datetime) -> RoomEvent | None:
-        """Delete an image and log its ``image_removed`` event in one transaction.
+        """Delete an image and log its event in one transaction: ``image_removed`` for an
+        approved image, ``moderation_queue`` for a pending one (guests never saw it).
 
         :returns: the event, or None when the image was already gone.
         """
         async with self.database.transaction() as connection:
             seq = await next_seq(connection, image.room_id)
             deleted = await connection.execute(
-                delete(images).where(images.c.id == image.id).returning(images.c.id)
+                delete(images).where(images.c.id == image.id).returning(images.c.status)
             )
-            if deleted.first() is None:
+            status = deleted.scalar()
+            if status is None:
                 # Roll back the seq bump: nothing happened.
                 await connection.rollback()
                 return None
-            event = RoomEvent(image.room_id, seq, "image_removed", {"id": image.id, "seq": seq})
-            await connection.execute(
-                insert(room_events).values(
-                    room_id=event.room_id,
-                    seq=seq,
-                    kind=event.kind,
-                    payload=event.payload,
-                    created_at=now,
-                )
-            )
+            if status == APPROVED:
+                event = RoomEvent(image.room_id, seq, "image_removed", {"id": image.id, "seq": seq})
+            else:
+                event = await _queue_event(connection, image.room_id, seq)
+            await log_event(connection, event, now)
         return event
+
+    async def approve(
+        self,
+        image: Image,
+        *,
+        render_payload: Callable[[Image], dict[str, Any]],
+        now: datetime,
+    ) -> tuple[Image, RoomEvent | None]:
+        """Approve a pending image: it takes a new ``seq`` and its ``image_added`` is logged,
+        in one transaction.
+
+        :returns: the image as stored afterwards, and the event (None when it was approved
+            already).
+        :raises LookupError: the image is gone.
+        """
+        async with self.database.transaction() as connection:
+            seq = await next_seq(connection, image.room_id)
+            updated = await connection.execute(
+                update(images)
+                .where(images.c.id == image.id, images.c.status == PENDING)
+                .values(status=APPROVED, seq=seq)
+                .returning(images.c.id)
+            )
+            if updated.first() is None:
+                await connection.rollback()
+                current = await self.get(image.room_id, image.id)
+                if current is None:
+                    raise LookupError(f"image {image.id} is gone")
+                return current, None
+            row = (await connection.execute(_image_query().where(images.c.id == image.id))).one()
+            approved = Image(**row._mapping)
+            event = RoomEvent(image.room_id, seq, "image_added", render_payload(approved))
+            await log_event(connection, event, now)
+        return approved, event
 
     async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
         """Up to ``limit`` events of ``room_id`` with seq > ``after_seq``, in seq order."""
@@ -190,3 +264,15 @@ class ImageRepository:
                 .limit(limit)
             )
             return [RoomEvent(**row._mapping) for row in rows]
+
+
+async def _count(connection: AsyncConnection, *conditions: ColumnElement[bool]) -> int:
+    count = await connection.scalar(select(func.count()).select_from(images).where(*conditions))
+    return int(count or 0)
+
+
+async def _queue_event(connection: AsyncConnection, room_id: int, seq: int) -> RoomEvent:
+    """The ``moderation_queue`` event at ``seq``, with the queue length as the transaction
+    sees it."""
+    pending = await _count(connection, images.c.room_id == room_id, images.c.status == PENDING)
+    return RoomEvent(room_id, seq, "moderation_queue", {"seq": seq, "pending_count": pending})

@@ -5,18 +5,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 
 from realtime.bus import RoomEventBus
 from web.errors import ApiError
-from web.images.repository import DuplicateImage, Image, ImageRepository
+from web.images.repository import (
+    APPROVED,
+    PENDING,
+    DuplicateImage,
+    Image,
+    ImageRepository,
+)
 from web.images.views import image_view
 from web.metrics import Metrics
 from web.pipeline import RenditionPool, RenditionSpec
-from web.rooms.repository import Participant, Room
-from web.rooms.service import RoomService, clean_text
+from web.rate_limits import RateLimiter
+from web.rooms.repository import LockedRoom, Room
+from web.rooms.room_settings import clean_text
+from web.rooms.service import RoomService, Viewer
 from web.settings import Settings
 from web.storage import ORIGINAL, LocalImageStore, new_storage_key
 from web.uploads import receive_upload
@@ -37,6 +46,7 @@ class ImageService:
     :param bus: where committed events are published for every replica.
     :param settings: limits and rendition sizes.
     :param metrics: the replica's Prometheus collectors.
+    :param rate_limits: the upload rate limit (``"upload"``).
     """
 
     def __init__(
@@ -48,7 +58,9 @@ class ImageService:
         bus: RoomEventBus,
         settings: Settings,
         metrics: Metrics,
+        rate_limits: RateLimiter,
     ) -> None:
+        self.rate_limits = rate_limits
         self.repository = repository
         self.rooms = rooms
         self.store = store
@@ -63,20 +75,25 @@ class ImageService:
         )
 
     async def upload(
-        self, room: Room, participant: Participant | None, request: Request
+        self, room: Room, viewer: Viewer, request: Request, client_address: str
     ) -> tuple[dict[str, Any], bool]:
         """Receive one image from a multipart request and publish it to the room.
 
-        Acknowledged only once the files and the row are durable; ``image_added`` is published
-        after that. The same bytes sent again to the room return the stored image unchanged.
+        Acknowledged only once the files and the row are durable; ``image_added`` (or, in a
+        moderated room, ``moderation_queue``) is published after that. The same bytes sent
+        again to the room return the stored image unchanged, whatever the limits.
 
+        :param viewer: the uploader (participant and/or host; the host skips moderation, the
+            pause and the rate limit).
+        :param client_address: the caller's address, the rate-limit key without a participant.
         :returns: (the image object, True if it was created; False for a repeated upload).
-        :raises ApiError: 409 room closed; 400 empty/malformed; 413 too large (bytes or
+        :raises ApiError: 409 room closed or uploads paused; 401 passcode required;
+            429 rate limited or a quota reached; 400 empty/malformed; 413 too large (bytes or
             pixels); 415 not an accepted image type; 422 corrupt; 503 renderers busy.
         """
         started = time.perf_counter()
         try:
-            image, created = await self._upload(room, participant, request)
+            image, created = await self._upload(room, viewer, request, client_address)
         except ApiError:
             self.metrics.uploads.labels("rejected").inc()
             raise
@@ -86,9 +103,43 @@ class ImageService:
         return image, created
 
     async def _upload(
-        self, room: Room, participant: Participant | None, request: Request
+        self, room: Room, viewer: Viewer, request: Request, client_address: str
     ) -> tuple[dict[str, Any], bool]:
         self.rooms.require_open(room)
+        self.rooms.require_viewer(room, viewer)
+        participant = viewer.participant
+        if not viewer.is_host:
+            _require_uploads_open(room.uploads_open)
+            if participant is not None:
+                await self.rate_limits.hit("upload", f"{room.id}:{participant.id}")
+            else:
+                await self.rate_limits.hit("anonymous_upload", f"{room.id}:{client_address}")
+
+        async def admit(
+            locked: LockedRoom,
+            room_images: Callable[[], Awaitable[int]],
+            uploader_images: Callable[[], Awaitable[int]],
+        ) -> str:
+            if locked.closed_at is not None:
+                raise ApiError(409, "room_closed", "This room is closed to new photos.")
+            if viewer.is_host:
+                return APPROVED
+            _require_uploads_open(locked.uploads_open)
+            if locked.max_images is not None and await room_images() >= locked.max_images:
+                raise ApiError(
+                    429,
+                    "room_quota_reached",
+                    f"This room is full: it holds its limit of {locked.max_images} photos.",
+                )
+            limit = locked.max_uploads_per_guest
+            if participant is not None and limit is not None and await uploader_images() >= limit:
+                raise ApiError(
+                    429,
+                    "guest_quota_reached",
+                    f"You have uploaded {limit} photos, the most one guest may add here.",
+                )
+            return PENDING if locked.moderation == "approve" else APPROVED
+
         received = await receive_upload(
             request, self.store.new_upload_path(), max_bytes=self.settings.max_upload_bytes
         )
@@ -126,6 +177,7 @@ class ImageService:
                 },
                 uploader_name=participant.name if participant else None,
                 render_payload=image_view,
+                admit=admit,
                 now=self.rooms.clock(),
             )
         except DuplicateImage:
@@ -155,18 +207,31 @@ class ImageService:
                 "render_seconds": round(result.render_seconds, 4),
             },
         )
-        return event.payload, True
+        return image_view(image), True
 
-    async def page(self, room: Room, after: str | None, limit: str | None) -> dict[str, Any]:
+    async def page(
+        self,
+        room: Room,
+        after: str | None,
+        limit: str | None,
+        *,
+        status: str | None = APPROVED,
+        participant_id: int | None = None,
+    ) -> dict[str, Any]:
         """A page of the room's images in upload order: ``{"items": [...], "next_after"}``.
 
         :param after: only images with a greater id (default: from the start).
         :param limit: page size, 1 to 200 (default 50).
+        :param status: ``"approved"`` (the room's images), ``"pending"`` (the moderation
+            queue) or None (any: with ``participant_id``, a guest's own uploads).
+        :param participant_id: only this participant's uploads.
         :raises ApiError: 422 for a non-integer or out-of-range parameter.
         """
         after_id = _int_param("after", after, default=0, low=0, high=2**63 - 1)
         size = _int_param("limit", limit, default=DEFAULT_PAGE, low=1, high=MAX_PAGE)
-        found = await self.repository.page(room.id, after_id, size + 1)
+        found = await self.repository.page(
+            room.id, after_id, size + 1, status=status, participant_id=participant_id
+        )
         items = found[:size]
         more = len(found) > size
         return {
@@ -192,43 +257,90 @@ class ImageService:
         }
 
     async def get(self, room: Room, image_id: str) -> Image:
-        """The image ``image_id`` of ``room``; raises ApiError 404 ``image_not_found``."""
+        """The image ``image_id`` of ``room``, any status; raises ApiError 404
+        ``image_not_found``."""
         image = None
         if image_id.isdigit() and len(image_id) < 19:
             image = await self.repository.get(room.id, int(image_id))
         if image is None:
-            raise ApiError(404, "image_not_found", "This image does not exist in this room.")
+            raise IMAGE_NOT_FOUND
         return image
 
-    async def delete(
-        self,
-        room: Room,
-        image_id: str,
-        *,
-        authorization: str | None,
-        participant: Participant | None,
-    ) -> None:
+    async def visible(self, room: Room, image_id: str, viewer: Viewer) -> Image:
+        """The image if ``viewer`` may see it: approved ones for every viewer, pending ones
+        for the host and the uploader only (404 to anyone else, as if absent)."""
+        image = await self.get(room, image_id)
+        if image.status == APPROVED or viewer.is_host:
+            return image
+        if viewer.participant is not None and viewer.participant.id == image.participant_id:
+            return image
+        raise IMAGE_NOT_FOUND
+
+    async def approve(self, room: Room, image_id: str) -> dict[str, Any]:
+        """Approve a pending image (host already checked): it reaches every client as
+        ``image_added``. Approving an approved image changes nothing.
+
+        :returns: the image object as approved.
+        :raises ApiError: 404 unknown image.
+        """
+        image = await self.get(room, image_id)
+        try:
+            approved, event = await self.repository.approve(
+                image, render_payload=image_view, now=self.rooms.clock()
+            )
+        except LookupError:
+            raise IMAGE_NOT_FOUND from None
+        if event is not None:
+            await self.bus.publish(event)
+        return image_view(approved)
+
+    async def reject(self, room: Room, image_id: str) -> None:
+        """Reject a pending image (host already checked): its files and row are deleted and
+        the queue length published.
+
+        :raises ApiError: 404 unknown image; 409 ``not_pending`` for an approved image.
+        """
+        image = await self.get(room, image_id)
+        if image.status != PENDING:
+            raise ApiError(
+                409, "not_pending", "This image is not waiting for approval; delete it instead."
+            )
+        await self._remove(image)
+
+    async def delete(self, room: Room, image_id: str, *, viewer: Viewer, credentials: bool) -> None:
         """Delete an image as the host (host key) or as its uploader (participant key).
 
+        :param credentials: whether the request carried any credentials at all.
         :raises ApiError: 404 unknown image; 401 no credentials; 403 neither host nor uploader.
         """
         image = await self.get(room, image_id)
+        participant = viewer.participant
         is_uploader = participant is not None and participant.id == image.participant_id
-        if not is_uploader:
-            if authorization is None and participant is None:
+        if not is_uploader and not viewer.is_host:
+            if not credentials:
                 raise ApiError(
                     401,
                     "credentials_required",
                     "Deleting needs the host key or the uploader's participant key.",
                 )
-            if not self.rooms.is_host(room, authorization):
-                raise ApiError(403, "forbidden", "Only the host or the uploader may delete this.")
+            raise ApiError(403, "forbidden", "Only the host or the uploader may delete this.")
+        await self._remove(image)
+
+    async def _remove(self, image: Image) -> None:
         event = await self.repository.remove(image, now=self.rooms.clock())
         if event is None:
             return
         with contextlib.suppress(OSError):
             await self.store.delete(image.storage_key)
         await self.bus.publish(event)
+
+
+IMAGE_NOT_FOUND = ApiError(404, "image_not_found", "This image does not exist in this room.")
+
+
+def _require_uploads_open(uploads_open: bool) -> None:
+    if not uploads_open:
+        raise ApiError(409, "uploads_paused", "The host has paused uploads for now.")
 
 
 def _int_param(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:

@@ -27,4 +27,5 @@ def image_view(image: Image) -> dict[str, Any]:
         "uploader_name": image.uploader_name,
         "participant_id": image.participant_id,
         "created_at": image.created_at.isoformat(),
+        "status": image.status,
     }

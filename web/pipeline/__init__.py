@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from web.pipeline.formats import CorruptImage, ImageTooLarge, UnsupportedImageType
 from web.pipeline.pool import PipelineBusy, RenditionPool
-from web.pipeline.renditions import RenditionResult, RenditionSpec
+from web.pipeline.renditions import FullRenditionResult, RenditionResult, RenditionSpec
 
 __all__ = [
     "CorruptImage",
+    "FullRenditionResult",
     "ImageTooLarge",
     "PipelineBusy",
     "RenditionPool",

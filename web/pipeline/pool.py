@@ -17,20 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import TypeVar
 
 from web.errors import ApiError
 from web.pipeline.formats import CorruptImage
 from web.pipeline.renditions import (
+    FullRenditionResult,
     RenditionResult,
     RenditionSpec,
     init_worker,
     render_file,
+    render_full_file,
     warm_up,
 )
+
+_Result = TypeVar("_Result")
+# A job run in a worker: (source, out_dir, spec) -> result. Must be a module-level function
+# (pickled by name).
+_Job = Callable[[Path, Path, RenditionSpec], _Result]
 
 RETRY_AFTER_SECONDS = 2
 
@@ -87,6 +96,9 @@ class RenditionPool:
         self._quarantine: ProcessPoolExecutor | None = None
         self._quarantine_lock = asyncio.Lock()
         self._closing = False
+        # Full-resolution renders in progress, by output folder: concurrent requests for the
+        # same photo share one job instead of rendering it twice.
+        self._full_renders: dict[Path, asyncio.Future[FullRenditionResult]] = {}
 
     @property
     def pending(self) -> int:
@@ -136,43 +148,84 @@ class RenditionPool:
         :raises OSError: if ``source`` cannot be read or ``out_dir`` written (in the worker).
         :raises RuntimeError: if :meth:`start` was not awaited.
         """
+        return await self._submit(render_file, source, out_dir, spec)
+
+    async def render_full(
+        self, source: Path, out_dir: Path, spec: RenditionSpec
+    ) -> FullRenditionResult:
+        """Render ``source`` at full resolution into ``out_dir/full.jpg`` (a coroutine).
+
+        The file is fsynced before this returns (see
+        :func:`~web.pipeline.renditions.render_full_file`). Calls for the same ``out_dir``
+        while one is in progress share its job and its outcome; cancelling one caller does not
+        cancel the job for the others. Counts against the same bound as :meth:`render`.
+
+        :param source: the original; read by a worker process.
+        :param out_dir: the existing folder where ``full.jpg`` is written.
+        :param spec: ``max_pixels`` and ``full_quality`` are used.
+        :returns: the size of ``full.jpg``.
+        :raises PipelineBusy: (503) the pool is full or shutting down.
+        :raises UnsupportedImageType, CorruptImage, ImageTooLarge: as for :meth:`render`.
+        :raises OSError: if ``source`` cannot be read or ``out_dir`` written (in the worker).
+        :raises RuntimeError: if :meth:`start` was not awaited.
+        """
+        shared = self._full_renders.get(out_dir)
+        if shared is None:
+            shared = asyncio.ensure_future(self._submit(render_full_file, source, out_dir, spec))
+            self._full_renders[out_dir] = shared
+
+            def forget(done: asyncio.Future[FullRenditionResult]) -> None:
+                if self._full_renders.get(out_dir) is done:
+                    del self._full_renders[out_dir]
+                if not done.cancelled():
+                    done.exception()  # retrieved: no "never retrieved" warning if all left
+
+            shared.add_done_callback(forget)
+        return await asyncio.shield(shared)
+
+    async def _submit(
+        self, function: _Job[_Result], source: Path, out_dir: Path, spec: RenditionSpec
+    ) -> _Result:
+        """Run ``function(source, out_dir, spec)`` in a worker within the pool's bound."""
         if self._closing:
             raise PipelineBusy()
         if self._executor is None:
-            raise RuntimeError("RenditionPool.start() must be awaited before render()")
+            raise RuntimeError("RenditionPool.start() must be awaited before rendering")
         if self._pending >= self._capacity:
             raise PipelineBusy()
         self._pending += 1
         executor = self._executor
-        job: list[Future[RenditionResult]] = []
+        job: list[Future[_Result]] = []
         try:
             try:
-                return await self._run(executor, job, source, out_dir, spec)
+                return await self._run(executor, job, function, source, out_dir, spec)
             except BrokenProcessPool:
                 self._replace_broken_pool(executor)
-                return await self._run_isolated(job, source, out_dir, spec)
+                return await self._run_isolated(job, function, source, out_dir, spec)
         finally:
             self._release_when_done(job[-1] if job else None)
 
     async def _run(
         self,
         executor: ProcessPoolExecutor,
-        job: list[Future[RenditionResult]],
+        job: list[Future[_Result]],
+        function: _Job[_Result],
         source: Path,
         out_dir: Path,
         spec: RenditionSpec,
-    ) -> RenditionResult:
-        future = executor.submit(render_file, source, out_dir, spec)
+    ) -> _Result:
+        future = executor.submit(function, source, out_dir, spec)
         job.append(future)
         return await asyncio.wrap_future(future)
 
     async def _run_isolated(
         self,
-        job: list[Future[RenditionResult]],
+        job: list[Future[_Result]],
+        function: _Job[_Result],
         source: Path,
         out_dir: Path,
         spec: RenditionSpec,
-    ) -> RenditionResult:
+    ) -> _Result:
         # One job at a time: if this photo crashes the worker, no other job is lost with it.
         async with self._quarantine_lock:
             if self._closing:
@@ -181,7 +234,7 @@ class RenditionPool:
                 self._quarantine, _ = self._new_executor(1)
             quarantine = self._quarantine
             try:
-                return await self._run(quarantine, job, source, out_dir, spec)
+                return await self._run(quarantine, job, function, source, out_dir, spec)
             except BrokenProcessPool:
                 if self._quarantine is quarantine:
                     self._quarantine = None
@@ -210,7 +263,7 @@ class RenditionPool:
         )
         return executor, [executor.submit(warm_up) for _ in range(workers)]
 
-    def _release_when_done(self, future: Future[RenditionResult] | None) -> None:
+    def _release_when_done(self, future: Future[_Result] | None) -> None:
         """Free this render's slot once its job no longer occupies a worker.
 
         A cancelled request (the client went away) cancels its job only if it has not started;
@@ -221,7 +274,7 @@ class RenditionPool:
             return
         loop = asyncio.get_running_loop()
 
-        def release(_: Future[RenditionResult]) -> None:
+        def release(_: Future[_Result]) -> None:
             # Runs in the executor's management thread.
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._release)

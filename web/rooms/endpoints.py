@@ -13,8 +13,9 @@ from starlette.routing import Route
 from web.errors import ApiError
 from web.rooms.qr import qr_png, qr_svg
 from web.rooms.repository import Participant, Room
-from web.rooms.views import join_url, public_base_url, room_view
-from web.services import services
+from web.rooms.service import Viewer
+from web.rooms.views import host_room_view, join_url, public_base_url, room_view
+from web.services import Services, services
 
 MAX_JSON_BYTES = 16 * 1024
 PARTICIPANT_HEADER = "x-participant-key"
@@ -45,9 +46,44 @@ def participant_cookie(room: Room) -> str:
 
 
 async def current_participant(request: Request, room: Room) -> Participant | None:
-    """The participant making ``request``: ``X-Participant-Key`` header, else the cookie."""
-    key = request.headers.get(PARTICIPANT_HEADER) or request.cookies.get(participant_cookie(room))
-    return await services(request).rooms.participant(room, key)
+    """The participant making ``request``: ``X-Participant-Key`` header, else the signed
+    cookie; None for neither (or one that does not belong to ``room``)."""
+    return await services(request).rooms.participant(
+        room,
+        key=request.headers.get(PARTICIPANT_HEADER),
+        cookie=request.cookies.get(participant_cookie(room)),
+    )
+
+
+async def viewer_of(request: Request, room: Room) -> Viewer:
+    """Who makes ``request``: participant and/or host.
+
+    :raises ApiError: 401 ``passcode_required`` when the room has a passcode and the caller is
+        neither one of its participants nor its host.
+    """
+    app = services(request)
+    viewer = Viewer(
+        participant=await current_participant(request, room),
+        is_host=app.rooms.is_host(room, request.headers.get("authorization")),
+    )
+    app.rooms.require_viewer(room, viewer)
+    return viewer
+
+
+def client_address(request: Request) -> str:
+    """The caller's IP address as the server saw it (behind a proxy: as forwarded, when the
+    server trusts the proxy's headers), for per-address rate limits."""
+    return request.client.host if request.client else "unknown"
+
+
+async def host_view(app: Services, request: Request, room: Room) -> dict[str, Any]:
+    """The host's JSON view of ``room`` (counts read now)."""
+    return host_room_view(
+        room,
+        public_base_url(request, app.settings),
+        await app.rooms.repository.image_count(room.id),
+        await app.rooms.repository.image_count(room.id, status="pending"),
+    )
 
 
 async def room_for(request: Request) -> Room:
@@ -58,8 +94,10 @@ async def room_for(request: Request) -> Room:
 async def create_room(request: Request) -> Response:
     app = services(request)
     body = await json_body(request)
-    room, host_key = await app.rooms.create(body.get("title"))
-    view = room_view(room, public_base_url(request, app.settings), image_count=0)
+    room, host_key = await app.rooms.create(body)
+    view = host_room_view(
+        room, public_base_url(request, app.settings), image_count=0, pending_count=0
+    )
     return JSONResponse({**view, "host_key": host_key}, status_code=201)
 
 
@@ -74,8 +112,42 @@ async def get_room_as_host(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     app.rooms.require_host(room, request.headers.get("authorization"))
-    count = await app.rooms.repository.image_count(room.id)
-    return JSONResponse(room_view(room, public_base_url(request, app.settings), count))
+    return JSONResponse(await host_view(app, request, room))
+
+
+async def update_room(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    app.rooms.require_host(room, request.headers.get("authorization"))
+    room = await app.rooms.update(room, await json_body(request))
+    return JSONResponse(await host_view(app, request, room))
+
+
+async def close_room(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    app.rooms.require_host(room, request.headers.get("authorization"))
+    room = await app.rooms.close(room)
+    return JSONResponse(await host_view(app, request, room))
+
+
+async def get_me(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    participant = await current_participant(request, room)
+    if participant is None:
+        raise ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
+    count = await app.rooms.repository.upload_count(room.id, participant.id)
+    limit = room.max_uploads_per_guest
+    return JSONResponse(
+        {
+            "id": participant.id,
+            "name": participant.name,
+            "upload_count": count,
+            "max_uploads": limit,
+            "uploads_left": max(limit - count, 0) if limit is not None else None,
+        }
+    )
 
 
 async def room_qr(request: Request) -> Response:
@@ -99,7 +171,9 @@ async def join_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     body = await json_body(request)
-    participant, key = await app.rooms.join(room, body.get("name"))
+    participant, key = await app.rooms.join(
+        room, body.get("name"), body.get("passcode"), client_address(request)
+    )
     response = JSONResponse(
         {"id": participant.id, "name": participant.name, "participant_key": key},
         status_code=201,
@@ -107,7 +181,7 @@ async def join_room(request: Request) -> Response:
     seconds_left = int((room.expires_at - app.rooms.clock()).total_seconds())
     response.set_cookie(
         participant_cookie(room),
-        key,
+        app.rooms.participant_cookie_value(participant),
         max_age=max(seconds_left, 0),
         httponly=True,
         samesite="lax",
@@ -119,6 +193,9 @@ async def join_room(request: Request) -> Response:
 routes = [
     Route("/api/rooms", create_room, methods=["POST"]),
     Route("/api/rooms/{token}", get_room, methods=["GET"]),
+    Route("/api/rooms/{token}", update_room, methods=["PATCH"]),
+    Route("/api/rooms/{token}/close", close_room, methods=["POST"]),
+    Route("/api/rooms/{token}/me", get_me, methods=["GET"]),
     Route("/api/rooms/{token}/host", get_room_as_host, methods=["GET"]),
     Route("/api/rooms/{token}/qr.png", room_qr, methods=["GET"]),
     Route("/api/rooms/{token}/qr.svg", room_qr, methods=["GET"]),

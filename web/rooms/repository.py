@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from realtime.bus import RoomEvent
 from web.database import Database
-from web.schema import images, participants, rooms
+from web.schema import images, participants, room_events, rooms
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,15 @@ class Room:
     expires_at: datetime
     closed_at: datetime | None
     last_seq: int
+    uploads_open: bool = True
+    moderation: str = "off"
+    passcode: str | None = None
+    wall_mode: str = "spotlight"
+    wall_qr_size: str = "medium"
+    wall_captions: bool = True
+    wall_blanked: bool = False
+    max_uploads_per_guest: int | None = None
+    max_images: int | None = None
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""
@@ -40,6 +52,19 @@ class Participant:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LockedRoom:
+    """What an upload's transaction needs of its room, read under the room row's write lock
+    together with the sequence number it allocated (see :func:`lock_room`)."""
+
+    seq: int
+    closed_at: datetime | None
+    uploads_open: bool
+    moderation: str
+    max_images: int | None
+    max_uploads_per_guest: int | None
+
+
 class RoomRepository:
     """Reads and writes rooms and participants.
 
@@ -50,23 +75,84 @@ class RoomRepository:
         self.database = database
 
     async def create(
-        self, *, token: str, host_key_hash: str, title: str, now: datetime, expires_at: datetime
+        self,
+        *,
+        token: str,
+        host_key_hash: str,
+        now: datetime,
+        values: dict[str, Any],
     ) -> Room:
-        """Insert a room and return it."""
+        """Insert a room and return it.
+
+        :param values: the other columns: ``title``, ``expires_at`` and any room settings.
+        """
         async with self.database.transaction() as connection:
             result = await connection.execute(
                 insert(rooms)
                 .values(
-                    token=token,
-                    host_key_hash=host_key_hash,
-                    title=title,
-                    created_at=now,
-                    expires_at=expires_at,
-                    last_seq=0,
+                    token=token, host_key_hash=host_key_hash, created_at=now, last_seq=0, **values
                 )
                 .returning(*rooms.c)
             )
             return Room(**result.one()._mapping)
+
+    async def update(
+        self,
+        room_id: int,
+        values: dict[str, Any],
+        *,
+        now: datetime,
+        render_payload: Callable[[Room], dict[str, Any]],
+    ) -> tuple[Room, RoomEvent | None]:
+        """Change room settings and log ``room_updated`` in one transaction.
+
+        :param values: columns to set (only those that differ from the stored ones change).
+        :param render_payload: ``(Room) -> dict``, the event's argument (``seq`` is added).
+        :returns: the room as stored afterwards, and the event (None when nothing changed).
+        :raises LookupError: the room does not exist.
+        """
+        async with self.database.transaction() as connection:
+            current = await _locked_room_row(connection, room_id)
+            changed = {
+                key: value for key, value in values.items() if getattr(current, key) != value
+            }
+            if not changed:
+                return current, None
+            seq = await next_seq(connection, room_id)
+            row = (
+                await connection.execute(
+                    update(rooms).where(rooms.c.id == room_id).values(**changed).returning(*rooms.c)
+                )
+            ).one()
+            room = Room(**row._mapping)
+            event = RoomEvent(room_id, seq, "room_updated", {**render_payload(room), "seq": seq})
+            await log_event(connection, event, now)
+        return room, event
+
+    async def close(self, room_id: int, *, now: datetime) -> tuple[Room, RoomEvent | None]:
+        """Close the room (no more joins or uploads) and log ``room_closed``, once.
+
+        :returns: the room afterwards, and the event (None when it was already closed).
+        :raises LookupError: the room does not exist.
+        """
+        async with self.database.transaction() as connection:
+            current = await _locked_room_row(connection, room_id)
+            if current.closed_at is not None:
+                return current, None
+            seq = await next_seq(connection, room_id)
+            row = (
+                await connection.execute(
+                    update(rooms)
+                    .where(rooms.c.id == room_id)
+                    .values(closed_at=now)
+                    .returning(*rooms.c)
+                )
+            ).one()
+            event = RoomEvent(
+                room_id, seq, "room_closed", {"seq": seq, "closed_at": now.isoformat()}
+            )
+            await log_event(connection, event, now)
+        return Room(**row._mapping), event
 
     async def by_token(self, token: str) -> Room | None:
         """The room with ``token``, or None."""
@@ -74,11 +160,35 @@ class RoomRepository:
             row = (await connection.execute(select(rooms).where(rooms.c.token == token))).first()
         return Room(**row._mapping) if row else None
 
-    async def image_count(self, room_id: int) -> int:
-        """How many images the room holds."""
+    async def image_count(self, room_id: int, status: str = "approved") -> int:
+        """How many images of ``status`` (``approved`` or ``pending``) the room holds."""
         async with self.database.read() as connection:
             count = await connection.scalar(
-                select(func.count()).select_from(images).where(images.c.room_id == room_id)
+                select(func.count())
+                .select_from(images)
+                .where(images.c.room_id == room_id, images.c.status == status)
+            )
+        return int(count or 0)
+
+    async def participant_by_id(self, room_id: int, participant_id: int) -> Participant | None:
+        """The participant ``participant_id`` of ``room_id``, or None."""
+        async with self.database.read() as connection:
+            row = (
+                await connection.execute(
+                    select(*_PARTICIPANT_COLUMNS).where(
+                        participants.c.id == participant_id, participants.c.room_id == room_id
+                    )
+                )
+            ).first()
+        return Participant(**row._mapping) if row else None
+
+    async def upload_count(self, room_id: int, participant_id: int) -> int:
+        """How many images (approved or pending) the participant has in the room."""
+        async with self.database.read() as connection:
+            count = await connection.scalar(
+                select(func.count())
+                .select_from(images)
+                .where(images.c.room_id == room_id, images.c.participant_id == participant_id)
             )
         return int(count or 0)
 
@@ -90,12 +200,7 @@ class RoomRepository:
             result = await connection.execute(
                 insert(participants)
                 .values(room_id=room_id, name=name, key_hash=key_hash, created_at=now)
-                .returning(
-                    participants.c.id,
-                    participants.c.room_id,
-                    participants.c.name,
-                    participants.c.created_at,
-                )
+                .returning(*_PARTICIPANT_COLUMNS)
             )
             return Participant(**result.one()._mapping)
 
@@ -104,15 +209,81 @@ class RoomRepository:
         async with self.database.read() as connection:
             row = (
                 await connection.execute(
-                    select(
-                        participants.c.id,
-                        participants.c.room_id,
-                        participants.c.name,
-                        participants.c.created_at,
-                    ).where(participants.c.key_hash == key_hash, participants.c.room_id == room_id)
+                    select(*_PARTICIPANT_COLUMNS).where(
+                        participants.c.key_hash == key_hash, participants.c.room_id == room_id
+                    )
                 )
             ).first()
         return Participant(**row._mapping) if row else None
+
+
+_PARTICIPANT_COLUMNS = (
+    participants.c.id,
+    participants.c.room_id,
+    participants.c.name,
+    participants.c.created_at,
+)
+
+
+async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
+    """The room row, write-locked until commit (a no-op UPDATE takes the lock on both
+    PostgreSQL and SQLite, where SELECT ... FOR UPDATE does not exist)."""
+    row = (
+        await connection.execute(
+            update(rooms)
+            .where(rooms.c.id == room_id)
+            .values(last_seq=rooms.c.last_seq)
+            .returning(*rooms.c)
+        )
+    ).first()
+    if row is None:
+        raise LookupError(f"room {room_id} does not exist")
+    return Room(**row._mapping)
+
+
+async def log_event(connection: AsyncConnection, event: RoomEvent, now: datetime) -> None:
+    """Append ``event`` to the room event log inside ``connection``'s transaction."""
+    await connection.execute(
+        insert(room_events).values(
+            room_id=event.room_id,
+            seq=event.seq,
+            kind=event.kind,
+            payload=event.payload,
+            created_at=now,
+        )
+    )
+
+
+async def lock_room(connection: AsyncConnection, room_id: int) -> LockedRoom:
+    """Allocate the room's next event sequence number, like :func:`next_seq`, and read the
+    settings an upload is judged by under the same row lock, so a concurrent settings change
+    is either wholly before or wholly after the upload. Raises LookupError if the room does
+    not exist."""
+    row = (
+        await connection.execute(
+            update(rooms)
+            .where(rooms.c.id == room_id)
+            .values(last_seq=rooms.c.last_seq + 1)
+            .returning(
+                rooms.c.last_seq,
+                rooms.c.closed_at,
+                rooms.c.uploads_open,
+                rooms.c.moderation,
+                rooms.c.max_images,
+                rooms.c.max_uploads_per_guest,
+            )
+        )
+    ).first()
+    if row is None:
+        raise LookupError(f"room {room_id} does not exist")
+    return LockedRoom(
+        seq=int(row.last_seq),
+        closed_at=row.closed_at,
+        uploads_open=bool(row.uploads_open),
+        moderation=str(row.moderation),
+        max_images=row.max_images,
+        max_uploads_per_guest=row.max_uploads_per_guest,
+    )
 
 
 async def next_seq(connection: AsyncConnection, room_id: int) -> int:

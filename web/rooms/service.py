@@ -1,14 +1,22 @@
-"""Room rules: creation, lookup by token, host authentication, joining as a participant."""
+"""Room rules: creation, settings, closing, lookup by token, host and participant identity."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from realtime.bus import RoomEvent, RoomEventBus
 from web.errors import ApiError
+from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
+from web.rooms.room_settings import clean_text, validate_room_settings
 from web.security import digest, is_well_formed_token, matches, new_room_token, new_secret_key
 from web.settings import Settings
+from web.signing import SigningSecret
 
 
 def utc_now() -> datetime:
@@ -17,39 +25,48 @@ def utc_now() -> datetime:
 
 
 ROOM_NOT_FOUND = ApiError(404, "room_not_found", "This room does not exist or has expired.")
-MAX_TITLE_CHARS = 200
+PASSCODE_REQUIRED = ApiError(
+    401, "passcode_required", "This room needs its passcode: join the room first."
+)
+PARTICIPANT_COOKIE_SALT = "participant-cookie"
 
 
-def clean_text(value: object, *, field: str, max_chars: int, required: bool) -> str | None:
-    """Validate a short user-supplied text field and return it stripped.
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is looking at a room: a participant (by cookie or key), the host, both or neither."""
 
-    :param value: the raw JSON or form value.
-    :param field: its name, for the error message.
-    :param max_chars: longest accepted length, in characters (after stripping).
-    :param required: whether an empty or missing value is an error (else it becomes None).
-    :raises ApiError: 422 ``invalid_<field>`` when not a string, too long, or required but empty.
-    """
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise ApiError(422, f"invalid_{field}", f"The {field} must be a string.")
-    text = " ".join(value.split())  # also drops control characters such as newlines
-    if not text:
-        if required:
-            raise ApiError(422, f"invalid_{field}", f"The {field} must not be empty.")
-        return None
-    if len(text) > max_chars:
-        raise ApiError(
-            422, f"invalid_{field}", f"The {field} is longer than {max_chars} characters."
-        )
-    return text
+    participant: Participant | None
+    is_host: bool
+
+
+def room_settings_view(room: Room) -> dict[str, Any]:
+    """The room's settings as every client sees them (``room_updated``'s argument, and part
+    of the room view). Never includes the passcode or the host key."""
+    return {
+        "title": room.title,
+        "expires_at": room.expires_at.isoformat(),
+        "closed": room.closed_at is not None,
+        "closed_at": room.closed_at.isoformat() if room.closed_at else None,
+        "uploads_open": room.uploads_open,
+        "moderation": room.moderation,
+        "passcode_required": room.passcode is not None,
+        "wall_mode": room.wall_mode,
+        "wall_qr_size": room.wall_qr_size,
+        "wall_captions": room.wall_captions,
+        "wall_blanked": room.wall_blanked,
+        "max_uploads_per_guest": room.max_uploads_per_guest,
+        "max_images": room.max_images,
+    }
 
 
 class RoomService:
     """Room operations shared by the HTTP API, the pages and the live side.
 
     :param repository: room and participant storage.
-    :param settings: room lifetime and name limits.
+    :param settings: room lifetime, limits and defaults.
+    :param bus: where committed room events are published for every replica.
+    :param rate_limits: the join-attempt limit (``"join"``).
+    :param signing: the key participant cookies are signed with.
     :param clock: returns the current UTC time (tests pass a fixed one).
     """
 
@@ -57,29 +74,69 @@ class RoomService:
         self,
         repository: RoomRepository,
         settings: Settings,
+        bus: RoomEventBus,
+        rate_limits: RateLimiter,
+        signing: SigningSecret,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.repository = repository
         self.settings = settings
+        self.bus = bus
+        self.rate_limits = rate_limits
+        self.signing = signing
         self.clock = clock
 
-    async def create(self, title: object) -> tuple[Room, str]:
-        """Create a room; return it with its host key (the only time the key is known).
+    @property
+    def longest_lifetime(self) -> timedelta:
+        """How far ahead a room's expiry may be set (``IMAGESHARK_ROOM_TTL_HOURS``)."""
+        return timedelta(hours=self.settings.room_ttl_hours)
 
-        :raises ApiError: 422 for a missing, empty or over-long title.
+    async def create(self, body: dict[str, Any]) -> tuple[Room, str]:
+        """Create a room from a ``POST /api/rooms`` body; return it with its host key (the
+        only time the key is known).
+
+        :param body: ``title`` (required) and any settable field of
+            :func:`web.rooms.room_settings.validate_room_settings`.
+        :raises ApiError: 422 for a missing title or a bad setting.
         """
-        clean_title = clean_text(title, field="title", max_chars=MAX_TITLE_CHARS, required=True)
-        assert clean_title is not None
-        host_key = new_secret_key()
         now = self.clock()
+        values = validate_room_settings(
+            {"title": body.get("title"), **body}, now=now, longest_lifetime=self.longest_lifetime
+        )
+        values.setdefault("expires_at", now + self.longest_lifetime)
+        values.setdefault("max_uploads_per_guest", self.settings.max_uploads_per_guest)
+        values.setdefault("max_images", self.settings.max_images_per_room)
+        host_key = new_secret_key()
         room = await self.repository.create(
-            token=new_room_token(),
-            host_key_hash=digest(host_key),
-            title=clean_title,
-            now=now,
-            expires_at=now + timedelta(hours=self.settings.room_ttl_hours),
+            token=new_room_token(), host_key_hash=digest(host_key), now=now, values=values
         )
         return room, host_key
+
+    async def update(self, room: Room, body: dict[str, Any]) -> Room:
+        """Apply a host's ``PATCH``: validate, store, log and publish ``room_updated``.
+
+        :raises ApiError: 422 bad or unknown field; 409 ``room_closed``.
+        """
+        if room.closed_at is not None:
+            raise ApiError(409, "room_closed", "This room is closed; its settings are final.")
+        values = validate_room_settings(
+            body, now=self.clock(), longest_lifetime=self.longest_lifetime
+        )
+        updated, event = await self.repository.update(
+            room.id, values, now=self.clock(), render_payload=room_settings_view
+        )
+        await self._publish(event)
+        return updated
+
+    async def close(self, room: Room) -> Room:
+        """Close the room for good: no more joins or uploads. Publishes ``room_closed`` once."""
+        closed, event = await self.repository.close(room.id, now=self.clock())
+        await self._publish(event)
+        return closed
+
+    async def _publish(self, event: RoomEvent | None) -> None:
+        if event is not None:
+            await self.bus.publish(event)
 
     async def find(self, token: str) -> Room | None:
         """The live room with ``token``; None when malformed, unknown or expired."""
@@ -108,7 +165,12 @@ class RoomService:
         if not authorization:
             return False
         scheme, _, key = authorization.partition(" ")
-        return scheme.lower() == "bearer" and bool(key) and matches(key.strip(), room.host_key_hash)
+        return scheme.lower() == "bearer" and RoomService.is_host_key(room, key.strip())
+
+    @staticmethod
+    def is_host_key(room: Room, key: object) -> bool:
+        """Whether ``key`` is this room's host key (compared in constant time)."""
+        return isinstance(key, str) and 0 < len(key) <= 128 and matches(key, room.host_key_hash)
 
     @staticmethod
     def require_host(room: Room, authorization: str | None) -> None:
@@ -120,24 +182,68 @@ class RoomService:
         if not RoomService.is_host(room, authorization):
             raise ApiError(403, "wrong_host_key", "That host key does not belong to this room.")
 
-    async def join(self, room: Room, name: object) -> tuple[Participant, str]:
+    async def join(
+        self, room: Room, name: object, passcode: object, client_address: str
+    ) -> tuple[Participant, str]:
         """Register a participant under a display name; return it with its bearer key.
 
-        :raises ApiError: 422 for a bad name, 409 when the room is closed.
+        :param passcode: what the guest typed, checked when the room has a passcode.
+        :param client_address: the caller's address, for the join-attempt rate limit.
+        :raises ApiError: 422 bad name; 409 room closed; 401 ``passcode_required``;
+            403 ``wrong_passcode``; 429 ``rate_limited`` (with Retry-After).
         """
         self.require_open(room)
         clean_name = clean_text(
             name, field="name", max_chars=self.settings.max_name_chars, required=True
         )
         assert clean_name is not None
+        if room.passcode is not None:
+            await self.rate_limits.hit("join", f"{room.id}:{client_address}")
+            if passcode is None or passcode == "":
+                raise PASSCODE_REQUIRED
+            if not isinstance(passcode, str) or not matches(
+                passcode.strip(), digest(room.passcode)
+            ):
+                raise ApiError(403, "wrong_passcode", "That passcode is not this room's.")
         key = new_secret_key()
         participant = await self.repository.add_participant(
             room_id=room.id, name=clean_name, key_hash=digest(key), now=self.clock()
         )
         return participant, key
 
-    async def participant(self, room: Room, key: str | None) -> Participant | None:
-        """The participant of ``room`` holding ``key``, or None (no key, or not this room's)."""
-        if not key or len(key) > 128:
-            return None
-        return await self.repository.participant_by_key_hash(room.id, digest(key))
+    def participant_cookie_value(self, participant: Participant) -> str:
+        """The signed value of the participant's cookie: its room and id, HMAC-signed with
+        the deployment's key (itsdangerous), so the server can trust it without a lookup of
+        a secret."""
+        return self._cookie_serializer().dumps({"r": participant.room_id, "p": participant.id})
+
+    def _cookie_serializer(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self.signing.key, salt=PARTICIPANT_COOKIE_SALT)
+
+    async def participant(
+        self, room: Room, *, key: str | None = None, cookie: str | None = None
+    ) -> Participant | None:
+        """The participant of ``room`` identified by a bearer ``key`` (header) or a signed
+        ``cookie``; None when neither identifies one of this room's participants."""
+        if key and len(key) <= 128:
+            return await self.repository.participant_by_key_hash(room.id, digest(key))
+        if cookie and len(cookie) <= 512:
+            try:
+                data = self._cookie_serializer().loads(
+                    cookie, max_age=int(self.longest_lifetime.total_seconds()) + 86_400
+                )
+            except BadSignature:
+                return None
+            if not isinstance(data, dict) or data.get("r") != room.id:
+                return None
+            participant_id = data.get("p")
+            if isinstance(participant_id, int) and not isinstance(participant_id, bool):
+                return await self.repository.participant_by_id(room.id, participant_id)
+        return None
+
+    @staticmethod
+    def require_viewer(room: Room, viewer: Viewer) -> None:
+        """Raise ApiError 401 ``passcode_required`` when the room has a passcode and the
+        caller is neither one of its participants nor its host."""
+        if room.passcode is not None and viewer.participant is None and not viewer.is_host:
+            raise PASSCODE_REQUIRED

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 
 from web.rooms.repository import Room
+from web.rooms.service import room_settings_view
 from web.settings import Settings
 
 
@@ -27,14 +28,12 @@ def join_url(base_url: str, room: Room) -> str:
 
 
 def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
-    """The room's public JSON view (never includes the host key)."""
+    """The room's public JSON view (never includes the host key or the passcode)."""
     join = join_url(base_url, room)
     return {
         "token": room.token,
-        "title": room.title,
         "created_at": room.created_at.isoformat(),
-        "expires_at": room.expires_at.isoformat(),
-        "closed": room.closed_at is not None,
+        **room_settings_view(room),
         "join_url": join,
         "wall_url": f"{join}/wall",
         "host_url": f"{join}/host",
@@ -42,4 +41,16 @@ def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
         "qr_svg_url": f"/api/rooms/{room.token}/qr.svg",
         "image_count": image_count,
         "last_seq": room.last_seq,
+    }
+
+
+def host_room_view(
+    room: Room, base_url: str, image_count: int, pending_count: int
+) -> dict[str, Any]:
+    """The host's view: the public view plus the passcode (in clear, for the host to tell
+    guests) and the number of images waiting for approval."""
+    return {
+        **room_view(room, base_url, image_count),
+        "passcode": room.passcode,
+        "pending_count": pending_count,
     }

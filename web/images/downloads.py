@@ -1,0 +1,266 @@
+"""HTTP routes for taking photos home: the full-resolution JPEG, the host's original and ZIP
+archive, and presigned links to those host-only downloads.
+
+- ``GET .../images/{id}/download``: the photo at full resolution, upright, sRGB, without
+  metadata, made by the rendition pool on first request and kept as ``full.jpg`` in the image's
+  media folder; for anyone who may see the image.
+- ``GET .../images/{id}/original`` and ``GET .../archive.zip``: host only, by the host key or by
+  a presigned link.
+- ``POST .../links``: the host asks for a presigned link (10 minutes) so that a browser can
+  download straight to disk without an ``Authorization`` header.
+
+Links are ``<path>?signature=<timestamp>.<mac>``: an itsdangerous ``TimestampSigner`` signature
+of exactly that path, with the service's signing key and the salt ``download-link``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from anyio import to_thread
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from web.errors import ApiError
+from web.images.archive import file_name_part, original_extension, room_archive
+from web.images.repository import APPROVED, Image
+from web.pipeline.renditions import FULL_NAME
+from web.rooms.endpoints import json_body, room_for, viewer_of
+from web.rooms.repository import Room
+from web.rooms.service import Viewer
+from web.services import services
+
+LINK_SALT = "download-link"
+LINK_SECONDS = 600
+SIGNATURE_PARAM = "signature"
+_MAX_SIGNATURE_CHARS = 128
+PRIVATE = "private, no-store"
+_ASCII_NAME_UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
+
+
+# --- presigned links -----------------------------------------------------------------------
+
+
+class _FixedClockSigner(TimestampSigner):
+    """A TimestampSigner whose "now" is given, so links follow the service's clock."""
+
+    def __init__(self, key: bytes, now: int) -> None:
+        super().__init__(key, salt=LINK_SALT)
+        self._now = now
+
+    def get_timestamp(self) -> int:
+        return self._now
+
+
+class DownloadLinks:
+    """Signs and checks presigned download links.
+
+    :param key: the service's signing key (the same on every replica).
+    :param clock: the current UTC time.
+    """
+
+    def __init__(self, key: bytes, clock: Callable[[], datetime]) -> None:
+        self.key = key
+        self.clock = clock
+
+    def sign(self, path: str) -> tuple[str, datetime]:
+        """A link to ``path`` valid for 10 minutes from now.
+
+        :param path: an absolute path without query, e.g. ``/api/rooms/<token>/archive.zip``.
+        :returns: ``(url, expires_at)``: the path with its ``signature`` query parameter, and
+            the last moment it is accepted (UTC, whole seconds).
+        """
+        now = int(self.clock().timestamp())
+        signed = _FixedClockSigner(self.key, now).sign(path).decode()
+        signature = signed[len(path) + 1 :]
+        expires_at = datetime.fromtimestamp(now + LINK_SECONDS, UTC)
+        return f"{path}?{SIGNATURE_PARAM}={signature}", expires_at
+
+    def verify(self, path: str, signature: str) -> None:
+        """Accept ``signature`` for ``path`` if this service made it under 10 minutes ago.
+
+        :raises ApiError: 403 ``invalid_link`` for a signature that is malformed, made for
+            another path or with another key, or expired (the message says which).
+        """
+        signer = _FixedClockSigner(self.key, int(self.clock().timestamp()))
+        try:
+            if len(signature) > _MAX_SIGNATURE_CHARS:
+                raise BadSignature("too long")
+            signer.unsign(f"{path}.{signature}", max_age=LINK_SECONDS)
+        except SignatureExpired as exc:
+            expired = exc.date_signed + timedelta(seconds=LINK_SECONDS) if exc.date_signed else None
+            when = f" at {expired.isoformat()}" if expired else ""
+            raise ApiError(
+                403,
+                "invalid_link",
+                f"This download link expired{when}; ask the host for a new one.",
+            ) from None
+        except BadSignature:
+            raise ApiError(
+                403, "invalid_link", "This download link is not valid for this download."
+            ) from None
+
+
+def _links(request: Request) -> DownloadLinks:
+    app = services(request)
+    return DownloadLinks(app.signing_key, app.rooms.clock)
+
+
+def _require_host_or_link(request: Request, room: Room, path: str) -> None:
+    """Allow the host (``Authorization: Bearer``) or a valid presigned link for ``path``.
+
+    :raises ApiError: 401/403 from the host check without a signature; 403 ``invalid_link``
+        for a bad or expired signature.
+    """
+    signature = request.query_params.get(SIGNATURE_PARAM)
+    if signature is not None:
+        _links(request).verify(path, signature)
+        return
+    services(request).rooms.require_host(room, request.headers.get("authorization"))
+
+
+def archive_path(room: Room) -> str:
+    """The path of ``room``'s ZIP archive."""
+    return f"/api/rooms/{room.token}/archive.zip"
+
+
+def original_path(room: Room, image_id: int | str) -> str:
+    """The path of an image's original download."""
+    return f"/api/rooms/{room.token}/images/{image_id}/original"
+
+
+def _is_linkable(room: Room, path: str) -> bool:
+    if path == archive_path(room):
+        return True
+    prefix, suffix = f"/api/rooms/{room.token}/images/", "/original"
+    if not (path.startswith(prefix) and path.endswith(suffix)):
+        return False
+    image_id = path[len(prefix) : -len(suffix)]
+    return image_id.isascii() and image_id.isdigit() and len(image_id) < 19
+
+
+async def create_link(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    app.rooms.require_host(room, request.headers.get("authorization"))
+    body = await json_body(request)
+    path = body.get("path")
+    if not isinstance(path, str) or not _is_linkable(room, path):
+        raise ApiError(
+            422,
+            "invalid_path",
+            "Links can be made for this room's archive.zip or an image's original only.",
+        )
+    url, expires_at = _links(request).sign(path)
+    return JSONResponse(
+        {"url": url, "expires_at": expires_at.isoformat()},
+        headers={"Cache-Control": PRIVATE},
+    )
+
+
+# --- file names ------------------------------------------------------------------------------
+
+
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` value offering ``filename`` for saving (RFC 6266).
+
+    ``filename`` must already be safe (see :func:`file_name_part`: no quotes, backslashes or
+    control characters). A non-ASCII name is sent as ``filename*`` (RFC 8187, UTF-8), after
+    an ASCII approximation in ``filename`` for clients that do not read ``filename*``.
+    """
+    if filename.isascii():
+        return f'attachment; filename="{filename}"'
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    ascii_name = _ASCII_NAME_UNSAFE.sub("_", ascii_name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _title_part(room: Room) -> str:
+    return file_name_part(room.title, fallback="photos")
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+def _image_not_found() -> ApiError:
+    return ApiError(404, "image_not_found", "This image does not exist in this room.")
+
+
+def _may_see(viewer: Viewer, image: Image) -> bool:
+    if image.status == APPROVED or viewer.is_host:
+        return True
+    return viewer.participant is not None and viewer.participant.id == image.participant_id
+
+
+async def download_full(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    viewer = await viewer_of(request, room)
+    image = await app.images.get(room, request.path_params["image_id"])
+    if not _may_see(viewer, image):
+        raise _image_not_found()  # a pending image is not there for other guests
+    original = app.store.original_file(image.storage_key)
+    folder = original.parent
+    full = folder / FULL_NAME
+    if not await to_thread.run_sync(full.is_file):
+        try:
+            await app.renditions.render_full(original, folder, app.images.spec)
+        except FileNotFoundError:
+            raise _image_not_found() from None  # deleted meanwhile
+        if await app.images.repository.get(room.id, image.id) is None:
+            # Deleted while rendering: the folder's removal may have missed the new file.
+            await app.store.delete(image.storage_key)
+            raise _image_not_found()
+    return FileResponse(
+        full,
+        media_type="image/jpeg",
+        headers={
+            "Content-Disposition": attachment(f"{_title_part(room)}-{image.id}.jpg"),
+            "Cache-Control": PRIVATE,
+        },
+    )
+
+
+async def download_original(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    image_id = request.path_params["image_id"]
+    _require_host_or_link(request, room, original_path(room, image_id))
+    image = await app.images.get(room, image_id)
+    original = app.store.original_file(image.storage_key)
+    if not await to_thread.run_sync(original.is_file):
+        raise ApiError(404, "not_found", "The original file is missing.")
+    name = f"{_title_part(room)}-{image.id}.{original_extension(image.mime_type)}"
+    return FileResponse(
+        original,
+        media_type=image.mime_type,
+        headers={"Content-Disposition": attachment(name), "Cache-Control": PRIVATE},
+    )
+
+
+async def download_archive(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    _require_host_or_link(request, room, archive_path(room))
+    return StreamingResponse(
+        room_archive(room.id, app.images.repository, app.store),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": attachment(f"{_title_part(room)}.zip"),
+            "Cache-Control": PRIVATE,
+        },
+    )
+
+
+routes = [
+    Route("/api/rooms/{token}/images/{image_id}/download", download_full, methods=["GET"]),
+    Route("/api/rooms/{token}/images/{image_id}/original", download_original, methods=["GET"]),
+    Route("/api/rooms/{token}/archive.zip", download_archive, methods=["GET"]),
+    Route("/api/rooms/{token}/links", create_link, methods=["POST"]),
+]
