@@ -5,6 +5,7 @@ from __future__ import annotations
 import socketio
 
 from realtime.delivery import LiveDelivery, RoomLog
+from realtime.fanout import SequentialFanOutManager
 from realtime.namespace import ResolveRoom, RoomNamespace
 
 
@@ -36,6 +37,7 @@ def create_live_server(
         max_http_buffer_size=64 * 1024,
         logger=False,
         engineio_logger=False,
+        client_manager=SequentialFanOutManager(),
     )
     delivery = LiveDelivery(server, log, replay_limit)
     server.register_namespace(RoomNamespace(resolve_room, delivery))
