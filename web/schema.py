@@ -132,6 +132,7 @@ images = Table(
     Index("ix_images_room_id_id", "room_id", "id"),
     Index("ix_images_room_id_status_id", "room_id", "status", "id"),
     Index("ix_images_participant_id", "participant_id"),
+    sqlite_autoincrement=True,  # never reuse a deleted image's id (see migration 0002)
 )
 
 room_events = Table(

@@ -287,3 +287,17 @@ async def test_interrupted_upload_is_recovered_at_start(
         assert [p.name for p in (settings.data_dir / "uploads").iterdir()] == ["in-flight.part"]
         assert list((settings.data_dir / "staging").iterdir()) == []
         assert (await client.http.get("/healthz")).status_code == 200
+
+
+async def test_ids_of_deleted_images_are_never_reused(backend_client: AppClient) -> None:
+    room = await create_room(backend_client)
+    token = room["token"]
+    first = (await upload(backend_client, token, make_image_bytes("jpeg", size=(300, 200)))).json()
+    newest = (await upload(backend_client, token, make_image_bytes("jpeg", size=(301, 200)))).json()
+    deleted = await backend_client.http.delete(
+        f"/api/rooms/{token}/images/{newest['id']}",
+        headers={"Authorization": f"Bearer {room['host_key']}"},
+    )
+    assert deleted.status_code == 204
+    after = (await upload(backend_client, token, make_image_bytes("jpeg", size=(302, 200)))).json()
+    assert after["id"] > newest["id"] > first["id"]

@@ -40,7 +40,15 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("max_uploads_per_guest", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("max_images", sa.Integer(), nullable=True))
-    with op.batch_alter_table("images") as batch:
+    # On SQLite an INTEGER PRIMARY KEY without AUTOINCREMENT hands a deleted newest row's id
+    # to the next insert, breaking "ids are stable and sort in upload order"; AUTOINCREMENT can
+    # only be declared when the table is created, so SQLite's copy of the table is rebuilt.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    with op.batch_alter_table(
+        "images",
+        recreate="always" if sqlite else "auto",
+        table_kwargs={"sqlite_autoincrement": True} if sqlite else {},
+    ) as batch:
         batch.add_column(
             sa.Column("status", sa.String(16), nullable=False, server_default="approved")
         )
