@@ -115,14 +115,22 @@ export function readRoomData() {
   }
 }
 
-/** Fetch every image of a room with id > after, ascending, page by page. */
-export async function fetchImagesAfter(token, after = 0, { signal, onPage } = {}) {
+/**
+ * Fetch every image of a room with id > after, ascending, page by page.
+ * `headers`: extra request headers (e.g. the host's Authorization in a passcode room);
+ * `path`: the listing to page through ("/images", or "/pending" for the host's queue).
+ */
+export async function fetchImagesAfter(
+  token,
+  after = 0,
+  { signal, onPage, headers = {}, path = "/images" } = {},
+) {
   const all = [];
   let cursor = after;
   for (;;) {
     const query = new URLSearchParams({ limit: "200" });
     if (cursor) query.set("after", String(cursor));
-    const page = await api(`${roomApi(token, "/images")}?${query}`, { signal });
+    const page = await api(`${roomApi(token, path)}?${query}`, { signal, headers });
     const items = Array.isArray(page?.items) ? page.items : [];
     all.push(...items);
     if (onPage && items.length) onPage(items);
@@ -176,6 +184,11 @@ export const memory = {
   keyUnseen: (token) => readString("imageshark.host-key-unseen." + token) === "1",
   setKeyUnseen: (token, unseen) =>
     writeString("imageshark.host-key-unseen." + token, unseen ? "1" : null),
+
+  /** True once this browser's wall joined the (passcode) room: its cookie lets it read. */
+  wallJoined: (token) => readString("imageshark.wall-joined." + token) === "1",
+  setWallJoined: (token, joined) =>
+    writeString("imageshark.wall-joined." + token, joined ? "1" : null),
 
   /** {id, name, participant_key, previous?: [{id, participant_key}]} or null. */
   participant: (token) => readJson("imageshark.participant." + token),

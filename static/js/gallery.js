@@ -1,6 +1,7 @@
 // The thumbnail grid used by the host and participant pages, and the photo viewer
 // (lightbox) that opens the display rendition.
 
+import { roomApi } from "./api.js";
 import { h, timeElement } from "./ui.js";
 
 /** Alt text for an image: its caption, else who shared it. */
@@ -155,16 +156,25 @@ export function trashIcon() {
   return svg;
 }
 
+/** Where the full-resolution JPEG of an image is downloaded from (an attachment). */
+export function downloadUrl(token, image) {
+  return roomApi(token, `/images/${image.id}/download`);
+}
+
 /**
  * A full-screen photo viewer over the feed's images (newest first), with previous/next
- * buttons, arrow keys and swipes. Closes by itself when the shown image is deleted.
+ * buttons, arrow keys and swipes, Escape to close (focus goes back where it was), and a
+ * "Download full quality" link. Closes by itself when the shown image is deleted.
+ * `download(image)`: the link's URL (default: the room's full-resolution download).
  */
 export class Lightbox {
-  constructor(feed, { canDelete = () => false, onDelete } = {}) {
+  constructor(feed, { canDelete = () => false, onDelete, download } = {}) {
     this.feed = feed;
     this.canDelete = canDelete;
     this.onDelete = onDelete;
+    this.downloadUrl = download || ((image) => downloadUrl(feed.token, image));
     this.current = null;
+    this.returnFocus = null;
 
     this.img = h("img", { class: "lightbox-img", alt: "" });
     this.caption = h("p", { class: "lightbox-caption" });
@@ -190,7 +200,11 @@ export class Lightbox {
       trashIcon(),
       h("span", {}, "Delete"),
     );
-    this.download = h("a", { class: "btn btn-ghost-dark btn-small", download: "" }, "Download");
+    this.download = h(
+      "a",
+      { class: "btn btn-ghost-dark btn-small", download: "", "data-testid": "lightbox-download" },
+      "Download full quality",
+    );
     const close = h(
       "button",
       { type: "button", class: "lightbox-close", "aria-label": "Close", onclick: () => this.close() },
@@ -218,6 +232,9 @@ export class Lightbox {
     this.dialog.addEventListener("close", () => {
       this.current = null;
       this.img.removeAttribute("src");
+      // Back to the thumbnail that opened it (if it is still there), for keyboard users.
+      if (this.returnFocus && this.returnFocus.isConnected) this.returnFocus.focus();
+      this.returnFocus = null;
     });
     let startX = null;
     this.dialog.addEventListener("touchstart", (e) => (startX = e.touches[0].clientX), { passive: true });
@@ -236,7 +253,10 @@ export class Lightbox {
 
   open(image) {
     this.show(image);
-    if (!this.dialog.open) this.dialog.showModal();
+    if (!this.dialog.open) {
+      this.returnFocus = document.activeElement;
+      this.dialog.showModal();
+    }
   }
 
   show(image) {
@@ -245,8 +265,12 @@ export class Lightbox {
     this.img.alt = altText(image);
     this.caption.textContent = image.caption || "";
     this.caption.hidden = !image.caption;
-    this.meta.replaceChildren(`Shared by ${byline(image)} · `, timeElement(image.created_at));
-    this.download.href = image.url;
+    this.meta.replaceChildren(
+      image.status === "pending" ? "Waiting for the host's approval · " : "",
+      `Shared by ${byline(image)} · `,
+      timeElement(image.created_at),
+    );
+    this.download.href = this.downloadUrl(image);
     this.deleteButton.hidden = !this.canDelete(image);
     const list = this.feed.sorted();
     const index = list.findIndex((i) => i.id === image.id);

@@ -1,15 +1,21 @@
-// Host page: QR code and join link, the host key (shown once, pasted, or passed in the
-// URL fragment), the live photo grid with delete buttons.
+// Host page: QR code and join link; the host key (shown once, pasted, or passed in the URL
+// fragment); with the key, the room's controls (host-settings.js), the approval queue
+// (host-queue.js), closing the room and downloading every photo; the live photo grid with
+// delete buttons.
 
 import { api, ApiError, memory, readRoomData, roomApi } from "./api.js";
 import { Gallery, Lightbox } from "./gallery.js";
+import { ApprovalQueue } from "./host-queue.js";
+import { RoomControls } from "./host-settings.js";
 import { RoomFeed } from "./live.js";
+import { mergeRoom, roomSettings } from "./room-settings.js";
 import {
   bindCopyButton,
   bindLiveIndicator,
   bindPresence,
   confirmDialog,
   formatDateTime,
+  h,
   startClock,
   toast,
 } from "./ui.js";
@@ -17,6 +23,7 @@ import {
 const room = readRoomData();
 const token = room.token;
 const $ = (id) => document.getElementById(id);
+const KEY_ERRORS = new Set(["host_key_required", "wrong_host_key"]);
 
 // ---- Host key ------------------------------------------------------------------------------
 
@@ -46,25 +53,37 @@ function hostLink() {
   return key ? `${room.host_url}#key=${encodeURIComponent(key)}` : "";
 }
 
+function hostHeaders() {
+  return hostKey ? { Authorization: `Bearer ${hostKey}` } : {};
+}
+
+/** Check a key against the room: {ok, view?, message?}. */
 async function verifyKey(key) {
   try {
-    await api(roomApi(token, "/host"), { headers: { Authorization: `Bearer ${key}` } });
-    return { ok: true };
+    const view = await api(roomApi(token, "/host"), { headers: { Authorization: `Bearer ${key}` } });
+    return { ok: true, view };
   } catch (error) {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       return { ok: false, message: error.message };
     }
-    // Offline or server trouble: trust the stored key for now; deleting will tell.
-    return { ok: true, unverified: true };
+    // Offline or server trouble: trust the stored key for now; the next call will tell.
+    return { ok: true, view: null };
   }
 }
 
-function acceptKey(key) {
+function setHostOnly(visible) {
+  for (const element of document.querySelectorAll("[data-host-only]")) element.hidden = !visible;
+}
+
+function acceptKey(key, view) {
   hostKey = key;
   memory.setHostKey(token, key);
   memory.rememberHostedRoom(room);
   gallery.refreshPermissions();
   showKeyState("key-ok");
+  setHostOnly(true);
+  controls.render(view || roomSettings(room));
+  queue.refresh().catch((error) => toast(error.message, "error", 6000));
   if (memory.keyUnseen(token)) {
     $("host-key").textContent = key;
     $("key-reveal").hidden = false;
@@ -76,6 +95,8 @@ function acceptKey(key) {
 function askForKey(message) {
   hostKey = null;
   $("key-reveal").hidden = true;
+  setHostOnly(false);
+  $("queue").hidden = true;
   gallery.refreshPermissions();
   if (message) $("key-missing-text").textContent = message;
   showKeyState("key-missing");
@@ -90,7 +111,7 @@ async function initKey() {
   showKeyState("key-checking");
   const result = await verifyKey(stored);
   if (result.ok) {
-    acceptKey(stored);
+    acceptKey(stored, result.view);
   } else {
     memory.setHostKey(token, null);
     askForKey(`The host key saved in this browser doesn't work for this room (${result.message}). Paste the right key to manage the room.`);
@@ -112,7 +133,8 @@ $("key-missing").addEventListener("submit", async (event) => {
   const result = await verifyKey(key);
   if (result.ok) {
     input.value = "";
-    acceptKey(key);
+    acceptKey(key, result.view);
+    feed.sync().catch(() => {});
     toast("Host key accepted. You can now manage this room.", "success");
   } else {
     error.textContent = result.message;
@@ -131,12 +153,88 @@ bindCopyButton($("copy-key"), () => hostKey || "");
 bindCopyButton($("copy-host-link"), hostLink, "Host link copied");
 bindCopyButton($("copy-host-link-banner"), hostLink, "Host link copied");
 bindCopyButton($("copy-join"), () => room.join_url);
+bindCopyButton($("copy-passcode"), () => (controls.state && controls.state.passcode) || "");
+
+/**
+ * Call the room's API as the host. `path` is relative to the room ("/close", "/pending"…).
+ * A refused key sends the page back to asking for one.
+ */
+async function hostApi(path, options = {}) {
+  try {
+    return await api(roomApi(token, path), { ...options, headers: { ...(options.headers || {}), ...hostHeaders() } });
+  } catch (error) {
+    if (error instanceof ApiError && KEY_ERRORS.has(error.code)) {
+      memory.setHostKey(token, null);
+      askForKey(`Your host key was not accepted (${error.message}). Paste the right key to manage the room.`);
+    }
+    throw error;
+  }
+}
+
+// ---- Settings, queue -----------------------------------------------------------------------
+
+let pendingCount = 0;
+function updateTitle() {
+  const title = (controls.state && controls.state.title) || room.title;
+  document.title = `${pendingCount ? `(${pendingCount}) ` : ""}Host · ${title} · ImageShark`;
+}
+
+async function reloadHostView() {
+  if (!hostKey) return;
+  controls.render(await hostApi("/host"));
+}
+
+const controls = new RoomControls({
+  patch: (changes) => hostApi("", { method: "PATCH", json: changes }),
+  reload: reloadHostView,
+  onRender: (state) => {
+    queue.setModerated(state.moderation === "approve");
+    updateTitle();
+  },
+});
+
+const queue = new ApprovalQueue({
+  token,
+  hostApi,
+  headers: hostHeaders,
+  onApproved: (image) => feed.add(image),
+  onCount: (count) => {
+    pendingCount = count;
+    updateTitle();
+  },
+});
 
 // ---- Photos --------------------------------------------------------------------------------
 
-const feed = new RoomFeed({ token, name: "Host", lastSeq: room.last_seq });
+const feed = new RoomFeed({
+  token,
+  name: "Host",
+  lastSeq: room.last_seq,
+  credentials: () => ({ hostKey }),
+});
 bindLiveIndicator($("live"), feed);
 bindPresence($("presence"), feed);
+
+// Settings changed in another tab (public view: the passcode and counts come from /host).
+let reloadTimer = null;
+feed.addEventListener("room", (event) => {
+  if (!hostKey || !controls.state) {
+    $("room-title").textContent = event.detail.room.title || room.title;
+    return;
+  }
+  controls.render(mergeRoom(controls.state, event.detail.room));
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => reloadHostView().catch(() => {}), 150);
+});
+feed.addEventListener("closed", (event) => {
+  if (controls.state) controls.render(mergeRoom(controls.state, { closed: true, closed_at: event.detail.closed_at }));
+});
+feed.addEventListener("queue", () => {
+  if (hostKey) queue.refresh().catch(() => {});
+});
+// Approved (here, in another tab) or deleted: no longer waiting.
+feed.addEventListener("add", (event) => queue.drop(event.detail.image.id));
+feed.addEventListener("remove", (event) => queue.drop(event.detail.id));
 
 async function deleteImage(image) {
   const ok = await confirmDialog({
@@ -147,10 +245,7 @@ async function deleteImage(image) {
   });
   if (!ok) return;
   try {
-    await api(roomApi(token, `/images/${image.id}`), {
-      method: "DELETE",
-      headers: { Authorization: `Bearer ${hostKey}` },
-    });
+    await hostApi(`/images/${image.id}`, { method: "DELETE" });
     feed.remove(image.id);
     toast("Photo deleted.", "success");
   } catch (error) {
@@ -159,10 +254,6 @@ async function deleteImage(image) {
       return;
     }
     toast(error.message, "error", 6000);
-    if (error.status === 401 || error.status === 403) {
-      memory.setHostKey(token, null);
-      askForKey(`Your host key was not accepted (${error.message}). Paste the right key to manage the room.`);
-    }
   }
 }
 
@@ -187,7 +278,56 @@ feed.addEventListener("loaderror", (event) => {
   toast(event.detail.error.message, "error", 8000);
 });
 
+// ---- Room actions --------------------------------------------------------------------------
+
+$("download-all").addEventListener("click", async () => {
+  const button = $("download-all");
+  const label = button.querySelector(".btn-label");
+  button.disabled = true;
+  label.textContent = "Preparing…";
+  try {
+    // A short-lived link that needs no header, so the browser saves the ZIP straight to disk.
+    const link = await hostApi("/links", { method: "POST", json: { path: roomApi(token, "/archive.zip") } });
+    const anchor = h("a", { href: link.url, download: "", hidden: true });
+    document.body.append(anchor);
+    anchor.click();
+    anchor.remove();
+    toast("Your download has started: every photo as uploaded, in one ZIP file.", "success");
+  } catch (error) {
+    toast(error.message, "error", 6000);
+  } finally {
+    button.disabled = false;
+    label.textContent = "Download all";
+  }
+});
+
+$("close-room").addEventListener("click", async () => {
+  const ok = await confirmDialog({
+    title: "Close this room?",
+    body:
+      "Nobody can join or share photos any more. Guests and the wall keep seeing the photos until " +
+      `the room expires (${formatDateTime((controls.state || room).expires_at)}). This can't be undone.`,
+    confirmLabel: "Close room",
+    danger: true,
+  });
+  if (!ok) {
+    $("close-room").focus();
+    return;
+  }
+  try {
+    controls.render(await hostApi("/close", { method: "POST" }));
+    toast("The room is closed.", "success");
+    $("download-all").focus();
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "room_closed") {
+      await reloadHostView().catch(() => {});
+      return;
+    }
+    toast(error.message, "error", 6000);
+  }
+});
+
 $("expires").textContent = formatDateTime(room.expires_at);
 startClock();
-initKey();
+await initKey();
 feed.start();

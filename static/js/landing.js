@@ -1,4 +1,5 @@
-// Landing page: create a room, remember its host key, go to the host page.
+// Landing page: create a room (optionally with a passcode and photo approval, under "More
+// options"), remember its host key, go to the host page.
 
 import { api, memory } from "./api.js";
 import { formatDateTime, h } from "./ui.js";
@@ -6,12 +7,18 @@ import { formatDateTime, h } from "./ui.js";
 const form = document.getElementById("create-form");
 const input = document.getElementById("room-title");
 const errorBox = document.getElementById("create-error");
+const passcodeInput = document.getElementById("room-passcode");
+const moderationInput = document.getElementById("room-moderation");
+const advanced = document.getElementById("advanced");
 const submit = form.querySelector("button[type=submit]");
 
-function showError(message) {
+/** Show `message` (or clear it) and mark the field it is about: the title, or the passcode. */
+function showError(message, field = input) {
   errorBox.textContent = message;
   errorBox.hidden = !message;
-  input.setAttribute("aria-invalid", message ? "true" : "false");
+  input.setAttribute("aria-invalid", message && field === input ? "true" : "false");
+  passcodeInput.setAttribute("aria-invalid", message && field === passcodeInput ? "true" : "false");
+  if (message && field === passcodeInput) advanced.open = true;
 }
 
 form.addEventListener("submit", async (event) => {
@@ -22,26 +29,38 @@ form.addEventListener("submit", async (event) => {
     input.focus();
     return;
   }
+  const passcode = passcodeInput.value.trim();
+  if (passcode && (passcode.length < 4 || passcode.length > 64)) {
+    showError("A passcode has 4 to 64 characters (or leave it empty for an open room).", passcodeInput);
+    passcodeInput.focus();
+    return;
+  }
   showError("");
+  const body = { title };
+  if (passcode) body.passcode = passcode;
+  if (moderationInput.checked) body.moderation = "approve";
   submit.disabled = true;
   submit.querySelector(".btn-label").textContent = "Creating…";
   try {
-    const room = await api("/api/rooms", { method: "POST", json: { title } });
+    const room = await api("/api/rooms", { method: "POST", json: body });
     memory.setHostKey(room.token, room.host_key);
     memory.setKeyUnseen(room.token, true);
     memory.rememberHostedRoom(room);
     window.location.assign(room.host_url);
   } catch (error) {
-    showError(error.message);
+    const field = error.code === "invalid_passcode" ? passcodeInput : input;
+    showError(error.message, field);
     submit.disabled = false;
     submit.querySelector(".btn-label").textContent = "Create room";
-    input.focus();
+    field.focus();
   }
 });
 
-input.addEventListener("input", () => {
-  if (!errorBox.hidden) showError("");
-});
+for (const field of [input, passcodeInput]) {
+  field.addEventListener("input", () => {
+    if (!errorBox.hidden) showError("");
+  });
+}
 
 // Rooms created (or managed) on this device that have not expired.
 const rooms = memory

@@ -7,28 +7,43 @@
 //   "presence" {count}            people connected to the room
 //   "status"   {state, message}   "connecting" | "live" | "offline" | "error"
 //   "ready"    {}                 the first full load finished
+//   "room"     {room}             the room's settings changed (room_updated, or reloaded
+//                                 over HTTP after a snapshot / resync)
+//   "closed"   {closed_at}        the host closed the room
+//   "queue"    {pending_count}    the host's approval queue changed (moderation_queue)
+//   "refused"  {message, passcode} the server refused the connection for good (passcode:
+//                                 true when joining with the room's passcode would help)
 //
 // The server replays what a reconnecting client missed after `last_seq`, or sends a
 // `snapshot` ({seq, images}) when that is too much, or `resync_required` when it cannot tell;
 // both of the latter make this feed reconcile with the full current list.
 
-import { ApiError, fetchImagesAfter } from "./api.js";
+import { api, ApiError, fetchImagesAfter, roomApi } from "./api.js";
 
 const POLL_WHILE_OFFLINE_MS = 15_000;
 const RETRY_REFUSED_MS = [2_000, 5_000, 10_000, 30_000];
-// Refusals that retrying cannot fix (the room is gone); anything else is retried.
-const PERMANENT_REFUSAL = /not found|expired|unknown|must be/i;
+// Refusals that retrying cannot fix (the room is gone, or it needs a passcode the page must
+// ask for: "refused" tells it); anything else is retried.
+const PERMANENT_REFUSAL = /not found|expired|unknown|must be|passcode/i;
+const PASSCODE_REFUSAL = /passcode/i;
 
 export class RoomFeed extends EventTarget {
   /**
-   * @param {{token: string, name: string, lastSeq?: number}} options
+   * @param {{token: string, name: string, lastSeq?: number,
+   *          credentials?: () => {hostKey?: string|null}}} options
    *   name: shown to others ("Wall", "Host"…); lastSeq: the room's last_seq when the page was
-   *   rendered (everything up to it is in the images list fetched afterwards).
+   *   rendered (everything up to it is in the images list fetched afterwards);
+   *   credentials: asked before every request and (re)connection; a host key is sent as
+   *   `Authorization: Bearer` over HTTP and `host_key` in the Socket.IO auth.
    */
-  constructor({ token, name, lastSeq = 0 }) {
+  constructor({ token, name, lastSeq = 0, credentials = () => ({}) }) {
     super();
     this.token = token;
     this.name = name;
+    this.credentials = credentials;
+    // Room settings reflect every event up to the rendered last_seq; later room_updated
+    // events apply, earlier (replayed) ones would be stale.
+    this.roomSeq = Number(lastSeq) || 0;
     /** @type {Map<number, object>} id → image */
     this.images = new Map();
     this.removed = new Set();
@@ -55,6 +70,30 @@ export class RoomFeed extends EventTarget {
 
   get(id) {
     return this.images.get(Number(id)) || null;
+  }
+
+  /** Extra HTTP headers for the room's API calls (the host key, when there is one). */
+  headers() {
+    const { hostKey } = this.credentials() || {};
+    return hostKey ? { Authorization: `Bearer ${hostKey}` } : {};
+  }
+
+  /** Fetch the room's public view and announce it as "room" (after a snapshot or resync). */
+  async refreshRoom() {
+    const room = await api(roomApi(this.token), { headers: this.headers() });
+    if (typeof room.last_seq === "number") this.roomSeq = Math.max(this.roomSeq, room.last_seq);
+    this._emit("room", { room });
+    return room;
+  }
+
+  _roomUpdated(room) {
+    if (!room) return;
+    if (typeof room.seq === "number") {
+      if (room.seq <= this.roomSeq) return;
+      this.roomSeq = room.seq;
+    }
+    this._seen(room.seq);
+    this._emit("room", { room });
   }
 
   _seen(seq) {
@@ -110,6 +149,7 @@ export class RoomFeed extends EventTarget {
         do {
           this._syncAgain = false;
           await fetchImagesAfter(this.token, this.newestId, {
+            headers: this.headers(),
             onPage: (items) => {
               for (const image of items) this.add(image, { initial });
             },
@@ -141,8 +181,9 @@ export class RoomFeed extends EventTarget {
 
   /** Fetch the complete list and reconcile with it. */
   async resync() {
-    const images = await fetchImagesAfter(this.token, 0);
+    const images = await fetchImagesAfter(this.token, 0, { headers: this.headers() });
     this.reconcile(images);
+    await this.refreshRoom();
   }
 
   /** Change the name others see; reconnects so the server learns it. */
@@ -164,7 +205,12 @@ export class RoomFeed extends EventTarget {
       path: "/socket.io",
       transports: ["websocket", "polling"],
       // A function, so every reconnection sends the current name and last_seq.
-      auth: (callback) => callback({ token: this.token, name: this.name, last_seq: this.lastSeq }),
+      auth: (callback) => {
+        const { hostKey } = this.credentials() || {};
+        const auth = { token: this.token, name: this.name, last_seq: this.lastSeq };
+        if (hostKey) auth.host_key = hostKey;
+        callback(auth);
+      },
     });
     this.socket = socket;
 
@@ -190,7 +236,10 @@ export class RoomFeed extends EventTarget {
       } else if (error && PERMANENT_REFUSAL.test(error.message || "")) {
         // The room is gone: retrying will not help.
         this._setStatus("error", error.message);
-        this._emit("refused", { message: error.message });
+        this._emit("refused", {
+          message: error.message,
+          passcode: PASSCODE_REFUSAL.test(error.message || ""),
+        });
       } else {
         // Refused for a passing reason (e.g. the database is briefly unavailable): retry.
         const delay = RETRY_REFUSED_MS[Math.min(this._refusals, RETRY_REFUSED_MS.length - 1)];
@@ -208,9 +257,21 @@ export class RoomFeed extends EventTarget {
     });
     socket.on("snapshot", (payload) => {
       if (payload && Array.isArray(payload.images)) this.reconcile(payload.images, payload.seq);
+      // A snapshot says nothing about settings: reload them.
+      this.refreshRoom().catch(() => {});
     });
     socket.on("resync_required", () => {
       this.resync().catch(() => {});
+    });
+    socket.on("room_updated", (room) => this._roomUpdated(room));
+    socket.on("room_closed", (payload) => {
+      this._seen(payload && payload.seq);
+      this._emit("closed", { closed_at: (payload && payload.closed_at) || null });
+    });
+    socket.on("moderation_queue", (payload) => {
+      if (!payload) return;
+      this._seen(payload.seq);
+      this._emit("queue", { pending_count: payload.pending_count });
     });
     socket.on("presence", (payload) => {
       if (payload && typeof payload.count === "number") this._emit("presence", { count: payload.count });

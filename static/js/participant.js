@@ -1,156 +1,396 @@
-// Participant page (phone first): join with a name once per room, upload photos with
-// progress, browse the room's photos live, delete your own.
+// Participant page (phone first): join with a name (and the room's passcode when it has
+// one), share photos through a queue that survives bad connections, follow them in
+// "My uploads" (uploading, retrying, waiting for approval, on the wall), browse and download
+// the room's photos live, delete your own.
 
-import { api, memory, readRoomData, roomApi } from "./api.js";
+import { api, ApiError, readRoomData, roomApi } from "./api.js";
+import { prepareUpload } from "./downscale.js";
 import { Gallery, Lightbox } from "./gallery.js";
+import {
+  fetchMe,
+  fetchMyImages,
+  forgetStoredKey,
+  join,
+  joinedBefore,
+  rememberJoined,
+  quotaText,
+  rememberedName,
+} from "./guest-identity.js";
 import { RoomFeed } from "./live.js";
+import { MyUploads, refusalMessage } from "./my-uploads.js";
+import { bindOption } from "./upload-options.js";
 import { UploadQueue } from "./uploader.js";
 import { bindLiveIndicator, bindPresence, confirmDialog, startClock, toast } from "./ui.js";
 
-const room = readRoomData();
+const room = readRoomData(); // kept current by room_updated / room_closed
 const token = room.token;
 const $ = (id) => document.getElementById(id);
 
-let me = memory.participant(token); // {id, name, participant_key, previous?: [...]}
+/** The guest as the server knows them ({id, name, upload_count, max_uploads, uploads_left}), or null. */
+let me = null;
+let renaming = false;
+let identityKnown = false;
 
-// ---- Identity ------------------------------------------------------------------------------
+const isClosed = () => Boolean(room.closed || room.closed_at);
+const uploadsOpen = () => room.uploads_open !== false;
+const passcodeRequired = () => Boolean(room.passcode_required);
+const quotaFull = () => Boolean(me && me.uploads_left != null && me.uploads_left <= 0);
 
-/** Every identity this browser had in the room: renaming keeps earlier photos deletable. */
-function identities() {
-  if (!me) return [];
-  return [{ id: me.id, participant_key: me.participant_key }, ...(me.previous || [])];
+function roomError(code) {
+  return new ApiError(409, code, refusalMessage({ code }, me));
 }
 
-function keyFor(image) {
-  if (image.participant_id == null) return null;
-  const match = identities().find((identity) => identity.id === image.participant_id);
-  return match ? match.participant_key : null;
+// ---- Live feed -----------------------------------------------------------------------------
+
+const feed = new RoomFeed({ token, name: "Guest", lastSeq: room.last_seq });
+let feedStarted = false;
+
+function startFeed() {
+  if (feedStarted) return;
+  feedStarted = true;
+  $("loading").hidden = false;
+  render();
+  feed.start();
 }
 
-async function register(name) {
-  const joined = await api(roomApi(token, "/participants"), { method: "POST", json: { name } });
-  const previous = me ? identities() : [];
-  me = { id: joined.id, name: joined.name, participant_key: joined.participant_key, previous };
-  memory.setParticipant(token, me);
-  return me;
-}
+// ---- Rendering -----------------------------------------------------------------------------
 
 function render() {
-  const closed = Boolean(room.closed);
+  const closed = isClosed();
+  const title = room.title || "";
+  if ($("room-title").textContent !== title) {
+    $("room-title").textContent = title;
+    document.title = `${title} · ImageShark`;
+  }
   $("closed-notice").hidden = !closed;
-  $("join").hidden = closed || Boolean(me);
-  $("upload").hidden = closed || !me;
-  if (me) $("identity-name").textContent = me.name;
+  $("paused-notice").hidden = closed || uploadsOpen();
+
+  $("join").hidden = !identityKnown || closed || (Boolean(me) && !renaming);
+  $("passcode-field").hidden = !passcodeRequired();
+  $("join-title").textContent = renaming ? "Change your name" : "Join to share photos";
+  $("join-cancel").hidden = !renaming;
+  $("join-button").querySelector(".btn-label").textContent = renaming ? "Save name" : "Join";
+  $("upload").hidden = closed || !me || renaming;
+
+  // Before a passcode room is joined there is no live connection to speak of.
+  $("live").hidden = !feedStarted;
+  const locked = passcodeRequired() && !me && !feedStarted;
+  $("locked").hidden = !locked;
+  $("gallery").hidden = locked;
+  if (locked) {
+    $("loading").hidden = true;
+    $("empty").hidden = true;
+  }
+
+  if (!me) return;
+  $("identity-name").textContent = me.name;
+  // A new name is a new guest for the room: offer it only before the first photo, so earlier
+  // photos never lose their owner.
+  $("change-name").hidden = !(me.upload_count === 0 && !queue.items.length);
+
+  const quota = quotaText(me);
+  $("quota").hidden = !quota;
+  $("quota").textContent = quota || "";
+  $("quota").classList.toggle("is-low", quotaFull());
+
+  let blockedReason = null;
+  if (!uploadsOpen()) blockedReason = refusalMessage({ code: "uploads_paused" });
+  else if (quotaFull()) blockedReason = `${refusalMessage({ code: "guest_quota_reached" }, me)} Delete one of yours to share another.`;
+  const input = $("file-input");
+  input.disabled = Boolean(blockedReason);
+  $("picker-button").classList.toggle("is-disabled", Boolean(blockedReason));
+  $("picker-button").setAttribute("aria-disabled", blockedReason ? "true" : "false");
+  $("picker-hint").textContent =
+    blockedReason || "Pick as many as you like. If the connection drops, they're sent again by themselves.";
 }
 
-function showFormError(id, message) {
-  const box = $(id);
+function showJoinError(message) {
+  const box = $("join-error");
   box.textContent = message || "";
   box.hidden = !message;
 }
 
+// ---- Identity ------------------------------------------------------------------------------
+
+let meRefresh = null;
+let meRefreshAgain = false;
+
+/** Reload the guest's quota and name from the server (calls made meanwhile are coalesced). */
+async function refreshMe() {
+  if (meRefresh) {
+    meRefreshAgain = true;
+    return meRefresh;
+  }
+  meRefresh = (async () => {
+    try {
+      do {
+        meRefreshAgain = false;
+        const fresh = await fetchMe(token);
+        if (!fresh) {
+          if (me) lostIdentity();
+          return;
+        }
+        me = fresh;
+        if (!quotaFull()) queue.lift("guest_quota_reached");
+      } while (meRefreshAgain);
+    } catch {
+      // Offline or the server hiccuped: the next upload or reconnect refreshes it.
+    } finally {
+      meRefresh = null;
+      render();
+    }
+  })();
+  return meRefresh;
+}
+
+let mineLoad = null;
+let mineLoadAgain = false;
+
+/** Reload "My uploads" from the server (coalesced like refreshMe). */
+async function loadMine() {
+  if (!me) return;
+  if (mineLoad) {
+    mineLoadAgain = true;
+    return mineLoad;
+  }
+  mineLoad = (async () => {
+    try {
+      do {
+        mineLoadAgain = false;
+        const knownBefore = myUploads.knownIds();
+        myUploads.setServerImages(await fetchMyImages(token), knownBefore);
+      } while (mineLoadAgain);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) lostIdentity();
+    } finally {
+      mineLoad = null;
+    }
+  })();
+  return mineLoad;
+}
+
+/** The server no longer knows this browser (cookie gone or expired): ask to join again. */
+function lostIdentity() {
+  me = null;
+  rememberJoined(token, null);
+  renaming = false;
+  render();
+  showJoinError("Please join again: your photos waiting to be sent will go after that.");
+  $("name-input").focus();
+}
+
+function afterJoin() {
+  renaming = false;
+  if (feedStarted) feed.setName(me.name);
+  else feed.name = me.name;
+  gallery.refreshPermissions();
+  render();
+  loadMine();
+}
+
+let rateLimitTimer = null;
+
+/** Refuse further tries until the server's Retry-After has passed, counting down. */
+function waitBeforeRetry(seconds) {
+  const button = $("join-button");
+  let left = Math.max(1, Math.ceil(seconds || 30));
+  clearInterval(rateLimitTimer);
+  button.disabled = true;
+  const tick = () => {
+    if (left <= 0) {
+      clearInterval(rateLimitTimer);
+      button.disabled = false;
+      showJoinError("");
+      return;
+    }
+    showJoinError(`Too many tries from this network. Please wait ${left} s, then try again.`);
+    left -= 1;
+  };
+  tick();
+  rateLimitTimer = setInterval(tick, 1000);
+}
+
 $("join-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = $("name-input");
-  const name = input.value.trim();
+  const nameInput = $("name-input");
+  const passcodeInput = $("passcode-input");
+  const name = nameInput.value.trim();
+  nameInput.removeAttribute("aria-invalid");
+  passcodeInput.removeAttribute("aria-invalid");
   if (!name) {
-    showFormError("join-error", "Please type your name, so others know who shared what.");
-    input.focus();
+    showJoinError("Please type your name, so others know who shared what.");
+    nameInput.setAttribute("aria-invalid", "true");
+    nameInput.focus();
     return;
   }
-  const button = event.target.querySelector("button[type=submit]");
+  const passcode = passcodeRequired() ? passcodeInput.value.trim() : "";
+  if (passcodeRequired() && !passcode) {
+    showJoinError("Please type the room's passcode. The host can tell you what it is.");
+    passcodeInput.setAttribute("aria-invalid", "true");
+    passcodeInput.focus();
+    return;
+  }
+  const button = $("join-button");
   button.disabled = true;
-  showFormError("join-error", "");
+  showJoinError("");
+  let waiting = false;
   try {
-    await register(name);
-    render();
-    feed.setName(me.name);
-    gallery.refreshPermissions();
-    $("file-input").focus();
+    const joined = await join(token, name, passcode || null);
+    me = (await fetchMe(token).catch(() => null)) || {
+      id: joined.id,
+      name: joined.name,
+      upload_count: 0,
+      max_uploads: null,
+      uploads_left: null,
+    };
+    const wasRenaming = renaming;
+    afterJoin();
+    startFeed();
+    // Photos refused because the guest had to join first can go now.
+    queue.unblock("passcode_required");
+    queue.unblock("not_joined");
+    if (wasRenaming) toast(`You now share photos as ${me.name}.`, "success");
+    // The picker, not a text field: focusing a field would pop up the phone's keyboard.
+    $("file-input").focus({ preventScroll: true });
   } catch (error) {
-    showFormError("join-error", error.message);
-    input.focus();
+    const code = error && error.code;
+    if (code === "wrong_passcode") {
+      showJoinError("That passcode isn't right. Check it with the host and try again.");
+      passcodeInput.setAttribute("aria-invalid", "true");
+      passcodeInput.focus();
+      passcodeInput.select();
+    } else if (code === "passcode_required") {
+      room.passcode_required = true;
+      render();
+      showJoinError("This room needs a passcode. The host can tell you what it is.");
+      passcodeInput.setAttribute("aria-invalid", "true");
+      passcodeInput.focus();
+    } else if (code === "rate_limited" || (error && error.status === 429)) {
+      waiting = true;
+      waitBeforeRetry(error.retryAfter);
+    } else if (code === "room_closed") {
+      room.closed = true;
+      render();
+    } else {
+      showJoinError(error.message);
+      nameInput.focus();
+    }
   } finally {
-    button.disabled = false;
+    if (!waiting) button.disabled = false;
   }
 });
 
 $("change-name").addEventListener("click", () => {
-  $("rename-form").hidden = false;
-  $("identity").hidden = true;
-  $("rename-input").value = me ? me.name : "";
-  $("rename-input").focus();
-  $("rename-input").select();
+  renaming = true;
+  $("name-input").value = me ? me.name : "";
+  showJoinError("");
+  render();
+  $("name-input").focus();
+  $("name-input").select();
 });
 
-function closeRename() {
-  $("rename-form").hidden = true;
-  $("identity").hidden = false;
-  showFormError("rename-error", "");
+function cancelRename() {
+  renaming = false;
+  showJoinError("");
+  render();
   $("change-name").focus();
 }
-
-$("rename-cancel").addEventListener("click", closeRename);
-$("rename-form").addEventListener("keydown", (event) => {
-  if (event.key === "Escape") closeRename();
-});
-$("rename-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const name = $("rename-input").value.trim();
-  if (!name) {
-    showFormError("rename-error", "Your name can't be empty.");
-    return;
-  }
-  if (me && name === me.name) {
-    closeRename();
-    return;
-  }
-  try {
-    await register(name);
-    render();
-    feed.setName(me.name);
-    closeRename();
-    toast(`You now share photos as ${me.name}.`, "success");
-  } catch (error) {
-    showFormError("rename-error", error.message);
-  }
+$("join-cancel").addEventListener("click", cancelRename);
+$("join-form").addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && renaming) cancelRename();
 });
 
 // ---- Uploads -------------------------------------------------------------------------------
 
-const feed = new RoomFeed({ token, name: me ? me.name : "Guest", lastSeq: room.last_seq });
+const downscaleOn = bindOption($("downscale-input"), "downscale", true);
+const captionEachOn = bindOption($("caption-each-input"), "caption-each", false);
 
-const uploads = new UploadQueue({
+const queue = new UploadQueue({
   token,
-  list: $("upload-list"),
-  summary: $("upload-summary"),
-  participantKey: () => (me ? me.participant_key : null),
   concurrency: 2,
-  onUploaded: (image) => feed.add(image),
-  onAuthError: () => {
-    // The room no longer knows this browser's identity: ask for the name again.
-    me = null;
-    memory.setParticipant(token, null);
-    render();
-    showFormError("join-error", "Please join again, then retry the failed photos.");
-  },
+  prepare: (file) => prepareUpload(file, { downscale: downscaleOn() }),
+});
+
+queue.addEventListener("uploaded", (event) => {
+  const { image, duplicate } = event.detail;
+  // Pending photos are the guest's own business until the host approves them.
+  if (image.status !== "pending") feed.add(image);
+  if (!duplicate && me && me.uploads_left != null) {
+    me.upload_count += 1;
+    me.uploads_left = Math.max(0, me.uploads_left - 1);
+  }
+  render();
+  refreshMe();
+});
+
+queue.addEventListener("refused", (event) => {
+  const { error } = event.detail;
+  switch (error.code) {
+    case "uploads_paused":
+      room.uploads_open = false;
+      break;
+    case "room_closed":
+      room.closed = true;
+      break;
+    case "guest_quota_reached":
+      refreshMe();
+      break;
+    case "passcode_required":
+    case "not_joined":
+      lostIdentity();
+      return;
+    default:
+      break;
+  }
+  render();
+  toast(refusalMessage(error, me), "error", 6000);
+});
+
+queue.addEventListener("change", () => updateHeld());
+queue.addEventListener("removed", () => {
+  updateHeld();
+  render();
+});
+
+function heldItems() {
+  return queue.items.filter((item) => item.state === "held" || (item.hold && item.state === "preparing"));
+}
+
+function updateHeld() {
+  const held = heldItems();
+  $("held-actions").hidden = held.length === 0;
+  const ready = held.filter((item) => item.state === "held").length;
+  $("send-held").textContent = held.length === 1 ? "Share 1 photo" : `Share ${held.length} photos`;
+  $("send-held").disabled = ready === 0;
+}
+
+$("send-held").addEventListener("click", () => queue.send(heldItems()));
+$("discard-held").addEventListener("click", () => {
+  for (const item of heldItems()) queue.remove(item);
 });
 
 $("file-input").addEventListener("change", (event) => {
   const files = [...event.target.files];
-  if (!files.length) return;
-  uploads.add(files, $("caption-input").value);
   // Reset so picking the same photo again fires "change"; the caption was for this batch.
   event.target.value = "";
+  if (!files.length) return;
+  if (me && me.uploads_left != null && files.length > me.uploads_left) {
+    toast(
+      `You can share ${me.uploads_left} more photo${me.uploads_left === 1 ? "" : "s"} in this room; the rest won't be accepted.`,
+      "error",
+      6000,
+    );
+  }
+  queue.add(files, { caption: $("caption-input").value.trim(), hold: captionEachOn() });
   $("caption-input").value = "";
+  render();
 });
-$("upload-clear").addEventListener("click", () => uploads.clearFinished());
 
 // ---- Photos --------------------------------------------------------------------------------
 
+const canDelete = (image) => Boolean(me && image.participant_id === me.id) || myUploads.owns(image.id);
+
 async function deleteImage(image) {
-  const key = keyFor(image);
-  if (!key) return;
   const ok = await confirmDialog({
     title: "Delete your photo?",
     body: "It disappears from the wall and from everyone's screen.",
@@ -159,19 +399,20 @@ async function deleteImage(image) {
   });
   if (!ok) return;
   try {
-    await api(roomApi(token, `/images/${image.id}`), {
-      method: "DELETE",
-      headers: { "X-Participant-Key": key },
-    });
-    feed.remove(image.id);
-    toast("Photo deleted.", "success");
+    await api(roomApi(token, `/images/${image.id}`), { method: "DELETE" });
   } catch (error) {
-    if (error.status === 404) feed.remove(image.id);
-    else toast(error.message, "error", 6000);
+    if (!(error instanceof ApiError && error.status === 404)) {
+      toast(error.message, "error", 6000);
+      return;
+    }
   }
+  lightbox.close();
+  feed.remove(image.id);
+  myUploads.removed(image.id);
+  toast("Photo deleted.", "success");
+  refreshMe();
 }
 
-const canDelete = (image) => keyFor(image) !== null;
 const lightbox = new Lightbox(feed, { canDelete, onDelete: deleteImage });
 const gallery = new Gallery($("gallery"), feed, {
   canDelete,
@@ -179,20 +420,123 @@ const gallery = new Gallery($("gallery"), feed, {
   onOpen: (image) => lightbox.open(image),
   empty: $("empty"),
 });
+const myUploads = new MyUploads({
+  list: $("upload-list"),
+  section: $("mine"),
+  count: $("mine-count"),
+  summary: $("upload-summary"),
+  summaryText: $("upload-summary-text"),
+  retryAll: $("retry-all"),
+  queue,
+  onOpen: (image) => lightbox.open(image),
+  onDelete: deleteImage,
+  me: () => me,
+});
 
 function updateCount() {
   $("photo-count").textContent = feed.images.size ? String(feed.images.size) : "";
 }
-feed.addEventListener("add", updateCount);
-feed.addEventListener("remove", updateCount);
+
+feed.addEventListener("add", (event) => {
+  updateCount();
+  myUploads.approved(event.detail.image);
+});
+feed.addEventListener("remove", (event) => {
+  updateCount();
+  const mine = myUploads.owns(event.detail.id);
+  myUploads.removed(event.detail.id);
+  if (mine) refreshMe();
+});
 feed.addEventListener("ready", () => {
   $("loading").hidden = true;
 });
-feed.addEventListener("loaderror", (event) => toast(event.detail.error.message, "error", 8000));
+feed.addEventListener("loaderror", (event) => {
+  const error = event.detail.error;
+  if (error instanceof ApiError && error.status === 401 && passcodeRequired()) return;
+  toast(error.message, "error", 8000);
+});
+feed.addEventListener("status", (event) => {
+  // Back live after a gap: approvals or declines may have happened meanwhile.
+  if (event.detail.state === "live" && me) loadMine();
+});
+feed.addEventListener("room", (event) => applyRoom(event.detail.room));
+feed.addEventListener("closed", (event) => {
+  if (isClosed()) return;
+  room.closed = true;
+  room.closed_at = event.detail.closed_at || new Date().toISOString();
+  queue.block(roomError("room_closed"));
+  render();
+  toast("The host closed this room. You can still look at the photos.", "info", 6000);
+});
+feed.addEventListener("queue", () => {
+  // A decline shows up only as a shorter approval queue: recheck ours if we wait on one.
+  if ([...myUploads.status.values()].includes("pending")) loadMine().then(refreshMe);
+});
+feed.addEventListener("refused", (event) => {
+  if (event.detail.passcode) {
+    room.passcode_required = true;
+    if (me) lostIdentity();
+    else render();
+  }
+});
 bindLiveIndicator($("live"), feed);
 bindPresence($("presence"), feed);
 
+/** Apply the room's new settings (room_updated, or reloaded after a snapshot). */
+function applyRoom(next) {
+  const before = {
+    open: uploadsOpen(),
+    closed: isClosed(),
+    perGuest: room.max_uploads_per_guest,
+    maxImages: room.max_images,
+  };
+  Object.assign(room, next);
+  if (isClosed() && !before.closed) queue.block(roomError("room_closed"));
+  if (!isClosed()) {
+    if (before.open && !uploadsOpen()) {
+      // The notice (a live region) says it; photos on their way wait for the reopening.
+      queue.block(roomError("uploads_paused"));
+    } else if (!before.open && uploadsOpen()) {
+      const resumed = queue.unblock("uploads_paused");
+      toast(
+        resumed ? "Uploads are open again: sending your photos." : "Uploads are open again.",
+        "success",
+      );
+    }
+  }
+  if (room.max_uploads_per_guest !== before.perGuest) {
+    queue.unblock("guest_quota_reached");
+    refreshMe();
+  }
+  if (room.max_images !== before.maxImages) queue.unblock("room_quota_reached");
+  render();
+}
+
+// ---- Start ---------------------------------------------------------------------------------
+
+async function init() {
+  forgetStoredKey(token);
+  $("name-input").value = rememberedName();
+  if (joinedBefore(token)) {
+    try {
+      me = await fetchMe(token);
+      if (!me) rememberJoined(token, null); // the cookie expired or was cleared
+    } catch (error) {
+      toast(error.message, "error", 8000);
+    }
+  }
+  identityKnown = true;
+  if (me) {
+    feed.name = me.name;
+    afterJoin();
+  }
+  if (!passcodeRequired() || me) startFeed();
+  render();
+  if (!me && !isClosed()) $("name-input").focus({ preventScroll: true });
+}
+
+if (isClosed()) queue.block(roomError("room_closed"));
+else if (!uploadsOpen()) queue.block(roomError("uploads_paused"));
 render();
-if (!me && !room.closed) $("name-input").focus({ preventScroll: true });
 startClock();
-feed.start();
+init();

@@ -1,262 +1,464 @@
-// Upload queue: one image per request, two requests at a time, with per-file progress,
-// the server's message on failure, automatic retry after 429/503 (Retry-After) and a
-// manual retry button. XMLHttpRequest because fetch cannot report upload progress.
+// The browser's upload queue: one photo per request, a few requests at a time, each retried
+// by itself when the network or the server fails it, and never sent twice in a different form.
+//
+// Life of an item (item.state):
+//   "preparing"  the photo is being downscaled / previewed (one at a time: memory on phones)
+//   "held"       prepared, waiting for the guest to press Share (caption-each-photo mode)
+//   "queued"     ready, waiting for a free upload slot
+//   "uploading"  on the wire (item.progress 0-100)
+//   "retrying"   failed for a passing reason; sent again at item.retryAt (ms since epoch)
+//   "offline"    failed while the browser is offline; sent again as soon as it is online
+//   "failed"     gave up: item.error says why; item.retriable says whether Retry may help
+//   "pending"    stored, waiting for the host's approval (moderated room)
+//   "done"       stored and shown to the room
+//
+// A retry sends item.blob, the bytes prepared once, so the server recognises a photo it
+// already stored (same SHA-256) and answers 200 with it instead of storing it twice.
+//
+// Events (CustomEvent on the queue):
+//   "change"   {item}                 any change of an item's state, progress or message
+//   "added"    {item}                 a new item (before its first "change")
+//   "removed"  {item}                 an item left the list
+//   "uploaded" {item, image, duplicate} the server stored it (201) or already had it (200)
+//   "refused"  {item, error}          a refusal about the room or the guest (see ROOM_REFUSALS)
 
-import { errorFromResponse, networkError, roomApi } from "./api.js";
-import { formatBytes, h } from "./ui.js";
+import { ApiError, errorFromResponse, networkError, roomApi } from "./api.js";
 
-const MAX_AUTO_RETRIES = 3;
+/** Refusals that waiting cannot fix and that concern every photo, not just this one. */
+export const ROOM_REFUSALS = new Set([
+  "guest_quota_reached",
+  "room_quota_reached",
+  "uploads_paused",
+  "room_closed",
+]);
+/** Identity problems: the guest has to join (again) before any photo can go. */
+const IDENTITY_REFUSALS = new Set(["passcode_required", "not_joined"]);
+
+const DEFAULT_BACKOFF = { baseMs: 1_000, maxMs: 60_000, maxAutoRetries: 8 };
+/** No upload progress for this long: the connection is dead even if the OS has not noticed. */
+const STALL_MS = 45_000;
+/** Once every byte is sent, the server still decodes and stores the photo. */
+const PROCESSING_MS = 120_000;
+
+let nextLocalId = 1;
+
+/** Transient failures: the network, a proxy or the server, a rate limit. */
+function isTransient(error) {
+  if (!(error instanceof ApiError)) return false;
+  if (error.status === 0 || error.status === 408) return true;
+  if (error.status >= 500) return true;
+  return error.status === 429 && !ROOM_REFUSALS.has(error.code);
+}
 
 /**
- * @param {{token: string, list: HTMLElement, summary: HTMLElement,
- *          participantKey: () => string|null, concurrency?: number,
- *          onUploaded?: (image, duplicate: boolean) => void,
- *          onAuthError?: (error) => void}} options
+ * Delay before retry number `attempt` (1-based), in ms: exponential with "equal jitter"
+ * (half fixed, half random, so a room full of phones does not come back in lockstep), never
+ * shorter than the server's Retry-After (seconds) when it sent one.
  */
-export class UploadQueue {
-  constructor({ token, list, summary, participantKey, concurrency = 2, onUploaded, onAuthError }) {
+export function retryDelayMs(attempt, retryAfterSeconds, { baseMs, maxMs } = DEFAULT_BACKOFF, random = Math.random) {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  const backoff = ceiling / 2 + random() * (ceiling / 2);
+  if (retryAfterSeconds == null) return Math.round(backoff);
+  const floor = retryAfterSeconds * 1000;
+  // Spread the wake-ups a little past the server's moment, not before it.
+  return Math.round(floor + random() * Math.min(1000, baseMs));
+}
+
+/** One photo on its way. Read its fields; change it through the queue. */
+export class UploadItem {
+  constructor(file, caption) {
+    this.localId = nextLocalId++;
+    this.file = file;
+    this.caption = caption;
+    this.name = file.name || "photo";
+    /** The bytes to send, fixed once prepared: every retry sends exactly these. */
+    this.blob = null;
+    this.sentSize = null;
+    this.downscaled = false;
+    this.previewBlob = null;
+    this.state = "preparing";
+    this.progress = 0;
+    this.error = null;
+    this.retriable = false;
+    /** Sends since the last manual retry (automatic retries stop after maxAutoRetries). */
+    this.attempts = 0;
+    /** Every send, ever: a 200 after more than one means our own earlier send got through. */
+    this.sends = 0;
+    this.retryAt = 0;
+    this.image = null;
+    this.duplicate = false;
+    this._timer = null;
+    this._xhr = null;
+  }
+
+  /** Size in bytes of what is (or will be) sent. */
+  get size() {
+    return this.sentSize ?? this.file.size;
+  }
+
+  /** True while the item still needs something to happen (not done, pending or failed). */
+  get active() {
+    return !["failed", "pending", "done"].includes(this.state);
+  }
+}
+
+/**
+ * @param {{token: string, concurrency?: number,
+ *          prepare: (file: File) => Promise<{blob: Blob, name: string, downscaled: boolean, preview: Blob|null}>,
+ *          backoff?: {baseMs: number, maxMs: number, maxAutoRetries: number}}} options
+ *   prepare: turns a picked file into the bytes to send (see downscale.js).
+ */
+export class UploadQueue extends EventTarget {
+  constructor({ token, concurrency = 2, prepare, backoff = DEFAULT_BACKOFF }) {
+    super();
     this.token = token;
-    this.list = list;
-    this.summary = summary;
-    this.participantKey = participantKey;
     this.concurrency = concurrency;
-    this.onUploaded = onUploaded;
-    this.onAuthError = onAuthError;
+    this.prepare = prepare;
+    this.backoff = { ...DEFAULT_BACKOFF, ...backoff };
+    /** @type {UploadItem[]} oldest first */
     this.items = [];
     this.active = 0;
+    this._preparing = false;
+    /** A refusal that stops every further send until lifted (see block/unblock). */
+    this.blockedBy = null;
+
+    window.addEventListener("online", () => this.retryWaiting());
     window.addEventListener("beforeunload", (event) => {
-      if (this.items.some((item) => item.state === "queued" || item.state === "uploading")) {
+      if (this.items.some((item) => item.active)) {
         event.preventDefault();
         event.returnValue = "";
       }
     });
   }
 
-  /** Queue files (a FileList or array) with one caption for all of them. */
-  add(files, caption = "") {
+  /**
+   * Add picked files. `hold`: keep them prepared but unsent until send(items) (so the guest
+   * can caption each one first). Returns the new items.
+   * @param {Iterable<File>} files
+   * @param {{caption?: string|null, hold?: boolean}} options
+   */
+  add(files, { caption = null, hold = false } = {}) {
+    const added = [];
     for (const file of files) {
-      const item = new UploadItem(file, caption.trim() || null, this);
+      const item = new UploadItem(file, caption || null);
+      item.hold = hold;
       this.items.push(item);
-      this.list.prepend(item.element);
+      added.push(item);
+      this._emit("added", { item });
+      this._changed(item);
     }
-    this._updateSummary();
+    this._prepareNext();
+    return added;
+  }
+
+  /** Send held items (after the guest reviewed them). */
+  send(items) {
+    for (const item of items) {
+      item.hold = false;
+      if (item.state !== "held") continue;
+      if (this.blockedBy) this._fail(item, this.blockedBy, this.blockedBy.code !== "room_closed");
+      else this._set(item, "queued");
+    }
     this._pump();
   }
 
-  /** Drop one row (a failed upload the guest gave up on). */
-  remove(item) {
-    this.items = this.items.filter((other) => other !== item);
-    item.dispose();
-    this._updateSummary();
+  /** Set the caption an unsent item will carry. */
+  setCaption(item, caption) {
+    item.caption = caption ? caption.trim() || null : null;
   }
 
-  /** Remove finished rows (done or failed) from the list. */
-  clearFinished() {
-    this.items = this.items.filter((item) => {
-      if (item.state === "done" || item.state === "error") {
-        item.dispose();
-        return false;
+  /** Send one failed or waiting item again now, resetting its automatic retries. */
+  retry(item) {
+    if (!["failed", "retrying", "offline"].includes(item.state)) return;
+    if (item.state === "failed" && !item.retriable) return;
+    this._requeue(item, { resetAttempts: true });
+    this._pump();
+  }
+
+  /** "Retry all": every failed-but-retriable item and every item waiting to retry, now. */
+  retryAll() {
+    // The guest asks to try: let the server decide again (a closed room stays closed).
+    if (this.blockedBy && this.blockedBy.code !== "room_closed") this.blockedBy = null;
+    for (const item of this.items) {
+      if (item.state === "retrying" || item.state === "offline" || (item.state === "failed" && item.retriable)) {
+        this._requeue(item, { resetAttempts: true });
       }
-      return true;
-    });
-    this._updateSummary();
+    }
+    this._pump();
+  }
+
+  /**
+   * Back online: items waiting on the network go now, without waiting for their timers.
+   * Items that gave up stay failed until the guest asks (Retry / Retry all).
+   */
+  retryWaiting() {
+    for (const item of this.items) {
+      if (item.state === "retrying" || item.state === "offline") {
+        this._requeue(item, { resetAttempts: item.state === "offline" });
+      }
+    }
+    this._pump();
+  }
+
+  /** Items the guest can retry now (failed-but-retriable or waiting). */
+  get retriableCount() {
+    return this.items.filter(
+      (item) => item.state === "retrying" || item.state === "offline" || (item.state === "failed" && item.retriable),
+    ).length;
+  }
+
+  /** Drop an item that is not on the wire (cancel before sending, or forget a failure). */
+  remove(item) {
+    if (item.state === "uploading" && item._xhr) {
+      item._cancelled = true;
+      item._xhr.abort();
+    }
+    clearTimeout(item._timer);
+    this.items = this.items.filter((other) => other !== item);
+    this._emit("removed", { item });
+    this._pump();
+  }
+
+  /** Forget the finished items (done, pending, failed). */
+  clearFinished() {
+    for (const item of [...this.items]) if (!item.active) this.remove(item);
+  }
+
+  /** The item that sent image `id`, if any. */
+  itemForImage(id) {
+    return this.items.find((item) => item.image && item.image.id === id) || null;
+  }
+
+  /** Mark the item holding image `id` approved (its image_added arrived). */
+  markApproved(id) {
+    const item = this.itemForImage(id);
+    if (item && item.state === "pending") {
+      item.image = { ...item.image, status: "approved" };
+      this._set(item, "done");
+    }
+  }
+
+  /**
+   * Stop sending: every item not yet stored fails with `error` (e.g. room closed, uploads
+   * paused, quota reached). Items on the wire finish; the server answers them itself.
+   */
+  block(error) {
+    this.blockedBy = error;
+    // A closed room stays closed; anything else (paused, quota) can change, so Retry may help.
+    const retriable = error.code !== "room_closed";
+    for (const item of this.items) {
+      if (["queued", "retrying", "offline"].includes(item.state)) this._fail(item, error, retriable);
+    }
+  }
+
+  /** Let new photos go again after a block of kind `code`, leaving the failed ones failed. */
+  lift(code) {
+    if (this.blockedBy && this.blockedBy.code === code) {
+      this.blockedBy = null;
+      this._pump();
+    }
+  }
+
+  /**
+   * Lift a block of kind `code` (uploads reopened, quota raised): the items it failed are
+   * queued again; returns how many.
+   */
+  unblock(code) {
+    if (this.blockedBy && this.blockedBy.code === code) this.blockedBy = null;
+    let count = 0;
+    for (const item of this.items) {
+      if (item.state === "failed" && item.error && item.error.code === code) {
+        this._requeue(item, { resetAttempts: true });
+        count += 1;
+      }
+    }
+    this._pump();
+    return count;
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  async _prepareNext() {
+    if (this._preparing) return;
+    this._preparing = true;
+    try {
+      for (;;) {
+        const item = this.items.find((candidate) => candidate.state === "preparing");
+        if (!item) break;
+        let prepared;
+        try {
+          prepared = await this.prepare(item.file);
+        } catch {
+          prepared = { blob: item.file, name: item.name, downscaled: false, preview: null };
+        }
+        if (!this.items.includes(item)) continue; // removed meanwhile
+        item.blob = prepared.blob;
+        item.sentSize = prepared.blob.size;
+        item.name = prepared.name;
+        item.downscaled = prepared.downscaled;
+        item.previewBlob = prepared.preview;
+        if (item.hold) this._set(item, "held");
+        else if (this.blockedBy) this._fail(item, this.blockedBy, this.blockedBy.code !== "room_closed");
+        else this._set(item, "queued");
+        this._pump();
+      }
+    } finally {
+      this._preparing = false;
+    }
   }
 
   _pump() {
-    while (this.active < this.concurrency) {
-      const next = this.items.find((item) => item.state === "queued" && !item.waiting);
+    while (this.active < this.concurrency && !this.blockedBy) {
+      const next = this.items.find((item) => item.state === "queued");
       if (!next) break;
       this.active += 1;
-      next.start().finally(() => {
+      this._upload(next).finally(() => {
         this.active -= 1;
-        this._updateSummary();
         this._pump();
       });
     }
-    this._updateSummary();
   }
 
-  _updateSummary() {
-    const count = (state) => this.items.filter((item) => item.state === state).length;
-    const done = count("done");
-    const failed = count("error");
-    const pending = count("queued") + count("uploading");
-    const parts = [];
-    if (pending) parts.push(`Sharing ${pending} photo${pending === 1 ? "" : "s"}…`);
-    if (done) parts.push(`${done} shared`);
-    if (failed) parts.push(`${failed} failed`);
-    this.summary.querySelector(".upload-summary-text").textContent = parts.join(" · ");
-    this.summary.hidden = this.items.length === 0;
-    this.summary.querySelector(".upload-clear").hidden = pending === this.items.length;
-    this.summary.dataset.pending = String(pending);
-  }
-}
-
-class UploadItem {
-  constructor(file, caption, queue) {
-    this.file = file;
-    this.caption = caption;
-    this.queue = queue;
-    this.state = "queued";
-    this.waiting = false;
-    this.autoRetries = 0;
-    this.previewUrl = null;
-
-    // A square holding the local preview; a plain tile when the browser can't show the file.
-    this.preview = h("span", { class: "upload-preview is-broken", "aria-hidden": "true" });
-    if (file.type.startsWith("image/")) {
-      this.previewUrl = URL.createObjectURL(file);
-      this._showPreview(this.previewUrl);
-    }
-    this.progress = h("progress", { class: "upload-progress", max: "100", value: "0" });
-    this.progress.setAttribute("aria-label", `Upload progress of ${file.name || "photo"}`);
-    this.message = h("p", { class: "upload-message" }, "Waiting…");
-    this.retryButton = h(
-      "button",
-      { type: "button", class: "btn btn-small btn-secondary", hidden: true, onclick: () => this.retry() },
-      "Retry",
-    );
-    this.removeButton = h(
-      "button",
-      {
-        type: "button",
-        class: "upload-remove",
-        hidden: true,
-        "aria-label": `Remove ${file.name || "photo"} from the list`,
-        title: "Remove",
-        onclick: () => this.queue.remove(this),
-      },
-      "×",
-    );
-    this.element = h(
-      "li",
-      { class: "upload", "data-testid": "upload-item", dataset: { state: "queued" } },
-      this.preview,
-      h(
-        "div",
-        { class: "upload-body" },
-        h(
-          "div",
-          { class: "upload-head" },
-          h("span", { class: "upload-name" }, file.name || "Photo"),
-          h("span", { class: "upload-size" }, formatBytes(file.size)),
-        ),
-        this.progress,
-        this.message,
-      ),
-      this.retryButton,
-      this.removeButton,
-    );
-  }
-
-  _setState(state, message, canRetry = false) {
-    this.state = state;
-    this.element.dataset.state = state;
-    if (message !== undefined) this.message.textContent = message;
-    // Retrying helps only when the failure was the network's or the server's, not the file's.
-    this.retryButton.hidden = !(state === "error" && canRetry);
-    this.removeButton.hidden = state !== "error";
-  }
-
-  async start() {
-    this._setState("uploading", "Uploading…");
-    this.progress.removeAttribute("value");
+  async _upload(item) {
+    item.attempts += 1;
+    item.sends += 1;
+    item.progress = 0;
+    this._set(item, "uploading");
     try {
-      const { image, duplicate } = await this._send();
-      this.progress.value = 100;
-      this.element.dataset.imageId = String(image.id);
-      this._setState("done", duplicate ? "Already in the room" : "Shared with the room");
-      this._usePreview(image.thumb_url);
-      if (this.queue.onUploaded) this.queue.onUploaded(image, duplicate);
+      const { image, duplicate } = await this._send(item);
+      item.image = image;
+      // 200 to a retry: the earlier send was stored, only its answer got lost. Only a photo
+      // the room had before this item is "already shared".
+      item.duplicate = duplicate && item.sends === 1;
+      item.error = null;
+      item.progress = 100;
+      // Stored: nothing will be sent again, so a downscaled copy need not stay in memory.
+      item.blob = null;
+      this._set(item, image.status === "pending" ? "pending" : "done");
+      this._emit("uploaded", { item, image, duplicate });
     } catch (error) {
-      this.progress.value = 0;
-      if (error.retriable && error.status !== 0 && this.autoRetries < MAX_AUTO_RETRIES) {
-        this.autoRetries += 1;
-        this._waitAndRequeue(error.retryAfter ?? 2 * this.autoRetries, error.message);
-        return;
-      }
-      this._setState("error", error.message, error.retriable || error.status >= 500);
-      if ((error.status === 401 || error.status === 403) && this.queue.onAuthError) {
-        this.queue.onAuthError(error);
-      }
+      if (item._cancelled || !this.items.includes(item)) return;
+      this._failed(item, error instanceof ApiError ? error : networkError());
     }
   }
 
-  _waitAndRequeue(seconds, reason) {
-    this._setState("queued");
-    this.waiting = true;
-    let left = Math.max(1, Math.ceil(seconds));
-    const tick = () => {
-      this.message.textContent = `${reason} Retrying in ${left} s…`;
-      if (left-- <= 0) {
-        this.waiting = false;
-        this.message.textContent = "Waiting…";
-        this.queue._pump();
-        return;
+  _failed(item, error) {
+    if (ROOM_REFUSALS.has(error.code)) {
+      // The room or the guest's quota said no: every queued photo would hear the same.
+      this._fail(item, error, error.code !== "room_closed");
+      this.block(error);
+      this._emit("refused", { item, error });
+      return;
+    }
+    if (IDENTITY_REFUSALS.has(error.code) || error.status === 401) {
+      this._fail(item, error, true);
+      this._emit("refused", { item, error });
+      return;
+    }
+    if (!isTransient(error)) {
+      // The photo itself was refused (too large, not an image…): sending it again won't help.
+      this._fail(item, error, false);
+      return;
+    }
+    if (error.status === 0 && navigator.onLine === false) {
+      item.error = error;
+      this._set(item, "offline");
+      return;
+    }
+    if (item.attempts > this.backoff.maxAutoRetries) {
+      this._fail(item, error, true);
+      return;
+    }
+    const delay = retryDelayMs(item.attempts, error.retryAfter, this.backoff);
+    item.error = error;
+    item.retryAt = Date.now() + delay;
+    clearTimeout(item._timer);
+    item._timer = setTimeout(() => {
+      if (item.state === "retrying") {
+        this._requeue(item, { resetAttempts: false });
+        this._pump();
       }
-      setTimeout(tick, 1000);
-    };
-    tick();
+    }, delay);
+    this._set(item, "retrying");
   }
 
-  retry() {
-    if (this.state !== "error") return;
-    this.autoRetries = 0;
-    this._setState("queued", "Waiting…");
-    this.queue._pump();
+  _fail(item, error, retriable) {
+    clearTimeout(item._timer);
+    item.error = error;
+    item.retriable = retriable;
+    this._set(item, "failed");
   }
 
-  _send() {
+  _requeue(item, { resetAttempts }) {
+    clearTimeout(item._timer);
+    if (resetAttempts) item.attempts = 0;
+    item.retryAt = 0;
+    this._set(item, "queued");
+  }
+
+  _set(item, state) {
+    item.state = state;
+    this._changed(item);
+  }
+
+  _changed(item) {
+    this._emit("change", { item });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** POST the item's bytes; resolves {image, duplicate}, rejects with ApiError. */
+  _send(item) {
     return new Promise((resolve, reject) => {
       const form = new FormData();
-      form.append("file", this.file, this.file.name || "photo");
-      if (this.caption) form.append("caption", this.caption);
+      form.append("file", item.blob, item.name);
+      if (item.caption) form.append("caption", item.caption);
       const xhr = new XMLHttpRequest();
-      xhr.open("POST", roomApi(this.queue.token, "/images"));
+      item._xhr = xhr;
+      item._cancelled = false;
+      let watchdog = null;
+      const arm = (ms) => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => xhr.abort(), ms);
+      };
+      const finish = () => {
+        clearTimeout(watchdog);
+        item._xhr = null;
+      };
+      xhr.open("POST", roomApi(this.token, "/images"));
       xhr.setRequestHeader("Accept", "application/json");
-      const key = this.queue.participantKey();
-      if (key) xhr.setRequestHeader("X-Participant-Key", key);
       xhr.upload.addEventListener("progress", (event) => {
         if (!event.lengthComputable) return;
         const percent = Math.round((event.loaded / event.total) * 100);
-        this.progress.value = Math.min(percent, 99);
-        this.message.textContent =
-          percent >= 100 ? "Processing…" : `Uploading… ${percent}%`;
+        item.progress = Math.min(percent, 100);
+        arm(percent >= 100 ? PROCESSING_MS : STALL_MS);
+        this._changed(item);
       });
+      xhr.upload.addEventListener("load", () => arm(PROCESSING_MS));
       xhr.addEventListener("load", () => {
+        finish();
         if (xhr.status === 200 || xhr.status === 201) {
           try {
             resolve({ image: JSON.parse(xhr.responseText), duplicate: xhr.status === 200 });
           } catch {
-            reject(errorFromResponse(500, "", null));
+            reject(new ApiError(502, "bad_response", "The server sent an unexpected answer."));
           }
         } else {
           reject(errorFromResponse(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));
         }
       });
-      xhr.addEventListener("error", () => reject(networkError()));
-      xhr.addEventListener("abort", () => reject(networkError()));
+      xhr.addEventListener("error", () => {
+        finish();
+        reject(networkError());
+      });
+      xhr.addEventListener("abort", () => {
+        finish();
+        reject(networkError());
+      });
+      arm(STALL_MS);
       xhr.send(form);
     });
-  }
-
-  _showPreview(url) {
-    const img = h("img", { src: url, alt: "", decoding: "async" });
-    // E.g. HEIC in a browser that can't display it: the upload itself still works.
-    img.addEventListener("error", () => img.remove(), { once: true });
-    img.addEventListener("load", () => this.preview.classList.remove("is-broken"), { once: true });
-    this.preview.replaceChildren(img);
-  }
-
-  /** Swap the local preview for the server's thumbnail and free the file's memory. */
-  _usePreview(url) {
-    if (url) this._showPreview(url);
-    if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
-    this.previewUrl = null;
-  }
-
-  dispose() {
-    if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
-    this.element.remove();
   }
 }

@@ -1,165 +1,135 @@
-// The wall, for a projector: the newest photo large, recent ones in a strip, the QR code in
-// a corner. New photos take the spotlight with a cross-fade; when nothing new arrives for a
-// while, the spotlight walks through recent photos so the wall stays alive.
+// The wall, for a projector. The host's settings drive it live (room_updated): the newest
+// photo large with a strip of recent ones ("spotlight") or a page of tiles ("grid"); the QR
+// code off or small to large; captions on or off; "blanked" shows nothing but the title on
+// black. When nothing new arrives for a while (`?cycle=<seconds>`, default 10) the spotlight
+// walks through the room's photos and the grid pages through them; a new photo always comes
+// first at once. A passcode room needs the host key (kept by this browser when it created
+// the room) or the passcode, asked for here.
 
-import { readRoomData } from "./api.js";
-import { altText, byline } from "./gallery.js";
+import { api, ApiError, memory, readRoomData, roomApi } from "./api.js";
 import { RoomFeed } from "./live.js";
-import { bindLiveIndicator, h, timeAgo } from "./ui.js";
+import { mergeRoom, roomSettings, secondsParam } from "./room-settings.js";
+import { bindLiveIndicator, timeAgo } from "./ui.js";
+import { Mosaic } from "./wall-mosaic.js";
+import { Spotlight } from "./wall-spotlight.js";
 
-const STRIP_SIZE = 8;
-const IDLE_BEFORE_SHOWCASE_MS = 20_000;
-const SHOWCASE_STEP_MS = 8_000;
-const SHOWCASE_POOL = 20;
-const FADE_MS = 900;
+const DEFAULT_CYCLE_SECONDS = 10;
+const WALL_NAME = "Wall";
 
 const room = readRoomData();
+const token = room.token;
 const $ = (id) => document.getElementById(id);
 const wall = $("wall");
-const spotlight = $("spotlight");
-const strip = $("strip");
 
-$("wall-url").textContent = room.join_url.replace(/^https?:\/\//, "");
+let state = roomSettings(room);
+let hostKey = memory.hostKey(token); // dropped if the room refuses it (then the passcode is asked)
 
-const feed = new RoomFeed({ token: room.token, name: "Wall", lastSeq: room.last_seq });
+const feed = new RoomFeed({
+  token,
+  name: WALL_NAME,
+  lastSeq: room.last_seq,
+  // The host key only where it is needed: a public room's wall needs no secret.
+  credentials: () => (state.passcode_required && hostKey ? { hostKey } : {}),
+});
 bindLiveIndicator($("live"), feed);
 
-let current = null; // image in the spotlight
-let generation = 0; // bumps on every spotlight change; stale preloads are dropped
-let showcaseTimer = null;
-let lastArrival = Date.now();
+const spotlight = new Spotlight({ figure: $("spotlight"), strip: $("strip"), feed });
+const mosaic = new Mosaic({ stage: $("mosaic-stage"), list: $("mosaic"), pageLabel: $("mosaic-page"), feed });
+let layout = null; // the active one of spotlight / mosaic, once the photos are loaded
+let ready = false;
 
-// ---- Spotlight -----------------------------------------------------------------------------
+// ---- Idle cycle ----------------------------------------------------------------------------
 
-function preload(url) {
-  const img = new Image();
-  img.decoding = "async";
-  img.src = url;
-  return img.decode().then(
-    () => img,
-    () => img, // Show it anyway (alt text); a broken image must not stall the wall.
-  );
-}
-
-async function spotlightImage(image) {
-  const mine = ++generation;
-  current = image;
-  markStrip();
-  const [img] = await Promise.all([preload(image.url), preload(image.thumb_url)]);
-  if (mine !== generation) return;
-
-  img.className = "spot-img";
-  img.alt = altText(image);
-  // The same photo, blurred, fills the letterbox bars around a contained image.
-  const backdrop = h("img", { class: "spot-backdrop", src: image.thumb_url, alt: "", "aria-hidden": "true" });
-  const caption = h(
-    "figcaption",
-    { class: "spot-caption" },
-    image.caption ? h("p", { class: "spot-text" }, image.caption) : null,
-    h(
-      "p",
-      { class: "spot-byline" },
-      h("span", {}, "Shared by ", h("strong", { class: "spot-name" }, byline(image))),
-      h("span", { "aria-hidden": "true" }, "·"),
-      h("span", { class: "spot-time", dataset: { created: image.created_at } }, timeAgo(image.created_at)),
-    ),
-  );
-  const layer = h("div", { class: "spot-layer", dataset: { imageId: String(image.id) } }, backdrop, img, caption);
-
-  const old = [...spotlight.querySelectorAll(".spot-layer")];
-  spotlight.append(layer);
-  spotlight.dataset.imageId = String(image.id);
-  spotlight.setAttribute("aria-label", `Newest photo: ${altText(image)}, shared by ${byline(image)}`);
-  // Next frame, so the browser has laid out the layer at opacity 0 and the fade runs.
-  requestAnimationFrame(() =>
-    requestAnimationFrame(() => {
-      layer.classList.add("is-active");
-      for (const layerOut of old) {
-        layerOut.classList.remove("is-active");
-        layerOut.classList.add("is-leaving");
-        setTimeout(() => layerOut.remove(), FADE_MS + 100);
-      }
-    }),
-  );
-}
-
-function clearSpotlight() {
-  generation++;
-  current = null;
-  spotlight.replaceChildren();
-  delete spotlight.dataset.imageId;
-}
-
-// ---- Strip ---------------------------------------------------------------------------------
-
-function renderStrip() {
-  const recent = feed.sorted().slice(0, STRIP_SIZE);
-  const keep = new Set(recent.map((image) => String(image.id)));
-  for (const tile of [...strip.children]) {
-    if (!keep.has(tile.dataset.imageId)) tile.remove();
+/** Calls `onIdle` every `seconds` while nothing else happens; poke() restarts the wait. */
+class IdleCycle {
+  constructor(seconds, onIdle) {
+    this.ms = seconds * 1000;
+    this.onIdle = onIdle;
+    this.timer = null;
   }
-  recent.forEach((image, index) => {
-    let tile = strip.querySelector(`[data-image-id="${image.id}"]`);
-    if (!tile) {
-      tile = h(
-        "li",
-        { class: "strip-tile is-new", "data-testid": "image", dataset: { imageId: String(image.id) } },
-        h("img", {
-          src: image.thumb_url,
-          alt: altText(image),
-          width: image.thumb_width || null,
-          height: image.thumb_height || null,
-          decoding: "async",
-        }),
-      );
-      setTimeout(() => tile.classList.remove("is-new"), 1200);
-    }
-    if (strip.children[index] !== tile) strip.insertBefore(tile, strip.children[index] || null);
-  });
-  markStrip();
-}
 
-function markStrip() {
-  for (const tile of strip.children) {
-    tile.classList.toggle("is-current", current !== null && tile.dataset.imageId === String(current.id));
+  poke() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.onIdle();
+      this.poke();
+    }, this.ms);
   }
 }
 
-// ---- State ---------------------------------------------------------------------------------
+const cycle = new IdleCycle(secondsParam("cycle", DEFAULT_CYCLE_SECONDS), () => {
+  if (layout && !state.wall_blanked && document.visibilityState === "visible") layout.advance();
+});
 
-function updateState() {
+// ---- Settings ------------------------------------------------------------------------------
+
+function useLayout() {
+  const wanted = state.wall_mode === "grid" ? mosaic : spotlight;
+  if (!ready || layout === wanted) return;
+  if (layout) layout.deactivate();
+  layout = wanted;
+  layout.activate();
+  cycle.poke();
+}
+
+function inviteText() {
+  if (state.closed) return "This room is closed";
+  if (!state.uploads_open) return "Uploads are paused for now";
+  if (state.wall_qr_size === "off") return "Photos appear here as guests share them";
+  return feed.images.size ? "Scan to add yours" : "Scan to share your photos";
+}
+
+function applySettings(next) {
+  state = next;
+  wall.dataset.mode = state.wall_mode;
+  wall.dataset.qr = state.wall_qr_size;
+  wall.dataset.captions = state.wall_captions ? "on" : "off";
+  wall.dataset.blanked = String(state.wall_blanked);
+  wall.dataset.closed = String(state.closed);
+  wall.dataset.uploads = state.uploads_open ? "open" : "paused";
+  document.body.classList.toggle("is-blanked", state.wall_blanked);
+  $("wall-blank").setAttribute("aria-hidden", String(!state.wall_blanked));
+  wall.setAttribute("aria-hidden", String(state.wall_blanked));
+  $("wall-closed").hidden = !state.closed;
+  for (const id of ["wall-title", "wall-blank-title", "gate-title"]) $(id).textContent = state.title;
+  document.title = `Wall · ${state.title} · ImageShark`;
+  $("wall-invite").textContent = inviteText();
+  useLayout();
+}
+
+feed.addEventListener("room", (event) => applySettings(mergeRoom(state, event.detail.room)));
+feed.addEventListener("closed", (event) =>
+  applySettings(mergeRoom(state, { closed: true, closed_at: event.detail.closed_at })),
+);
+
+// ---- Photos --------------------------------------------------------------------------------
+
+function updateCount() {
   const count = feed.images.size;
   wall.dataset.state = count ? "showing" : "empty";
+  wall.dataset.imageCount = String(count);
   $("photo-count").textContent = count === 1 ? "1 photo" : `${count} photos`;
   $("photo-count").hidden = count === 0;
-  $("wall-invite").textContent = count ? "Scan to add yours" : "Scan to share your photos";
+  $("wall-invite").textContent = inviteText();
 }
 
 feed.addEventListener("add", (event) => {
-  renderStrip();
-  updateState();
+  updateCount();
   const { image, initial } = event.detail;
-  if (initial) return; // The first load spotlights once, at "ready".
-  lastArrival = Date.now();
-  // Only the newest takes the spotlight (a catch-up after reconnecting may add older ones).
-  if (feed.sorted()[0].id === image.id) spotlightImage(image);
+  if (initial || !layout) return; // The first load is shown at "ready".
+  layout.added(image);
+  cycle.poke(); // A newcomer gets its full turn before the cycle moves on.
 });
 
 feed.addEventListener("remove", (event) => {
-  renderStrip();
-  updateState();
-  if (current && current.id === event.detail.id) {
-    const newest = feed.sorted()[0];
-    if (newest) spotlightImage(newest);
-    else clearSpotlight();
-  }
+  updateCount();
+  if (layout) layout.removed(event.detail.id);
 });
 
 feed.addEventListener("ready", () => {
-  renderStrip();
-  updateState();
-  const newest = feed.sorted()[0];
-  if (newest) spotlightImage(newest);
+  ready = true;
+  updateCount();
+  useLayout();
 });
 
 feed.addEventListener("presence", (event) => {
@@ -168,24 +138,93 @@ feed.addEventListener("presence", (event) => {
   $("presence").hidden = false;
 });
 
-// When nothing new arrives for a while, walk through recent photos; a new photo interrupts.
-function startShowcase() {
-  clearInterval(showcaseTimer);
-  showcaseTimer = setInterval(() => {
-    if (Date.now() - lastArrival < IDLE_BEFORE_SHOWCASE_MS) return;
-    const pool = feed.sorted().slice(0, SHOWCASE_POOL);
-    if (pool.length < 2 || !current) return;
-    const index = pool.findIndex((image) => image.id === current.id);
-    spotlightImage(pool[(index + 1) % pool.length]);
-  }, SHOWCASE_STEP_MS);
-}
-
-// Keep the caption's "3 minutes ago" current.
+// Keep "3 minutes ago" current.
 setInterval(() => {
-  for (const element of spotlight.querySelectorAll(".spot-time")) {
+  for (const element of document.querySelectorAll(".caption-time")) {
     element.textContent = timeAgo(element.dataset.created);
   }
 }, 30_000);
+
+// ---- Passcode rooms ------------------------------------------------------------------------
+
+let started = false;
+
+function startFeed() {
+  if (started) {
+    // Joined after a refusal: load what was missed and reconnect with the new cookie.
+    feed.sync().catch(() => {});
+    if (feed.socket && !feed.socket.connected) feed.socket.connect();
+    return;
+  }
+  started = true;
+  feed.start();
+}
+
+function showGate(message) {
+  $("wall-gate").hidden = false;
+  document.body.classList.add("is-gated");
+  if (message) $("gate-text").textContent = message;
+  $("gate-passcode").focus();
+}
+
+function hideGate() {
+  $("wall-gate").hidden = true;
+  document.body.classList.remove("is-gated");
+}
+
+function isPasscodeError(error) {
+  return error instanceof ApiError && (error.status === 401 || error.status === 403);
+}
+
+/**
+ * Whether this browser may read the room: a public room, the host key, or the cookie of an
+ * earlier join from this wall (remembered, since the cookie itself is HTTP-only). A cookie
+ * that stopped working shows the form again through "loaderror" / "refused".
+ */
+function hasAccess() {
+  return !state.passcode_required || Boolean(hostKey) || memory.wallJoined(token);
+}
+
+$("gate-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("gate-passcode");
+  const error = $("gate-error");
+  const button = event.target.querySelector("button[type=submit]");
+  const passcode = input.value;
+  error.hidden = true;
+  if (!passcode.trim()) {
+    error.textContent = "Type the room's passcode.";
+    error.hidden = false;
+    input.focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    await api(roomApi(token, "/participants"), { method: "POST", json: { name: WALL_NAME, passcode } });
+    memory.setWallJoined(token, true);
+    hostKey = null; // The cookie of this join is what works now, not a refused key.
+    input.value = "";
+    input.removeAttribute("aria-invalid");
+    hideGate();
+    startFeed();
+  } catch (failure) {
+    error.textContent = failure.status === 403 ? "That passcode isn't right. Try again." : failure.message;
+    error.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    input.select();
+  } finally {
+    button.disabled = false;
+  }
+});
+
+feed.addEventListener("loaderror", (event) => {
+  if (!isPasscodeError(event.detail.error)) return;
+  memory.setWallJoined(token, false);
+  showGate();
+});
+feed.addEventListener("refused", (event) => {
+  if (event.detail.passcode) showGate("The room now needs its passcode. Enter it to keep showing the photos.");
+});
 
 // ---- Projector niceties --------------------------------------------------------------------
 
@@ -198,6 +237,7 @@ fullscreenButton.addEventListener("click", () => {
 });
 document.addEventListener("fullscreenchange", syncFullscreenButton);
 document.addEventListener("keydown", (event) => {
+  if (event.target instanceof HTMLInputElement) return;
   if ((event.key === "f" || event.key === "F") && !event.ctrlKey && !event.metaKey && !event.altKey) {
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     else if (document.fullscreenEnabled) document.documentElement.requestFullscreen().catch(() => {});
@@ -232,5 +272,7 @@ document.addEventListener("visibilitychange", holdWakeLock);
 document.addEventListener("click", holdWakeLock);
 holdWakeLock();
 
-startShowcase();
-feed.start();
+applySettings(state);
+cycle.poke();
+if (hasAccess()) startFeed();
+else showGate();

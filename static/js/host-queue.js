@@ -1,0 +1,222 @@
+// The host's approval queue (rooms with moderation "approve"): photos waiting, oldest first,
+// each with Approve and Reject; "Approve all" for the lot. It reloads on every
+// moderation_queue event; an approval made in another tab arrives as image_added and drops
+// the photo from this list.
+
+import { ApiError, fetchImagesAfter } from "./api.js";
+import { altText, byline } from "./gallery.js";
+import { h, timeElement, toast } from "./ui.js";
+
+const $ = (id) => document.getElementById(id);
+
+export class ApprovalQueue {
+  /**
+   * @param {{token: string, hostApi: (path: string, options?: object) => Promise<any>,
+   *          headers: () => object, onApproved: (image: object) => void,
+   *          onCount: (count: number) => void}} options
+   *   hostApi: calls the room's API (path relative to the room) with the host key;
+   *   headers: the host's Authorization header, for paging through the queue;
+   *   onApproved: an approved image (with its seq), to show at once;
+   *   onCount: the number of photos waiting, whenever it changes.
+   */
+  constructor({ token, hostApi, headers, onApproved, onCount }) {
+    this.token = token;
+    this.hostApi = hostApi;
+    this.headers = headers;
+    this.onApproved = onApproved;
+    this.onCount = onCount;
+    this.section = $("queue");
+    this.list = $("queue-list");
+    this.items = new Map(); // id → pending image
+    this.moderated = false;
+    this.busy = false; // "Approve all" running
+    this._loading = null;
+    this._again = false;
+    $("approve-all").addEventListener("click", () => this.approveAll());
+  }
+
+  /** Show or hide the section: visible while moderation is on or photos still wait. */
+  setModerated(moderated) {
+    this.moderated = moderated;
+    this.updateChrome();
+  }
+
+  /** Reload the queue from the server (calls during a load are coalesced into one more). */
+  async refresh() {
+    if (this._loading) {
+      this._again = true;
+      return this._loading;
+    }
+    this._loading = (async () => {
+      try {
+        do {
+          this._again = false;
+          const images = await fetchImagesAfter(this.token, 0, { path: "/pending", headers: this.headers() });
+          this.replace(images);
+        } while (this._again);
+      } finally {
+        this._loading = null;
+      }
+    })();
+    return this._loading;
+  }
+
+  /** Make the list show exactly `images` (oldest first). */
+  replace(images) {
+    const ids = new Set(images.map((image) => image.id));
+    for (const id of [...this.items.keys()]) if (!ids.has(id)) this.drop(id);
+    for (const image of images) {
+      if (this.items.has(image.id)) continue;
+      this.items.set(image.id, image);
+      const item = this.build(image);
+      const after = [...this.list.children].find((other) => Number(other.dataset.imageId) > image.id);
+      this.list.insertBefore(item, after || null);
+    }
+    this.updateChrome();
+  }
+
+  /** Remove a photo from the list (approved, rejected, or deleted); keeps keyboard focus nearby. */
+  drop(id) {
+    if (!this.items.delete(id)) return;
+    const item = this.list.querySelector(`[data-image-id="${id}"]`);
+    const hadFocus = Boolean(item && item.contains(document.activeElement));
+    const next = item && (item.nextElementSibling || item.previousElementSibling);
+    if (item) item.remove();
+    this.updateChrome();
+    if (hadFocus) {
+      // The next photo's buttons; else the queue's heading, or the photos' when it hides.
+      const target = next ? next.querySelector("button") : this.section.hidden ? $("photos-title") : $("queue-title");
+      target?.focus();
+    }
+  }
+
+  updateChrome() {
+    const count = this.items.size;
+    this.section.hidden = !this.moderated && count === 0;
+    $("queue-count").textContent = count ? String(count) : "";
+    $("queue-empty").hidden = count > 0;
+    $("approve-all").hidden = count < 2 && !this.busy;
+    this.onCount(count);
+  }
+
+  build(image) {
+    const who = byline(image);
+    const actions = h(
+      "div",
+      { class: "queue-actions" },
+      h(
+        "button",
+        { type: "button", class: "btn btn-primary btn-small", "data-testid": "approve", onclick: () => this.approve(image) },
+        "Approve",
+        h("span", { class: "sr-only" }, ` photo by ${who}`),
+      ),
+      h(
+        "button",
+        { type: "button", class: "btn btn-ghost btn-small", "data-testid": "reject", onclick: () => this.reject(image) },
+        "Reject",
+        h("span", { class: "sr-only" }, ` photo by ${who}`),
+      ),
+    );
+    return h(
+      "li",
+      { class: "queue-item", "data-testid": "pending-image", dataset: { imageId: String(image.id) } },
+      h(
+        "a",
+        { class: "queue-thumb", href: image.url, target: "_blank", rel: "noopener", title: "Open the photo in a new tab" },
+        h("img", {
+          src: image.thumb_url,
+          alt: `${altText(image)} (opens in a new tab)`,
+          width: image.thumb_width || null,
+          height: image.thumb_height || null,
+          decoding: "async",
+        }),
+      ),
+      h(
+        "div",
+        { class: "queue-info" },
+        image.caption ? h("p", { class: "queue-caption" }, image.caption) : null,
+        h("p", { class: "queue-byline" }, h("strong", {}, who), " · ", timeElement(image.created_at)),
+      ),
+      actions,
+    );
+  }
+
+  /** Mark a photo's buttons as working. Not `disabled`: that would drop keyboard focus. */
+  setItemBusy(id, busy) {
+    const item = this.list.querySelector(`[data-image-id="${id}"]`);
+    if (!item) return;
+    item.classList.toggle("is-busy", busy);
+    for (const button of item.querySelectorAll("button")) {
+      if (busy) button.setAttribute("aria-disabled", "true");
+      else button.removeAttribute("aria-disabled");
+    }
+  }
+
+  isBusy(id) {
+    const item = this.list.querySelector(`[data-image-id="${id}"]`);
+    return Boolean(item && item.classList.contains("is-busy"));
+  }
+
+  /** Approve one photo; resolves true when it is approved (or already was). */
+  async approve(image, { quiet = false } = {}) {
+    if (this.isBusy(image.id)) return false;
+    this.setItemBusy(image.id, true);
+    try {
+      const approved = await this.hostApi(`/images/${image.id}/approve`, { method: "POST" });
+      this.drop(image.id);
+      if (approved) this.onApproved(approved);
+      if (!quiet) toast("Approved: the photo is on the wall.", "success");
+      return true;
+    } catch (error) {
+      this.setItemBusy(image.id, false);
+      if (error instanceof ApiError && error.status === 404) {
+        this.drop(image.id); // Deleted meanwhile.
+        return true;
+      }
+      toast(error.message, "error", 6000);
+      return false;
+    }
+  }
+
+  async reject(image) {
+    if (this.isBusy(image.id)) return;
+    this.setItemBusy(image.id, true);
+    try {
+      await this.hostApi(`/images/${image.id}/reject`, { method: "POST" });
+      this.drop(image.id);
+      toast("Rejected: the photo was deleted.", "success");
+    } catch (error) {
+      this.setItemBusy(image.id, false);
+      if (error instanceof ApiError && (error.status === 404 || error.code === "not_pending")) {
+        this.drop(image.id); // Gone, or approved meanwhile (delete it from the photos instead).
+        if (error.code === "not_pending") toast("That photo was already approved.", "info");
+        return;
+      }
+      toast(error.message, "error", 6000);
+    }
+  }
+
+  /** Approve every photo listed now, oldest first, one request at a time. */
+  async approveAll() {
+    if (this.busy) return;
+    const images = [...this.items.values()].sort((a, b) => a.id - b.id);
+    if (!images.length) return;
+    this.busy = true;
+    const button = $("approve-all");
+    button.disabled = true;
+    let done = 0;
+    try {
+      for (const image of images) {
+        button.textContent = `Approving ${done + 1} of ${images.length}…`;
+        if (!(await this.approve(image, { quiet: true }))) break;
+        done += 1;
+      }
+    } finally {
+      this.busy = false;
+      button.disabled = false;
+      button.textContent = "Approve all";
+      this.updateChrome();
+    }
+    if (done) toast(done === 1 ? "1 photo approved." : `${done} photos approved.`, "success");
+  }
+}

@@ -1,0 +1,229 @@
+"""The wall follows the host's wall settings live: blanking, spotlight and grid, QR size,
+captions; it cycles through the photos when nothing new arrives (``?cycle=<seconds>``, so the
+tests wait on the page's state rather than sleeping) and a new photo always comes first.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Browser, Page, expect
+
+from tests.conftest import LiveServer
+from tests.e2e.host_wall_session import (
+    FULL_HD,
+    LAPTOP,
+    LIVE_TIMEOUT_MS,
+    UHD_4K,
+    ConsoleLog,
+    api_client,
+    create_room,
+    host_view,
+    join,
+    new_context,
+    open_host,
+    open_wall,
+    screenshot,
+    set_host_key,
+    upload_ok,
+    wall_tiles,
+)
+
+PHOTOS = ("coffee", "rocket", "chelsea", "astronaut")
+
+
+async def wait_for_grid(page: Page, label: str, ids: list[int]) -> None:
+    """Wait until the wall's grid shows page ``label`` ("1 / 2") holding exactly ``ids`` in
+    that order, read in one go (the page may turn at any moment)."""
+    await page.wait_for_function(
+        """([label, ids]) => {
+          const tiles = document.querySelectorAll('#mosaic [data-testid="image"]');
+          const shown = [...tiles].map((tile) => Number(tile.dataset.imageId));
+          return document.getElementById('mosaic-page').textContent === label
+            && JSON.stringify(shown) === JSON.stringify(ids);
+        }""",
+        arg=[label, ids],
+        timeout=LIVE_TIMEOUT_MS,
+    )
+
+
+async def box_width(page: Page, selector: str) -> float:
+    box = await page.locator(selector).first.bounding_box()
+    assert box is not None, f"{selector} is not laid out"
+    return float(box["width"])
+
+
+async def test_host_drives_the_wall_live_blank_captions_qr_and_cycling(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    console = ConsoleLog()
+    async with api_client(live_server.base_url) as http:
+        room = await create_room(http, "Summer party")
+        guest = await join(http, room, "Noor")
+        images = [
+            await upload_ok(http, room, guest, name=name, caption=f"{name} caption")
+            for name in PHOTOS[:3]
+        ]
+
+        host_context = await new_context(browser, viewport=LAPTOP)
+        await set_host_key(host_context, room)
+        host = await open_host(console.watch(await host_context.new_page(), "host"), room)
+        other_tab = await open_host(console.watch(await host_context.new_page(), "host-2"), room)
+        wall_context = await new_context(browser, viewport=FULL_HD)
+        wall = await open_wall(
+            console.watch(await wall_context.new_page(), "wall"), room, "?cycle=2"
+        )
+
+        spotlight = wall.get_by_test_id("wall-spotlight")
+        # The newest first (within one full cycle, should the page be slow to be checked).
+        await expect(spotlight).to_have_attribute(
+            "data-image-id", str(images[-1]["id"]), timeout=LIVE_TIMEOUT_MS
+        )
+        await expect(wall_tiles(wall)).to_have_count(3)
+        await expect(spotlight.locator(".spot-layer.is-active .spot-caption")).to_have_text(
+            re.compile(r"^(coffee|rocket|chelsea) captionShared by Noor")
+        )
+        await screenshot(wall, "wall-spotlight")
+
+        # Idle: the spotlight walks to the next older photo by itself, then on.
+        await expect(spotlight).to_have_attribute("data-image-id", str(images[1]["id"]))
+        await expect(spotlight).to_have_attribute("data-image-id", str(images[0]["id"]))
+        await screenshot(wall, "wall-spotlight-cycled")
+        # A new photo takes the spotlight at once.
+        newest = await upload_ok(http, room, guest, name=PHOTOS[3], caption="Just arrived")
+        await expect(spotlight).to_have_attribute(
+            "data-image-id", str(newest["id"]), timeout=LIVE_TIMEOUT_MS
+        )
+        await expect(spotlight).to_contain_text("Just arrived")
+
+        # Captions off: no caption or name on the wall; back on: there again.
+        captions = host.get_by_role("switch", name="Captions and names")
+        await captions.click()
+        await expect(wall.locator("#wall")).to_have_attribute("data-captions", "off")
+        await expect(wall.locator('[data-testid="caption"]:visible')).to_have_count(0)
+        assert (await host_view(http, room))["wall_captions"] is False
+        # The host's other tab follows.
+        await expect(other_tab.get_by_role("switch", name="Captions and names")).to_have_attribute(
+            "aria-checked", "false", timeout=LIVE_TIMEOUT_MS
+        )
+        await screenshot(wall, "wall-captions-off")
+        await captions.click()
+        await expect(wall.locator('[data-testid="caption"]:visible').first).to_be_visible()
+
+        # QR code size: medium → large → small → off.
+        qr_sizes = host.get_by_test_id("wall-qr-size")
+        medium = await box_width(wall, ".wall-qr-card")
+        await qr_sizes.get_by_text("Large", exact=True).click()
+        await expect(wall.locator("#wall")).to_have_attribute("data-qr", "large")
+        large = await box_width(wall, ".wall-qr-card")
+        await screenshot(wall, "wall-qr-large")
+        await qr_sizes.get_by_text("Small", exact=True).click()
+        await expect(wall.locator("#wall")).to_have_attribute("data-qr", "small")
+        small = await box_width(wall, ".wall-qr-card")
+        assert small < medium < large, (small, medium, large)
+        await screenshot(wall, "wall-qr-small")
+        await qr_sizes.get_by_text("Off", exact=True).click()
+        await expect(wall.get_by_test_id("qr")).to_be_hidden()
+        await expect(other_tab.get_by_role("radio", name="Off")).to_be_checked(
+            timeout=LIVE_TIMEOUT_MS
+        )
+        stage_wide = await box_width(wall, "#stage")
+        assert stage_wide > FULL_HD["width"] * 0.9, "without QR code the photo takes the width"
+        await screenshot(wall, "wall-qr-off")
+
+        # Blank the wall: only the title on black; then the photos come back.
+        blank = host.get_by_role("switch", name="Blank the wall")
+        await blank.click()
+        await expect(blank).to_have_attribute("aria-checked", "true")
+        await expect(wall.get_by_test_id("wall-blank")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+        await expect(wall.get_by_test_id("wall-blank")).to_have_text("Summer party")
+        await expect(spotlight).to_be_hidden()
+        for tile in await wall_tiles(wall).all():
+            await expect(tile).to_be_hidden()
+        await expect(wall.locator("#wall img:visible")).to_have_count(0)
+        await expect(wall.locator("#live")).to_be_hidden()
+        await expect(host.get_by_test_id("room-badges")).to_contain_text("Wall blanked")
+        await screenshot(wall, "wall-blanked")
+        await screenshot(host, "host-wall-blanked")
+        await blank.click()
+        await expect(wall.get_by_test_id("wall-blank")).to_be_hidden(timeout=LIVE_TIMEOUT_MS)
+        await expect(spotlight).to_be_visible()
+        await expect(wall_tiles(wall)).to_have_count(4)
+        for tile in await wall_tiles(wall).all():
+            await expect(tile).to_be_visible()
+        await screenshot(wall, "wall-unblanked")
+
+        for context in (host_context, wall_context):
+            await context.close()
+    console.assert_clean()
+
+
+async def test_grid_pages_through_the_photos_and_4k_stays_sharp(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    console = ConsoleLog()
+    async with api_client(live_server.base_url) as http:
+        room = await create_room(http, "Conference 2026", wall_mode="grid")
+        guest = await join(http, room, "Sam")
+        images = [
+            await upload_ok(
+                http, room, guest, name=PHOTOS[i % 4], width=480 + 8 * i, caption=f"#{i}"
+            )
+            for i in range(10)
+        ]
+
+        wall_context = await new_context(browser, viewport=FULL_HD, reduced_motion="reduce")
+        wall = await open_wall(
+            console.watch(await wall_context.new_page(), "wall"), room, "?cycle=2"
+        )
+        grid = wall.get_by_test_id("wall-grid")
+        tiles = grid.locator('[data-testid="image"]')
+        # At 1080p with the QR code a page holds 3 x 3 photos: the newest nine, newest first.
+        first_page = [image["id"] for image in reversed(images[1:])]
+        await wait_for_grid(wall, "1 / 2", first_page)
+        await expect(wall.get_by_test_id("wall-spotlight")).to_be_hidden()
+        await expect(wall.locator("#strip [data-testid='image']")).to_have_count(0)
+        # Big tiles use the display rendition, not the 400 px thumbnail.
+        srcs = await grid.locator("img").evaluate_all("imgs => imgs.map(img => img.src)")
+        displays = {live_server.base_url + image["url"] for image in images}
+        assert srcs and set(srcs) <= displays, srcs
+        await screenshot(wall, "wall-grid")
+
+        # Idle: the next page (the oldest photo), then back to the first.
+        await wait_for_grid(wall, "2 / 2", [images[0]["id"]])
+        await screenshot(wall, "wall-grid-page-2")
+        await wait_for_grid(wall, "1 / 2", first_page)
+
+        # Reduced motion: the page turns without animating.
+        duration = await grid.evaluate("el => getComputedStyle(el).transitionDuration")
+        assert all(float(part.rstrip("s")) < 0.01 for part in duration.split(",")), duration
+
+        # A new photo brings the first page back with the newcomer first.
+        await wait_for_grid(wall, "2 / 2", [images[0]["id"]])
+        newcomer = await upload_ok(http, room, guest, name="rocket", width=900, caption="New!")
+        first_page = [newcomer["id"], *first_page[:8]]
+        await wait_for_grid(wall, "1 / 2", first_page)
+
+        # The same wall on a 4K screen: same layout, photos as display renditions.
+        await wall.set_viewport_size(UHD_4K)
+        await wait_for_grid(wall, "1 / 2", first_page)
+        tile_width = await box_width(wall, '[data-testid="wall-grid"] [data-testid="image"]')
+        assert tile_width > 900, f"4K tiles scale with the screen ({tile_width}px)"
+        await screenshot(wall, "wall-4k-grid")
+
+        host_context = await new_context(browser, viewport=LAPTOP)
+        await set_host_key(host_context, room)
+        host = await open_host(console.watch(await host_context.new_page(), "host"), room)
+        await host.get_by_test_id("wall-mode").get_by_text("Spotlight", exact=True).click()
+        spotlight = wall.get_by_test_id("wall-spotlight")
+        await expect(spotlight).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+        await expect(tiles).to_have_count(0)
+        big = spotlight.locator(".spot-layer.is-active img.spot-img")
+        await expect(big).to_be_visible()
+        displays = {image["url"] for image in [*images, newcomer]}
+        assert await big.get_attribute("src") in displays, "the spotlight shows a display rendition"
+        await screenshot(wall, "wall-4k-spotlight")
+
+        for context in (host_context, wall_context):
+            await context.close()
+    console.assert_clean()
