@@ -316,3 +316,30 @@ async def test_pending_image_is_hidden_from_other_guests_but_deletable_by_upload
     events = (await client.http.get(f"/api/rooms/{room['token']}/events")).json()["items"]
     assert [e["kind"] for e in events] == ["moderation_queue", "moderation_queue"]
     assert events[-1]["payload"]["pending_count"] == 0
+
+
+async def test_joining_again_keeps_the_participant_and_its_quota(client: AppClient) -> None:
+    room = await new_room(client, max_uploads_per_guest=1)
+    token = room["token"]
+    url = f"/api/rooms/{token}/participants"
+    first = await client.http.post(url, json={"name": "Kim"})  # the cookie stays on the client
+    assert (await upload(client, token, photo(0))).status_code == 201
+    again = await client.http.post(url, json={"name": "Kimberly"})
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert again.json()["participant_key"] != first.json()["participant_key"]
+    old_key = {"X-Participant-Key": first.json()["participant_key"]}
+    client.http.cookies.clear()
+    assert (await client.http.get(f"/api/rooms/{token}/me", headers=old_key)).status_code == 401
+    new_key = {"X-Participant-Key": again.json()["participant_key"]}
+    me = (await client.http.get(f"/api/rooms/{token}/me", headers=new_key)).json()
+    assert (me["name"], me["upload_count"], me["uploads_left"]) == ("Kimberly", 1, 0)
+    over = await upload(client, token, photo(1), headers=new_key)
+    assert over.status_code == 429 and over.json()["error"]["code"] == "guest_quota_reached"
+    renamed = await client.http.patch(
+        f"/api/rooms/{token}/me", json={"name": "  K.  "}, headers=new_key
+    )
+    assert renamed.status_code == 200 and renamed.json()["name"] == "K."
+    listed = (await client.http.get(f"/api/rooms/{token}/images")).json()["items"]
+    assert [item["uploader_name"] for item in listed] == ["K."]
+    bad = await client.http.patch(f"/api/rooms/{token}/me", json={"name": ""}, headers=new_key)
+    assert bad.status_code == 422

@@ -18,6 +18,7 @@ from web.rooms.views import host_room_view, join_url, public_base_url, room_view
 from web.services import Services, services
 
 MAX_JSON_BYTES = 16 * 1024
+NOT_JOINED = ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
 PARTICIPANT_HEADER = "x-participant-key"
 
 
@@ -136,7 +137,9 @@ async def get_me(request: Request) -> Response:
     room = await room_for(request)
     participant = await current_participant(request, room)
     if participant is None:
-        raise ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
+        raise NOT_JOINED
+    if request.method == "PATCH":
+        participant = await app.rooms.rename(participant, (await json_body(request)).get("name"))
     count = await app.rooms.repository.upload_count(room.id, participant.id)
     limit = room.max_uploads_per_guest
     return JSONResponse(
@@ -172,7 +175,11 @@ async def join_room(request: Request) -> Response:
     room = await room_for(request)
     body = await json_body(request)
     participant, key = await app.rooms.join(
-        room, body.get("name"), body.get("passcode"), client_address(request)
+        room,
+        body.get("name"),
+        body.get("passcode"),
+        client_address(request),
+        current=await current_participant(request, room),
     )
     response = JSONResponse(
         {"id": participant.id, "name": participant.name, "participant_key": key},
@@ -195,7 +202,7 @@ routes = [
     Route("/api/rooms/{token}", get_room, methods=["GET"]),
     Route("/api/rooms/{token}", update_room, methods=["PATCH"]),
     Route("/api/rooms/{token}/close", close_room, methods=["POST"]),
-    Route("/api/rooms/{token}/me", get_me, methods=["GET"]),
+    Route("/api/rooms/{token}/me", get_me, methods=["GET", "PATCH"]),
     Route("/api/rooms/{token}/host", get_room_as_host, methods=["GET"]),
     Route("/api/rooms/{token}/qr.png", room_qr, methods=["GET"]),
     Route("/api/rooms/{token}/qr.svg", room_qr, methods=["GET"]),

@@ -204,6 +204,34 @@ class RoomRepository:
             )
             return Participant(**result.one()._mapping)
 
+    async def rekey_participant(
+        self, participant: Participant, *, name: str, key_hash: str
+    ) -> Participant:
+        """Rename a participant and replace its bearer key (the old key stops working)."""
+        async with self.database.transaction() as connection:
+            row = (
+                await connection.execute(
+                    update(participants)
+                    .where(participants.c.id == participant.id)
+                    .values(name=name, key_hash=key_hash)
+                    .returning(*_PARTICIPANT_COLUMNS)
+                )
+            ).one()
+        return Participant(**row._mapping)
+
+    async def rename_participant(self, participant: Participant, name: str) -> Participant:
+        """Change a participant's display name."""
+        async with self.database.transaction() as connection:
+            row = (
+                await connection.execute(
+                    update(participants)
+                    .where(participants.c.id == participant.id)
+                    .values(name=name)
+                    .returning(*_PARTICIPANT_COLUMNS)
+                )
+            ).one()
+        return Participant(**row._mapping)
+
     async def participant_by_key_hash(self, room_id: int, key_hash: str) -> Participant | None:
         """The participant of ``room_id`` whose key hashes to ``key_hash``, or None."""
         async with self.database.read() as connection:

@@ -183,20 +183,33 @@ class RoomService:
             raise ApiError(403, "wrong_host_key", "That host key does not belong to this room.")
 
     async def join(
-        self, room: Room, name: object, passcode: object, client_address: str
+        self,
+        room: Room,
+        name: object,
+        passcode: object,
+        client_address: str,
+        current: Participant | None = None,
     ) -> tuple[Participant, str]:
-        """Register a participant under a display name; return it with its bearer key.
+        """Register a participant under a display name; return it with a new bearer key.
+
+        A caller that already is one of the room's participants (``current``, from its cookie
+        or key) stays that participant, renamed and with a new key: joining again neither
+        loses the ownership of earlier photos nor starts the per-guest quota afresh.
 
         :param passcode: what the guest typed, checked when the room has a passcode.
         :param client_address: the caller's address, for the join-attempt rate limit.
+        :param current: the participant the request already identifies, if any.
         :raises ApiError: 422 bad name; 409 room closed; 401 ``passcode_required``;
             403 ``wrong_passcode``; 429 ``rate_limited`` (with Retry-After).
         """
         self.require_open(room)
-        clean_name = clean_text(
-            name, field="name", max_chars=self.settings.max_name_chars, required=True
-        )
-        assert clean_name is not None
+        clean_name = self.clean_name(name)
+        if current is not None:
+            key = new_secret_key()
+            renamed = await self.repository.rekey_participant(
+                current, name=clean_name, key_hash=digest(key)
+            )
+            return renamed, key
         if room.passcode is not None:
             await self.rate_limits.hit("join", f"{room.id}:{client_address}")
             if passcode is None or passcode == "":
@@ -210,6 +223,21 @@ class RoomService:
             room_id=room.id, name=clean_name, key_hash=digest(key), now=self.clock()
         )
         return participant, key
+
+    def clean_name(self, name: object) -> str:
+        """A display name with whitespace folded; raises ApiError 422 ``invalid_name``."""
+        clean = clean_text(
+            name, field="name", max_chars=self.settings.max_name_chars, required=True
+        )
+        assert clean is not None
+        return clean
+
+    async def rename(self, participant: Participant, name: object) -> Participant:
+        """Change a participant's display name (future uploads and the image list show it).
+
+        :raises ApiError: 422 ``invalid_name``.
+        """
+        return await self.repository.rename_participant(participant, self.clean_name(name))
 
     def participant_cookie_value(self, participant: Participant) -> str:
         """The signed value of the participant's cookie: its room and id, HMAC-signed with
