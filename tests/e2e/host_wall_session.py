@@ -65,7 +65,12 @@ async def host_view(http: httpx.AsyncClient, room: dict[str, Any]) -> dict[str, 
 async def join(
     http: httpx.AsyncClient, room: dict[str, Any], name: str, passcode: str | None = None
 ) -> str:
-    """Join as a guest over the API; returns the participant key."""
+    """Join as a new guest over the API; returns the participant key.
+
+    Each call is a different person: the client's cookies are dropped first, since a join
+    from a client that already holds a participant cookie renames that participant instead.
+    """
+    http.cookies.clear()
     body: dict[str, Any] = {"name": name}
     if passcode is not None:
         body["passcode"] = passcode

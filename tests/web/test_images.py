@@ -139,6 +139,7 @@ async def test_delete_by_host_and_by_uploader_only(backend_client: AppClient) ->
     guest = (
         await backend_client.http.post(f"/api/rooms/{token}/participants", json={"name": "Guest"})
     ).json()
+    backend_client.http.cookies.clear()  # a second person, not the same one joining again
     stranger = (
         await backend_client.http.post(
             f"/api/rooms/{token}/participants", json={"name": "Stranger"}
