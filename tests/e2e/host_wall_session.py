@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.guest_session import ConsoleLog
+from tests.e2e.guest_session import ConsoleLog, create_room, host_headers
+
+__all__ = ["ConsoleLog", "create_room", "host_headers"]
 from tests.photos import make_image_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,18 +42,6 @@ async def new_context(browser: Browser, **options: Any) -> BrowserContext:
     context = await browser.new_context(**options)
     context.set_default_timeout(15_000)
     return context
-
-
-async def create_room(http: httpx.AsyncClient, title: str, **settings: Any) -> dict[str, Any]:
-    """Create a room over the API; returns the host's view with ``host_key``."""
-    response = await http.post("/api/rooms", json={"title": title, **settings})
-    assert response.status_code == 201, response.text
-    room: dict[str, Any] = response.json()
-    return room
-
-
-def host_headers(room: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {room['host_key']}"}
 
 
 async def host_view(http: httpx.AsyncClient, room: dict[str, Any]) -> dict[str, Any]:
