@@ -20,9 +20,9 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.e2e.guest_session import ConsoleLog, create_room, host_headers
+from tests.photos import make_image_bytes
 
 __all__ = ["ConsoleLog", "create_room", "host_headers"]
-from tests.photos import make_image_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
