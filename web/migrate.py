@@ -17,10 +17,15 @@ from web.settings import Settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(settings: Settings) -> Config:
-    """An Alembic configuration for ``settings``' database (no alembic.ini needed)."""
+def _scripts_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def alembic_config(settings: Settings) -> Config:
+    """An Alembic configuration for ``settings``' database (no alembic.ini needed)."""
+    config = _scripts_config()
     # ConfigParser interpolation would eat a '%' in a password.
     config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
     return config
@@ -39,8 +44,6 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
 
 def head_revision() -> str:
     """The newest migration's revision id (what ``upgrade`` brings a database to)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(_scripts_config()).get_current_head()
     assert head is not None
     return head

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Request,
+    ViewportSize,
+    expect,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
@@ -31,6 +39,14 @@ PHONE_390: ViewportSize = {"width": 390, "height": 844}
 # HTTP error status. These come from the browser's network stack, not from the page's code;
 # tests that provoke them on purpose allow exactly the ones they provoke.
 NETWORK_MESSAGE = re.compile(r"^(Failed to load resource: |WebSocket connection to )")
+
+UPLOAD_URL = re.compile(r"/api/rooms/[^/]+/images$")
+"""Matches the image upload endpoint of any room (for page.route and request filters)."""
+
+
+def is_upload(request: Request) -> bool:
+    """Whether ``request`` is an image upload (POST to a room's images)."""
+    return request.method == "POST" and bool(UPLOAD_URL.search(request.url))
 
 
 @dataclass

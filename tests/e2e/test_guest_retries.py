@@ -24,6 +24,7 @@ from playwright.async_api import Browser, Page, Request, Route, expect
 from tests.e2e.guest_session import (
     PHONE_390,
     UPLOAD_TIMEOUT_MS,
+    UPLOAD_URL,
     ConsoleLog,
     create_room,
     join,
@@ -35,8 +36,6 @@ from tests.e2e.guest_session import (
     upload_rows,
 )
 from tests.photos import make_phone_jpeg
-
-UPLOAD_URL = re.compile(r"/api/rooms/[^/]+/images$")
 
 
 def uploaded_file(request: Request) -> bytes:

@@ -20,6 +20,7 @@ from tests.e2e.guest_session import (
     PHONE_360,
     PHONE_390,
     UPLOAD_TIMEOUT_MS,
+    UPLOAD_URL,
     ConsoleLog,
     assert_no_horizontal_overflow,
     create_room,
@@ -35,8 +36,6 @@ from tests.e2e.guest_session import (
     upload_rows,
 )
 from tests.photos import make_image_bytes, make_phone_jpeg
-
-UPLOAD_URL = re.compile(r"/api/rooms/[^/]+/images$")
 
 
 async def host_upload(http: httpx.AsyncClient, room: dict[str, Any], name: str) -> dict[str, Any]:

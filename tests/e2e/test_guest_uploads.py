@@ -23,11 +23,13 @@ from tests.e2e.guest_session import (
     PHONE_360,
     PHONE_390,
     UPLOAD_TIMEOUT_MS,
+    UPLOAD_URL,
     ConsoleLog,
     assert_no_horizontal_overflow,
     create_room,
     host_headers,
     image_card,
+    is_upload,
     join,
     open_room,
     phone_context,
@@ -37,12 +39,6 @@ from tests.e2e.guest_session import (
     upload_rows,
 )
 from tests.photos import assert_upright, make_image_bytes, make_phone_jpeg, reference_photo
-
-UPLOAD_URL = re.compile(r"/api/rooms/[^/]+/images$")
-
-
-def is_upload(request: Request) -> bool:
-    return request.method == "POST" and bool(UPLOAD_URL.search(request.url))
 
 
 async def test_guest_shares_photos_downscaled_upright_and_manages_them(

@@ -10,6 +10,7 @@ from starlette.routing import Route
 from web.errors import ApiError
 from web.images.repository import PENDING
 from web.rooms.endpoints import (
+    NOT_JOINED,
     PARTICIPANT_HEADER,
     client_address,
     room_for,
@@ -34,7 +35,7 @@ async def list_images(request: Request) -> Response:
     viewer = await viewer_of(request, room)
     mine = request.query_params.get("mine", "").lower() in ("1", "true", "yes")
     if mine and viewer.participant is None:
-        raise ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
+        raise NOT_JOINED
     page = await app.images.page(
         room,
         request.query_params.get("after"),
