@@ -164,7 +164,8 @@ export function downloadUrl(token, image) {
 /**
  * A full-screen photo viewer over the feed's images (newest first), with previous/next
  * buttons, arrow keys and swipes, Escape to close (focus goes back where it was), and a
- * "Download full quality" link. Closes by itself when the shown image is deleted.
+ * "Download full quality" link (`.download`; the shown image is `.current`). Closes by itself
+ * when the shown image is deleted. Toasts shown while it is open appear inside it.
  * `download(image)`: the link's URL (default: the room's full-resolution download).
  */
 export class Lightbox {
@@ -230,6 +231,7 @@ export class Lightbox {
       if (event.target === this.dialog) this.close();
     });
     this.dialog.addEventListener("close", () => {
+      this._holdToasts(false);
       this.current = null;
       this.img.removeAttribute("src");
       // Back to the thumbnail that opened it (if it is still there), for keyboard users.
@@ -256,7 +258,20 @@ export class Lightbox {
     if (!this.dialog.open) {
       this.returnFocus = document.activeElement;
       this.dialog.showModal();
+      this._holdToasts(true);
     }
+  }
+
+  // A modal dialog hides and silences the page outside it: while the viewer is open, the
+  // page's toast region (ui.js looks it up by id) lives inside it, so messages are seen and
+  // announced there.
+  _holdToasts(inside) {
+    let region = document.getElementById("toasts");
+    if (!region) {
+      if (!inside) return;
+      region = h("div", { id: "toasts", class: "toasts", role: "status", "aria-live": "polite" });
+    }
+    (inside ? this.dialog : document.body).append(region);
   }
 
   show(image) {

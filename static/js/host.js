@@ -4,7 +4,7 @@
 // delete buttons.
 
 import { api, ApiError, memory, readRoomData, roomApi } from "./api.js";
-import { Gallery, Lightbox } from "./gallery.js";
+import { downloadUrl, Gallery, Lightbox } from "./gallery.js";
 import { ApprovalQueue } from "./host-queue.js";
 import { RoomControls } from "./host-settings.js";
 import { RoomFeed } from "./live.js";
@@ -258,6 +258,35 @@ async function deleteImage(image) {
 }
 
 const lightbox = new Lightbox(feed, { canDelete: () => hostKey !== null, onDelete: deleteImage });
+
+// The viewer's "Download full quality" link. A plain link cannot send the host key, and in a
+// room with a passcode this browser has no participant cookie, so with the key each click (or
+// Enter) asks for a presigned link and downloads from that. Links last 10 minutes: none is kept.
+let preparingDownload = false;
+lightbox.download.addEventListener("click", async (event) => {
+  const image = lightbox.current;
+  if (!hostKey || !image) return; // the plain link, which works in an open room
+  event.preventDefault();
+  if (preparingDownload) return;
+  preparingDownload = true;
+  const link = lightbox.download;
+  link.setAttribute("aria-busy", "true");
+  link.textContent = "Preparing…";
+  try {
+    const signed = await hostApi("/links", { method: "POST", json: { path: downloadUrl(token, image) } });
+    // Next to the link, inside the viewer: a modal dialog makes the rest of the page inert.
+    const anchor = h("a", { href: signed.url, download: "", hidden: true });
+    link.after(anchor);
+    anchor.click();
+    anchor.remove();
+  } catch (error) {
+    toast(error.message, "error", 6000);
+  } finally {
+    preparingDownload = false;
+    link.removeAttribute("aria-busy");
+    link.textContent = "Download full quality";
+  }
+});
 const gallery = new Gallery($("gallery"), feed, {
   canDelete: () => hostKey !== null,
   onDelete: deleteImage,

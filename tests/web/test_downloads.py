@@ -368,6 +368,13 @@ async def test_archives_do_not_starve_the_default_executor(
 # --- presigned links ---------------------------------------------------------------------------
 
 
+def tampered(signature: str) -> str:
+    """``signature`` (``<timestamp>.<mac>``) with the MAC's first character changed. Not the last:
+    its low bits are base64 padding, so changing it (``B`` to ``A``, say) may change nothing."""
+    timestamp, mac = signature.split(".")
+    return f"{timestamp}.{'B' if mac[0] == 'A' else 'A'}{mac[1:]}"
+
+
 async def make_link(http: httpx.AsyncClient, room: dict[str, Any], path: str) -> httpx.Response:
     return await http.post(
         f"/api/rooms/{room['token']}/links", json={"path": path}, headers=host(room)
@@ -421,7 +428,7 @@ async def test_bad_and_expired_links_are_refused(keyed_client: AppClient) -> Non
         assert response.json()["error"]["code"] == "invalid_link"
         return str(response.json()["error"]["message"])
 
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    flipped = tampered(signature)
     refused(await http.get(f"{archive_path}?signature={flipped}"))
     refused(await http.get(f"{archive_path}?signature="))
     refused(await http.get(f"{archive_path}?signature={'x' * 500}"))
@@ -462,13 +469,27 @@ async def test_links_only_for_the_hosts_own_downloads(backend_client: AppClient)
     as_guest = await http.post(links, json=body, headers={"X-Participant-Key": guest})
     assert as_guest.status_code == 401
 
+    full = f"/api/rooms/{token}/images/{image['id']}/download"
+    as_guest = await http.post(links, json={"path": full}, headers={"X-Participant-Key": guest})
+    assert as_guest.status_code == 401
+    wrong = await http.post(links, json={"path": full}, headers=host(other))
+    assert wrong.status_code == 403
+
     for path in (
         f"/api/rooms/{other['token']}/archive.zip",
         f"/api/rooms/{other['token']}/images/{image['id']}/original",
-        f"/api/rooms/{token}/images/{image['id']}/download",
+        f"/api/rooms/{other['token']}/images/{image['id']}/download",
         f"/api/rooms/{token}/images/{image['id']}/original?x=1",
+        f"/api/rooms/{token}/images/{image['id']}/download?x=1",
+        f"/api/rooms/{token}/images/{image['id']}/download/",
+        f"/api/rooms/{token}/images/{image['id']}/original/download",
+        f"/api/rooms/{token}/images/{image['id']}/full.jpg",
+        f"/api/rooms/{token}/images/{image['id']}",
         f"/api/rooms/{token}/images/../original",
-        f"/api/rooms/{token}/images/\uff11\uff12/original"  # fullwidth 12,
+        f"/api/rooms/{token}/images/../download",
+        f"/api/rooms/{token}/images//download",
+        f"/api/rooms/{token}/images/\uff11\uff12/original",  # fullwidth 12
+        f"/api/rooms/{token}/images/\uff11\uff12/download",
         f"/api/rooms/{token}/host",
         f"http://evil.example/api/rooms/{token}/archive.zip",
         "",
@@ -477,3 +498,94 @@ async def test_links_only_for_the_hosts_own_downloads(backend_client: AppClient)
         response = await make_link(http, room, path)  # type: ignore[arg-type]
         assert response.status_code == 422, path
         assert response.json()["error"]["code"] == "invalid_path"
+
+
+async def test_links_to_full_resolution_downloads_need_no_passcode(
+    keyed_client: AppClient,
+) -> None:
+    # The host page's viewer: the host's browser has no participant cookie in a room with a
+    # passcode, and a plain link cannot send the host key.
+    http = keyed_client.http
+    room = await new_room(http, passcode="tulips-42", moderation="approve")
+    other = await new_room(http, "other", passcode="tulips-42")
+    guest = await join(http, room, "Guest", passcode="tulips-42")
+    shown = await upload(
+        http, room, make_image_bytes("jpeg", size=(640, 480), name="rocket"), key=guest
+    )
+    pending = await upload(http, room, make_image_bytes("png", size=(300, 200)), key=guest)
+    approved = await http.post(
+        f"/api/rooms/{room['token']}/images/{shown['id']}/approve", headers=host(room)
+    )
+    assert approved.status_code == 200, approved.text
+    full_path = f"/api/rooms/{room['token']}/images/{shown['id']}/download"
+    assert (await http.get(full_path)).json()["error"]["code"] == "passcode_required"
+
+    before = datetime.now(UTC)
+    made = await make_link(http, room, full_path)
+    assert made.status_code == 200, made.text
+    assert made.headers["cache-control"] == "private, no-store"
+    link = made.json()
+    assert link["url"].startswith(full_path + "?signature=")
+    expires_at = datetime.fromisoformat(link["expires_at"])
+    assert timedelta(seconds=598) <= expires_at - before <= timedelta(seconds=601)
+
+    assert not http.cookies
+    response = await http.get(link["url"])  # no cookie, no key, no Authorization
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.headers["cache-control"] == "private, no-store"
+    assert disposition_name(response.headers["content-disposition"]) == f"{TITLE}-{shown['id']}.jpg"
+    assert_upright(
+        assert_clean_jpeg(response.content, (640, 480)), reference_photo("rocket", (640, 480))
+    )
+
+    # A host-made link fetches what the host may fetch: a pending image too.
+    pending_path = f"/api/rooms/{room['token']}/images/{pending['id']}/download"
+    pending_url = (await make_link(http, room, pending_path)).json()["url"]
+    pending_full = await http.get(pending_url)
+    assert pending_full.status_code == 200, pending_full.text
+    assert_clean_jpeg(pending_full.content, (300, 200))
+    # The link is for what exists: an image deleted meanwhile is gone.
+    deleted = await http.delete(
+        f"/api/rooms/{room['token']}/images/{pending['id']}", headers=host(room)
+    )
+    assert deleted.status_code == 204
+    assert (await http.get(pending_url)).status_code == 404
+
+    def refused(response: httpx.Response) -> str:
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "invalid_link"
+        return str(response.json()["error"]["message"])
+
+    signature = link["url"].split("signature=")[1]
+    # Exactly one path: not another image, not another room, not the original.
+    refused(await http.get(f"{pending_path}?signature={signature}"))
+    refused(
+        await http.get(
+            f"/api/rooms/{other['token']}/images/{shown['id']}/download?signature={signature}"
+        )
+    )
+    original_path = f"/api/rooms/{room['token']}/images/{shown['id']}/original"
+    refused(await http.get(f"{original_path}?signature={signature}"))
+    original_url = (await make_link(http, room, original_path)).json()["url"]
+    refused(await http.get(f"{full_path}?signature={original_url.split('signature=')[1]}"))
+    # Tampered, empty or too long; a bad signature is refused even next to good credentials.
+    flipped = tampered(signature)
+    refused(await http.get(f"{full_path}?signature={flipped}"))
+    refused(await http.get(f"{full_path}?signature="))
+    refused(await http.get(f"{full_path}?signature={'x' * 500}"))
+    refused(await http.get(f"{full_path}?signature={flipped}", headers=host(room)))
+    refused(
+        await http.get(f"{full_path}?signature={flipped}", headers={"X-Participant-Key": guest})
+    )
+    # Made eleven minutes ago: expired. Made with another key: refused.
+    eleven_minutes_ago = datetime.now(UTC) - timedelta(minutes=11)
+    old_url, _ = DownloadLinks(SECRET.encode(), lambda: eleven_minutes_ago).sign(full_path)
+    assert "expired" in refused(await http.get(old_url))
+    forged_url, _ = DownloadLinks(b"another key", lambda: datetime.now(UTC)).sign(full_path)
+    assert "expired" not in refused(await http.get(forged_url))
+
+    # Without a signature, the viewer rules still apply.
+    assert (await http.get(full_path)).status_code == 401
+    assert (await http.get(full_path, headers=host(room))).status_code == 200
+    assert (await http.get(full_path, headers={"X-Participant-Key": guest})).status_code == 200

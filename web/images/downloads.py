@@ -1,13 +1,14 @@
 """HTTP routes for taking photos home: the full-resolution JPEG, the host's original and ZIP
-archive, and presigned links to those host-only downloads.
+archive, and presigned links to these downloads.
 
 - ``GET .../images/{id}/download``: the photo at full resolution, upright, sRGB, without
   metadata, made by the rendition pool on first request and kept as ``full.jpg`` in the image's
-  media folder; for anyone who may see the image.
+  media folder; for anyone who may see the image, or by a presigned link.
 - ``GET .../images/{id}/original`` and ``GET .../archive.zip``: host only, by the host key or by
   a presigned link.
 - ``POST .../links``: the host asks for a presigned link (10 minutes) so that a browser can
-  download straight to disk without an ``Authorization`` header.
+  download straight to disk without an ``Authorization`` header (which a plain link cannot
+  send; in a room with a passcode the host's browser has no participant cookie either).
 
 Links are ``<path>?signature=<timestamp>.<mac>``: an itsdangerous ``TimestampSigner`` signature
 of exactly that path, with the service's signing key and the salt ``download-link``.
@@ -135,14 +136,21 @@ def original_path(room: Room, image_id: int | str) -> str:
     return f"/api/rooms/{room.token}/images/{image_id}/original"
 
 
+def full_path(room: Room, image_id: int | str) -> str:
+    """The path of an image's full-resolution JPEG download."""
+    return f"/api/rooms/{room.token}/images/{image_id}/download"
+
+
 def _is_linkable(room: Room, path: str) -> bool:
     if path == archive_path(room):
         return True
-    prefix, suffix = f"/api/rooms/{room.token}/images/", "/original"
-    if not (path.startswith(prefix) and path.endswith(suffix)):
+    prefix = f"/api/rooms/{room.token}/images/"
+    if not path.startswith(prefix):
         return False
-    image_id = path[len(prefix) : -len(suffix)]
-    return image_id.isascii() and image_id.isdigit() and len(image_id) < 19
+    image_id = path[len(prefix) :].partition("/")[0]
+    if not (image_id.isascii() and image_id.isdigit() and len(image_id) < 19):
+        return False
+    return path in (original_path(room, image_id), full_path(room, image_id))
 
 
 async def create_link(request: Request) -> Response:
@@ -155,7 +163,8 @@ async def create_link(request: Request) -> Response:
         raise ApiError(
             422,
             "invalid_path",
-            "Links can be made for this room's archive.zip or an image's original only.",
+            "Links can be made for this room's archive.zip, or an image's original or "
+            "full-resolution download only.",
         )
     url, expires_at = _links(request).sign(path)
     return JSONResponse(
@@ -198,11 +207,27 @@ def _may_see(viewer: Viewer, image: Image) -> bool:
     return viewer.participant is not None and viewer.participant.id == image.participant_id
 
 
+async def _full_viewer(request: Request, room: Room, image_id: str) -> Viewer:
+    """Who may download an image at full resolution: with a ``signature``, a presigned link for
+    exactly this path (made by the host, so it sees what the host sees, pending images too);
+    without, the host, a participant, or anyone in an open room.
+
+    :raises ApiError: 403 ``invalid_link`` for a bad or expired signature; 401
+        ``passcode_required`` without one, in a room with a passcode, for a stranger.
+    """
+    signature = request.query_params.get(SIGNATURE_PARAM)
+    if signature is not None:
+        _links(request).verify(full_path(room, image_id), signature)
+        return Viewer(participant=None, is_host=True)
+    return await viewer_of(request, room)
+
+
 async def download_full(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    viewer = await viewer_of(request, room)
-    image = await app.images.get(room, request.path_params["image_id"])
+    image_id = request.path_params["image_id"]
+    viewer = await _full_viewer(request, room, image_id)
+    image = await app.images.get(room, image_id)
     if not _may_see(viewer, image):
         raise _image_not_found()  # a pending image is not there for other guests
     original = app.store.original_file(image.storage_key)
