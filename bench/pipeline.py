@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import functools
 import multiprocessing
 import os
 import platform
@@ -39,6 +40,7 @@ from pathlib import Path
 # tests/photos.py, the shared test-photo factory, is not part of the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, features
 from skimage.metrics import structural_similarity
@@ -237,8 +239,8 @@ def stages(images: list[Path], rounds: int, work: Path) -> dict[str, float]:
             image.load()
             image = r._working_mode(image)
             t = lap("JPEG decode, DCT-scaled 1/2", t)
-            display = r._resize(image, target, r._DISPLAY_FILTER, r._DISPLAY_REDUCING_GAP)
-            t = lap("resize to display (bilinear)", t)
+            display = r._resize_display(image, target)
+            t = lap("resize to display (OpenCV bilinear)", t)
             display = r._to_srgb(display, image.info.get("icc_profile"))
             t = lap("colour (no profile: none)", t)
             if orientation != 1:
@@ -280,20 +282,42 @@ def malloc_tuning(images: list[Path], work: Path) -> dict[bool, tuple[float, flo
 
 
 def resampling(image_path: Path) -> list[tuple[str, float, float]]:
-    """(filter, ms, SSIM) for the display resize from the 1/2 decode, against Lanczos from the
-    full decode."""
+    """(resampler, ms, SSIM) for the display resize from the 1/2 decode, against Lanczos from
+    the full decode: Pillow's filters, OpenCV's (one thread, as in a worker, on the NumPy array
+    alone) and the pipeline's own step including the copies between Pillow and NumPy."""
+    cv2.setNumThreads(1)
     with Image.open(image_path) as full:
         truth = full.resize((1600, 1200), Image.Resampling.LANCZOS)
     with Image.open(image_path) as half:
         half.draft("RGB", (1600, 1200))
         half.load()
+        pixels = np.asarray(half)
+        candidates: list[tuple[str, Callable[[], Image.Image]]] = [
+            (f"Pillow {name}", functools.partial(half.resize, (1600, 1200), Image.Resampling[name]))
+            for name in ("BOX", "BILINEAR", "HAMMING", "BICUBIC", "LANCZOS")
+        ]
+        for name in ("INTER_LINEAR", "INTER_CUBIC", "INTER_AREA"):
+            flag = getattr(cv2, name)
+            candidates.append(
+                (
+                    f"OpenCV {name}",
+                    lambda flag=flag: Image.fromarray(
+                        cv2.resize(pixels, (1600, 1200), interpolation=flag)
+                    ),
+                )
+            )
+        candidates.append(
+            (
+                "ImageShark `_resize_display` (OpenCV INTER_LINEAR + copies)",
+                functools.partial(r._resize_display, half, (1600, 1200)),
+            )
+        )
         rows = []
-        for name in ("BOX", "BILINEAR", "HAMMING", "BICUBIC", "LANCZOS"):
-            resample = Image.Resampling[name]
+        for name, resize in candidates:
             runs = []
             for _ in range(7):
                 started = time.perf_counter()
-                result = half.resize((1600, 1200), resample)
+                result = resize()
                 runs.append(time.perf_counter() - started)
             ssim = structural_similarity(
                 np.asarray(result.convert("L")), np.asarray(truth.convert("L"))

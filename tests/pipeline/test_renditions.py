@@ -310,6 +310,53 @@ def test_sizes_are_capped_never_upscaled(
     assert_clean_jpeg(out.thumb, thumb)
 
 
+def _stripes(size: tuple[int, int], mode: str) -> bytes:
+    """A lossless PNG of one-pixel black and white columns: the worst case for aliasing."""
+    columns = (np.arange(size[0]) % 2 * 255).astype(np.uint8)
+    pixels = np.broadcast_to(columns, (size[1], size[0]))
+    image = Image.fromarray(np.ascontiguousarray(pixels)).convert(mode)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize(
+    ("size", "display"),
+    [
+        ((1000, 600), (500, 300)),  # exactly 2x: bilinear alone
+        ((1250, 750), (500, 300)),  # 2.5x: box-reduce by 2, then bilinear 1.25x
+        ((4000, 2400), (500, 300)),  # 8x: box-reduce by 8
+    ],
+)
+def test_display_resize_does_not_alias(
+    mode: str, size: tuple[int, int], display: tuple[int, int]
+) -> None:
+    """Alternating one-pixel columns must average to an even grey when the reduction is 2x or
+    more: bilinear sampling of a 2x2 neighbourhood at a larger step (a missing box reduction)
+    gives stripes of black and white instead (standard deviation ~70)."""
+    out = render_bytes(_stripes(size, mode), SMALL)
+    image = assert_clean_jpeg(out.display, display)
+    grey = np.asarray(image.convert("L"), dtype=np.float64)[2:-2, 2:-2]  # edges may differ
+    assert abs(grey.mean() - 127.5) < 6
+    assert grey.std() < 12
+
+
+def test_display_resize_keeps_the_picture() -> None:
+    """The resized display of a real photo stays close to a Lanczos reference of the same size,
+    in colour and in detail, on both paths (OpenCV bilinear for RGB, Pillow for RGBA). Most of
+    the ~3.5 levels of difference is the JPEG encoding at quality 85; a swapped channel or a
+    shifted picture gives tens."""
+    photo = reference_photo("coffee", (1800, 1350))
+    reference = photo.resize((500, 375), Image.Resampling.LANCZOS)
+    for mode in ("RGB", "RGBA"):
+        buf = io.BytesIO()
+        photo.convert(mode).save(buf, "PNG")
+        out = render_bytes(buf.getvalue(), SMALL)
+        display = assert_clean_jpeg(out.display, (500, 375))
+        assert _mean_abs_diff(display, reference) < 4.5, mode
+
+
 _EXPECTED_ERROR: dict[int, type[ApiError]] = {
     413: ImageTooLarge,
     415: UnsupportedImageType,

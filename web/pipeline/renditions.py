@@ -12,7 +12,9 @@ The order of the steps is chosen for speed (the measurements are in ``bench/READ
 3. For JPEG, ask libjpeg for a DCT-scaled decode (``Image.draft``) at the largest power-of-two
    reduction that still covers the display size. The request is made in stored orientation, so a
    portrait phone photo (stored landscape, Orientation 6) is scaled correctly.
-4. Resize once to the display size in stored orientation, then flatten transparency onto white,
+4. Resize once to the display size in stored orientation (OpenCV's vectorised bilinear resampler
+   for the last factor of at most 2, Pillow's box reduction for any whole factor before it),
+   then flatten transparency onto white,
    convert to sRGB from an embedded ICC profile, and rotate: each of these is per-pixel work, so
    doing it on the 2 MP rendition rather than the 12 MP original is several times cheaper.
 5. Encode; then the thumbnail is made from the finished display image, not from the original.
@@ -42,6 +44,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+import cv2
+import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageCms
 
@@ -177,15 +181,19 @@ _DECODE_ERRORS: tuple[type[Exception], ...] = (
     zlib.error,
 )
 
-# Resampling filter for the display rendition. After DCT scaling the remaining reduction of a
-# 12 MP photo is about 1.25x, where Pillow's bilinear filter (a tent as wide as the reduction, so
-# still anti-aliased) takes 17.5 ms against 24.8 ms for bicubic and 34.5 ms for Lanczos, for an
-# SSIM of 0.988 against 0.989 for both (reference: Lanczos from the full-size decode). Box is
-# faster (12.6 ms) but visibly worse (0.969). Measured by bench/pipeline.py, bench/README.md.
+# The display resize. After DCT scaling the remaining reduction of a 12 MP photo is about 1.25x.
+# Pillow's resampler is scalar C: its bilinear filter took 17.5 ms there (bicubic 24.8, Lanczos
+# 34.5, box 12.6), a third of the whole render. OpenCV's INTER_LINEAR is vectorised (SSE/AVX) and
+# takes about 3.5 ms plus 3 ms to move the pixels between Pillow and NumPy, for an SSIM of the
+# luma against Lanczos from the full-size decode of 0.9865 against Pillow bilinear's 0.9881
+# (bench/pipeline.py, bench/README.md). INTER_LINEAR samples 2x2 neighbours, so it is only used
+# for a reduction of at most 2x; a larger one is first box-reduced by its whole factor with
+# Pillow's ``reduce`` (exact averaging, no aliasing), which is how PNG, WebP and other formats
+# without DCT scaling get there. Only 8-bit L and RGB go through OpenCV: Pillow premultiplies
+# alpha before resampling RGBA, which a plain per-channel resize would not.
+_DISPLAY_MAX_BILINEAR_FACTOR = 2.0
 _DISPLAY_FILTER = Image.Resampling.BILINEAR
-# Without DCT scaling (PNG, WebP...) the reduction can be large: box-reduce by an integer factor
-# first while keeping at least 2x for the filter, which Pillow documents as close to fair.
-_DISPLAY_REDUCING_GAP = 2.0
+_OPENCV_MODES = frozenset({"L", "RGB"})
 # The thumbnail is a ~4x reduction of the finished display image: box-reduce by the whole
 # factor, then bicubic for any remainder. 1 ms instead of 4 ms at gap 2.0, SSIM 0.9970 vs 0.9972.
 _THUMB_FILTER = Image.Resampling.BICUBIC
@@ -212,6 +220,8 @@ def init_worker(tune_malloc: bool = True, ready: Barrier | None = None) -> None:
     :raises threading.BrokenBarrierError: if the other workers are not ready within 60 seconds.
     """
     _register_heif()
+    # One job per worker and one worker per core: OpenCV's own thread pool would oversubscribe.
+    cv2.setNumThreads(1)
     if tune_malloc:
         _tune_malloc()
     warm_up()
@@ -296,7 +306,7 @@ def render_bytes(data: bytes, spec: RenditionSpec) -> Renditions:
     display_size = fit(upright_size, spec.display_max_px)
     stored_target = display_size[::-1] if decoded.orientation >= 5 else display_size
 
-    display = _resize(decoded.image, stored_target, _DISPLAY_FILTER, _DISPLAY_REDUCING_GAP)
+    display = _resize_display(decoded.image, stored_target)
     display = _upright_srgb(display, decoded.icc_profile, decoded.orientation)
 
     thumb_w, thumb_h = fit(upright_size, spec.thumb_max_px)
@@ -544,6 +554,24 @@ def _resize(
     if image.size == size:
         return image
     return image.resize(size, resample, reducing_gap=reducing_gap)
+
+
+def _resize_display(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` scaled down to ``size`` (pixels, same aspect ratio, never larger than
+    ``image``): box-reduced by any whole factor above 2x, then bilinear for the rest (see
+    ``_DISPLAY_MAX_BILINEAR_FACTOR`` for why and what it costs)."""
+    if image.size == size:
+        return image
+    factor = min(image.width / size[0], image.height / size[1])
+    if factor > _DISPLAY_MAX_BILINEAR_FACTOR:
+        whole = int(factor)
+        image = image.reduce(whole)
+        if image.size == size:
+            return image
+    if image.mode not in _OPENCV_MODES:
+        return image.resize(size, _DISPLAY_FILTER)
+    resized = cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_LINEAR)
+    return Image.fromarray(resized)
 
 
 def _flatten(image: Image.Image) -> Image.Image:
