@@ -1,28 +1,134 @@
-"""Room broadcasts without a task per recipient.
+"""Room broadcasts that cost one socket write per recipient.
 
 python-socketio's ``AsyncManager.emit`` encodes a broadcast once, then starts one asyncio task
-per recipient to hand the packet to its Engine.IO socket, and waits for them all. Handing a
-packet over only appends it to the socket's unbounded outgoing queue (its writer task does the
-I/O), so those tasks do no waiting of their own: creating, scheduling and collecting them was
-the largest share of the server's CPU per delivery in ``bench/live.py`` (see bench/README.md).
-:class:`SequentialFanOutManager` hands the same encoded packet to each socket in turn instead.
+per recipient to append the packet to that socket's outgoing queue, where the socket's own
+writer task (python-engineio) wakes up, takes it out through ``asyncio.wait_for``, encodes the
+Engine.IO packet and hands it to the ASGI server, which frames it and writes it. Per delivery
+that is several task wake-ups, a timer and a dozen allocations: on ``bench/live.py`` it was most
+of the server's CPU per delivery (see bench/README.md, "Live path").
+
+:class:`SequentialFanOutManager` makes the WebSocket frame once per broadcast (server frames are
+not masked, RFC 6455 section 5.1, so every recipient gets the same bytes) and writes it straight
+to each recipient's transport when that is provably the same as going through the queue: the
+socket is an open WebSocket on uvicorn's ``websockets-sansio`` protocol without extensions
+(permessage-deflate off, as ``imageshark serve`` runs it), its transport is not paused by flow
+control, and its writer task is idle, waiting on an empty queue, so everything queued before
+has been written and nothing can overtake. Any other socket (long-polling, upgrading, a slow
+reader, another ASGI server) gets the packet through its queue, as before, in order.
+
+The fast path reads python-engineio's and uvicorn's internals (the socket's queue, the server's
+WebSocket wrapper, the protocol's state); those versions are pinned by uv.lock and the
+behaviour is covered by tests/realtime/test_fanout.py.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
+from engineio.async_drivers import asgi as engineio_asgi
+from prometheus_client import Counter
 from socketio import packet
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+# The attribute of an Engine.IO socket that holds its WebSocket wrapper while it has one.
+_WEBSOCKET_ATTRIBUTE = "_imageshark_websocket"
+
+DELIVERIES = Counter(
+    "imageshark_fanout_deliveries",
+    "Room broadcast packets handed to a client, by path: 'direct' (one write to the socket) "
+    "or 'queued' (through the Engine.IO socket's queue and writer task).",
+    ["path"],
+)
+_DIRECT = DELIVERIES.labels(path="direct")
+_QUEUED = DELIVERIES.labels(path="queued")
+
+
+class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
+    """python-engineio's ASGI WebSocket wrapper that records itself on the Engine.IO socket it
+    serves, so that a broadcast can reach the socket's ASGI ``send`` (and transport).
+
+    The wrapper is built as ``WebSocket(socket._websocket_handler, server)``; the handler's
+    ``__self__`` is the socket. The record is removed when the handler returns.
+    """
+
+    async def __call__(self, environ: dict[str, Any]) -> str:
+        """Run the Engine.IO WebSocket handler for the connection in ``environ``.
+
+        :returns: the empty response body python-engineio expects.
+        """
+        socket = getattr(self.handler, "__self__", None)
+        if socket is None:
+            return str(await super().__call__(environ))
+        setattr(socket, _WEBSOCKET_ATTRIBUTE, self)
+        try:
+            return str(await super().__call__(environ))
+        finally:
+            if getattr(socket, _WEBSOCKET_ATTRIBUTE, None) is self:
+                delattr(socket, _WEBSOCKET_ATTRIBUTE)
+
+
+def register_websockets(server: socketio.AsyncServer) -> None:
+    """Make ``server``'s Engine.IO server wrap WebSockets with :class:`RegisteredWebSocket`.
+
+    :param server: an ``async_mode="asgi"`` Socket.IO server, before it serves anyone.
+    :raises ValueError: for another async mode.
+    """
+    eio = server.eio
+    if eio.async_mode != "asgi":
+        raise ValueError(f"direct fan-out needs async_mode='asgi', not {eio.async_mode!r}")
+    # A copy: the driver's table is shared by every server in the process.
+    eio._async = {**eio._async, "websocket": RegisteredWebSocket}
+
+
+def _direct_transport(socket: Any, now: float) -> Any:
+    """The asyncio transport to write a broadcast frame to for Engine.IO ``socket``, or None
+    when the frame must go through the socket's queue (see the module docstring)."""
+    websocket = getattr(socket, _WEBSOCKET_ATTRIBUTE, None)
+    if websocket is None or not socket.upgraded or socket.upgrading or socket.closed:
+        return None
+    last_ping = socket.last_ping
+    if last_ping and now - last_ping > socket.server.ping_timeout:
+        return None  # the queued path closes a timed-out socket
+    queue = socket.queue
+    getters = queue._getters
+    # The writer waits in queue.get() exactly when the queue is empty and its getter is pending;
+    # it is then not in the middle of sending anything.
+    if not queue.empty() or len(getters) != 1 or getters[0].done():
+        return None
+    send = websocket.asgi_send
+    protocol = getattr(send, "__self__", None)
+    if type(protocol) is not WebSocketsSansIOProtocol:
+        return None
+    if (
+        protocol.close_sent
+        or protocol.disconnected
+        or not protocol.handshake_complete
+        or protocol.initial_response is not None
+        or not protocol.writable.is_set()
+    ):
+        return None
+    conn = protocol.conn
+    if conn.state is not State.OPEN or conn.extensions or conn.expect_continuation_frame:
+        return None
+    transport = protocol.transport
+    if transport.is_closing():
+        return None
+    return transport
 
 
 class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
-    """``socketio.AsyncManager`` whose broadcasts without acknowledgement callbacks enqueue the
-    encoded packet on each recipient's socket in turn (same packets, same order per socket, no
-    task per recipient). Emits with a callback keep the library's behaviour.
+    """``socketio.AsyncManager`` whose broadcasts without acknowledgement callbacks write one
+    ready-made WebSocket frame to each eligible recipient and queue the packet for the others
+    (same packets, same order per socket, no task per recipient). Emits with a callback keep
+    the library's behaviour.
 
-    Pass an instance as ``client_manager`` to ``socketio.AsyncServer``.
+    Pass an instance as ``client_manager`` to ``socketio.AsyncServer`` and call
+    :func:`register_websockets` on that server; without it every packet is queued.
     """
 
     async def emit(
@@ -63,16 +169,34 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
         encoded = self.server.packet_class(
             packet.EVENT, namespace=namespace, data=[event, *arguments]
         ).encode()
-        frames = [
-            eio_packet.Packet(eio_packet.MESSAGE, part)
-            for part in (encoded if isinstance(encoded, list) else [encoded])
-        ]
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        # One text frame for every WebSocket recipient; binary attachments are always queued.
+        frame = (
+            Frame(Opcode.TEXT, packets[0].encode().encode()).serialize(mask=False, extensions=[])
+            if len(packets) == 1 and isinstance(parts[0], str)
+            else None
+        )
         # Take the recipients first: a send may close a timed-out socket, changing the room.
         recipients = [
             eio_sid
             for sid, eio_sid in self.get_participants(namespace, target)
             if sid not in skipped
         ]
+        sockets = self.server.eio.sockets
+        now = time.time()
+        direct = queued = 0
         for eio_sid in recipients:
-            for frame in frames:
-                await self.server._send_eio_packet(eio_sid, frame)
+            socket = sockets.get(eio_sid)
+            if socket is None:
+                continue
+            transport = _direct_transport(socket, now) if frame is not None else None
+            if transport is not None:
+                transport.write(frame)
+                direct += 1
+                continue
+            for eio_pkt in packets:
+                await socket.send(eio_pkt)
+            queued += 1
+        _DIRECT.inc(direct)
+        _QUEUED.inc(queued)

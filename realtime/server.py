@@ -5,7 +5,7 @@ from __future__ import annotations
 import socketio
 
 from realtime.delivery import LiveDelivery, RoomLog
-from realtime.fanout import SequentialFanOutManager
+from realtime.fanout import SequentialFanOutManager, register_websockets
 from realtime.namespace import ResolveRoom, RoomNamespace
 
 
@@ -39,6 +39,7 @@ def create_live_server(
         engineio_logger=False,
         client_manager=SequentialFanOutManager(),
     )
+    register_websockets(server)
     delivery = LiveDelivery(server, log, replay_limit)
     server.register_namespace(RoomNamespace(resolve_room, delivery))
     return server, delivery

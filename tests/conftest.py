@@ -170,14 +170,20 @@ class LiveServer:
     server: _Server
 
 
-async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Serve ``create_app(settings)`` with uvicorn on 127.0.0.1 and a free port until closed."""
+async def serve_asgi(app: Any) -> AsyncIterator[tuple[str, _Server]]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 and a free port until closed, as
+    ``imageshark serve`` does (websockets-sansio, no permessage-deflate).
+
+    :yields: the base URL (``http://127.0.0.1:<port>``) and the uvicorn server.
+    :raises RuntimeError: if uvicorn does not start within 60 seconds.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(settings),
+        app,
+        ws="websockets-sansio",
         ws_per_message_deflate=False,
         log_level="warning",
         lifespan="on",
@@ -191,11 +197,17 @@ async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
         ready.cancel()
         raise RuntimeError("uvicorn did not start") from (task.exception() if task.done() else None)
     try:
-        yield LiveServer(base_url=f"http://127.0.0.1:{port}", settings=settings, server=server)
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await task
         sock.close()
+
+
+async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    """Serve ``create_app(settings)`` with uvicorn on 127.0.0.1 and a free port until closed."""
+    async for base_url, server in serve_asgi(create_app(settings)):
+        yield LiveServer(base_url=base_url, settings=settings, server=server)
 
 
 @pytest.fixture

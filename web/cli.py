@@ -38,6 +38,9 @@ def serve(host: str | None, port: int | None) -> None:
         # Compression costs the live path about as much CPU and latency as the rest of a
         # delivery (measured: roughly 2x), for payloads of a few hundred bytes.
         ws_per_message_deflate=False,
+        # The protocol whose connections room broadcasts can write to directly
+        # (realtime/fanout.py); the others work too, through each socket's queue.
+        ws="websockets-sansio",
         proxy_headers=True,
         lifespan="on",
         log_config=None,
