@@ -44,8 +44,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
 import pillow_heif
 from PIL import ExifTags, Image, ImageCms
 
@@ -220,6 +218,8 @@ def init_worker(tune_malloc: bool = True, ready: Barrier | None = None) -> None:
     :raises threading.BrokenBarrierError: if the other workers are not ready within 60 seconds.
     """
     _register_heif()
+    import cv2  # see _resize_display for why OpenCV is imported where it is used
+
     # One job per worker and one worker per core: OpenCV's own thread pool would oversubscribe.
     cv2.setNumThreads(1)
     if tune_malloc:
@@ -570,6 +570,12 @@ def _resize_display(image: Image.Image, size: tuple[int, int]) -> Image.Image:
             return image
     if image.mode not in _OPENCV_MODES:
         return image.resize(size, _DISPLAY_FILTER)
+    # Imported here, not with the module: NumPy and OpenCV take ~58 MB per process, and the
+    # web process imports this module for its types without ever resizing. The rendition
+    # pool's fork server preloads both (web/pipeline/pool.py), so workers share them.
+    import cv2
+    import numpy as np
+
     resized = cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_LINEAR)
     return Image.fromarray(resized)
 
