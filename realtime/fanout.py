@@ -35,8 +35,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-# The attribute of an Engine.IO socket that holds its WebSocket wrapper while it has one.
-_WEBSOCKET_ATTRIBUTE = "_imageshark_websocket"
+# The attribute of an Engine.IO socket that holds the uvicorn protocol of its WebSocket while
+# it has one.
+_PROTOCOL_ATTRIBUTE = "_imageshark_protocol"
 
 DELIVERIES = Counter(
     "imageshark_fanout_deliveries",
@@ -49,8 +50,9 @@ _QUEUED = DELIVERIES.labels(path="queued")
 
 
 class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
-    """python-engineio's ASGI WebSocket wrapper that records itself on the Engine.IO socket it
-    serves, so that a broadcast can reach the socket's ASGI ``send`` (and transport).
+    """python-engineio's ASGI WebSocket wrapper that records, on the Engine.IO socket it serves,
+    the uvicorn protocol of its connection when that is ``websockets-sansio`` (else nothing),
+    so that a broadcast can write to it.
 
     The wrapper is built as ``WebSocket(socket._websocket_handler, server)``; the handler's
     ``__self__`` is the socket. The record is removed when the handler returns.
@@ -62,14 +64,15 @@ class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
         :returns: the empty response body python-engineio expects.
         """
         socket = getattr(self.handler, "__self__", None)
-        if socket is None:
+        protocol = getattr(environ.get("asgi.send"), "__self__", None)
+        if socket is None or type(protocol) is not WebSocketsSansIOProtocol:
             return str(await super().__call__(environ))
-        setattr(socket, _WEBSOCKET_ATTRIBUTE, self)
+        setattr(socket, _PROTOCOL_ATTRIBUTE, protocol)
         try:
             return str(await super().__call__(environ))
         finally:
-            if getattr(socket, _WEBSOCKET_ATTRIBUTE, None) is self:
-                delattr(socket, _WEBSOCKET_ATTRIBUTE)
+            if getattr(socket, _PROTOCOL_ATTRIBUTE, None) is protocol:
+                delattr(socket, _PROTOCOL_ATTRIBUTE)
 
 
 def register_websockets(server: socketio.AsyncServer) -> None:
@@ -85,40 +88,33 @@ def register_websockets(server: socketio.AsyncServer) -> None:
     eio._async = {**eio._async, "websocket": RegisteredWebSocket}
 
 
-def _direct_transport(socket: Any, now: float) -> Any:
+def _direct_transport(socket: Any, stale_before: float) -> Any:
     """The asyncio transport to write a broadcast frame to for Engine.IO ``socket``, or None
-    when the frame must go through the socket's queue (see the module docstring)."""
-    websocket = getattr(socket, _WEBSOCKET_ATTRIBUTE, None)
-    if websocket is None or not socket.upgraded or socket.upgrading or socket.closed:
+    when the frame must go through the socket's queue (see the module docstring).
+
+    :param stale_before: a ``time.time()`` before which a socket's last ping means a timed-out
+        client (the queued path closes it).
+    """
+    protocol = getattr(socket, _PROTOCOL_ATTRIBUTE, None)
+    if protocol is None or not socket.upgraded or socket.upgrading or socket.closed:
         return None
     last_ping = socket.last_ping
-    if last_ping and now - last_ping > socket.server.ping_timeout:
-        return None  # the queued path closes a timed-out socket
+    if last_ping and last_ping < stale_before:
+        return None
     queue = socket.queue
     getters = queue._getters
     # The writer waits in queue.get() exactly when the queue is empty and its getter is pending;
     # it is then not in the middle of sending anything.
-    if not queue.empty() or len(getters) != 1 or getters[0].done():
+    if queue._queue or len(getters) != 1 or getters[0].done():
         return None
-    send = websocket.asgi_send
-    protocol = getattr(send, "__self__", None)
-    if type(protocol) is not WebSocketsSansIOProtocol:
-        return None
-    if (
-        protocol.close_sent
-        or protocol.disconnected
-        or not protocol.handshake_complete
-        or protocol.initial_response is not None
-        or not protocol.writable.is_set()
-    ):
+    # uvicorn sends only whole messages, so no fragmented message can be in progress.
+    if protocol.close_sent or protocol.disconnected or not protocol.writable.is_set():
         return None
     conn = protocol.conn
-    if conn.state is not State.OPEN or conn.extensions or conn.expect_continuation_frame:
+    if conn.state is not State.OPEN or conn.extensions:
         return None
     transport = protocol.transport
-    if transport.is_closing():
-        return None
-    return transport
+    return None if transport.is_closing() else transport
 
 
 class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
@@ -183,14 +179,15 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
             for sid, eio_sid in self.get_participants(namespace, target)
             if sid not in skipped
         ]
-        sockets = self.server.eio.sockets
-        now = time.time()
+        eio = self.server.eio
+        sockets = eio.sockets
+        stale_before = time.time() - eio.ping_timeout
         direct = queued = 0
         for eio_sid in recipients:
             socket = sockets.get(eio_sid)
             if socket is None:
                 continue
-            transport = _direct_transport(socket, now) if frame is not None else None
+            transport = _direct_transport(socket, stale_before) if frame is not None else None
             if transport is not None:
                 transport.write(frame)
                 direct += 1
