@@ -255,7 +255,7 @@ def stages(images: list[Path], rounds: int, work: Path) -> dict[str, float]:
             t = lap("encode thumbnail JPEG", t)
             r._write_durably(out / r.DISPLAY_NAME, display_jpeg)
             r._write_durably(out / r.THUMB_NAME, thumb_jpeg)
-            r._fsync_directory(out)
+            r.fsync_directory(out)
             lap("write + fsync both files", t)
     return {name: statistics.median(values) * 1000 for name, values in spans.items()}
 
