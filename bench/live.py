@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -99,14 +101,16 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """user+sys CPU seconds of ``pids`` (children that are still alive)."""
+def cpu_seconds(pids: list[int], *, kernel_only: bool = False) -> float:
+    """user+sys CPU seconds of ``pids`` (children that are still alive); with ``kernel_only``,
+    sys alone (on loopback this includes delivering each sent segment to the receiving socket
+    and waking its reader, which a NIC would take over on a real network)."""
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError):
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
     return total / CLK_TCK
 
 
@@ -259,7 +263,9 @@ def client_process(
 ) -> None:
     """Entry point of a load-generator process."""
     gc.disable()  # short-lived; keeps collector pauses out of the receive timestamps
-    asyncio.run(_client_process_main(assignments, conn, connect_concurrency))
+    # uvloop (as the server runs) roughly halves the load generator's own CPU per message,
+    # which shares the cores with the server under test.
+    uvloop.run(_client_process_main(assignments, conn, connect_concurrency))
 
 
 # ---- uploads -------------------------------------------------------------------------------
@@ -404,6 +410,7 @@ class Outcome:
     upload_p50_ms: float
     server_cpu_s: float
     main_cpu_s: float
+    kernel_cpu_s: float
     spread_p99_ms: float
     loadgen_cpu_s: float
     rss_mib: list[float]
@@ -579,6 +586,7 @@ async def run_scenario(
                 pids = [p for sp in server_pids for p in descendants(sp)]
                 marks["server"] = cpu_seconds(pids)
                 marks["main"] = cpu_seconds(server_pids)
+                marks["kernel"] = cpu_seconds(pids, kernel_only=True)
                 marks["loadgen"] = cpu_seconds([p.pid for p in procs if p.pid])
 
             wall0 = time.time() + args.warmup
@@ -595,6 +603,7 @@ async def run_scenario(
                 await asyncio.sleep(1)
             server_cpu = cpu_seconds(pids_all) - marks["server"]
             main_cpu = cpu_seconds(server_pids) - marks["main"]
+            kernel_cpu = cpu_seconds(pids_all, kernel_only=True) - marks["kernel"]
             loadgen_cpu = cpu_seconds([p.pid for p in procs if p.pid]) - marks["loadgen"]
             window_s = w1 - w0
             wall1 = time.time()
@@ -682,6 +691,7 @@ async def run_scenario(
         upload_p50_ms=statistics.median(upload_ms) if upload_ms else float("nan"),
         server_cpu_s=server_cpu,
         main_cpu_s=main_cpu,
+        kernel_cpu_s=kernel_cpu,
         spread_p99_ms=percentile(spread, 0.99),
         loadgen_cpu_s=loadgen_cpu,
         rss_mib=rss,
@@ -716,6 +726,12 @@ def print_table(outcomes: list[Outcome], args: argparse.Namespace) -> None:
         )
     for o in outcomes:
         extra = []
+        if o.deliveries:
+            kernel_us = o.kernel_cpu_s / o.deliveries * 1e6
+            extra.append(
+                f"server CPU {o.cpu_us_per_delivery:.1f} µs/delivery = "
+                f"{o.cpu_us_per_delivery - kernel_us:.1f} user + {kernel_us:.1f} kernel"
+            )
         if o.upload_failures:
             extra.append(f"{o.upload_failures} uploads failed")
         if o.disconnected:
