@@ -21,6 +21,11 @@ load generator's CPU; and each replica's peak RSS (VmHWM, replica + workers).
 ``--server-gc`` and ``--profile`` run the replicas through this file's ``--as-replica`` wrapper,
 which applies a garbage-collector setting or cProfile to an unmodified server, for experiments.
 The database is created per run (``imageshark_bench_<random>``) and dropped at the end.
+
+``--server node`` runs the same scenarios against ``bench/node-reference/server.mjs`` instead: a
+minimal Node.js socket.io 4 server with the same rooms / upload / Socket.IO interface (Redis
+adapter across replicas; no database, no image pipeline), the reference for the CPU per
+delivery. Install its dependencies first with ``npm ci --prefix bench/node-reference``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ sys.path.insert(0, str(REPO))
 
 THIS_FILE = Path(__file__).resolve()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NODE_REFERENCE = REPO / "bench" / "node-reference"
+NODE_SERVER = NODE_REFERENCE / "server.mjs"
 
 
 @dataclass(frozen=True)
@@ -462,6 +469,36 @@ def bench_replica_class() -> Any:
     return BenchReplica
 
 
+def server_label(args: argparse.Namespace) -> str:
+    """The results table's "Server" column: ``node`` for the Node.js reference, else the
+    replicas' GC setting (``none`` for a plain server), with ``+cProfile`` when profiled."""
+    if args.server == "node":
+        return "node"
+    return f"{args.server_gc}+cProfile" if args.profile else str(args.server_gc)
+
+
+def node_version() -> str:
+    """The version of ``node`` on the PATH (e.g. ``"v20.20.2"``), after checking that the Node.js
+    reference server's dependencies are installed; exits with instructions otherwise."""
+    node = shutil.which("node")
+    if node is None:
+        sys.exit("--server node needs Node.js 20 or later on the PATH (`node` was not found).")
+    if not (NODE_REFERENCE / "node_modules").is_dir():
+        sys.exit(
+            f"--server node: {NODE_REFERENCE.relative_to(REPO)}/node_modules is missing; "
+            "install the reference server's dependencies first with\n"
+            "    npm ci --prefix bench/node-reference"
+        )
+    return subprocess.run(
+        [node, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def node_replica_args(port: int) -> list[str]:
+    """Command line of one Node.js reference replica listening on 127.0.0.1:``port``."""
+    return [shutil.which("node") or "node", str(NODE_SERVER), "--port", str(port)]
+
+
 async def run_scenario(
     scenario: Scenario,
     replicas: int,
@@ -492,7 +529,10 @@ async def run_scenario(
             env["IMAGESHARK_BENCH_PROFILE"] = args.profile
     servers = [Replica(f"replica-{i}", env) for i in range(replicas)]
     for i, server in enumerate(servers):
-        if wrapped:
+        if args.server == "node":
+            # same REDIS_URL and key prefix; the rest of the environment is ignored by it
+            server.args = node_replica_args(server.port)
+        elif wrapped:
             server.args = [
                 sys.executable,
                 str(THIS_FILE),
@@ -639,7 +679,13 @@ async def run_scenario(
                             f"median {statistics.median(pauses) * 1e3:.2f} ms, "
                             f"max {pauses[-1] * 1e3:.1f} ms"
                         )
-            tail = [line for line in s.output if "Traceback" in line or "ERROR" in line]
+            tail = [
+                line
+                for line in s.output
+                if "Traceback" in line
+                or "ERROR" in line
+                or (args.server == "node" and "Error" in line)
+            ]
             if tail:
                 print(f"  {s.name} logged errors: {tail[:3]}", file=sys.stderr)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -677,7 +723,7 @@ async def run_scenario(
     return Outcome(
         scenario=scenario,
         replicas=replicas,
-        variant=args.server_gc if not args.profile else f"{args.server_gc}+cProfile",
+        variant=server_label(args),
         uploads_ok=len(measured),
         upload_failures=sum(1 for u in uploads if u.measured and u.status != 201),
         deliveries=delivered,
@@ -704,7 +750,9 @@ def print_table(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     print()
     print(
         f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, {args.duration:g} s measured after "
+        f"Python {platform.python_version()}"
+        f"{', Node.js ' + args.node_version if args.server == 'node' else ''}, "
+        f"{args.duration:g} s measured after "
         f"{args.warmup:g} s warm-up, {args.client_procs} load-generator processes"
     )
     print()
@@ -919,6 +967,13 @@ def main() -> None:
         "--connect-concurrency", type=int, default=20, help="handshakes in flight per process"
     )
     parser.add_argument(
+        "--server",
+        choices=["imageshark", "node"],
+        default="imageshark",
+        help="imageshark: `python -m web.cli serve` replicas; node: the Node.js socket.io 4 "
+        "reference in bench/node-reference (run `npm ci --prefix bench/node-reference` first)",
+    )
+    parser.add_argument(
         "--server-gc",
         default="none",
         help="none: plain `python -m web.cli serve`; else run replicas through the wrapper "
@@ -935,6 +990,22 @@ def main() -> None:
         "run as `uv run --with py-spy python bench/live.py ...`)",
     )
     args = parser.parse_args()
+    if args.server == "node":
+        refused = [
+            option
+            for option, used in (
+                ("--server-gc", args.server_gc != "none"),
+                ("--profile", bool(args.profile)),
+                ("--py-spy", bool(args.py_spy)),
+            )
+            if used
+        ]
+        if refused:
+            parser.error(
+                f"{', '.join(refused)} instrument(s) the Python server and cannot be combined "
+                "with --server node"
+            )
+        args.node_version = node_version()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if args.profile:
         args.profile = str(Path(args.profile).resolve())
