@@ -2,7 +2,8 @@
 
 Layout under the data folder:
 
-- ``uploads/<random>.part`` — a request body's file while it streams in;
+- ``uploads/<random>.part`` — a request body's file while it streams in (only a file too large
+  to be received in memory, see ``web.uploads.SPOOL_BYTES``);
 - ``staging/<key>/`` — an image's files (``original``, ``display.jpg``, ``thumb.jpg``) made
   but not yet committed to the database;
 - ``media/<key>/`` — a committed image's files; only ``display.jpg`` and ``thumb.jpg`` are ever
@@ -77,8 +78,9 @@ class LocalImageStore:
         """A fresh path under ``uploads/`` for a request body's file (not created)."""
         return self.uploads / f"{secrets.token_hex(16)}.part"
 
-    async def stage(self, key: str, upload: Path) -> Path:
-        """Make ``staging/<key>/`` and move the uploaded file in as ``original``.
+    async def stage(self, key: str, upload: Path | bytes) -> Path:
+        """Make ``staging/<key>/`` and put the uploaded file in it as ``original``: moved there
+        when ``upload`` is a path, written there when it is the file's bytes.
 
         :returns: the staging folder, where the renditions are then written.
         """
@@ -86,7 +88,11 @@ class LocalImageStore:
         def work() -> Path:
             folder = self.staging / key
             folder.mkdir()
-            os.replace(upload, folder / ORIGINAL)
+            if isinstance(upload, bytes):
+                with open(folder / ORIGINAL, "wb") as handle:
+                    handle.write(upload)
+            else:
+                os.replace(upload, folder / ORIGINAL)
             return folder
 
         return await to_thread.run_sync(work)

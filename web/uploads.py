@@ -1,7 +1,8 @@
-"""Receiving a ``multipart/form-data`` upload: streamed to disk, size-limited while streaming.
+"""Receiving a ``multipart/form-data`` upload: spooled, size-limited while streaming.
 
 Parsing is python-multipart's push parser; this module only feeds it the request body as it
-arrives, writes the ``file`` part through aiofiles and enforces the limits:
+arrives, keeps the ``file`` part in memory up to :data:`SPOOL_BYTES` and spills a larger one to
+disk through aiofiles in batches of at least that size, and enforces the limits:
 
 - a declared ``Content-Length`` over the limit is refused (413) before any body is read;
 - the ``file`` part is counted as it streams and refused (413) the moment it passes the limit;
@@ -17,35 +18,51 @@ import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiofiles
 import aiofiles.os
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from web.errors import ApiError
 
 MAX_FIELD_BYTES = 16 * 1024
+SPOOL_BYTES = 1024 * 1024
+"""A file part up to this many bytes stays in memory (no file, no thread hop); a larger one is
+written to disk in batches of at least this size, so a 4 MB photo costs four writes, not one
+per 64 KiB network chunk. Memory per upload in flight is bounded by about twice this."""
 # Room for the multipart framing and small fields around the file when checking Content-Length.
 ENVELOPE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class ReceivedUpload:
-    """A file received from a multipart request.
+    """A file received from a multipart request: in memory (``body``) when it was at most
+    :data:`SPOOL_BYTES`, else on disk (``path``); exactly one of the two is set.
 
-    :ivar path: where its bytes are (caller owns and must move or delete it).
+    :ivar path: the file holding its bytes (caller owns and must move or delete it), or None.
+    :ivar body: its bytes, or None.
     :ivar size: its length in bytes.
     :ivar sha256: hex digest of its bytes.
     :ivar filename: the name the client gave, untrusted and never stored.
     :ivar fields: the other form fields, decoded as UTF-8.
     """
 
-    path: Path
+    path: Path | None
+    body: bytes | None
     size: int
     sha256: str
     filename: str | None
     fields: dict[str, str]
+
+    @property
+    def content(self) -> Path | bytes:
+        """The file on disk (``path``) or its bytes (``body``), whichever it was received as."""
+        if self.path is not None:
+            return self.path
+        assert self.body is not None, "a received upload has a path or a body"
+        return self.body
 
 
 def too_large(max_bytes: int) -> ApiError:
@@ -120,16 +137,24 @@ async def _remove(path: Path) -> None:
 
 
 async def receive_upload(
-    request: Request, destination: Path, *, max_bytes: int, file_field: str = "file"
+    request: Request,
+    destination: Path,
+    *,
+    max_bytes: int,
+    file_field: str = "file",
+    spool_bytes: int = SPOOL_BYTES,
 ) -> ReceivedUpload:
-    """Stream a multipart request's ``file_field`` part to ``destination``.
+    """Receive a multipart request's ``file_field`` part: in memory up to ``spool_bytes``,
+    streamed to ``destination`` beyond that.
 
     :param request: a ``multipart/form-data`` request.
-    :param destination: a path that does not exist yet; removed again on any error.
+    :param destination: a path that does not exist yet, written only for a file larger than
+        ``spool_bytes``; removed again on any error.
     :param max_bytes: largest accepted file, in bytes.
+    :param spool_bytes: largest file kept in memory, and the smallest disk write, in bytes.
     :returns: the received file and the other fields.
     :raises ApiError: 415 not multipart, 400 malformed or no file part, 413 over the limit.
-    :raises ClientDisconnect: the client went away (destination removed).
+    :raises starlette.requests.ClientDisconnect: the client went away (destination removed).
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
@@ -155,36 +180,55 @@ async def receive_upload(
     )
     digest = hashlib.sha256()
     size = 0
+    buffered: list[bytes] = []
+    buffered_size = 0
+    out: Any = None
     try:
-        async with aiofiles.open(destination, "wb") as out:
-            async for chunk in request.stream():
-                try:
-                    parser.write(chunk)
-                except ApiError:
-                    raise
-                except Exception as exc:  # python-multipart raises several parse error types
-                    raise ApiError(400, "malformed_multipart", f"Malformed upload: {exc}") from exc
-                if collector.pending:
-                    for piece in collector.pending:
-                        size += len(piece)
-                        if size > max_bytes:
-                            raise too_large(max_bytes)
-                        digest.update(piece)
-                        await out.write(piece)
-                    collector.pending.clear()
-            parser.finalize()
-            await out.flush()
-    except (ApiError, ClientDisconnect, OSError):
-        await _remove(destination)
+        async for chunk in request.stream():
+            try:
+                parser.write(chunk)
+            except ApiError:
+                raise
+            except Exception as exc:  # python-multipart raises several parse error types
+                raise ApiError(400, "malformed_multipart", f"Malformed upload: {exc}") from exc
+            if collector.pending:
+                for piece in collector.pending:
+                    size += len(piece)
+                    if size > max_bytes:
+                        raise too_large(max_bytes)
+                    digest.update(piece)
+                    buffered.append(piece)
+                    buffered_size += len(piece)
+                collector.pending.clear()
+                if buffered_size > spool_bytes:
+                    if out is None:
+                        out = await aiofiles.open(destination, "wb")
+                    await out.write(b"".join(buffered))
+                    buffered.clear()
+                    buffered_size = 0
+        parser.finalize()
+        if out is not None:
+            if buffered:
+                await out.write(b"".join(buffered))
+            await out.close()
+            out = None
+            buffered.clear()
+    except BaseException:  # ApiError, ClientDisconnect, OSError, cancellation
+        if out is not None:
+            await out.close()
+            await _remove(destination)
         raise
+    spilled = size > spool_bytes
     if not collector.file_seen:
-        await _remove(destination)
+        if spilled:
+            await _remove(destination)
         raise ApiError(400, "file_missing", "The upload has no 'file' field.")
     fields = {
         name: bytes(value).decode("utf-8", "replace") for name, value in collector.fields.items()
     }
     return ReceivedUpload(
-        path=destination,
+        path=destination if spilled else None,
+        body=None if spilled else b"".join(buffered),
         size=size,
         sha256=digest.hexdigest(),
         filename=collector.filename,

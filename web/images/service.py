@@ -143,6 +143,7 @@ class ImageService:
         received = await receive_upload(
             request, self.store.new_upload_path(), max_bytes=self.settings.max_upload_bytes
         )
+        leftover = received.path  # a spilled body file, until it is moved into staging
         key: str | None = None
         try:
             if received.size == 0:
@@ -157,7 +158,8 @@ class ImageService:
             if existing is not None:
                 return image_view(existing), False
             key = new_storage_key()
-            staged = await self.store.stage(key, received.path)
+            staged = await self.store.stage(key, received.content)
+            leftover = None
             result = await self.renditions.render(staged / ORIGINAL, staged, self.spec)
             image, event = await self.repository.add(
                 {
@@ -193,7 +195,8 @@ class ImageService:
                 await self.store.discard(self.store.staging / key)
             raise
         finally:
-            await self.store.discard(received.path)
+            if leftover is not None:
+                await self.store.discard(leftover)
         await self.store.publish(key)
         self.metrics.rendition_seconds.observe(result.render_seconds)
         self.metrics.upload_bytes.inc(received.size)
