@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,6 +65,25 @@ def _image_query() -> Any:
     )
 
 
+# The statements of every upload, built once with bound parameters (see the note in
+# web/rooms/repository.py).
+_IMAGE_BY_SHA256 = _image_query().where(
+    images.c.room_id == bindparam("room_id"), images.c.sha256 == bindparam("sha256")
+)
+_ROOM_IMAGES = (
+    select(func.count()).select_from(images).where(images.c.room_id == bindparam("room_id"))
+)
+_UPLOADER_IMAGES = (
+    select(func.count())
+    .select_from(images)
+    .where(
+        images.c.room_id == bindparam("room_id"),
+        images.c.participant_id == bindparam("participant_id"),
+    )
+)
+_INSERT_IMAGE = insert(images).returning(*images.c)
+
+
 class ImageRepository:
     """Reads and writes images, always together with their room events.
 
@@ -88,9 +107,7 @@ class ImageRepository:
         """The image of ``room_id`` with these bytes, or None."""
         async with self.database.read() as connection:
             row = (
-                await connection.execute(
-                    _image_query().where(images.c.room_id == room_id, images.c.sha256 == sha256)
-                )
+                await connection.execute(_IMAGE_BY_SHA256, {"room_id": room_id, "sha256": sha256})
             ).first()
         return Image(**row._mapping) if row else None
 
@@ -160,24 +177,21 @@ class ImageRepository:
                 locked = await lock_room(connection, room_id)
 
                 async def room_images() -> int:
-                    return await _count(connection, images.c.room_id == room_id)
+                    return int(await connection.scalar(_ROOM_IMAGES, {"room_id": room_id}) or 0)
 
                 async def uploader_images() -> int:
                     if participant_id is None:
                         return 0
-                    return await _count(
-                        connection,
-                        images.c.room_id == room_id,
-                        images.c.participant_id == participant_id,
+                    count = await connection.scalar(
+                        _UPLOADER_IMAGES, {"room_id": room_id, "participant_id": participant_id}
                     )
+                    return int(count or 0)
 
                 status = await admit(locked, room_images, uploader_images)
                 seq = locked.seq
                 row = (
                     await connection.execute(
-                        insert(images)
-                        .values(**values, seq=seq, status=status, created_at=now)
-                        .returning(*images.c)
+                        _INSERT_IMAGE, {**values, "seq": seq, "status": status, "created_at": now}
                     )
                 ).one()
                 image = Image(**row._mapping, uploader_name=uploader_name)

