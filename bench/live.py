@@ -434,7 +434,6 @@ class Outcome:
 
 
 def bench_replica_class() -> Any:
-    from tests.production.processes import REPO as _REPO
     from tests.production.processes import Replica
 
     class BenchReplica(Replica):  # type: ignore[misc]
@@ -444,27 +443,15 @@ def bench_replica_class() -> Any:
         async def start(self, timeout: float = 60) -> None:
             import httpx
 
-            self.process = await asyncio.create_subprocess_exec(
-                *self.args,
-                cwd=_REPO,
-                env=self.env,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-            self._reader = asyncio.create_task(self._read(self.process, asyncio.Event()))
+            reader = await self.spawn(asyncio.Event())
             deadline = time.monotonic() + timeout
             async with httpx.AsyncClient() as http:
-                while time.monotonic() < deadline:
-                    if self._reader.done():
-                        break
+                while time.monotonic() < deadline and not reader.done():
                     with contextlib.suppress(httpx.HTTPError):
                         if (await http.get(f"{self.base_url}/healthz")).status_code == 200:
                             return
                     await asyncio.sleep(0.2)
-            await self.kill()
-            tail = "\n".join(self.output[-30:])
-            raise RuntimeError(f"{self.name} did not start:\n{tail}")
+            await self.give_up()
 
     return BenchReplica
 

@@ -202,6 +202,5 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
         for socket in queued_sockets:
             for eio_pkt in packets:
                 await socket.send(eio_pkt)
-        direct, queued = len(transports), len(queued_sockets)
-        _DIRECT.inc(direct)
-        _QUEUED.inc(queued)
+        _DIRECT.inc(len(transports))
+        _QUEUED.inc(len(queued_sockets))

@@ -212,7 +212,6 @@ async def receive_upload(
                 await out.write(b"".join(buffered))
             await out.close()
             out = None
-            buffered.clear()
     except BaseException:  # ApiError, ClientDisconnect, OSError, cancellation
         if out is not None:
             await out.close()

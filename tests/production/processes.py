@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,6 +38,19 @@ class _Process:
 
     async def start(self, timeout: float = 60) -> None:
         ready = asyncio.Event()
+        reader = await self.spawn(ready)
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait(
+            {waiter, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in done:
+            waiter.cancel()
+            await self.give_up()
+
+    async def spawn(self, ready: asyncio.Event) -> asyncio.Task[None]:
+        """Start the process and the task that reads its output into ``output``, setting
+        ``ready`` at the line containing the ready marker; returns that task, which ends when
+        the process closes its output."""
         self.process = await asyncio.create_subprocess_exec(
             *self.args,
             cwd=REPO,
@@ -48,15 +62,14 @@ class _Process:
             start_new_session=True,
         )
         self._reader = asyncio.create_task(self._read(self.process, ready))
-        waiter = asyncio.create_task(ready.wait())
-        done, _ = await asyncio.wait(
-            {waiter, self._reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if waiter not in done:
-            waiter.cancel()
-            await self.kill()
-            tail = "\n".join(self.output[-30:])
-            raise RuntimeError(f"{self.name} did not start:\n{tail}")
+        return self._reader
+
+    async def give_up(self) -> NoReturn:
+        """Kill the process that did not become ready and raise RuntimeError with the end of
+        its output."""
+        await self.kill()
+        tail = "\n".join(self.output[-30:])
+        raise RuntimeError(f"{self.name} did not start:\n{tail}")
 
     async def _read(self, process: asyncio.subprocess.Process, ready: asyncio.Event) -> None:
         assert process.stdout is not None

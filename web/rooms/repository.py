@@ -258,24 +258,17 @@ _PARTICIPANT_BY_KEY_HASH = select(*_PARTICIPANT_COLUMNS).where(
     participants.c.key_hash == bindparam("key_hash"),
     participants.c.room_id == bindparam("room_id"),
 )
-_NEXT_SEQ = (
-    update(rooms)
-    .where(rooms.c.id == bindparam("room_id"))
-    .values(last_seq=rooms.c.last_seq + 1)
-    .returning(rooms.c.last_seq)
+_BUMP_SEQ = (
+    update(rooms).where(rooms.c.id == bindparam("room_id")).values(last_seq=rooms.c.last_seq + 1)
 )
-_LOCK_ROOM = (
-    update(rooms)
-    .where(rooms.c.id == bindparam("room_id"))
-    .values(last_seq=rooms.c.last_seq + 1)
-    .returning(
-        rooms.c.last_seq,
-        rooms.c.closed_at,
-        rooms.c.uploads_open,
-        rooms.c.moderation,
-        rooms.c.max_images,
-        rooms.c.max_uploads_per_guest,
-    )
+_NEXT_SEQ = _BUMP_SEQ.returning(rooms.c.last_seq)
+_LOCK_ROOM = _BUMP_SEQ.returning(
+    rooms.c.last_seq,
+    rooms.c.closed_at,
+    rooms.c.uploads_open,
+    rooms.c.moderation,
+    rooms.c.max_images,
+    rooms.c.max_uploads_per_guest,
 )
 _INSERT_EVENT = insert(room_events)
 
