@@ -67,6 +67,43 @@ class RoomEventBus(Protocol):
         """Stop the listener and close connections."""
 
 
+async def listen_forever(
+    client: redis.Redis,
+    channel: str,
+    subscribed: Callable[[], Awaitable[None]],
+    received: Callable[[bytes], Awaitable[None]],
+    *,
+    lost: Callable[[], None],
+) -> None:
+    """Subscribe ``client`` to ``channel`` and hand each message's data to ``received``, until
+    cancelled; ``subscribed`` is awaited after every (re)subscription, ``lost`` called when the
+    connection fails. Reconnects with exponential backoff from 0.1 s, capped at 5 s.
+    """
+    backoff = 0.1
+    while True:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            backoff = 0.1
+            await subscribed()
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None:
+                    await received(message["data"])
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError) as exc:
+            lost()
+            logger.warning(
+                "redis subscription to %s lost (%s); retrying in %.1fs", channel, exc, backoff
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
 class LocalBus:
     """The embedded default: one process, events delivered directly."""
 
@@ -131,37 +168,24 @@ class RedisBus:
         await self.client.ping()
 
     async def _listen(self, deliver: Deliver, on_resync: OnResync) -> None:
-        backoff = 0.1
-        while True:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        async def subscribed() -> None:
+            self.subscribed.set()
             try:
-                await pubsub.subscribe(self.channel)
-                self.subscribed.set()
-                backoff = 0.1
-                try:
-                    await on_resync()
-                except Exception:  # the database may be down too; the periodic catch-up retries
-                    logger.exception("catch-up after (re)subscribing failed")
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
-                    try:
-                        event = RoomEvent.from_json(message["data"])
-                    except (ValueError, KeyError, TypeError):
-                        logger.error("dropping malformed bus message %r", message["data"][:200])
-                        continue
-                    await deliver(event)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                self.subscribed.clear()
-                logger.warning("redis subscription lost (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await on_resync()
+            except Exception:  # the database may be down too; the periodic catch-up retries
+                logger.exception("catch-up after (re)subscribing failed")
+
+        async def received(data: bytes) -> None:
+            try:
+                event = RoomEvent.from_json(data)
+            except (ValueError, KeyError, TypeError):
+                logger.error("dropping malformed bus message %r", data[:200])
+                return
+            await deliver(event)
+
+        await listen_forever(
+            self.client, self.channel, subscribed, received, lost=self.subscribed.clear
+        )
 
     async def close(self) -> None:
         if self._task is not None:
