@@ -113,6 +113,10 @@ class LiveDelivery:
         room = self.rooms.get(room_id)
         return len(room.clients) if room else 0
 
+    def local_rooms(self) -> list[int]:
+        """The rooms with at least one client connected to this replica."""
+        return list(self.rooms)
+
     async def _sync_client(self, sid: str, room_id: int, room: _Room, last_seq: int | None) -> None:
         buffer = room.syncing.get(sid)
         if buffer is None:

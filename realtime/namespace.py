@@ -10,6 +10,7 @@ from typing import Any
 import socketio
 
 from realtime.delivery import LiveDelivery
+from realtime.presence import Presence
 from realtime.rooms import room_name
 
 logger = logging.getLogger(__name__)
@@ -47,14 +48,23 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     it only receives that room's events. With ``last_seq`` it first receives the events it
     missed (or a ``snapshot``), then live ones, with no gap and no duplicate.
 
+    Every client of a room receives ``presence {"count"}``, the room's clients over all
+    replicas, when it joins and when that count changes (at most once per
+    :data:`PRESENCE_INTERVAL_SECONDS`).
+
     :param resolve_room: looks a token up (database), see :data:`ResolveRoom`.
     :param delivery: this replica's event delivery (room membership and replay).
+    :param presence: counts each room's clients over every replica.
     """
 
-    def __init__(self, resolve_room: ResolveRoom, delivery: LiveDelivery) -> None:
+    def __init__(
+        self, resolve_room: ResolveRoom, delivery: LiveDelivery, presence: Presence
+    ) -> None:
         super().__init__("/")
         self.resolve_room = resolve_room
         self.delivery = delivery
+        self.presence = presence
+        self._counts: dict[int, int] = {}  # room -> latest count over all replicas
         self._presence_held: dict[int, bool] = {}  # room -> changed while held
         self._presence_tasks: set[asyncio.Task[None]] = set()
 
@@ -82,7 +92,7 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         name = " ".join(name.split())[:MAX_NAME_CHARS] if isinstance(name, str) else ""
         await self.save_session(sid, {"room_id": room_id, "name": name})
         await self.delivery.join(sid, room_id, room_seq, _last_seq(auth))
-        await self.emit_presence(room_id)
+        await self.presence.changed(room_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the client and tell the room's other clients the new head count."""
@@ -90,11 +100,25 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         room_id = session.get("room_id")
         if room_id is not None:
             self.delivery.leave(sid, room_id)
-            await self.emit_presence(room_id)
+            await self.presence.changed(room_id)
+
+    async def start(self) -> None:
+        """Start counting presence (call once the event loop runs, in the app's lifespan)."""
+        await self.presence.start(self.delivery, self.room_counted)
+
+    async def room_counted(self, room_id: int, count: int) -> None:
+        """Presence reports ``count`` clients in ``room_id`` over all replicas: tell the
+        room's clients here (see :meth:`emit_presence`)."""
+        if self.delivery.local_count(room_id) == 0:
+            self._counts.pop(room_id, None)
+            return
+        self._counts[room_id] = count
+        await self.emit_presence(room_id)
 
     async def emit_presence(self, room_id: int) -> None:
-        """Send ``presence {"count": n}`` to the room's clients on this replica: at once, then
-        at most once more per :data:`PRESENCE_INTERVAL_SECONDS` for changes in between."""
+        """Send ``presence {"count": n}``, the latest count, to the room's clients on this
+        replica: at once, then at most once more per :data:`PRESENCE_INTERVAL_SECONDS` for
+        changes in between."""
         if room_id in self._presence_held:
             self._presence_held[room_id] = True
             return
@@ -111,5 +135,9 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             task.add_done_callback(self._presence_tasks.discard)
 
     async def _send_presence(self, room_id: int) -> None:
-        count = self.delivery.local_count(room_id)
-        await self.emit("presence", {"count": count}, room=room_name(room_id))
+        if self.delivery.local_count(room_id) == 0:
+            self._counts.pop(room_id, None)
+            return
+        count = self._counts.get(room_id)
+        if count is not None:
+            await self.emit("presence", {"count": count}, room=room_name(room_id))

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import socketio
 
 from realtime.delivery import LiveDelivery, RoomLog
 from realtime.fanout import SequentialFanOutManager, register_websockets
 from realtime.namespace import ResolveRoom, RoomNamespace
+from realtime.presence import Presence
+
+
+class LiveSide(NamedTuple):
+    """One replica's live side: its Socket.IO server, the delivery that emits bus events to
+    its clients, and the room namespace (start it in the lifespan: :meth:`RoomNamespace.start`).
+    """
+
+    server: socketio.AsyncServer
+    delivery: LiveDelivery
+    namespace: RoomNamespace
 
 
 def create_live_server(
     resolve_room: ResolveRoom,
     log: RoomLog,
+    presence: Presence,
     *,
     ping_interval: float = 25,
     ping_timeout: float = 20,
     replay_limit: int = 500,
-) -> tuple[socketio.AsyncServer, LiveDelivery]:
+) -> LiveSide:
     """A Socket.IO server (Engine.IO v4 / Socket.IO v5) with the room namespace registered.
 
     Same-origin pages need no CORS; other origins are refused (``cors_allowed_origins=[]``
@@ -24,10 +38,11 @@ def create_live_server(
 
     :param resolve_room: token lookup for the namespace's connect handler.
     :param log: the event log, for replays and catch-up.
+    :param presence: counts each room's clients over every replica.
     :param ping_interval: heartbeat interval, seconds (socket.io's default is 25).
     :param ping_timeout: seconds to wait for a heartbeat answer (socket.io's default is 20).
     :param replay_limit: events replayed one by one before a snapshot is sent instead.
-    :returns: the server and the delivery that emits bus events to its clients.
+    :returns: the server, its delivery and its namespace.
     """
     server = socketio.AsyncServer(
         async_mode="asgi",
@@ -41,5 +56,6 @@ def create_live_server(
     )
     register_websockets(server)
     delivery = LiveDelivery(server, log, replay_limit)
-    server.register_namespace(RoomNamespace(resolve_room, delivery))
-    return server, delivery
+    namespace = RoomNamespace(resolve_room, delivery, presence)
+    server.register_namespace(namespace)
+    return LiveSide(server, delivery, namespace)

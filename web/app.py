@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
 from realtime.delivery import LiveDelivery
 from realtime.namespace import AccessRefused
+from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web import health, pages
 from web.database import Database
@@ -117,6 +118,15 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         if settings.redis_url is not None
         else LocalBus()
     )
+    presence: Presence = (
+        RedisPresence(
+            settings.redis_url.get_secret_value(),
+            settings.redis_prefix,
+            ttl=settings.presence_ttl_seconds,
+        )
+        if settings.redis_url is not None
+        else LocalPresence()
+    )
     rate_limits = RateLimiter(
         {
             "upload": settings.upload_rate_limit,
@@ -138,9 +148,10 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             raise AccessRefused("passcode required: join the room first")
         return room.id, room.last_seq
 
-    sio, delivery = create_live_server(
+    sio, delivery, namespace = create_live_server(
         resolve_room,
         DatabaseRoomLog(database, image_repository),
+        presence,
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         replay_limit=settings.replay_limit,
@@ -176,6 +187,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             )
         await renditions.start()
         await bus.start(delivery.deliver, delivery.catch_up)
+        await namespace.start()
         catch_up = (
             asyncio.create_task(_periodic_catch_up(delivery, settings.catch_up_seconds))
             if isinstance(bus, RedisBus)
@@ -190,6 +202,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         finally:
             if catch_up is not None:
                 catch_up.cancel()
+            await presence.close()
             await bus.close()
             await delivery.close()
             await renditions.close()

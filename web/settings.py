@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         description="With Redis: how often each replica checks the event log for "
         "events the bus lost, in seconds.",
     )
+    presence_ttl_seconds: float = Field(
+        15,
+        gt=0,
+        description="With Redis: seconds after which a replica that stopped without "
+        "cleaning up (killed, lost node) no longer counts toward a room's presence.",
+    )
     replay_limit: int = Field(
         500,
         ge=1,

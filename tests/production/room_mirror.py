@@ -28,6 +28,7 @@ class RoomMirror:
         self.images: dict[int, dict[str, Any]] = {}
         self.streams: list[tuple[int, list[int]]] = []  # (last_seq at connect, seqs received)
         self.snapshots = 0
+        self.presence: int | None = None  # the latest presence count received
         self.client: socketio.AsyncClient | None = None
         self.disconnected = asyncio.Event()
         self._changed = asyncio.Condition()
@@ -54,6 +55,7 @@ class RoomMirror:
         client.on("image_added", added)
         client.on("image_removed", removed)
         client.on("snapshot", snapshot)
+        client.on("presence", self._presence)
         client.on("disconnect", self._on_disconnect)
         self.disconnected.clear()
         await client.connect(
@@ -71,6 +73,11 @@ class RoomMirror:
         if seq > self.last_seq:
             change()
             self.last_seq = seq
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _presence(self, data: dict[str, Any]) -> None:
+        self.presence = data["count"]
         async with self._changed:
             self._changed.notify_all()
 

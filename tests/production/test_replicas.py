@@ -24,6 +24,7 @@ from tests.conftest import PG_ADMIN_DSN, pg_dsn_for
 from tests.photos import make_image_bytes
 from tests.production.processes import RedisServer, Replica, TcpProxy, running
 from tests.production.room_mirror import RoomMirror
+from tests.realtime.live_client import LiveClient
 from web.database import Database
 from web.migrate import head_revision
 from web.schema import images, metadata
@@ -44,6 +45,7 @@ def replica_env(database_url: str, redis_url: str | None, data_dir: Path, prefix
         "IMAGESHARK_PING_INTERVAL_SECONDS": "2",
         "IMAGESHARK_PING_TIMEOUT_SECONDS": "5",
         "IMAGESHARK_CATCH_UP_SECONDS": "1",
+        "IMAGESHARK_PRESENCE_TTL_SECONDS": "1.5",
         "IMAGESHARK_LOG_LEVEL": "INFO",
     }
     if redis_url is not None:
@@ -106,6 +108,41 @@ async def test_client_on_one_replica_receives_upload_through_another_once(
     await mirror.close()
 
 
+async def count_becomes(client: LiveClient, expected: int) -> None:
+    """Wait for ``presence`` to say ``expected`` (counts in between may be coalesced away)."""
+    while (await client.next("presence"))[1]["count"] != expected:
+        pass
+
+
+async def test_presence_counts_the_rooms_clients_on_every_replica(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    a, b = replicas
+    room = await create_room(a.base_url)
+    on_a = [LiveClient(a.base_url, room["token"], f"on A {i}") for i in range(2)]
+    on_b = LiveClient(b.base_url, room["token"], "on B")
+    elsewhere = LiveClient(b.base_url, (await create_room(b.base_url))["token"], "other room")
+    for client in (*on_a, on_b, elsewhere):
+        await client.connect()
+    for client in (*on_a, on_b):
+        await count_becomes(client, 3)
+    await on_a[1].close()
+    for client in (on_a[0], on_b):
+        await count_becomes(client, 2)
+    # A crash leaves A's count in Redis until its heartbeat expires (1.5 s here); then B
+    # withdraws it and its clients see only themselves.
+    await a.kill()
+    await count_becomes(on_b, 1)
+    # The other room only ever counted its own client.
+    counts = [(await elsewhere.next("presence"))[1]["count"]]
+    while not elsewhere.received.empty():
+        event, data = elsewhere.received.get_nowait()
+        if event == "presence":
+            counts.append(data["count"])
+    assert set(counts) == {1}
+    await asyncio.gather(on_b.close(), elsewhere.close())
+
+
 async def test_sigkilled_replica_loses_no_acknowledged_upload(
     replicas: tuple[Replica, Replica],
 ) -> None:
@@ -163,6 +200,11 @@ async def test_uploads_continue_through_a_redis_outage(
     ):
         ready = await via_a.get("/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        # A client joining during the outage is counted by its replica alone for now.
+        late = RoomMirror(room["token"])
+        await late.connect(a.base_url)
+        await late.wait_until(lambda m: m.presence == 3)
+        mirrors.append(late)
         deadline = time.monotonic() + 10  # the outage lasts 10 s of continued uploads
         index = 0
         while time.monotonic() < deadline:
@@ -182,6 +224,9 @@ async def test_uploads_continue_through_a_redis_outage(
         await mirror.wait_until(lambda m: m.images.keys() == expected.keys())
         assert mirror.images == expected
         mirror.assert_stream_exact(first_seq=1)
+        # The restarted Redis kept nothing: both replicas registered and reported again.
+        await mirror.wait_until(lambda m: m.presence == 5)
+    for mirror in mirrors:
         await mirror.close()
 
 
