@@ -128,7 +128,8 @@ return #rooms
 class RedisPresence:
     """Room counts summed over every replica through Redis (see the module docstring).
 
-    :param url: Redis URL.
+    :param client: a Redis client (the event bus's: presence shares its connection pool; the
+        caller closes it, after :meth:`close`).
     :param prefix: key and channel prefix (one per deployment, or per test).
     :param ttl: seconds, > 0: a replica whose heartbeat is this old no longer counts; the
         heartbeat is refreshed every ``ttl / 3`` seconds.
@@ -139,7 +140,7 @@ class RedisPresence:
     """
 
     def __init__(
-        self, url: str, prefix: str, ttl: float = 15.0, replica_id: str | None = None
+        self, client: redis.Redis, prefix: str, ttl: float = 15.0, replica_id: str | None = None
     ) -> None:
         self.replica_id = replica_id or uuid.uuid4().hex
         self.ttl = ttl
@@ -148,9 +149,7 @@ class RedisPresence:
         self._replicas_key = f"{prefix}:replicas"
         self._heartbeat_prefix = f"{prefix}:replica:"
         self._rooms_prefix = f"{prefix}:replica-rooms:"
-        self.client: redis.Redis = redis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
-        )
+        self.client = client
         self._report = self.client.register_script(_REPORT)
         self._withdraw = self.client.register_script(_WITHDRAW)
         self._clients: LocalClients | None = None
@@ -251,16 +250,11 @@ class RedisPresence:
             if self._clients is not None:
                 self._dirty.update(self._clients.local_rooms())
             self._wake.set()
-        members = await self.client.smembers(self._replicas_key)
-        others = [m.decode() if isinstance(m, bytes) else m for m in members]
-        others = [other for other in others if other != self.replica_id]
-        if not others:
-            return
-        alive = await self.client.exists(*(self._heartbeat_key(other) for other in others))
-        if alive == len(others):
-            return
-        for other in others:
-            await self._withdraw_replica(other, force=False)
+        for member in await self.client.smembers(self._replicas_key):
+            other = member.decode() if isinstance(member, bytes) else member
+            if other != self.replica_id:
+                # The script withdraws nothing if the replica's heartbeat is alive.
+                await self._withdraw_replica(other, force=False)
 
     async def _withdraw_replica(self, replica_id: str, *, force: bool) -> int:
         return int(
@@ -297,4 +291,3 @@ class RedisPresence:
                 await self._withdraw_replica(self.replica_id, force=True)
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning("could not withdraw presence counts at shutdown: %s", exc)
-        await self.client.aclose()

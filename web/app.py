@@ -119,12 +119,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         else LocalBus()
     )
     presence: Presence = (
-        RedisPresence(
-            settings.redis_url.get_secret_value(),
-            settings.redis_prefix,
-            ttl=settings.presence_ttl_seconds,
-        )
-        if settings.redis_url is not None
+        RedisPresence(bus.client, settings.redis_prefix, ttl=settings.presence_ttl_seconds)
+        if isinstance(bus, RedisBus)
         else LocalPresence()
     )
     rate_limits = RateLimiter(

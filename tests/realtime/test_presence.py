@@ -52,7 +52,8 @@ async def started(redis_prefix: str) -> AsyncIterator[Callable]:
     opened: list[RedisPresence] = []
 
     async def start(url: str = REDIS_URL) -> tuple[RedisPresence, Replica]:
-        presence, replica = RedisPresence(url, redis_prefix, ttl=60), Replica()
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
+        presence, replica = RedisPresence(client, redis_prefix, ttl=60), Replica()
         await presence.start(replica, replica.counted)
         opened.append(presence)
         if url == REDIS_URL:
@@ -62,6 +63,7 @@ async def started(redis_prefix: str) -> AsyncIterator[Callable]:
     yield start
     for presence in opened:
         await presence.close()  # a second close does nothing
+        await presence.client.aclose()
 
 
 async def test_each_replica_receives_the_sum_over_replicas(started: Callable) -> None:
