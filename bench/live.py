@@ -492,13 +492,14 @@ async def run_scenario(
     args: argparse.Namespace,
     database_url: str,
     redis_url: str,
+    data_root: Path,
 ) -> Outcome:
     import httpx
 
     from tests.production.processes import running
 
     Replica = bench_replica_class()
-    data_dir = Path(tempfile.mkdtemp(prefix="imageshark-bench-live-"))
+    data_dir = Path(tempfile.mkdtemp(prefix="scenario-", dir=data_root))
     env = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -675,7 +676,6 @@ async def run_scenario(
             ]
             if tail:
                 print(f"  {s.name} logged errors: {tail[:3]}", file=sys.stderr)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
     # ---- analysis
     sent: dict[tuple[int, int], Upload] = {}
@@ -903,6 +903,11 @@ async def amain(args: argparse.Namespace) -> None:
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     counts = {"1": [1], "2": [2], "both": [1, 2]}[args.replicas]
     db_name, database_url = await create_database()
+    # Every scenario's image files stay until the whole run is over: on an ext4 without a
+    # journal, deleting thousands of files makes each new file in the same block group cost a
+    # scan of them for the next 60-360 s (see bench/README.md), which the next scenario would
+    # otherwise measure.
+    data_root = Path(tempfile.mkdtemp(prefix="imageshark-bench-live-"))
     outcomes: list[Outcome] = []
     try:
         await asyncio.to_thread(migrate, database_url)
@@ -927,11 +932,14 @@ async def amain(args: argparse.Namespace) -> None:
                     )
                 for replicas in counts:
                     print(f"{scenario.name} on {replicas} replica(s)...", file=sys.stderr)
-                    outcome = await run_scenario(scenario, replicas, args, database_url, redis.url)
+                    outcome = await run_scenario(
+                        scenario, replicas, args, database_url, redis.url, data_root
+                    )
                     outcomes.append(outcome)
                     print_table([outcome], args)
     finally:
         await drop_database(db_name)
+        shutil.rmtree(data_root, ignore_errors=True)
     if len(outcomes) > 1:
         print("\n## All scenarios")
         print_table(outcomes, args)
