@@ -98,17 +98,18 @@ class LocalImageStore:
         return await to_thread.run_sync(work)
 
     async def publish(self, key: str) -> None:
-        """Move ``staging/<key>`` to ``media/<key>`` durably (after the row is committed)."""
+        """Move ``staging/<key>`` to ``media/<key>`` durably (after the row is committed).
+
+        The folder's files and entries must already be on disk, as the rendition worker leaves
+        them: only a rendered upload's row is ever committed.
+        """
 
         def work() -> None:
             folder = self.staging / key
             if not folder.exists() and (self.media / key).exists():
                 return  # another replica's recovery published it already
-            # The renditions were fsynced by the pipeline as it wrote them; the original only
-            # went through aiofiles' buffered writes.
-            with open(folder / ORIGINAL, "rb") as handle:
-                os.fsync(handle.fileno())
-            fsync_directory(folder)
+            # The rendition worker fsynced the folder's three files and its entries
+            # (web.pipeline.renditions.render_file), so only the move is left to make durable.
             os.replace(folder, self.media / key)
             fsync_directory(self.media)
             fsync_directory(self.staging)

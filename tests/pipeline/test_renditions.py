@@ -7,6 +7,7 @@ file as written, be sRGB, and carry no metadata at all.
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -450,6 +451,29 @@ def test_render_file_replaces_previous_renditions(tmp_path: Path) -> None:
     assert isinstance(result, RenditionResult)
     assert sorted(p.name for p in out.iterdir()) == ["display.jpg", "thumb.jpg"]
     assert_clean_jpeg((out / "display.jpg").read_bytes(), (500, 375))
+
+
+def test_render_file_makes_the_upload_and_both_renditions_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The web process no longer fsyncs the original before publishing the staging folder:
+    # the worker's render_file must sync it, both renditions and the folder's entries.
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    source = staging / "original"
+    source.write_bytes(make_image_bytes("jpeg", size=(640, 480)))
+    synced: list[Path] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    render_file(source, staging, SMALL)
+    assert sorted(p.name for p in staging.iterdir()) == ["display.jpg", "original", "thumb.jpg"]
+    assert set(synced) == {source, staging / "display.jpg", staging / "thumb.jpg", staging}
+    assert synced[-1] == staging  # the entries last, once every file is on disk
 
 
 def test_spec_is_validated() -> None:

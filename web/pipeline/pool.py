@@ -134,11 +134,12 @@ class RenditionPool:
     async def render(self, source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionResult:
         """Render ``source`` into ``out_dir/display.jpg`` and ``out_dir/thumb.jpg`` (a coroutine).
 
-        Both files are fsynced before this returns (see
+        ``source``, both files and ``out_dir``'s entries are fsynced before this returns (see
         :func:`~web.pipeline.renditions.render_file`).
 
         :param source: the uploaded file; read by a worker process.
-        :param out_dir: an existing directory for the renditions.
+        :param out_dir: an existing directory for the renditions, that no one reads until this
+            returns (the upload's staging folder).
         :param spec: sizes, qualities and the pixel limit.
         :returns: what was rendered.
         :raises PipelineBusy: (503) ``workers + queue_limit`` renders are already in progress,

@@ -33,6 +33,7 @@ import dataclasses
 import io
 import os
 import secrets
+import stat
 import struct
 import time
 import warnings
@@ -269,11 +270,15 @@ def _tune_malloc() -> None:
 
 
 def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionResult:
-    """Read ``source``, write ``out_dir/display.jpg`` and ``out_dir/thumb.jpg`` durably.
+    """Read ``source``, write ``out_dir/display.jpg`` and ``out_dir/thumb.jpg``, and make all
+    three durable. This is the job the pool sends to a worker.
 
-    Each file is written under a temporary name, fsynced and renamed into place, then the
-    directory is fsynced: a reader never sees a partial rendition, and after return both survive
-    a power cut. This is the job the pool sends to a worker.
+    ``out_dir`` is the upload's private staging folder, which the caller publishes with one
+    rename once this returns (``web.storage``): nobody reads it meanwhile, so the renditions
+    are written in place, without the temporary name and rename a shared folder would need.
+    On return, ``source`` (fsynced here, in the worker, instead of in the web process), both
+    renditions and ``out_dir``'s entries survive a power cut; ``source``'s entry does too when it
+    lies in ``out_dir``, as an upload's original does.
 
     :param source: the uploaded file.
     :param out_dir: an existing directory for the two renditions.
@@ -282,9 +287,12 @@ def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionRe
     :raises OSError: if ``source`` cannot be read or the renditions cannot be written.
     """
     started = time.perf_counter()
-    renditions = render_bytes(source.read_bytes(), spec)
-    _write_durably(out_dir / DISPLAY_NAME, renditions.display)
-    _write_durably(out_dir / THUMB_NAME, renditions.thumb)
+    with open(source, "rb") as original:
+        renditions = render_bytes(original.read(), spec)
+        _write_synced(out_dir / DISPLAY_NAME, renditions.display)
+        _write_synced(out_dir / THUMB_NAME, renditions.thumb)
+        if stat.S_ISREG(os.fstat(original.fileno()).st_mode):  # a pipe has nothing to sync
+            os.fsync(original.fileno())
     fsync_directory(out_dir)
     return dataclasses.replace(renditions.result, render_seconds=time.perf_counter() - started)
 
@@ -678,3 +686,12 @@ def _write_durably(path: Path, data: bytes) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (created or truncated) and fsync it, for a folder no one
+    else reads yet."""
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
