@@ -676,12 +676,8 @@ def _write_durably(path: Path, data: bytes) -> None:
     into each other's temporary file; the last rename wins with a whole file.
     """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        with os.fdopen(fd, "wb", closefd=True) as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+        _write_synced(temporary, data)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -689,8 +685,8 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 
 def _write_synced(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (created or truncated) and fsync it, for a folder no one
-    else reads yet."""
+    """Write ``data`` to ``path`` (created or truncated) and fsync it. Not atomic: a reader
+    may see a partial file until this returns (see :func:`_write_durably`)."""
     with open(path, "wb") as file:
         file.write(data)
         file.flush()
