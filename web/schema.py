@@ -89,6 +89,9 @@ rooms = Table(
     Column("wall_blanked", Boolean(), nullable=False, server_default="0"),
     Column("max_uploads_per_guest", Integer(), nullable=True),
     Column("max_images", Integer(), nullable=True),
+    # How many image rows (approved and pending) the room holds; kept by the triggers of
+    # migration 0003 on every insert and delete of an image, never written by the service.
+    Column("stored_images", Integer(), nullable=False, server_default="0"),
 )
 
 participants = Table(

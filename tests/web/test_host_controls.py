@@ -226,6 +226,14 @@ async def test_guest_quota_and_room_quota_are_429_and_retries_still_answer(
     assert full.status_code == 429 and full.json()["error"]["code"] == "room_quota_reached"
     listed = (await backend_client.http.get(f"/api/rooms/{token}/images")).json()["items"]
     assert len(listed) == 3
+    # A deleted image frees its place in the room (the stored count goes down with it).
+    removed = await backend_client.http.delete(
+        f"/api/rooms/{token}/images/{listed[0]['id']}", headers=host(room)
+    )
+    assert removed.status_code == 204
+    assert (await upload(backend_client, token, photo(4), headers=bo)).status_code == 201
+    again = await upload(backend_client, token, photo(5), headers=bo)
+    assert again.status_code == 429 and again.json()["error"]["code"] == "room_quota_reached"
 
 
 async def test_upload_rate_limit_is_429_with_retry_after(make_settings: SettingsFactory) -> None:

@@ -1,13 +1,24 @@
 """Schema migrations keep what is stored: an embedded database made by 0001, with a room and an
-image in it, upgraded to the newest revision."""
+image in it, upgraded to the newest revision; and 0003's stored image counts, backfilled and
+then kept by triggers, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import uuid
+from collections.abc import AsyncIterator
 from contextlib import closing
+from datetime import UTC, datetime
 
-from tests.conftest import SettingsFactory
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.conftest import PG_ADMIN_DSN, SettingsFactory, pg_dsn_for
 from web.migrate import head_revision, upgrade
+from web.settings import Settings
 
 NOW = "2026-11-20 10:00:00.000000"
 LATER = "2026-12-20 10:00:00.000000"
@@ -48,3 +59,91 @@ def test_upgrade_from_0001_keeps_rows_and_stops_id_reuse(make_settings: Settings
         db.execute("DELETE FROM images WHERE id = ?", (newest,))
         after = db.execute(insert, ("k3", "s3", NOW)).lastrowid
         assert newest is not None and after is not None and after > newest
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_at_0002(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
+) -> AsyncIterator[Settings]:
+    """Settings of an empty database migrated to revision 0002 (a fresh PostgreSQL database,
+    dropped afterwards, or the embedded SQLite file)."""
+    if request.param == "sqlite":
+        settings = make_settings()
+        await asyncio.to_thread(upgrade, settings, "0002")
+        yield settings
+        return
+    name = f"imageshark_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        settings = make_settings(database_url=pg_dsn_for(name))
+        await asyncio.to_thread(upgrade, settings, "0002")
+        yield settings
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+_ROOM = (
+    "INSERT INTO rooms (token, host_key_hash, title, created_at, expires_at, last_seq)"
+    " VALUES (:token, 'h', 'Room', :now, :later, 0) RETURNING id"
+)
+_IMAGE = (
+    "INSERT INTO images (room_id, seq, storage_key, sha256, mime_type, original_bytes,"
+    " original_width, original_height, width, height, thumb_width, thumb_height, created_at,"
+    " status) VALUES (:room, :seq, :key, :key, 'image/jpeg', 10, 4, 3, 4, 3, 4, 3, :now,"
+    " :status) RETURNING id"
+)
+
+
+async def test_0003_counts_each_rooms_images_and_triggers_keep_the_count(
+    database_at_0002: Settings,
+) -> None:
+    settings = database_at_0002
+    times = {
+        "now": datetime(2026, 11, 20, 10, tzinfo=UTC),
+        "later": datetime(2026, 12, 20, tzinfo=UTC),
+    }
+    engine = create_async_engine(settings.sqlalchemy_url)
+    counter = iter(range(1, 1000))
+
+    async def add_image(room: int, status: str = "approved") -> int:
+        seq = next(counter)
+        values = {"room": room, "seq": seq, "key": f"k{seq}", "status": status, "now": times["now"]}
+        return int((await connection.execute(text(_IMAGE), values)).scalar_one())
+
+    async def stored() -> dict[int, int]:
+        rows = await connection.execute(text("SELECT id, stored_images FROM rooms ORDER BY id"))
+        return {int(room): int(count) for room, count in rows}
+
+    try:
+        async with engine.begin() as connection:
+            if settings.embedded:
+                await connection.execute(text("PRAGMA foreign_keys=ON"))
+            rooms = [
+                (await connection.execute(text(_ROOM), {"token": token, **times})).scalar_one()
+                for token in ("full", "empty")
+            ]
+            full, empty = (int(room) for room in rooms)
+            await add_image(full)
+            await add_image(full, "pending")
+            first = await add_image(full)
+        await asyncio.to_thread(upgrade, settings)
+        async with engine.begin() as connection:
+            if settings.embedded:
+                await connection.execute(text("PRAGMA foreign_keys=ON"))
+            # Backfilled: approved and pending images both count.
+            assert await stored() == {full: 3, empty: 0}
+            await add_image(empty)
+            await add_image(full, "pending")
+            assert await stored() == {full: 4, empty: 1}
+            await connection.execute(text("DELETE FROM images WHERE id = :id"), {"id": first})
+            assert await stored() == {full: 3, empty: 1}
+            # A room's deletion cascades to its images; the trigger's update of the deleted
+            # room is a no-op, not an error.
+            await connection.execute(text("DELETE FROM rooms WHERE id = :id"), {"id": full})
+            assert await stored() == {empty: 1}
+            remaining = await connection.execute(text("SELECT count(*) FROM images"))
+            assert remaining.scalar_one() == 1
+    finally:
+        await engine.dispose()

@@ -48,12 +48,11 @@ class DuplicateImage(Exception):
 APPROVED = "approved"
 PENDING = "pending"
 
-Admission = Callable[
-    [LockedRoom, Callable[[], Awaitable[int]], Callable[[], Awaitable[int]]], Awaitable[str]
-]
+Admission = Callable[[LockedRoom, Callable[[], Awaitable[int]]], Awaitable[str]]
 """Decides, inside an upload's transaction, whether the room takes the image and with which
-status: called with the room as locked, and functions counting the room's images and the
-uploader's; returns ``"approved"`` or ``"pending"`` or raises to refuse (rolling back)."""
+status: called with the room as locked (which includes its image count) and a function
+counting the uploader's images; returns ``"approved"`` or ``"pending"`` or raises to refuse
+(rolling back)."""
 
 
 _IMAGE_COLUMNS = (*images.c, participants.c.name.label("uploader_name"))
@@ -69,9 +68,6 @@ def _image_query() -> Any:
 # web/rooms/repository.py).
 _IMAGE_BY_SHA256 = _image_query().where(
     images.c.room_id == bindparam("room_id"), images.c.sha256 == bindparam("sha256")
-)
-_ROOM_IMAGES = (
-    select(func.count()).select_from(images).where(images.c.room_id == bindparam("room_id"))
 )
 _UPLOADER_IMAGES = (
     select(func.count())
@@ -176,9 +172,6 @@ class ImageRepository:
             async with self.database.transaction() as connection:
                 locked = await lock_room(connection, room_id)
 
-                async def room_images() -> int:
-                    return int(await connection.scalar(_ROOM_IMAGES, {"room_id": room_id}) or 0)
-
                 async def uploader_images() -> int:
                     if participant_id is None:
                         return 0
@@ -187,7 +180,7 @@ class ImageRepository:
                     )
                     return int(count or 0)
 
-                status = await admit(locked, room_images, uploader_images)
+                status = await admit(locked, uploader_images)
                 seq = locked.seq
                 row = (
                     await connection.execute(

@@ -115,17 +115,13 @@ class ImageService:
             else:
                 await self.rate_limits.hit("anonymous_upload", f"{room.id}:{client_address}")
 
-        async def admit(
-            locked: LockedRoom,
-            room_images: Callable[[], Awaitable[int]],
-            uploader_images: Callable[[], Awaitable[int]],
-        ) -> str:
+        async def admit(locked: LockedRoom, uploader_images: Callable[[], Awaitable[int]]) -> str:
             if locked.closed_at is not None:
                 raise ApiError(409, "room_closed", "This room is closed to new photos.")
             if viewer.is_host:
                 return APPROVED
             _require_uploads_open(locked.uploads_open)
-            if locked.max_images is not None and await room_images() >= locked.max_images:
+            if locked.max_images is not None and locked.stored_images >= locked.max_images:
                 raise ApiError(
                     429,
                     "room_quota_reached",

@@ -17,7 +17,8 @@ from web.schema import images, participants, room_events, rooms
 
 @dataclass(frozen=True, slots=True)
 class Room:
-    """A room row. Times are UTC; ``last_seq`` is the newest room event's sequence number."""
+    """A room row. Times are UTC; ``last_seq`` is the newest room event's sequence number;
+    ``stored_images`` counts its images of every status, as of the read."""
 
     id: int
     token: str
@@ -36,6 +37,7 @@ class Room:
     wall_blanked: bool = False
     max_uploads_per_guest: int | None = None
     max_images: int | None = None
+    stored_images: int = 0
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""
@@ -63,6 +65,8 @@ class LockedRoom:
     moderation: str
     max_images: int | None
     max_uploads_per_guest: int | None
+    stored_images: int
+    """How many images (approved and pending) the room holds before this upload."""
 
 
 class RoomRepository:
@@ -269,6 +273,7 @@ _LOCK_ROOM = _BUMP_SEQ.returning(
     rooms.c.moderation,
     rooms.c.max_images,
     rooms.c.max_uploads_per_guest,
+    rooms.c.stored_images,
 )
 _INSERT_EVENT = insert(room_events)
 
@@ -318,6 +323,7 @@ async def lock_room(connection: AsyncConnection, room_id: int) -> LockedRoom:
         moderation=str(row.moderation),
         max_images=row.max_images,
         max_uploads_per_guest=row.max_uploads_per_guest,
+        stored_images=int(row.stored_images),
     )
 
 
