@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from realtime.bus import RoomEvent
-from web.database import Database
+from web.database import Database, SQLAlchemyStatements, Statements
 from web.rooms.repository import LockedRoom, lock_room, log_event, next_seq
 from web.schema import images, participants, room_events
 
@@ -77,6 +76,11 @@ _UPLOADER_IMAGES = (
         images.c.participant_id == bindparam("participant_id"),
     )
 )
+_PENDING_IMAGES = (
+    select(func.count())
+    .select_from(images)
+    .where(images.c.room_id == bindparam("room_id"), images.c.status == PENDING)
+)
 _INSERT_IMAGE = insert(images).returning(*images.c)
 
 
@@ -101,11 +105,9 @@ class ImageRepository:
 
     async def by_sha256(self, room_id: int, sha256: str) -> Image | None:
         """The image of ``room_id`` with these bytes, or None."""
-        async with self.database.read() as connection:
-            row = (
-                await connection.execute(_IMAGE_BY_SHA256, {"room_id": room_id, "sha256": sha256})
-            ).first()
-        return Image(**row._mapping) if row else None
+        async with self.database.direct_read() as statements:
+            row = await statements.first(_IMAGE_BY_SHA256, {"room_id": room_id, "sha256": sha256})
+        return Image(**row) if row else None
 
     async def page(
         self,
@@ -169,30 +171,29 @@ class ImageRepository:
         room_id = values["room_id"]
         participant_id = values.get("participant_id")
         try:
-            async with self.database.transaction() as connection:
-                locked = await lock_room(connection, room_id)
+            async with self.database.direct_transaction() as statements:
+                locked = await lock_room(statements, room_id)
 
                 async def uploader_images() -> int:
                     if participant_id is None:
                         return 0
-                    count = await connection.scalar(
+                    count = await statements.scalar(
                         _UPLOADER_IMAGES, {"room_id": room_id, "participant_id": participant_id}
                     )
                     return int(count or 0)
 
                 status = await admit(locked, uploader_images)
                 seq = locked.seq
-                row = (
-                    await connection.execute(
-                        _INSERT_IMAGE, {**values, "seq": seq, "status": status, "created_at": now}
-                    )
-                ).one()
-                image = Image(**row._mapping, uploader_name=uploader_name)
+                row = await statements.first(
+                    _INSERT_IMAGE, {**values, "seq": seq, "status": status, "created_at": now}
+                )
+                assert row is not None  # INSERT ... RETURNING gives the row
+                image = Image(**row, uploader_name=uploader_name)
                 if status == APPROVED:
                     event = RoomEvent(room_id, seq, "image_added", render_payload(image))
                 else:
-                    event = await _queue_event(connection, room_id, seq)
-                await log_event(connection, event, now)
+                    event = await _queue_event(statements, room_id, seq)
+                await log_event(statements, event, now)
         except IntegrityError as exc:
             if "sha256" in str(exc.orig) or "uq_images_room_id_sha256" in str(exc.orig):
                 raise DuplicateImage from exc
@@ -218,7 +219,7 @@ class ImageRepository:
             if status == APPROVED:
                 event = RoomEvent(image.room_id, seq, "image_removed", {"id": image.id, "seq": seq})
             else:
-                event = await _queue_event(connection, image.room_id, seq)
+                event = await _queue_event(SQLAlchemyStatements(connection), image.room_id, seq)
             await log_event(connection, event, now)
         return event
 
@@ -273,13 +274,8 @@ class ImageRepository:
             return [RoomEvent(**row._mapping) for row in rows]
 
 
-async def _count(connection: AsyncConnection, *conditions: ColumnElement[bool]) -> int:
-    count = await connection.scalar(select(func.count()).select_from(images).where(*conditions))
-    return int(count or 0)
-
-
-async def _queue_event(connection: AsyncConnection, room_id: int, seq: int) -> RoomEvent:
+async def _queue_event(statements: Statements, room_id: int, seq: int) -> RoomEvent:
     """The ``moderation_queue`` event at ``seq``, with the queue length as the transaction
     sees it."""
-    pending = await _count(connection, images.c.room_id == room_id, images.c.status == PENDING)
+    pending = int(await statements.scalar(_PENDING_IMAGES, {"room_id": room_id}) or 0)
     return RoomEvent(room_id, seq, "moderation_queue", {"seq": seq, "pending_count": pending})

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from realtime.bus import RoomEvent
-from web.database import Database
+from web.database import Database, SQLAlchemyStatements, Statements
 from web.schema import images, participants, room_events, rooms
 
 
@@ -160,9 +160,9 @@ class RoomRepository:
 
     async def by_token(self, token: str) -> Room | None:
         """The room with ``token``, or None."""
-        async with self.database.read() as connection:
-            row = (await connection.execute(_ROOM_BY_TOKEN, {"token": token})).first()
-        return Room(**row._mapping) if row else None
+        async with self.database.direct_read() as statements:
+            row = await statements.first(_ROOM_BY_TOKEN, {"token": token})
+        return Room(**row) if row else None
 
     async def image_count(self, room_id: int, status: str = "approved") -> int:
         """How many images of ``status`` (``approved`` or ``pending``) the room holds."""
@@ -294,9 +294,14 @@ async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
     return Room(**row._mapping)
 
 
-async def log_event(connection: AsyncConnection, event: RoomEvent, now: datetime) -> None:
-    """Append ``event`` to the room event log inside ``connection``'s transaction."""
-    await connection.execute(
+async def log_event(
+    statements: Statements | AsyncConnection, event: RoomEvent, now: datetime
+) -> None:
+    """Append ``event`` to the room event log inside the transaction of ``statements`` (or of
+    a connection of :meth:`Database.transaction`)."""
+    if isinstance(statements, AsyncConnection):
+        statements = SQLAlchemyStatements(statements)
+    await statements.execute(
         _INSERT_EVENT,
         {
             "room_id": event.room_id,
@@ -308,22 +313,22 @@ async def log_event(connection: AsyncConnection, event: RoomEvent, now: datetime
     )
 
 
-async def lock_room(connection: AsyncConnection, room_id: int) -> LockedRoom:
+async def lock_room(statements: Statements, room_id: int) -> LockedRoom:
     """Allocate the room's next event sequence number, like :func:`next_seq`, and read the
     settings an upload is judged by under the same row lock, so a concurrent settings change
     is either wholly before or wholly after the upload. Raises LookupError if the room does
     not exist."""
-    row = (await connection.execute(_LOCK_ROOM, {"room_id": room_id})).first()
+    row = await statements.first(_LOCK_ROOM, {"room_id": room_id})
     if row is None:
         raise LookupError(f"room {room_id} does not exist")
     return LockedRoom(
-        seq=int(row.last_seq),
-        closed_at=row.closed_at,
-        uploads_open=bool(row.uploads_open),
-        moderation=str(row.moderation),
-        max_images=row.max_images,
-        max_uploads_per_guest=row.max_uploads_per_guest,
-        stored_images=int(row.stored_images),
+        seq=int(row["last_seq"]),
+        closed_at=row["closed_at"],
+        uploads_open=bool(row["uploads_open"]),
+        moderation=str(row["moderation"]),
+        max_images=row["max_images"],
+        max_uploads_per_guest=row["max_uploads_per_guest"],
+        stored_images=int(row["stored_images"]),
     )
 
 
