@@ -77,6 +77,12 @@ class Statements(Protocol):
         """The first result row as a mapping of column name to value, or None."""
         ...
 
+    async def all(
+        self, statement: Executable, params: Mapping[str, Any]
+    ) -> list[Mapping[str, Any]]:
+        """Every result row, each a mapping of column name to value."""
+        ...
+
     async def scalar(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         """The first column of the first result row, or None."""
         ...
@@ -99,6 +105,12 @@ class SQLAlchemyStatements:
     ) -> Mapping[str, Any] | None:
         row = (await self.connection.execute(statement, dict(params))).first()
         return cast(Mapping[str, Any], row._mapping) if row is not None else None
+
+    async def all(
+        self, statement: Executable, params: Mapping[str, Any]
+    ) -> list[Mapping[str, Any]]:
+        rows = await self.connection.execute(statement, dict(params))
+        return [cast(Mapping[str, Any], row._mapping) for row in rows]
 
     async def scalar(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         return await self.connection.scalar(statement, dict(params))
@@ -145,13 +157,22 @@ _ASYNCPG_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _COMPILED: dict[tuple[int, tuple[str, ...]], tuple[Executable, _CompiledStatement]] = {}
 
 
+_MAX_COMPILED = 256
+
+
 def _compiled(statement: Executable, params: Mapping[str, Any]) -> _CompiledStatement:
-    """``statement`` compiled for asyncpg, once per statement object and parameter names (the
-    upload path's statements are module constants, so the cache stays small)."""
+    """``statement`` compiled for asyncpg, once per statement object and parameter names.
+
+    The direct path is meant for statements built once, as module constants with
+    ``bindparam``; should other code pass statements built per call, the cache is emptied
+    whenever it reaches ``_MAX_COMPILED`` entries instead of growing without bound.
+    """
     keys = tuple(sorted(params))
     key = (id(statement), keys)
     cached = _COMPILED.get(key)
     if cached is None or cached[0] is not statement:
+        if len(_COMPILED) >= _MAX_COMPILED:
+            _COMPILED.clear()
         assert isinstance(statement, ClauseElement)
         cached = _COMPILED[key] = (statement, _CompiledStatement.of(statement, keys))
     return cached[1]
@@ -173,6 +194,15 @@ class _AsyncpgStatements:
             compiled.sql, *compiled.values(params)
         )
         return row
+
+    async def all(
+        self, statement: Executable, params: Mapping[str, Any]
+    ) -> list[Mapping[str, Any]]:
+        compiled = _compiled(statement, params)
+        rows: list[Mapping[str, Any]] = await self.connection.fetch(
+            compiled.sql, *compiled.values(params)
+        )
+        return rows
 
     async def scalar(self, statement: Executable, params: Mapping[str, Any]) -> Any:
         compiled = _compiled(statement, params)
@@ -248,7 +278,9 @@ class Database:
         """Like :meth:`read`, for the few statements every upload runs: on PostgreSQL they
         bypass SQLAlchemy's execution layer and run on the pooled asyncpg connection itself
         (same pool, same SQL, same parameter processing). A one-row read then costs about
-        100 µs of CPU instead of 255 (bench/README.md, "SQL on the upload path").
+        100 µs of CPU instead of 255 (bench/README.md, "SQL on the upload path"). Give it
+        statements built once (module constants with ``bindparam``): each is compiled for
+        asyncpg on first use and kept.
 
         :raises sqlalchemy.exc.DBAPIError: the database failed or is unreachable (the
             request answers 503); ``IntegrityError`` for a violated constraint.

@@ -111,6 +111,12 @@ _BUMP_NOTE = (
     .returning(_notes.c.hits)
 )
 _NOTE_BY_ID = select(_notes).where(_notes.c.id == bindparam("note_id"))
+_NOTES_FROM = (
+    select(_notes)
+    .where(_notes.c.id >= bindparam("first_id"))
+    .order_by(_notes.c.id)
+    .limit(bindparam("limit"))
+)
 _BACKEND_PID = select(func.pg_backend_pid())
 AT = datetime(2026, 11, 21, 6, 30, tzinfo=UTC)
 
@@ -165,6 +171,12 @@ async def test_direct_statements_match_sqlalchemys_and_keep_healthy_connections(
             note = await statements.first(_NOTE_BY_ID, {"note_id": 1})
             assert note is not None and note["hits"] == 2
             assert await statements.first(_NOTE_BY_ID, {"note_id": 2}) is None
+            await statements.execute(_INSERT_NOTE, {"id": 3, "body": [1, None], "at": AT})
+            listed = await statements.all(_NOTES_FROM, {"first_id": 1, "limit": 5})
+        assert [(row["id"], row["body"]) for row in listed] == [
+            (1, {"tags": ["a", "é"], "n": 1}),
+            (3, [1, None]),
+        ]
     finally:
         await database.close()
 

@@ -82,6 +82,16 @@ _PENDING_IMAGES = (
     .where(images.c.room_id == bindparam("room_id"), images.c.status == PENDING)
 )
 _INSERT_IMAGE = insert(images).returning(*images.c)
+# Every (re)connecting client's catch-up, and every gap a replica notices.
+_EVENTS_AFTER = (
+    select(room_events.c.room_id, room_events.c.seq, room_events.c.kind, room_events.c.payload)
+    .where(
+        room_events.c.room_id == bindparam("room_id"),
+        room_events.c.seq > bindparam("after_seq"),
+    )
+    .order_by(room_events.c.seq)
+    .limit(bindparam("limit"))
+)
 
 
 class ImageRepository:
@@ -259,19 +269,11 @@ class ImageRepository:
 
     async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
         """Up to ``limit`` events of ``room_id`` with seq > ``after_seq``, in seq order."""
-        async with self.database.read() as connection:
-            rows = await connection.execute(
-                select(
-                    room_events.c.room_id,
-                    room_events.c.seq,
-                    room_events.c.kind,
-                    room_events.c.payload,
-                )
-                .where(room_events.c.room_id == room_id, room_events.c.seq > after_seq)
-                .order_by(room_events.c.seq)
-                .limit(limit)
+        async with self.database.direct_read() as statements:
+            rows = await statements.all(
+                _EVENTS_AFTER, {"room_id": room_id, "after_seq": after_seq, "limit": limit}
             )
-            return [RoomEvent(**row._mapping) for row in rows]
+        return [RoomEvent(**row) for row in rows]
 
 
 async def _queue_event(statements: Statements, room_id: int, seq: int) -> RoomEvent:
