@@ -230,7 +230,7 @@ class ImageRepository:
                 event = RoomEvent(image.room_id, seq, "image_removed", {"id": image.id, "seq": seq})
             else:
                 event = await _queue_event(SQLAlchemyStatements(connection), image.room_id, seq)
-            await log_event(connection, event, now)
+            await log_event(SQLAlchemyStatements(connection), event, now)
         return event
 
     async def approve(
@@ -264,7 +264,7 @@ class ImageRepository:
             row = (await connection.execute(_image_query().where(images.c.id == image.id))).one()
             approved = Image(**row._mapping)
             event = RoomEvent(image.room_id, seq, "image_added", render_payload(approved))
-            await log_event(connection, event, now)
+            await log_event(SQLAlchemyStatements(connection), event, now)
         return approved, event
 
     async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:

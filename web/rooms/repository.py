@@ -130,7 +130,7 @@ class RoomRepository:
             ).one()
             room = Room(**row._mapping)
             event = RoomEvent(room_id, seq, "room_updated", {**render_payload(room), "seq": seq})
-            await log_event(connection, event, now)
+            await log_event(SQLAlchemyStatements(connection), event, now)
         return room, event
 
     async def close(self, room_id: int, *, now: datetime) -> tuple[Room, RoomEvent | None]:
@@ -155,7 +155,7 @@ class RoomRepository:
             event = RoomEvent(
                 room_id, seq, "room_closed", {"seq": seq, "closed_at": now.isoformat()}
             )
-            await log_event(connection, event, now)
+            await log_event(SQLAlchemyStatements(connection), event, now)
         return Room(**row._mapping), event
 
     async def by_token(self, token: str) -> Room | None:
@@ -293,13 +293,9 @@ async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
     return Room(**row._mapping)
 
 
-async def log_event(
-    statements: Statements | AsyncConnection, event: RoomEvent, now: datetime
-) -> None:
-    """Append ``event`` to the room event log inside the transaction of ``statements`` (or of
-    a connection of :meth:`Database.transaction`)."""
-    if isinstance(statements, AsyncConnection):
-        statements = SQLAlchemyStatements(statements)
+async def log_event(statements: Statements, event: RoomEvent, now: datetime) -> None:
+    """Append ``event`` to the room event log inside the transaction of ``statements`` (wrap
+    a connection of :meth:`Database.transaction` in ``SQLAlchemyStatements``)."""
     await statements.execute(
         _INSERT_EVENT,
         {
