@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as redis
@@ -33,8 +33,10 @@ class RoomEvent:
     payload: dict[str, Any]
 
     def to_json(self) -> str:
-        """Encode for the wire (compact JSON)."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """Encode for the wire (compact JSON). The fields are listed rather than taken with
+        ``dataclasses.asdict``, which deep-copies the payload first."""
+        fields = {"room_id": self.room_id, "seq": self.seq, "kind": self.kind}
+        return json.dumps({**fields, "payload": self.payload}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, data: str | bytes) -> RoomEvent:
