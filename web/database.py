@@ -148,15 +148,13 @@ class _CompiledStatement:
         out = []
         for name in self.names:
             value = params[name] if name in params else self.defaults[name]
-            processor = self.processors.get(name)
-            out.append(processor(value) if processor is not None and value is not None else value)
+            processor = self.processors.get(name)  # applied to None too, as SQLAlchemy does
+            out.append(processor(value) if processor is not None else value)
         return out
 
 
 _ASYNCPG_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 _COMPILED: dict[tuple[int, tuple[str, ...]], tuple[Executable, _CompiledStatement]] = {}
-
-
 _MAX_COMPILED = 256
 
 
@@ -214,10 +212,16 @@ class _AsyncpgStatements:
 
 
 # Errors after which a connection is not returned to the pool: the connection is gone or in
-# an unknown state (a statement interrupted half-way).
+# an unknown state (a statement interrupted half-way). InternalClientError is what asyncpg
+# raises when the server ended the session under a statement it was starting.
 _CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    # The server ending the session: administrator shutdown, crash, or still starting.
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
     OSError,
     TimeoutError,
 )
@@ -326,15 +330,16 @@ class Database:
         except asyncpg.IntegrityConstraintViolationError as exc:
             healthy = True  # reported by the server, which rolled back; the connection is fine
             raise IntegrityError(None, None, exc) from exc
-        except _CONNECTION_ERRORS as exc:
-            pool = self.engine.sync_engine.pool
-            # What SQLAlchemy does on a disconnect, through the same pool method (internal,
-            # pinned by uv.lock, covered by tests/web/test_database.py): this connection is
-            # closed, and every connection older than now is replaced at its next checkout.
-            await greenlet_spawn(pool._invalidate, proxied, exc)
-            raise DBAPIError(None, None, exc, connection_invalidated=True) from exc
-        except asyncpg.PostgresError as exc:
-            healthy = True
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            if isinstance(exc, _CONNECTION_ERRORS) or connection.is_closed():
+                pool = self.engine.sync_engine.pool
+                # What SQLAlchemy does on a disconnect, through the same pool method (internal,
+                # pinned by uv.lock, covered by tests/web/test_database.py): this connection
+                # is closed, and every connection older than now is replaced at its next
+                # checkout.
+                await greenlet_spawn(pool._invalidate, proxied, exc)
+                raise DBAPIError(None, None, exc, connection_invalidated=True) from exc
+            healthy = True  # an error the server reported on a working connection
             raise DBAPIError(None, None, exc) from exc
         except Exception:
             healthy = True  # the application's own error, after asyncpg rolled back
