@@ -201,6 +201,37 @@ async def test_photo_that_crashes_workers_twice_is_reported_corrupt(
     assert pool.pending == 0
 
 
+async def test_a_worker_that_dies_while_idle_is_replaced(
+    pool: RenditionPool, tmp_path: Path
+) -> None:
+    await kill_workers()
+    source = tmp_path / "upload"
+    source.write_bytes(PHOTO)
+    # The job waits for the replacement instead of failing: the dead worker had no job.
+    assert (await pool.render(source, out_dir(tmp_path, "a"), SPEC)).display_width == 500
+    assert len(multiprocessing.active_children()) >= 1
+    assert pool.pending == 0
+
+
+async def test_workers_ignore_ctrl_c_and_close_lets_accepted_jobs_finish(
+    pool: RenditionPool, tmp_path: Path
+) -> None:
+    source = fifo(tmp_path, "upload")
+    task = asyncio.create_task(pool.render(source, out_dir(tmp_path, "a"), SPEC))
+    writer = await wait_for_reader(source)
+    (worker,) = multiprocessing.active_children()
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGINT)  # what a Ctrl-C sends to the whole process group
+    closing = asyncio.create_task(pool.close())
+    with writer:
+        await asyncio.to_thread(writer.write, PHOTO)
+    assert (await task).display_width == 500
+    await closing
+    assert worker.exitcode == 0  # it finished the job, then left when its pipe closed
+    with pytest.raises(PipelineBusy):
+        await pool.render(tmp_path / "later", out_dir(tmp_path, "b"), SPEC)
+
+
 async def test_render_needs_start_and_stops_at_close(tmp_path: Path) -> None:
     pool = RenditionPool(workers=1, queue_limit=0)
     source = tmp_path / "upload"

@@ -1,28 +1,41 @@
-"""The asynchronous face of the image pipeline: a process pool behind a bounded queue.
+"""The asynchronous face of the image pipeline: worker processes behind a bounded queue.
 
 Rendering is CPU-bound (decode, resize, encode: tens of milliseconds per photo), so it runs in
 worker processes and the event loop only waits on futures. Work beyond the workers is queued up
 to a limit and then refused with :class:`PipelineBusy` (503, ``Retry-After``): a burst of uploads
 must not pile up unbounded memory or latency.
 
-A worker that dies (a decoder crash, the OOM killer) breaks a ``ProcessPoolExecutor`` for every
-job in it. The pool is then replaced and each affected job is retried once, alone, in a separate
-one-worker "quarantine" executor: innocent bystanders succeed, and the photo that crashes a
-worker again is reported as :class:`~web.pipeline.formats.CorruptImage` (422) instead of being
-retried forever.
+Each worker is one process with one socket pair to the web process, and the event loop itself
+reads the replies (``loop.add_reader``): a job is one message out to an idle worker and one
+message back. ``concurrent.futures.ProcessPoolExecutor`` routes every job through two threads of
+the web process (a queue feeder and a result manager), each of which must win the GIL from a
+busy event loop; on the upload path that took about 1 ms per render on an idle replica, and up
+to a switch interval (5 ms) per hand-off while the loop was fanning an event out to a large room
+(bench/README.md, "The rendition pool without threads").
+
+Each worker runs one job at a time, so a worker that dies (a decoder crash, the OOM killer) takes
+exactly one job with it. That job is retried once, in a fresh worker: an innocent bystander of a
+killed process succeeds, and the photo that crashes a worker again is reported as
+:class:`~web.pipeline.formats.CorruptImage` (422) instead of being retried forever. The dead
+worker is replaced; no other job notices.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import logging
 import multiprocessing
+import pickle
+import signal
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.context import BaseContext
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from web.errors import ApiError
 from web.pipeline.formats import CorruptImage
@@ -33,15 +46,24 @@ from web.pipeline.renditions import (
     init_worker,
     render_file,
     render_full_file,
-    warm_up,
 )
+
+logger = logging.getLogger(__name__)
 
 _Result = TypeVar("_Result")
 # A job run in a worker: (source, out_dir, spec) -> result. Must be a module-level function
 # (pickled by name).
-_Job = Callable[[Path, Path, RenditionSpec], _Result]
+_JobFunction = Callable[[Path, Path, RenditionSpec], _Result]
 
 RETRY_AFTER_SECONDS = 2
+ATTEMPTS = 2
+"""Runs of one job before a worker crash is blamed on the photo: once, then once more alone."""
+RESPAWN_DELAY_SECONDS = 1.0
+"""Wait before replacing a worker that died before it was ready (a start-up fault would
+otherwise respawn in a tight loop)."""
+STOP_TIMEOUT_SECONDS = 10.0
+"""How long :meth:`RenditionPool.close` lets workers exit by themselves before killing them."""
+_READY = b"ready"
 
 
 class PipelineBusy(ApiError):
@@ -62,10 +84,14 @@ class PipelineBusy(ApiError):
         return (type(self), ())
 
 
-def _context() -> BaseContext:
+class WorkerStartError(RuntimeError):
+    """A rendition worker exited before it was ready (raised by :meth:`RenditionPool.start`)."""
+
+
+def _context() -> ForkServerContext | SpawnContext:
     # Not fork: the parent runs an event loop and threads, whose locks a forked child would
     # inherit mid-use. forkserver forks workers from a clean server that has already imported
-    # the pipeline, so replacing a crashed pool costs milliseconds, not an interpreter start.
+    # the pipeline, so replacing a crashed worker costs milliseconds, not an interpreter start.
     # It also preloads NumPy and OpenCV, which only the workers use (the web process never
     # imports them): the workers share those pages instead of loading ~58 MB each.
     if "forkserver" in multiprocessing.get_all_start_methods():
@@ -75,11 +101,56 @@ def _context() -> BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def serve_jobs(connection: Connection) -> None:
+    """A worker process's main function: initialise, then run jobs until the pipe closes.
+
+    Receives pickled ``(function, args)`` messages and answers each with a pickled
+    ``(True, result)`` or ``(False, exception)``. Ignores SIGINT: the web process decides when
+    its workers stop (by closing the pipe), so a Ctrl-C lets the uploads in flight finish.
+
+    :param connection: the worker's end of its socket pair to the web process.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(True)
+    connection.send_bytes(_READY)
+    while True:
+        try:
+            message = connection.recv_bytes()
+        except EOFError:
+            return
+        function, args = pickle.loads(message)
+        try:
+            reply: tuple[bool, Any] = (True, function(*args))
+        except Exception as exc:  # every failure goes back to the caller, like an executor's
+            reply = (False, exc)
+        try:
+            data = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # an unpicklable result or exception
+            data = pickle.dumps((False, RuntimeError(f"unpicklable worker reply: {exc!r}")))
+        connection.send_bytes(data)
+
+
+@dataclass(eq=False)
+class _Job:
+    message: bytes
+    future: asyncio.Future[Any]
+    attempts: int = 0
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    connection: Connection
+    ready: asyncio.Future[None]
+    job: _Job | None = None
+    alive: bool = True
+
+
 class RenditionPool:
     """A pool of ``workers`` rendering processes with room for ``queue_limit`` waiting jobs.
 
     Create it, ``await start()`` in the application's lifespan, ``await render(...)`` per
-    upload, and ``await close()`` at shutdown.
+    upload, and ``await close()`` at shutdown. All methods run on the event loop's thread.
 
     :param workers: worker processes (usually the CPU cores available), at least 1.
     :param queue_limit: renders allowed to wait for a worker, at least 0; at most
@@ -90,14 +161,17 @@ class RenditionPool:
     def __init__(self, workers: int, queue_limit: int) -> None:
         if workers < 1 or queue_limit < 0:
             raise ValueError("need workers >= 1 and queue_limit >= 0")
-        self._workers = workers
+        self._size = workers
         self._capacity = workers + queue_limit
         self._pending = 0
         self._context = _context()
-        self._executor: ProcessPoolExecutor | None = None
-        self._quarantine: ProcessPoolExecutor | None = None
-        self._quarantine_lock = asyncio.Lock()
+        self._started = False
         self._closing = False
+        self._workers: set[_Worker] = set()
+        self._idle: list[_Worker] = []
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._respawns: set[asyncio.Task[None]] = set()
+        self._drained: asyncio.Event | None = None
         # Full-resolution renders in progress, by output folder: concurrent requests for the
         # same photo share one job instead of rendering it twice.
         self._full_renders: dict[Path, asyncio.Future[FullRenditionResult]] = {}
@@ -110,26 +184,39 @@ class RenditionPool:
     async def start(self) -> None:
         """Start the worker processes and wait until every one has warmed up (a coroutine).
 
-        :raises BrokenProcessPool: if a worker cannot start.
+        :raises WorkerStartError: if a worker exits before it is ready.
         :raises RuntimeError: if already started.
         """
-        if self._executor is not None:
+        if self._started:
             raise RuntimeError("RenditionPool is already started")
+        self._started = True
         self._closing = False
-        self._executor, warming = self._new_executor(self._workers)
-        await asyncio.gather(*(asyncio.wrap_future(future) for future in warming))
+        workers = await self._spawn(self._size)
+        try:
+            await asyncio.gather(*(worker.ready for worker in workers))
+        except WorkerStartError:
+            await self.close()
+            raise
+        self._idle.extend(worker for worker in workers if worker.alive)
+        self._dispatch()
 
     async def close(self) -> None:
         """Stop accepting renders, let accepted ones finish, stop the workers (a coroutine)."""
         self._closing = True
-        executors = [e for e in (self._executor, self._quarantine) if e is not None]
-        self._executor = self._quarantine = None
-
-        def shut_down() -> None:
-            for executor in executors:
-                executor.shutdown(wait=True)
-
-        await asyncio.to_thread(shut_down)
+        for task in list(self._respawns):
+            task.cancel()
+        if self._pending:
+            if any(worker.alive for worker in self._workers):
+                self._drained = asyncio.Event()
+                await self._drained.wait()
+            else:
+                self._fail_queue()  # nobody left to run them
+        workers = list(self._workers)
+        self._workers.clear()
+        self._idle.clear()
+        for worker in workers:
+            self._forget(worker)
+        await asyncio.to_thread(_stop_processes, [worker.process for worker in workers])
 
     async def render(self, source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionResult:
         """Render ``source`` into ``out_dir/display.jpg`` and ``out_dir/thumb.jpg`` (a coroutine).
@@ -145,8 +232,7 @@ class RenditionPool:
         :raises PipelineBusy: (503) ``workers + queue_limit`` renders are already in progress,
             or the pool is shutting down.
         :raises UnsupportedImageType: (415) not an accepted photo type.
-        :raises CorruptImage: (422) truncated or undecodable, or it crashed a worker twice (once
-            in the pool, once alone).
+        :raises CorruptImage: (422) truncated or undecodable, or it crashed a worker twice.
         :raises ImageTooLarge: (413) more pixels than ``spec.max_pixels``.
         :raises OSError: if ``source`` cannot be read or ``out_dir`` written (in the worker).
         :raises RuntimeError: if :meth:`start` was not awaited.
@@ -187,102 +273,178 @@ class RenditionPool:
         return await asyncio.shield(shared)
 
     async def _submit(
-        self, function: _Job[_Result], source: Path, out_dir: Path, spec: RenditionSpec
+        self, function: _JobFunction[_Result], source: Path, out_dir: Path, spec: RenditionSpec
     ) -> _Result:
-        """Run ``function(source, out_dir, spec)`` in a worker within the pool's bound."""
+        """Run ``function(source, out_dir, spec)`` in a worker within the pool's bound.
+
+        A caller cancelled while its job waits for a worker withdraws the job; once a worker
+        runs it, the job keeps its slot until the worker is done, so the bound stays true.
+        """
         if self._closing:
             raise PipelineBusy()
-        if self._executor is None:
+        if not self._started:
             raise RuntimeError("RenditionPool.start() must be awaited before rendering")
         if self._pending >= self._capacity:
             raise PipelineBusy()
+        message = pickle.dumps((function, (source, out_dir, spec)), pickle.HIGHEST_PROTOCOL)
+        job = _Job(message, asyncio.get_running_loop().create_future())
         self._pending += 1
-        executor = self._executor
-        job: list[Future[_Result]] = []
+        self._queue.append(job)
+        self._dispatch()
+        result: _Result = await job.future
+        return result
+
+    def _dispatch(self) -> None:
+        """Give waiting jobs to idle workers, oldest first."""
+        while self._queue and self._idle:
+            job = self._queue.popleft()
+            if job.future.done():  # its caller was cancelled before a worker took it
+                self._release()
+                continue
+            worker = self._idle.pop()
+            worker.job = job
+            job.attempts += 1
+            try:
+                # The worker is idle, so its socket's buffer is empty: a message of a few
+                # hundred bytes is written at once, without blocking the loop.
+                worker.connection.send_bytes(job.message)
+            except OSError:
+                self._lost(worker)
+
+    def _on_readable(self, worker: _Worker) -> None:
+        """The loop's reader callback: a worker's reply, its ready signal, or its end."""
         try:
-            try:
-                return await self._run(executor, job, function, source, out_dir, spec)
-            except BrokenProcessPool:
-                self._replace_broken_pool(executor)
-                return await self._run_isolated(job, function, source, out_dir, spec)
-        finally:
-            self._release_when_done(job[-1] if job else None)
-
-    async def _run(
-        self,
-        executor: ProcessPoolExecutor,
-        job: list[Future[_Result]],
-        function: _Job[_Result],
-        source: Path,
-        out_dir: Path,
-        spec: RenditionSpec,
-    ) -> _Result:
-        future = executor.submit(function, source, out_dir, spec)
-        job.append(future)
-        return await asyncio.wrap_future(future)
-
-    async def _run_isolated(
-        self,
-        job: list[Future[_Result]],
-        function: _Job[_Result],
-        source: Path,
-        out_dir: Path,
-        spec: RenditionSpec,
-    ) -> _Result:
-        # One job at a time: if this photo crashes the worker, no other job is lost with it.
-        async with self._quarantine_lock:
-            if self._closing:
-                raise PipelineBusy()
-            if self._quarantine is None:
-                self._quarantine, _ = self._new_executor(1)
-            quarantine = self._quarantine
-            try:
-                return await self._run(quarantine, job, function, source, out_dir, spec)
-            except BrokenProcessPool:
-                if self._quarantine is quarantine:
-                    self._quarantine = None
-                quarantine.shutdown(wait=False)
-                raise CorruptImage() from None
-
-    def _replace_broken_pool(self, broken: ProcessPoolExecutor) -> None:
-        if self._executor is not broken:
-            return  # another job already replaced it, or the pool is closing
-        self._executor, _ = self._new_executor(self._workers)
-        broken.shutdown(wait=False, cancel_futures=True)
-
-    def _new_executor(self, workers: int) -> tuple[ProcessPoolExecutor, list[Future[int]]]:
-        """A started executor and its warm-up jobs, one per worker.
-
-        Workers are spawned on demand, one per submitted job while none is idle, so submitting
-        ``workers`` jobs at once starts them all; the barrier in each worker's initializer then
-        holds every warm-up job until all workers are initialised.
-        """
-        ready = self._context.Barrier(workers)
-        executor = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=self._context,
-            initializer=init_worker,
-            initargs=(True, ready),
-        )
-        return executor, [executor.submit(warm_up) for _ in range(workers)]
-
-    def _release_when_done(self, future: Future[_Result] | None) -> None:
-        """Free this render's slot once its job no longer occupies a worker.
-
-        A cancelled request (the client went away) cancels its job only if it has not started;
-        a running job keeps its slot until it finishes, so the bound stays true.
-        """
-        if future is None or future.done():
-            self._pending -= 1
+            data = worker.connection.recv_bytes()
+        except (EOFError, OSError):
+            self._lost(worker)
             return
+        if not worker.ready.done():
+            worker.ready.set_result(None)
+            return
+        job, worker.job = worker.job, None
+        if job is None:  # a reply nobody asked for: a broken worker; replace it
+            self._lost(worker)
+            return
+        self._release()
+        if not job.future.done():  # else its caller was cancelled while it ran
+            ok, value = pickle.loads(data)
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+        self._idle.append(worker)
+        self._dispatch()
+
+    def _lost(self, worker: _Worker) -> None:
+        """``worker`` died: retry or fail its job, and start a replacement."""
+        if not worker.alive:
+            return
+        self._forget(worker)
+        self._workers.discard(worker)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        job, worker.job = worker.job, None
+        if not worker.ready.done():
+            worker.ready.set_exception(WorkerStartError("a rendition worker exited at start-up"))
+            worker.ready.exception()  # retrieved here; start() re-raises it when it waits
+            delay = RESPAWN_DELAY_SECONDS
+        else:
+            logger.warning(
+                "rendition worker %s died (exit code %s)",
+                worker.process.pid,
+                worker.process.exitcode,
+            )
+            delay = 0.0
+        if job is not None:
+            if job.future.done():
+                self._release()
+            elif job.attempts >= ATTEMPTS:
+                self._release()
+                job.future.set_exception(CorruptImage())
+            else:
+                self._queue.appendleft(job)  # next in line, on a fresh worker
+        if not self._closing and self._started:
+            task = asyncio.ensure_future(self._replace(delay))
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
+        elif self._drained is not None and not any(w.alive for w in self._workers):
+            self._fail_queue()
+        self._dispatch()
+
+    async def _replace(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            (worker,) = await self._spawn(1)
+        except Exception:
+            logger.exception("could not start a rendition worker")
+            task = asyncio.ensure_future(self._replace(RESPAWN_DELAY_SECONDS))
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
+            return
+        with contextlib.suppress(WorkerStartError):
+            await worker.ready
+            if worker.alive and not self._closing:
+                self._idle.append(worker)
+                self._dispatch()
+
+    async def _spawn(self, count: int) -> list[_Worker]:
+        """Start ``count`` worker processes; their ``ready`` futures resolve once warm."""
         loop = asyncio.get_running_loop()
+        pairs = [self._context.Pipe(duplex=True) for _ in range(count)]
+        processes = [
+            self._context.Process(
+                target=serve_jobs, args=(child,), name="imageshark-renditions", daemon=True
+            )
+            for _, child in pairs
+        ]
 
-        def release(_: Future[_Result]) -> None:
-            # Runs in the executor's management thread.
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(self._release)
+        def start() -> None:
+            # Blocking: the first start launches the fork server (about a second of imports).
+            for process in processes:
+                process.start()
 
-        future.add_done_callback(release)
+        try:
+            await asyncio.to_thread(start)
+        finally:
+            for _, child in pairs:
+                child.close()  # the worker holds its own copy; EOF now means it died
+        workers = []
+        for process, (parent, _) in zip(processes, pairs, strict=True):
+            worker = _Worker(process, parent, loop.create_future())
+            loop.add_reader(parent.fileno(), self._on_readable, worker)
+            self._workers.add(worker)
+            workers.append(worker)
+        return workers
+
+    def _forget(self, worker: _Worker) -> None:
+        """Stop reading from ``worker`` and close its pipe (it then exits if still running)."""
+        if not worker.alive:
+            return
+        worker.alive = False
+        with contextlib.suppress(ValueError, OSError):
+            asyncio.get_running_loop().remove_reader(worker.connection.fileno())
+        worker.connection.close()
+
+    def _fail_queue(self) -> None:
+        while self._queue:
+            job = self._queue.popleft()
+            self._release()
+            if not job.future.done():
+                job.future.set_exception(PipelineBusy())
 
     def _release(self) -> None:
         self._pending -= 1
+        if self._pending == 0 and self._drained is not None:
+            self._drained.set()
+
+
+def _stop_processes(processes: list[BaseProcess]) -> None:
+    """Wait for workers whose pipe was closed to exit; kill those that do not (blocking)."""
+    for process in processes:
+        if process.pid is None:
+            continue
+        process.join(STOP_TIMEOUT_SECONDS)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
