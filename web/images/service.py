@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -151,23 +150,12 @@ class ImageService:
                 max_chars=self.settings.max_caption_chars,
                 required=False,
             )
-            # The duplicate lookup (a database round trip) and the staging write (a thread)
-            # overlap: a repeated upload is rare, and only costs a staged folder discarded.
-            key = new_storage_key()
-            lookup = asyncio.ensure_future(self.repository.by_sha256(room.id, received.sha256))
-            try:
-                staged = await self.store.stage(key, received.content)
-            except BaseException:
-                lookup.cancel()
-                await asyncio.wait([lookup])
-                if not lookup.cancelled():
-                    lookup.exception()  # retrieved: the staging error is the one to report
-                raise
-            leftover = None
-            existing = await lookup
+            existing = await self.repository.by_sha256(room.id, received.sha256)
             if existing is not None:
-                await self.store.discard(staged)
                 return image_view(existing), False
+            key = new_storage_key()
+            staged = await self.store.stage(key, received.content)
+            leftover = None
             result = await self.renditions.render(staged / ORIGINAL, staged, self.spec)
             image, event = await self.repository.add(
                 {
