@@ -54,6 +54,29 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def stage_upload(upload: Path | bytes, folder: Path) -> Path:
+    """Make the staging ``folder`` and put the uploaded file in it as ``original`` (blocking;
+    run by the rendition worker, see :meth:`web.pipeline.RenditionPool.stage_and_render`).
+
+    Idempotent, so that a job retried after its worker died finishes the work: the folder may
+    exist, the bytes are written again, and a file already moved is not looked for again.
+
+    :param upload: the file's bytes, or the path of the spilled request body (moved, not
+        copied: it must be on the same file system).
+    :param folder: ``staging/<key>`` of a new key.
+    :returns: the path of the original in ``folder``. Not yet fsynced.
+    :raises OSError: if the folder cannot be made or the file written or moved.
+    """
+    folder.mkdir(exist_ok=True)
+    original = folder / ORIGINAL
+    if isinstance(upload, bytes):
+        with open(original, "wb") as handle:
+            handle.write(upload)
+    elif upload.exists() or not original.exists():
+        os.replace(upload, original)
+    return original
+
+
 class LocalImageStore:
     """The image files of one service, in a folder that replicas may share (e.g. NFS).
 
@@ -78,24 +101,9 @@ class LocalImageStore:
         """A fresh path under ``uploads/`` for a request body's file (not created)."""
         return self.uploads / f"{secrets.token_hex(16)}.part"
 
-    async def stage(self, key: str, upload: Path | bytes) -> Path:
-        """Make ``staging/<key>/`` and put the uploaded file in it as ``original``: moved there
-        when ``upload`` is a path, written there when it is the file's bytes.
-
-        :returns: the staging folder, where the renditions are then written.
-        """
-
-        def work() -> Path:
-            folder = self.staging / key
-            folder.mkdir()
-            if isinstance(upload, bytes):
-                with open(folder / ORIGINAL, "wb") as handle:
-                    handle.write(upload)
-            else:
-                os.replace(upload, folder / ORIGINAL)
-            return folder
-
-        return await to_thread.run_sync(work)
+    def staging_folder(self, key: str) -> Path:
+        """Where the image ``key`` is staged (not created: see :func:`stage_upload`)."""
+        return self.staging / key
 
     async def publish(self, key: str) -> None:
         """Move ``staging/<key>`` to ``media/<key>`` durably (after the row is committed).

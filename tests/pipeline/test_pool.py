@@ -8,6 +8,7 @@ opened it for reading. So "a worker is busy with this job" is an observable even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import select
@@ -230,6 +231,51 @@ async def test_workers_ignore_ctrl_c_and_close_lets_accepted_jobs_finish(
     assert worker.exitcode == 0  # it finished the job, then left when its pipe closed
     with pytest.raises(PipelineBusy):
         await pool.render(tmp_path / "later", out_dir(tmp_path, "b"), SPEC)
+
+
+async def test_stage_and_render_stages_bytes_or_moves_a_spilled_body(
+    pool: RenditionPool, tmp_path: Path
+) -> None:
+    in_memory = tmp_path / "staging" / "key-a"
+    in_memory.parent.mkdir()
+    result = await pool.stage_and_render(PHOTO, in_memory, SPEC)
+    assert result.display_width == 500
+    assert (in_memory / "original").read_bytes() == PHOTO
+    assert sorted(p.name for p in in_memory.iterdir()) == ["display.jpg", "original", "thumb.jpg"]
+
+    spilled = tmp_path / "body.part"
+    spilled.write_bytes(PHOTO)
+    on_disk = tmp_path / "staging" / "key-b"
+    assert (await pool.stage_and_render(spilled, on_disk, SPEC)).display_width == 500
+    assert not spilled.exists() and (on_disk / "original").read_bytes() == PHOTO
+    assert pool.pending == 0
+
+
+async def test_stage_and_render_is_retried_after_its_worker_dies_mid_job(
+    pool: RenditionPool, tmp_path: Path
+) -> None:
+    # The spilled body is a FIFO: the worker moves it into the folder, then blocks reading it.
+    body = fifo(tmp_path, "body.part")
+    folder = tmp_path / "staging" / "key"
+    folder.parent.mkdir()
+    task = asyncio.create_task(pool.stage_and_render(body, folder, SPEC))
+
+    def open_moved_fifo() -> BinaryIO:
+        # Without O_CREAT: the FIFO under its old name if the worker has not moved it yet
+        # (the open waits for the reader whatever the rename does meanwhile), else the new.
+        for path in (body, folder / "original"):
+            with contextlib.suppress(FileNotFoundError):
+                return os.fdopen(os.open(path, os.O_WRONLY), "wb")
+        raise AssertionError("the FIFO is in neither place")
+
+    writer = await asyncio.wait_for(asyncio.to_thread(open_moved_fifo), timeout=60)
+    await kill_workers()
+    writer.close()
+    # The retry finds the folder made and the body already moved, and renders the original.
+    await feed(folder / "original", PHOTO)
+    assert (await task).display_width == 500
+    assert not body.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["display.jpg", "original", "thumb.jpg"]
 
 
 async def test_render_needs_start_and_stops_at_close(tmp_path: Path) -> None:

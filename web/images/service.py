@@ -27,7 +27,7 @@ from web.rooms.repository import LockedRoom, Room
 from web.rooms.room_settings import clean_text
 from web.rooms.service import RoomService, Viewer
 from web.settings import Settings
-from web.storage import ORIGINAL, LocalImageStore, new_storage_key
+from web.storage import LocalImageStore, new_storage_key
 from web.uploads import receive_upload
 
 logger = logging.getLogger(__name__)
@@ -154,9 +154,9 @@ class ImageService:
             if existing is not None:
                 return image_view(existing), False
             key = new_storage_key()
-            staged = await self.store.stage(key, received.content)
-            leftover = None
-            result = await self.renditions.render(staged / ORIGINAL, staged, self.spec)
+            staged = self.store.staging_folder(key)
+            result = await self.renditions.stage_and_render(received.content, staged, self.spec)
+            leftover = None  # moved into the staging folder
             image, event = await self.repository.add(
                 {
                     "room_id": room.id,

@@ -5,13 +5,13 @@ worker processes and the event loop only waits on futures. Work beyond the worke
 to a limit and then refused with :class:`PipelineBusy` (503, ``Retry-After``): a burst of uploads
 must not pile up unbounded memory or latency.
 
-Each worker is one process with one socket pair to the web process, and the event loop itself
-reads the replies (``loop.add_reader``): a job is one message out to an idle worker and one
-message back. ``concurrent.futures.ProcessPoolExecutor`` routes every job through two threads of
-the web process (a queue feeder and a result manager), each of which must win the GIL from a
-busy event loop; on the upload path that took about 1 ms per render on an idle replica, and up
-to a switch interval (5 ms) per hand-off while the loop was fanning an event out to a large room
-(bench/README.md, "The rendition pool without threads").
+Each worker is one process with one socket pair to the web process, on which the event loop
+itself writes jobs and reads replies (non-blocking, ``loop.add_reader``): a job is one message
+out to an idle worker and one message back. ``concurrent.futures.ProcessPoolExecutor`` routes
+every job through two threads of the web process (a queue feeder and a result manager), each of
+which must win the GIL from a busy event loop; on the upload path that took about 1 ms per
+render on an idle replica, and up to a switch interval (5 ms) per hand-off while the loop was
+fanning an event out to a large room (bench/README.md, "The rendition pool without threads").
 
 Each worker runs one job at a time, so a worker that dies (a decoder crash, the OOM killer) takes
 exactly one job with it. That job is retried once, in a fresh worker: an innocent bystander of a
@@ -29,8 +29,10 @@ import logging
 import multiprocessing
 import pickle
 import signal
+import socket
+import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
@@ -46,14 +48,15 @@ from web.pipeline.renditions import (
     init_worker,
     render_file,
     render_full_file,
+    stage_and_render,
 )
 
 logger = logging.getLogger(__name__)
 
 _Result = TypeVar("_Result")
-# A job run in a worker: (source, out_dir, spec) -> result. Must be a module-level function
-# (pickled by name).
-_JobFunction = Callable[[Path, Path, RenditionSpec], _Result]
+# A job run in a worker: (source, out_dir, spec) -> result, where source is a path or a file's
+# bytes. Must be a module-level function (pickled by name).
+_JobFunction = Callable[[Any, Path, RenditionSpec], _Result]
 
 RETRY_AFTER_SECONDS = 2
 ATTEMPTS = 2
@@ -64,6 +67,8 @@ otherwise respawn in a tight loop)."""
 STOP_TIMEOUT_SECONDS = 10.0
 """How long :meth:`RenditionPool.close` lets workers exit by themselves before killing them."""
 _READY = b"ready"
+_HEADER = struct.Struct("!i")  # multiprocessing.connection's frame header: a message's length
+_READ_BYTES = 256 * 1024
 
 
 class PipelineBusy(ApiError):
@@ -140,10 +145,11 @@ class _Job:
 @dataclass(eq=False)
 class _Worker:
     process: BaseProcess
-    connection: Connection
+    channel: socket.socket  # the web process's end, non-blocking
     ready: asyncio.Future[None]
     job: _Job | None = None
     alive: bool = True
+    received: bytearray = field(default_factory=bytearray)
 
 
 class RenditionPool:
@@ -170,7 +176,7 @@ class RenditionPool:
         self._workers: set[_Worker] = set()
         self._idle: list[_Worker] = []
         self._queue: collections.deque[_Job] = collections.deque()
-        self._respawns: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._drained: asyncio.Event | None = None
         # Full-resolution renders in progress, by output folder: concurrent requests for the
         # same photo share one job instead of rendering it twice.
@@ -203,7 +209,7 @@ class RenditionPool:
     async def close(self) -> None:
         """Stop accepting renders, let accepted ones finish, stop the workers (a coroutine)."""
         self._closing = True
-        for task in list(self._respawns):
+        for task in list(self._tasks):
             task.cancel()
         if self._pending:
             if any(worker.alive for worker in self._workers):
@@ -239,6 +245,25 @@ class RenditionPool:
         """
         return await self._submit(render_file, source, out_dir, spec)
 
+    async def stage_and_render(
+        self, upload: Path | bytes, folder: Path, spec: RenditionSpec
+    ) -> RenditionResult:
+        """Stage an upload into ``folder`` and render it there, as one job (a coroutine).
+
+        Like :meth:`render` of ``folder/original``, with the staging done by the worker too
+        (:func:`~web.pipeline.renditions.stage_and_render`), so the upload path makes no
+        thread hop in the web process for it. An upload small enough to be received in memory
+        (``web.uploads.SPOOL_BYTES``, 1 MiB) travels in the job message; for a larger one,
+        spilled to disk, only its path does.
+
+        :param upload: the uploaded file's bytes, or the path of the spilled request body
+            (moved into ``folder``).
+        :param folder: the new image's staging folder; made by the worker.
+        :returns: what was rendered.
+        :raises: as :meth:`render`; OSError also if the upload cannot be staged.
+        """
+        return await self._submit(stage_and_render, upload, folder, spec)
+
     async def render_full(
         self, source: Path, out_dir: Path, spec: RenditionSpec
     ) -> FullRenditionResult:
@@ -273,7 +298,11 @@ class RenditionPool:
         return await asyncio.shield(shared)
 
     async def _submit(
-        self, function: _JobFunction[_Result], source: Path, out_dir: Path, spec: RenditionSpec
+        self,
+        function: _JobFunction[_Result],
+        source: Path | bytes,
+        out_dir: Path,
+        spec: RenditionSpec,
     ) -> _Result:
         """Run ``function(source, out_dir, spec)`` in a worker within the pool's bound.
 
@@ -304,20 +333,55 @@ class RenditionPool:
             worker = self._idle.pop()
             worker.job = job
             job.attempts += 1
-            try:
-                # The worker is idle, so its socket's buffer is empty: a message of a few
-                # hundred bytes is written at once, without blocking the loop.
-                worker.connection.send_bytes(job.message)
-            except OSError:
-                self._lost(worker)
+            self._send(worker, job.message)
 
-    def _on_readable(self, worker: _Worker) -> None:
-        """The loop's reader callback: a worker's reply, its ready signal, or its end."""
+    def _send(self, worker: _Worker, message: bytes) -> None:
+        """Write one framed message to ``worker`` without blocking the loop: what the socket
+        does not take at once (a job carrying a large upload) is sent by a task."""
+        frame = _HEADER.pack(len(message)) + message
         try:
-            data = worker.connection.recv_bytes()
-        except (EOFError, OSError):
+            sent = worker.channel.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
             self._lost(worker)
             return
+        if sent < len(frame):
+            rest = memoryview(frame)[sent:]
+            task = asyncio.ensure_future(
+                asyncio.get_running_loop().sock_sendall(worker.channel, rest)
+            )
+            self._tasks.add(task)
+
+            def sent_or_lost(done: asyncio.Future[None]) -> None:
+                self._tasks.discard(task)
+                if done.cancelled() or done.exception() is not None:
+                    self._lost(worker)
+
+            task.add_done_callback(sent_or_lost)
+
+    def _on_readable(self, worker: _Worker) -> None:
+        """The loop's reader callback: bytes of a reply or ready signal, or the worker's end."""
+        try:
+            chunk = worker.channel.recv(_READ_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._lost(worker)
+            return
+        received = worker.received
+        received += chunk
+        while worker.alive and len(received) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(received)
+            if len(received) < _HEADER.size + size:
+                return
+            message = bytes(received[_HEADER.size : _HEADER.size + size])
+            del received[: _HEADER.size + size]
+            self._on_message(worker, message)
+
+    def _on_message(self, worker: _Worker, data: bytes) -> None:
         if not worker.ready.done():
             worker.ready.set_result(None)
             return
@@ -365,8 +429,8 @@ class RenditionPool:
                 self._queue.appendleft(job)  # next in line, on a fresh worker
         if not self._closing and self._started:
             task = asyncio.ensure_future(self._replace(delay))
-            self._respawns.add(task)
-            task.add_done_callback(self._respawns.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif self._drained is not None and not any(w.alive for w in self._workers):
             self._fail_queue()
         self._dispatch()
@@ -379,8 +443,8 @@ class RenditionPool:
         except Exception:
             logger.exception("could not start a rendition worker")
             task = asyncio.ensure_future(self._replace(RESPAWN_DELAY_SECONDS))
-            self._respawns.add(task)
-            task.add_done_callback(self._respawns.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return
         with contextlib.suppress(WorkerStartError):
             await worker.ready
@@ -391,7 +455,11 @@ class RenditionPool:
     async def _spawn(self, count: int) -> list[_Worker]:
         """Start ``count`` worker processes; their ``ready`` futures resolve once warm."""
         loop = asyncio.get_running_loop()
-        pairs = [self._context.Pipe(duplex=True) for _ in range(count)]
+        pairs: list[tuple[socket.socket, Connection]] = []
+        for _ in range(count):
+            channel, worker_end = socket.socketpair()
+            channel.setblocking(False)
+            pairs.append((channel, Connection(worker_end.detach())))
         processes = [
             self._context.Process(
                 target=serve_jobs, args=(child,), name="imageshark-renditions", daemon=True
@@ -410,9 +478,9 @@ class RenditionPool:
             for _, child in pairs:
                 child.close()  # the worker holds its own copy; EOF now means it died
         workers = []
-        for process, (parent, _) in zip(processes, pairs, strict=True):
-            worker = _Worker(process, parent, loop.create_future())
-            loop.add_reader(parent.fileno(), self._on_readable, worker)
+        for process, (channel, _) in zip(processes, pairs, strict=True):
+            worker = _Worker(process, channel, loop.create_future())
+            loop.add_reader(channel, self._on_readable, worker)
             self._workers.add(worker)
             workers.append(worker)
         return workers
@@ -423,8 +491,8 @@ class RenditionPool:
             return
         worker.alive = False
         with contextlib.suppress(ValueError, OSError):
-            asyncio.get_running_loop().remove_reader(worker.connection.fileno())
-        worker.connection.close()
+            asyncio.get_running_loop().remove_reader(worker.channel)
+        worker.channel.close()
 
     def _fail_queue(self) -> None:
         while self._queue:

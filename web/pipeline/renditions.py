@@ -56,7 +56,7 @@ from web.pipeline.formats import (
     check_pixels,
     sniff,
 )
-from web.storage import fsync_directory
+from web.storage import fsync_directory, stage_upload
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
@@ -331,6 +331,19 @@ def _sync_threads() -> ThreadPoolExecutor:
     # Made on first use, in a worker: the fork server that preloads this module stays
     # single-threaded, as forking requires.
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
+
+
+def stage_and_render(upload: Path | bytes, folder: Path, spec: RenditionSpec) -> RenditionResult:
+    """Stage an upload and render it, in one worker job: :func:`web.storage.stage_upload` into
+    ``folder``, then :func:`render_file` of its original into the same folder.
+
+    :param upload: the uploaded file's bytes, or the path of the spilled request body.
+    :param folder: the new image's staging folder (made here).
+    :returns: as :func:`render_file`; on return the original, both renditions and the
+        folder's entries are durable.
+    :raises UnsupportedImageType, CorruptImage, ImageTooLarge, OSError: as :func:`render_file`.
+    """
+    return render_file(stage_upload(upload, folder), folder, spec)
 
 
 def render_bytes(data: bytes, spec: RenditionSpec) -> Renditions:
