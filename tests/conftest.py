@@ -185,6 +185,7 @@ async def serve_asgi(app: Any) -> AsyncIterator[tuple[str, _Server]]:
         app,
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        ws_ping_interval=None,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,

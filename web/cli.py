@@ -38,6 +38,12 @@ def serve(host: str | None, port: int | None) -> None:
         # Compression costs the live path about as much CPU and latency as the rest of a
         # delivery (measured: roughly 2x), for payloads of a few hundred bytes.
         ws_per_message_deflate=False,
+        # No WebSocket-level keepalive pings: Engine.IO already pings every client every
+        # ping interval (25 s) and drops the silent ones, which also keeps proxies' idle timers
+        # from closing the connection. uvicorn's own pings (every 20 s) doubled that traffic
+        # and cost 20-40 µs of CPU each: about 0.75 µs per delivery in a 1000-client room at
+        # 10 uploads/s (bench/README.md, "The rendition pool without threads").
+        ws_ping_interval=None,
         # The protocol whose connections room broadcasts can write to directly
         # (realtime/fanout.py); the others work too, through each socket's queue.
         ws="websockets-sansio",
