@@ -150,6 +150,7 @@ class _Worker:
     job: _Job | None = None
     alive: bool = True
     received: bytearray = field(default_factory=bytearray)
+    sending: asyncio.Task[None] | None = None  # the rest of a job message too big to send at once
 
 
 class RenditionPool:
@@ -176,7 +177,7 @@ class RenditionPool:
         self._workers: set[_Worker] = set()
         self._idle: list[_Worker] = []
         self._queue: collections.deque[_Job] = collections.deque()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._respawns: set[asyncio.Task[None]] = set()
         self._drained: asyncio.Event | None = None
         # Full-resolution renders in progress, by output folder: concurrent requests for the
         # same photo share one job instead of rendering it twice.
@@ -209,7 +210,7 @@ class RenditionPool:
     async def close(self) -> None:
         """Stop accepting renders, let accepted ones finish, stop the workers (a coroutine)."""
         self._closing = True
-        for task in list(self._tasks):
+        for task in list(self._respawns):
             task.cancel()
         if self._pending:
             if any(worker.alive for worker in self._workers):
@@ -348,17 +349,15 @@ class RenditionPool:
             return
         if sent < len(frame):
             rest = memoryview(frame)[sent:]
-            task = asyncio.ensure_future(
-                asyncio.get_running_loop().sock_sendall(worker.channel, rest)
-            )
-            self._tasks.add(task)
+            loop = asyncio.get_running_loop()
+            worker.sending = asyncio.ensure_future(loop.sock_sendall(worker.channel, rest))
 
             def sent_or_lost(done: asyncio.Future[None]) -> None:
-                self._tasks.discard(task)
+                worker.sending = None
                 if done.cancelled() or done.exception() is not None:
                     self._lost(worker)
 
-            task.add_done_callback(sent_or_lost)
+            worker.sending.add_done_callback(sent_or_lost)
 
     def _on_readable(self, worker: _Worker) -> None:
         """The loop's reader callback: bytes of a reply or ready signal, or the worker's end."""
@@ -429,8 +428,8 @@ class RenditionPool:
                 self._queue.appendleft(job)  # next in line, on a fresh worker
         if not self._closing and self._started:
             task = asyncio.ensure_future(self._replace(delay))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
         elif self._drained is not None and not any(w.alive for w in self._workers):
             self._fail_queue()
         self._dispatch()
@@ -443,8 +442,8 @@ class RenditionPool:
         except Exception:
             logger.exception("could not start a rendition worker")
             task = asyncio.ensure_future(self._replace(RESPAWN_DELAY_SECONDS))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
             return
         with contextlib.suppress(WorkerStartError):
             await worker.ready
@@ -490,6 +489,8 @@ class RenditionPool:
         if not worker.alive:
             return
         worker.alive = False
+        if worker.sending is not None:
+            worker.sending.cancel()
         with contextlib.suppress(ValueError, OSError):
             asyncio.get_running_loop().remove_reader(worker.channel)
         worker.channel.close()
