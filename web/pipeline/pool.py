@@ -9,9 +9,11 @@ Each worker is one process with one socket pair to the web process, on which the
 itself writes jobs and reads replies (non-blocking, ``loop.add_reader``): a job is one message
 out to an idle worker and one message back. ``concurrent.futures.ProcessPoolExecutor`` routes
 every job through two threads of the web process (a queue feeder and a result manager), each of
-which must win the GIL from a busy event loop; on the upload path that took about 1 ms per
-render on an idle replica, and up to a switch interval (5 ms) per hand-off while the loop was
-fanning an event out to a large room (bench/README.md, "The rendition pool without threads").
+which must take the GIL from the event loop: 0.8-1.0 ms per job beyond the worker's own time on
+an idle replica, against 0.4-0.5 ms here (bench/README.md, "The rendition pool without
+threads"); and a loop busy fanning an event out to a large room gives the GIL up only every
+switch interval (``sys.getswitchinterval()``, 5 ms), so under load each hand-off can wait that
+long.
 
 Each worker runs one job at a time, so a worker that dies (a decoder crash, the OOM killer) takes
 exactly one job with it. That job is retried once, in a fresh worker: an innocent bystander of a
