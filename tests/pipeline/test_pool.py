@@ -188,7 +188,7 @@ async def test_photo_that_crashes_workers_twice_is_reported_corrupt(
 ) -> None:
     source = fifo(tmp_path, "poison")
     task = asyncio.create_task(pool.render(source, out_dir(tmp_path, "a"), SPEC))
-    for _ in range(2):  # in the pool, then alone in quarantine
+    for _ in range(2):  # on its worker, then once more on a fresh one
         writer = await wait_for_reader(source)
         await kill_workers()
         writer.close()
