@@ -13,7 +13,9 @@ An upload writes everything into ``staging/<key>``, commits the database row, th
 folder into ``media/`` (one atomic ``rename(2)``). :meth:`LocalImageStore.recover` runs at
 start-up and finishes or undoes whatever a crash interrupted: staged folders whose row exists are
 published, others removed. Replicas may share the folder, so recovery only touches entries
-older than any upload in flight could be. Blocking file-system calls run in a worker thread.
+older than any upload in flight could be. The store's blocking file-system calls run in a
+worker thread; staging an upload (:func:`stage_upload`) is done by the rendition worker that
+renders it, in the same job.
 """
 
 from __future__ import annotations
