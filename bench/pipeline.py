@@ -265,7 +265,7 @@ def malloc_tuning(images: list[Path], work: Path) -> dict[bool, tuple[float, flo
     result = {}
     for tune in (False, True):
         with ProcessPoolExecutor(
-            1, mp_context=_context(), initializer=r.init_worker, initargs=(tune, None)
+            1, mp_context=_context(), initializer=r.init_worker, initargs=(tune,)
         ) as executor:
             samples = [
                 executor.submit(timed_job_with_faults, image, _fresh_dir(work)).result()

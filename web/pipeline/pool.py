@@ -475,6 +475,10 @@ class RenditionPool:
 
         try:
             await asyncio.to_thread(start)
+        except BaseException:
+            for channel, _ in pairs:
+                channel.close()
+            raise
         finally:
             for _, child in pairs:
                 child.close()  # the worker holds its own copy; EOF now means it died

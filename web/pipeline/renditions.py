@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 import pillow_heif
 from PIL import ExifTags, Image, ImageCms
@@ -57,9 +56,6 @@ from web.pipeline.formats import (
     sniff,
 )
 from web.storage import fsync_directory, stage_upload
-
-if TYPE_CHECKING:
-    from multiprocessing.synchronize import Barrier
 
 DISPLAY_NAME = "display.jpg"
 THUMB_NAME = "thumb.jpg"
@@ -208,16 +204,11 @@ _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
 _TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
 
-_READY_TIMEOUT_SECONDS = 60.0
 
-
-def init_worker(tune_malloc: bool = True, ready: Barrier | None = None) -> None:
-    """Process-pool initializer: register the HEIF opener, tune malloc, warm the code paths.
+def init_worker(tune_malloc: bool = True) -> None:
+    """Worker initializer: register the HEIF opener, tune malloc, warm the code paths.
 
     :param tune_malloc: raise glibc's mmap and trim thresholds (see ``bench/README.md``).
-    :param ready: a barrier shared by all of the pool's workers, waited on once warm, so that
-        the pool's first jobs finish only when every worker is ready.
-    :raises threading.BrokenBarrierError: if the other workers are not ready within 60 seconds.
     """
     _register_heif()
     import cv2  # see _resize_display for why OpenCV is imported where it is used
@@ -227,8 +218,6 @@ def init_worker(tune_malloc: bool = True, ready: Barrier | None = None) -> None:
     if tune_malloc:
         _tune_malloc()
     warm_up()
-    if ready is not None:
-        ready.wait(_READY_TIMEOUT_SECONDS)
 
 
 def warm_up() -> int:
