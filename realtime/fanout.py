@@ -33,7 +33,6 @@ from prometheus_client import Counter
 from socketio import packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
 # The attribute of an Engine.IO socket that holds the uvicorn protocol of its WebSocket while
 # it has one.
@@ -65,7 +64,12 @@ class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
         """
         socket = getattr(self.handler, "__self__", None)
         protocol = getattr(environ.get("asgi.send"), "__self__", None)
-        if socket is None or type(protocol) is not WebSocketsSansIOProtocol:
+        if (
+            socket is None
+            or type(protocol) is not WebSocketsSansIOProtocol
+            # A client may negotiate permessage-deflate: frames would differ per recipient.
+            or protocol.config.ws_per_message_deflate
+        ):
             return str(await super().__call__(environ))
         setattr(socket, _PROTOCOL_ATTRIBUTE, protocol)
         try:
@@ -92,6 +96,21 @@ def _direct_transport(socket: Any, stale_before: float) -> Any:
     """The asyncio transport to write a broadcast frame to for Engine.IO ``socket``, or None
     when the frame must go through the socket's queue (see the module docstring).
 
+    It runs once per recipient of every broadcast, on objects that are rarely in the CPU
+    caches by then, so it reads as few of them as the guarantees allow (each object is a cache
+    miss; bench/README.md, "Fewer objects read per recipient"):
+
+    - the writer is idle when the queue is empty and one getter waits on it. A getter that a
+      ``wait_for`` timeout has just cancelled also counts as waiting: that writer is ending
+      for lack of traffic, and a queued packet would be lost with it just the same;
+    - the connection is open when uvicorn has sent no close frame (``close_sent``), has not
+      lost it (``disconnected``) and its transport is not closing. uvicorn's protocol leaves
+      the OPEN state only on a path that sets one of these: the app's or a keepalive close
+      sets ``close_sent``; a peer's close frame, a parser error and a shutdown close the
+      transport in the same callback. So the websockets state machine is not read;
+    - no extension rewrites frames: :class:`RegisteredWebSocket` registers no connection of a
+      server that offers permessage-deflate.
+
     :param stale_before: a ``time.time()`` before which a socket's last ping means a timed-out
         client (the queued path closes it).
     """
@@ -102,16 +121,10 @@ def _direct_transport(socket: Any, stale_before: float) -> Any:
     if last_ping and last_ping < stale_before:
         return None
     queue = socket.queue
-    getters = queue._getters
-    # The writer waits in queue.get() exactly when the queue is empty and its getter is pending;
-    # it is then not in the middle of sending anything.
-    if queue._queue or len(getters) != 1 or getters[0].done():
-        return None
     # uvicorn sends only whole messages, so no fragmented message can be in progress.
-    if protocol.close_sent or protocol.disconnected or not protocol.writable.is_set():
+    if queue._queue or len(queue._getters) != 1:
         return None
-    conn = protocol.conn
-    if conn.state is not State.OPEN or conn.extensions:
+    if protocol.close_sent or protocol.disconnected or not protocol.writable.is_set():
         return None
     transport = protocol.transport
     return None if transport.is_closing() else transport

@@ -170,9 +170,14 @@ class LiveServer:
     server: _Server
 
 
-async def serve_asgi(app: Any) -> AsyncIterator[tuple[str, _Server]]:
+async def serve_asgi(
+    app: Any, *, per_message_deflate: bool = False
+) -> AsyncIterator[tuple[str, _Server]]:
     """Serve ``app`` with uvicorn on 127.0.0.1 and a free port until closed, as
     ``imageshark serve`` does (websockets-sansio, no permessage-deflate).
+
+    :param per_message_deflate: offer permessage-deflate to WebSocket clients, unlike
+        ``imageshark serve``.
 
     :yields: the base URL (``http://127.0.0.1:<port>``) and the uvicorn server.
     :raises RuntimeError: if uvicorn does not start within 60 seconds.
@@ -184,7 +189,7 @@ async def serve_asgi(app: Any) -> AsyncIterator[tuple[str, _Server]]:
     config = uvicorn.Config(
         app,
         ws="websockets-sansio",
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=per_message_deflate,
         ws_ping_interval=None,
         log_level="warning",
         lifespan="on",

@@ -41,11 +41,15 @@ class Counted:
         return deliveries(path) - self.start[path]
 
 
-async def fanout_server(ping_timeout: float) -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
+async def fanout_server(
+    ping_timeout: float, *, per_message_deflate: bool = False
+) -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
     """A Socket.IO server whose clients all join ``ROOM``; yields its URL and the server.
 
     The ping interval is 1 s, so that a long-polling client's pending GET ends soon after it
     leaves; python-socketio's client waits about ``ping_timeout`` more when disconnecting one.
+
+    :param per_message_deflate: uvicorn offers permessage-deflate to WebSocket clients.
     """
     sio = socketio.AsyncServer(
         async_mode="asgi",
@@ -60,7 +64,9 @@ async def fanout_server(ping_timeout: float) -> AsyncIterator[tuple[str, socketi
     async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         await sio.enter_room(sid, ROOM)
 
-    async for base_url, _ in serve_asgi(socketio.ASGIApp(sio)):
+    async for base_url, _ in serve_asgi(
+        socketio.ASGIApp(sio), per_message_deflate=per_message_deflate
+    ):
         yield base_url, sio
 
 
@@ -75,6 +81,13 @@ async def live() -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
 async def live_polling() -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
     """:func:`fanout_server` with a short ping timeout, for long-polling clients."""
     async for served in fanout_server(ping_timeout=1):
+        yield served
+
+
+@pytest.fixture
+async def live_compressed() -> AsyncIterator[tuple[str, socketio.AsyncServer]]:
+    """:func:`fanout_server` on a uvicorn that offers permessage-deflate."""
+    async for served in fanout_server(ping_timeout=20, per_message_deflate=True):
         yield served
 
 
@@ -118,6 +131,27 @@ async def test_websocket_recipients_get_one_direct_write_each(
     assert counted["queued"] == 0
     for client in clients:
         await client.client.disconnect()
+
+
+async def test_a_server_offering_compression_queues_every_packet(
+    live_compressed: tuple[str, socketio.AsyncServer],
+) -> None:
+    """With permessage-deflate offered, a client may compress its frames, so one frame made
+    for every recipient would be wrong: no connection takes the direct path."""
+    base_url, sio = live_compressed
+    ws_url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    async with ws_connect(ws_url) as compressed:  # offers permessage-deflate
+        assert str(await compressed.recv()).startswith("0{")
+        await compressed.send("40")
+        assert str(await compressed.recv()).startswith("40{")
+        assert [e.name for e in compressed.protocol.extensions] == ["permessage-deflate"]
+        counted = Counted()
+        for i in range(3):
+            await sio.emit("n", {"i": i}, room=ROOM)
+        received = [json.loads(str(await compressed.recv())[2:]) for _ in range(3)]
+    assert received == [["n", {"i": i}] for i in range(3)]
+    assert counted["direct"] == 0
+    assert counted["queued"] == 3
 
 
 async def test_polling_recipients_and_binary_packets_are_queued(
