@@ -415,6 +415,8 @@ class Outcome:
     lat_p99_ms: float
     lat_max_ms: float
     upload_p50_ms: float
+    upload_p99_ms: float
+    upload_max_ms: float
     server_cpu_s: float
     main_cpu_s: float
     kernel_cpu_s: float
@@ -722,6 +724,8 @@ async def run_scenario(
         lat_p99_ms=percentile(latencies, 0.99),
         lat_max_ms=latencies[-1] if latencies else float("nan"),
         upload_p50_ms=statistics.median(upload_ms) if upload_ms else float("nan"),
+        upload_p99_ms=percentile(upload_ms, 0.99) if upload_ms else float("nan"),
+        upload_max_ms=upload_ms[-1] if upload_ms else float("nan"),
         server_cpu_s=server_cpu,
         main_cpu_s=main_cpu,
         kernel_cpu_s=kernel_cpu,
@@ -767,6 +771,10 @@ def print_table(outcomes: list[Outcome], args: argparse.Namespace) -> None:
                 f"server CPU {o.cpu_us_per_delivery:.1f} µs/delivery = "
                 f"{o.cpu_us_per_delivery - kernel_us:.1f} user + {kernel_us:.1f} kernel"
             )
+        extra.append(
+            f"upload request p50 {o.upload_p50_ms:.1f}, p99 {o.upload_p99_ms:.1f}, "
+            f"max {o.upload_max_ms:.0f} ms"
+        )
         if o.upload_failures:
             extra.append(f"{o.upload_failures} uploads failed")
         if o.disconnected:
