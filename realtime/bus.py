@@ -149,25 +149,15 @@ class RedisBus:
         self._task = asyncio.create_task(self._listen(deliver, on_resync), name="redis-bus")
 
     async def publish(self, event: RoomEvent) -> bool:
-        # The other replicas' copy goes out first, this replica's clients get theirs straight
-        # away after, and only then does the upload wait for Redis's answer. Delivering to a
-        # large room holds the event loop for as long as its writes take (about 10 ms for
-        # 1000 clients), so a PUBLISH sent after it would make every other replica start only
-        # when this one has finished, instead of fanning out at the same time on another
-        # core (bench/README.md, "Replicas fan out together"). The copy that comes back
-        # through the subscription is a duplicate by seq, which delivery drops.
-        sent: asyncio.Task[bool] | None = None
-        if self.subscribed.is_set():
-            sent = asyncio.create_task(self._send(event))
-            # One turn of the loop: the task writes the command and waits for the reply.
-            await asyncio.sleep(0)
-        # else Redis is known to be down: don't make the upload wait for a connect timeout.
-        # Other replicas will read the event from the log when they catch up.
+        # This replica's clients first, straight away: they need not wait for the round trip,
+        # nor for Redis to be up. The copy that comes back through the subscription is then a
+        # duplicate by seq, which delivery drops.
         if self._deliver is not None:
             await self._deliver(event)
-        return await sent if sent is not None else False
-
-    async def _send(self, event: RoomEvent) -> bool:
+        if not self.subscribed.is_set():
+            # Redis is known to be down: don't make the upload wait for a connect timeout.
+            # Other replicas will read the event from the log when they catch up.
+            return False
         try:
             await self.client.publish(self.channel, event.to_json())
         except (RedisError, OSError) as exc:
