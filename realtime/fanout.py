@@ -121,9 +121,12 @@ def _direct_transport(socket: Any, stale_before: float) -> Any:
     if last_ping and last_ping < stale_before:
         return None
     queue = socket.queue
-    # uvicorn sends only whole messages, so no fragmented message can be in progress.
+    # The writer waits in queue.get() exactly when the queue is empty and its getter is in the
+    # queue's list; it is then not in the middle of sending anything (a getter woken by a put
+    # leaves the list as it is woken).
     if queue._queue or len(queue._getters) != 1:
         return None
+    # uvicorn sends only whole messages, so no fragmented message can be in progress.
     if protocol.close_sent or protocol.disconnected or not protocol.writable.is_set():
         return None
     transport = protocol.transport
