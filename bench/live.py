@@ -724,7 +724,7 @@ async def run_scenario(
         lat_p99_ms=percentile(latencies, 0.99),
         lat_max_ms=latencies[-1] if latencies else float("nan"),
         upload_p50_ms=statistics.median(upload_ms) if upload_ms else float("nan"),
-        upload_p99_ms=percentile(upload_ms, 0.99) if upload_ms else float("nan"),
+        upload_p99_ms=percentile(upload_ms, 0.99),
         upload_max_ms=upload_ms[-1] if upload_ms else float("nan"),
         server_cpu_s=server_cpu,
         main_cpu_s=main_cpu,
