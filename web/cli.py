@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+import logging
 
 import click
 import uvicorn
 
+from web.connections import http_protocol, raise_open_file_limit
 from web.logs import configure_logging
 from web.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @click.group()
@@ -31,6 +35,16 @@ def serve(host: str | None, port: int | None) -> None:
     # room triggers full collections of ~210 ms every second or so, which were the whole p99
     # of delivery. 50 000 removed them (bench/README.md, "Live path": p99 292 -> 64 ms).
     gc.set_threshold(50_000, 10, 10)
+    files_before, files = raise_open_file_limit()
+    if files_before != files:
+        logger.info("open-file limit raised from %d to %d", files_before, files)
+    if settings.max_connections is not None and files < settings.max_connections + 256:
+        logger.warning(
+            "the open-file limit (%d) is below IMAGESHARK_MAX_CONNECTIONS (%d) plus headroom: "
+            "a connection flood exhausts descriptors before the cap answers 503",
+            files,
+            settings.max_connections,
+        )
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,
@@ -47,6 +61,9 @@ def serve(host: str | None, port: int | None) -> None:
         # The protocol whose connections room broadcasts can write to directly
         # (realtime/fanout.py); the others work too, through each socket's queue.
         ws="websockets-sansio",
+        # A deadline for each request's headers (slow-request floods); uvicorn has none.
+        http=http_protocol(settings.header_timeout_seconds),
+        limit_concurrency=settings.max_connections,
         proxy_headers=True,
         lifespan="on",
         log_config=None,

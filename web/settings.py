@@ -141,8 +141,53 @@ class Settings(BaseSettings):
         description="Folder of the browser assets (built by `npm run build`).",
     )
 
+    # Connection and abuse limits (hardening): see the README's "Behind a proxy".
+    header_timeout_seconds: float | None = Field(
+        10,
+        gt=0,
+        description="Seconds a client may take to send a request's headers before the "
+        "connection is closed with 408 (slow-request floods); unset: no limit.",
+    )
+    upload_idle_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        description="Longest pause between two chunks of an upload's body, in seconds, "
+        "before the upload is refused with 408 `upload_timeout`.",
+    )
+    max_connections: int | None = Field(
+        10_000,
+        ge=1,
+        description="Open connections (HTTP and WebSocket) per replica beyond which new "
+        "requests get 503; fits a 2000-guest room with room to spare; unset: no cap.",
+    )
+    max_concurrent_uploads_per_address: int = Field(
+        32,
+        ge=1,
+        description="Uploads one client address may have in progress at once on a replica; "
+        "more get 429 with Retry-After (generous: guests often share a venue's address).",
+    )
+    room_create_rate_limit: str = Field(
+        "20/hour", description="Rooms one client address may create, `limits` notation."
+    )
+    open_join_rate_limit: str = Field(
+        "120/minute",
+        description="New participants one client address may register in a room without "
+        "a passcode, `limits` notation (each join starts a fresh per-guest quota).",
+    )
+    min_free_disk_bytes: int = Field(
+        512 * MIB,
+        ge=0,
+        description="Free space the data folder's disk keeps: uploads that would leave less "
+        "are refused with 507 `insufficient_storage`, in bytes.",
+    )
+
     @field_validator(
-        "upload_rate_limit", "anonymous_upload_rate_limit", "join_rate_limit", mode="after"
+        "upload_rate_limit",
+        "anonymous_upload_rate_limit",
+        "join_rate_limit",
+        "room_create_rate_limit",
+        "open_join_rate_limit",
+        mode="after",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:

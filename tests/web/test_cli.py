@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import uvicorn
 from click.testing import CliRunner
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from web import cli
 
@@ -31,3 +32,7 @@ def test_serve_runs_uvicorn_without_compression_or_websocket_pings(
     # Engine.IO's heartbeat is the only keepalive: no second ping per client from uvicorn.
     assert options["ws_ping_interval"] is None
     assert thresholds == [(50_000, 10, 10)]
+    # A request-header deadline (web/connections.py) and the connection cap from the settings.
+    assert issubclass(options["http"], HttpToolsProtocol)
+    assert options["http"].header_timeout == 10
+    assert options["limit_concurrency"] == 10_000

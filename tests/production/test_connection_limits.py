@@ -1,0 +1,106 @@
+"""Connection-level limits of a real ``imageshark serve`` process: a slowloris of partial
+request lines is cut off after the header timeout, so normal requests keep being served."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.production.processes import Replica, running
+
+pytestmark = pytest.mark.xdist_group("replicas")
+
+SERVER_FILES = 1024
+"""The server's open-file limit (soft and hard): small, so a few thousand sockets exhaust it."""
+PARTIAL_SOCKETS = 2500
+HEADER_TIMEOUT = 2.0
+
+
+def _raise_open_file_limit(wanted: int) -> None:
+    """Let this test process hold ``wanted`` sockets (soft limit up to the hard one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted, "test needs more sockets"
+
+
+async def _open_partial(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """A connection that sent the start of a request line and nothing more (None: refused)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return None
+    writer.write(b"GET /healthz HTT")
+    return reader, writer
+
+
+async def _answer_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends before it ends the connection."""
+    return await reader.read()
+
+
+async def _first_healthz(base_url: str, *, deadline: float) -> float:
+    """Seconds until a fresh connection's ``GET /healthz`` first answers 200 (inf: never)."""
+    started = time.monotonic()
+    while time.monotonic() - started < deadline:
+        try:
+            async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+                if (await http.get("/healthz")).status_code == 200:
+                    return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    return float("inf")
+
+
+async def test_slowloris_is_cut_off_and_healthz_keeps_answering(tmp_path: Path) -> None:
+    _raise_open_file_limit(PARTIAL_SOCKETS + 500)
+    replica = Replica(
+        "slowloris",
+        {
+            "IMAGESHARK_DATA_DIR": str(tmp_path),
+            "IMAGESHARK_RENDITION_WORKERS": "1",
+            "IMAGESHARK_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+        },
+    )
+    # The server runs with few file descriptors, as an unconfigured host gives it (1024).
+    replica.args = ["prlimit", f"--nofile={SERVER_FILES}:{SERVER_FILES}", "--", *replica.args]
+    async with running(replica):
+        opened = await asyncio.gather(
+            *(_open_partial(replica.port) for _ in range(PARTIAL_SOCKETS))
+        )
+        partial = [pair for pair in opened if pair is not None]
+        assert len(partial) > SERVER_FILES, "the flood must exceed the server's descriptors"
+        try:
+            # Broken: no answer at all (37 attempts in 20 s all reset) while the partial
+            # sockets hold every descriptor. Polled: the server has no event to wait on.
+            healthz_seconds = await _first_healthz(replica.base_url, deadline=30)
+            assert healthz_seconds < 20, healthz_seconds
+            async with asyncio.timeout(60):
+                answers = await asyncio.gather(*(_answer_until_closed(r) for r, _ in partial))
+            lines = [answer.split(b"\r\n", 1)[0] for answer in answers]
+            timed_out = lines.count(b"HTTP/1.1 408 Request Timeout")
+            # Every one is closed; the ones the server had accepted with a 408 first (those
+            # still in the listen queue while descriptors ran out may be closed unanswered).
+            assert set(lines) <= {b"HTTP/1.1 408 Request Timeout", b""}
+            assert timed_out > SERVER_FILES // 2, timed_out
+            print(f"{timed_out} of {len(lines)} partial sockets answered 408")
+            # Measured for the record: the answer waits at most for the first sockets' timeout.
+            print(
+                f"healthz answered in {healthz_seconds:.2f} s under {len(partial)} partial sockets"
+            )
+            async with httpx.AsyncClient(base_url=replica.base_url, timeout=5) as http:
+                started = time.monotonic()
+                assert (await http.get("/healthz")).status_code == 200
+                assert time.monotonic() - started < 5
+        finally:
+            for _, writer in partial:
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()

@@ -1,0 +1,145 @@
+"""Connection-level limits of ``imageshark serve``: a deadline for receiving request headers,
+and the process's open-file limit.
+
+uvicorn bounds the idle time between keep-alive requests but not the time a client may take
+to send one request's headers, so a few thousand sockets that each sent part of a request line
+("slowloris") held every file descriptor until normal requests failed.
+:class:`HeaderTimeoutProtocol` subclasses uvicorn's httptools protocol to close such a
+connection (with a ``408``) once ``header_timeout`` seconds have passed since its request
+began. It reads uvicorn internals (written against uvicorn 0.54; ``pyproject.toml`` caps the range):
+:func:`http_protocol` checks them at start-up and falls back to uvicorn's stock protocol, with
+a warning, when they are not as expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 24\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"Request headers too slow"
+)
+_UNLIMITED_TARGET = 1_048_576
+# What the subclass relies on; checked before it is used.
+_REQUIRED_ATTRIBUTES = (
+    "connection_made",
+    "connection_lost",
+    "on_message_begin",
+    "on_headers_complete",
+    "loop",
+    "transport",
+    "cycle",
+)
+
+
+def http_protocol(header_timeout: float | None) -> type[asyncio.Protocol] | str:
+    """The ``http=`` argument for uvicorn: :class:`HeaderTimeoutProtocol` configured with
+    ``header_timeout`` (seconds), or ``"auto"`` (uvicorn's own choice, no header deadline)
+    when the timeout is off (None) or uvicorn's httptools protocol is not as this module
+    expects (logged as a warning)."""
+    if header_timeout is None:
+        return "auto"
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError as exc:  # httptools missing (not a CPython wheel platform)
+        logger.warning("request header timeout disabled: httptools unavailable (%s)", exc)
+        return "auto"
+    missing = [name for name in _REQUIRED_ATTRIBUTES if not _has(HttpToolsProtocol, name)]
+    if missing:
+        logger.warning(
+            "request header timeout disabled: this uvicorn's HttpToolsProtocol lacks %s",
+            ", ".join(missing),
+        )
+        return "auto"
+    return type(
+        "HeaderTimeoutProtocol",
+        (HeaderTimeoutProtocol, HttpToolsProtocol),
+        {"header_timeout": header_timeout},
+    )
+
+
+def _has(cls: type, name: str) -> bool:
+    """Whether ``cls`` has the method or the instance attribute ``name`` (set in __init__)."""
+    init = getattr(cls, "__init__", None)
+    names = getattr(getattr(init, "__code__", None), "co_names", ())
+    return hasattr(cls, name) or name in names
+
+
+class HeaderTimeoutProtocol:
+    """Mixin over uvicorn's ``HttpToolsProtocol``: a connection whose request headers are not
+    complete ``header_timeout`` seconds after it opened (first request) or after the request
+    began (later keep-alive requests) gets ``408`` and is closed.
+
+    The deadline is fixed when the request starts and not moved by more bytes, so trickling one
+    byte at a time does not extend it. Once the headers are in, the body is the application's
+    business (uploads have their own idle timeout)."""
+
+    header_timeout: float = 10.0
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()  # type: ignore[misc]
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_timer()
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request is still being answered: close after that response.
+            self.cycle.keep_alive = False
+            return
+        self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.close()
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft limit of open files (``RLIMIT_NOFILE``) to its hard limit:
+    every connection costs a descriptor, and many hosts start services at a soft 1024.
+
+    :returns: (soft limit before, soft limit after), in descriptors.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit still stops at the kernel's nr_open (1048576 by default).
+    target = _UNLIMITED_TARGET if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        logger.warning("could not raise the open-file limit from %d: %s", soft, exc)
+        return soft, soft
+    return soft, target
