@@ -15,13 +15,18 @@ microseconds each), so no pass over a large file ever runs on the event loop.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiofiles
 import aiofiles.os
+import anyio
+from anyio import to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -143,6 +148,8 @@ async def receive_upload(
     max_bytes: int,
     file_field: str = "file",
     spool_bytes: int = SPOOL_BYTES,
+    idle_timeout: float | None = None,
+    min_free_bytes: int | None = None,
 ) -> ReceivedUpload:
     """Receive a multipart request's ``file_field`` part: in memory up to ``spool_bytes``,
     streamed to ``destination`` beyond that.
@@ -152,8 +159,13 @@ async def receive_upload(
         ``spool_bytes``; removed again on any error.
     :param max_bytes: largest accepted file, in bytes.
     :param spool_bytes: largest file kept in memory, and the smallest disk write, in bytes.
+    :param idle_timeout: longest wait for the next chunk of the body, in seconds (None: none).
+    :param min_free_bytes: free space ``destination``'s disk must keep after the upload, in
+        bytes, checked before the body is read and before each write (None: not checked).
     :returns: the received file and the other fields.
-    :raises ApiError: 415 not multipart, 400 malformed or no file part, 413 over the limit.
+    :raises ApiError: 415 not multipart, 400 malformed or no file part, 413 over the limit,
+        408 ``upload_timeout`` (idle too long), 507 ``insufficient_storage`` (free space
+        under the floor, or the disk full while writing).
     :raises starlette.requests.ClientDisconnect: the client went away (destination removed).
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
@@ -164,6 +176,9 @@ async def receive_upload(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_BYTES:
         raise too_large(max_bytes)
+    if min_free_bytes is not None:
+        incoming = int(declared) if declared is not None and declared.isdigit() else 0
+        await require_free_space(destination.parent, incoming, min_free_bytes)
 
     collector = _PartCollector(file_field)
     parser = MultipartParser(
@@ -184,7 +199,7 @@ async def receive_upload(
     buffered_size = 0
     out: Any = None
     try:
-        async for chunk in request.stream():
+        async for chunk in _chunks(request, idle_timeout):
             try:
                 parser.write(chunk)
             except ApiError:
@@ -201,15 +216,17 @@ async def receive_upload(
                     buffered_size += len(piece)
                 collector.pending.clear()
                 if buffered_size > spool_bytes:
+                    if min_free_bytes is not None:
+                        await require_free_space(destination.parent, buffered_size, min_free_bytes)
                     if out is None:
                         out = await aiofiles.open(destination, "wb")
-                    await out.write(b"".join(buffered))
+                    await _write(out, b"".join(buffered))
                     buffered.clear()
                     buffered_size = 0
         parser.finalize()
         if out is not None:
             if buffered:
-                await out.write(b"".join(buffered))
+                await _write(out, b"".join(buffered))
             await out.close()
             out = None
     except BaseException:  # ApiError, ClientDisconnect, OSError, cancellation
@@ -233,3 +250,69 @@ async def receive_upload(
         filename=collector.filename,
         fields=fields,
     )
+
+
+def upload_timeout(seconds: float) -> ApiError:
+    """The 408 error for a body that paused longer than ``seconds``; the connection is closed
+    after it (the rest of the body is not worth waiting for)."""
+    return ApiError(
+        408,
+        "upload_timeout",
+        f"The upload stalled: no data for {seconds:g} seconds. Please try again.",
+        {"Connection": "close"},
+    )
+
+
+def insufficient_storage() -> ApiError:
+    """The 507 error for an upload the server has no disk space left for."""
+    return ApiError(
+        507,
+        "insufficient_storage",
+        "The server is out of storage space for photos; please try again later.",
+        {"Retry-After": "300"},
+    )
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""``OSError.errno`` values that mean the disk (or the user's quota on it) is full."""
+
+
+async def require_free_space(folder: Path, incoming: int, floor: int) -> None:
+    """Raise :func:`insufficient_storage` unless ``folder``'s disk keeps at least ``floor``
+    bytes free after ``incoming`` more bytes (the statvfs runs in a thread).
+
+    :param folder: an existing folder on the disk to check.
+    :param incoming: bytes about to be written, in bytes.
+    :param floor: free space to keep, in bytes.
+    """
+    usage = await to_thread.run_sync(shutil.disk_usage, folder)
+    if usage.free - incoming < floor:
+        raise insufficient_storage()
+
+
+async def _write(out: Any, data: bytes) -> None:
+    """Write to a spill file; a full disk becomes 507, not a 500."""
+    try:
+        await out.write(data)
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise insufficient_storage() from exc
+        raise
+
+
+async def _chunks(request: Request, idle_timeout: float | None) -> AsyncIterator[bytes]:
+    """The request body's chunks, each awaited at most ``idle_timeout`` seconds.
+
+    :raises ApiError: 408 ``upload_timeout`` when a chunk takes longer.
+    """
+    stream = request.stream()
+    while True:
+        try:
+            with anyio.fail_after(idle_timeout):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            assert idle_timeout is not None
+            raise upload_timeout(idle_timeout) from None
+        yield chunk

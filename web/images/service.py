@@ -28,7 +28,8 @@ from web.rooms.room_settings import clean_text
 from web.rooms.service import RoomService, Viewer
 from web.settings import Settings
 from web.storage import LocalImageStore, new_storage_key
-from web.uploads import receive_upload
+from web.upload_slots import UploadSlots
+from web.uploads import DISK_FULL_ERRNOS, insufficient_storage, receive_upload
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ImageService:
         rate_limits: RateLimiter,
     ) -> None:
         self.rate_limits = rate_limits
+        self.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_address)
         self.repository = repository
         self.rooms = rooms
         self.store = store
@@ -88,12 +90,20 @@ class ImageService:
         :param client_address: the caller's address, the rate-limit key without a participant.
         :returns: (the image object, True if it was created; False for a repeated upload).
         :raises ApiError: 409 room closed or uploads paused; 401 passcode required;
-            429 rate limited or a quota reached; 400 empty/malformed; 413 too large (bytes or
-            pixels); 415 not an accepted image type; 422 corrupt; 503 renderers busy.
+            429 rate limited, a quota reached or too many uploads in progress from
+            ``client_address``; 400 empty/malformed; 408 the body stalled; 413 too large
+            (bytes or pixels); 415 not an accepted image type; 422 corrupt; 503 renderers
+            busy; 507 the disk is (nearly) full.
         """
         started = time.perf_counter()
         try:
-            image, created = await self._upload(room, viewer, request, client_address)
+            try:
+                with self.upload_slots.hold(client_address):
+                    image, created = await self._upload(room, viewer, request, client_address)
+            except OSError as exc:  # the disk filled up while staging or rendering
+                if exc.errno not in DISK_FULL_ERRNOS:
+                    raise
+                raise insufficient_storage() from exc
         except ApiError:
             self.metrics.uploads.labels("rejected").inc()
             raise
@@ -137,7 +147,11 @@ class ImageService:
             return PENDING if locked.moderation == "approve" else APPROVED
 
         received = await receive_upload(
-            request, self.store.new_upload_path(), max_bytes=self.settings.max_upload_bytes
+            request,
+            self.store.new_upload_path(),
+            max_bytes=self.settings.max_upload_bytes,
+            idle_timeout=self.settings.upload_idle_timeout_seconds,
+            min_free_bytes=self.settings.min_free_disk_bytes,
         )
         leftover = received.path  # a spilled body file, until it is moved into staging
         key: str | None = None
