@@ -128,6 +128,8 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             "upload": settings.upload_rate_limit,
             "anonymous_upload": settings.anonymous_upload_rate_limit,
             "join": settings.join_rate_limit,
+            "create_room": settings.room_create_rate_limit,
+            "open_join": settings.open_join_rate_limit,
         },
         settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
         settings.redis_prefix,

@@ -95,7 +95,7 @@ async def room_for(request: Request) -> Room:
 async def create_room(request: Request) -> Response:
     app = services(request)
     body = await json_body(request)
-    room, host_key = await app.rooms.create(body)
+    room, host_key = await app.rooms.create(body, client_address(request))
     view = host_room_view(
         room, public_base_url(request, app.settings), image_count=0, pending_count=0
     )

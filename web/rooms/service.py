@@ -65,7 +65,8 @@ class RoomService:
     :param repository: room and participant storage.
     :param settings: room lifetime, limits and defaults.
     :param bus: where committed room events are published for every replica.
-    :param rate_limits: the join-attempt limit (``"join"``).
+    :param rate_limits: the join-attempt limits (``"join"`` with a passcode, ``"open_join"``
+        without) and the room-creation limit (``"create_room"``).
     :param signing: the key participant cookies are signed with.
     :param clock: returns the current UTC time (tests pass a fixed one).
     """
@@ -91,14 +92,17 @@ class RoomService:
         """How far ahead a room's expiry may be set (``IMAGESHARK_ROOM_TTL_HOURS``)."""
         return timedelta(hours=self.settings.room_ttl_hours)
 
-    async def create(self, body: dict[str, Any]) -> tuple[Room, str]:
+    async def create(self, body: dict[str, Any], client_address: str) -> tuple[Room, str]:
         """Create a room from a ``POST /api/rooms`` body; return it with its host key (the
         only time the key is known).
 
         :param body: ``title`` (required) and any settable field of
             :func:`web.rooms.room_settings.validate_room_settings`.
-        :raises ApiError: 422 for a missing title or a bad setting.
+        :param client_address: the caller's address, for the room-creation rate limit.
+        :raises ApiError: 422 for a missing title or a bad setting; 429 ``rate_limited``
+            (with Retry-After) over ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
         """
+        await self.rate_limits.hit("create_room", client_address)
         now = self.clock()
         values = validate_room_settings(
             {"title": body.get("title"), **body}, now=now, longest_lifetime=self.longest_lifetime
@@ -210,7 +214,11 @@ class RoomService:
                 current, name=clean_name, key_hash=digest(key)
             )
             return renamed, key
-        if room.passcode is not None:
+        if room.passcode is None:
+            # Each fresh participant starts a new per-guest quota: bound how many one
+            # address registers.
+            await self.rate_limits.hit("open_join", f"{room.id}:{client_address}")
+        else:
             await self.rate_limits.hit("join", f"{room.id}:{client_address}")
             if passcode is None or passcode == "":
                 raise PASSCODE_REQUIRED
