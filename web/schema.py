@@ -92,6 +92,11 @@ rooms = Table(
     # How many image rows (approved and pending) the room holds; kept by the triggers of
     # migration 0003 on every insert and delete of an image, never written by the service.
     Column("stored_images", Integer(), nullable=False, server_default="0"),
+    # Abuse limits (migration 0004): a byte quota over the originals' sizes, the bytes the
+    # room holds (kept by triggers like stored_images), and uploads only by participants.
+    Column("max_bytes", BigInteger(), nullable=True),
+    Column("stored_bytes", BigInteger(), nullable=False, server_default="0"),
+    Column("require_join", Boolean(), nullable=False, server_default="0"),
 )
 
 participants = Table(

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import PG_ADMIN_DSN, SettingsFactory, pg_dsn_for
-from web.migrate import head_revision, upgrade
+from web.migrate import alembic_config, head_revision, upgrade
 from web.settings import Settings
 
 NOW = "2026-11-20 10:00:00.000000"
@@ -145,5 +146,84 @@ async def test_0003_counts_each_rooms_images_and_triggers_keep_the_count(
             assert await stored() == {empty: 1}
             remaining = await connection.execute(text("SELECT count(*) FROM images"))
             assert remaining.scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_at_0003(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
+) -> AsyncIterator[Settings]:
+    """Like ``database_at_0002``, at revision 0003."""
+    if request.param == "sqlite":
+        settings = make_settings()
+        await asyncio.to_thread(upgrade, settings, "0003")
+        yield settings
+        return
+    name = f"imageshark_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        settings = make_settings(database_url=pg_dsn_for(name))
+        await asyncio.to_thread(upgrade, settings, "0003")
+        yield settings
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_0004_sums_each_rooms_bytes_and_triggers_keep_the_sum(
+    database_at_0003: Settings,
+) -> None:
+    settings = database_at_0003
+    times = {
+        "now": datetime(2026, 11, 20, 10, tzinfo=UTC),
+        "later": datetime(2026, 12, 20, tzinfo=UTC),
+    }
+    engine = create_async_engine(settings.sqlalchemy_url)
+    counter = iter(range(1, 1000))
+
+    async def add_image(room: int, status: str = "approved") -> int:
+        seq = next(counter)
+        values = {"room": room, "seq": seq, "key": f"k{seq}", "status": status, "now": times["now"]}
+        return int((await connection.execute(text(_IMAGE), values)).scalar_one())
+
+    async def stored_images() -> dict[int, tuple[int, int]]:
+        rows = await connection.execute(text("SELECT id, stored_images FROM rooms ORDER BY id"))
+        return {int(room): (int(count), 0) for room, count in rows}
+
+    async def stored() -> dict[int, tuple[int, int]]:
+        rows = await connection.execute(
+            text("SELECT id, stored_images, stored_bytes FROM rooms ORDER BY id")
+        )
+        return {int(room): (int(count), int(size)) for room, count, size in rows}
+
+    try:
+        async with engine.begin() as connection:
+            full, empty = [
+                int((await connection.execute(text(_ROOM), {"token": t, **times})).scalar_one())
+                for t in ("full", "empty")
+            ]
+            first = await add_image(full)
+            await add_image(full, "pending")
+        await asyncio.to_thread(upgrade, settings)
+        async with engine.begin() as connection:
+            # Backfilled (each test image has 10 original bytes), both statuses counted.
+            assert await stored() == {full: (2, 20), empty: (0, 0)}
+            settings_row = await connection.execute(
+                text("SELECT require_join, max_bytes FROM rooms WHERE id = :id"), {"id": full}
+            )
+            assert tuple(settings_row.one()) == (False, None)
+            await add_image(empty)
+            await connection.execute(text("DELETE FROM images WHERE id = :id"), {"id": first})
+            assert await stored() == {full: (1, 10), empty: (1, 10)}
+        # And back: the downgrade removes the columns and triggers again.
+        await asyncio.to_thread(command.downgrade, alembic_config(settings), "0003")
+        async with engine.begin() as connection:
+            await add_image(empty)
+            assert {room: count for room, (count, _) in (await stored_images()).items()} == {
+                full: 1,
+                empty: 2,
+            }
     finally:
         await engine.dispose()

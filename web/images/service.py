@@ -120,6 +120,7 @@ class ImageService:
         participant = viewer.participant
         if not viewer.is_host:
             _require_uploads_open(room.uploads_open)
+            _require_participant(room.require_join, participant)
             if participant is not None:
                 await self.rate_limits.hit("upload", f"{room.id}:{participant.id}")
             else:
@@ -131,6 +132,14 @@ class ImageService:
             if viewer.is_host:
                 return APPROVED
             _require_uploads_open(locked.uploads_open)
+            _require_participant(locked.require_join, participant)
+            if locked.max_bytes is not None and locked.stored_bytes + size > locked.max_bytes:
+                raise ApiError(
+                    429,
+                    "room_storage_full",
+                    f"This room is full: it holds its limit of {_megabytes(locked.max_bytes)} "
+                    "of photos.",
+                )
             if locked.max_images is not None and locked.stored_images >= locked.max_images:
                 raise ApiError(
                     429,
@@ -146,6 +155,7 @@ class ImageService:
                 )
             return PENDING if locked.moderation == "approve" else APPROVED
 
+        size = 0  # the received file's length, for admit()'s byte quota
         received = await receive_upload(
             request,
             self.store.new_upload_path(),
@@ -153,6 +163,7 @@ class ImageService:
             idle_timeout=self.settings.upload_idle_timeout_seconds,
             min_free_bytes=self.settings.min_free_disk_bytes,
         )
+        size = received.size
         leftover = received.path  # a spilled body file, until it is moved into staging
         key: str | None = None
         try:
@@ -354,6 +365,17 @@ IMAGE_NOT_FOUND = ApiError(404, "image_not_found", "This image does not exist in
 def _require_uploads_open(uploads_open: bool) -> None:
     if not uploads_open:
         raise ApiError(409, "uploads_paused", "The host has paused uploads for now.")
+
+
+def _require_participant(require_join: bool, participant: object) -> None:
+    if require_join and participant is None:
+        raise ApiError(
+            401, "join_required", "The host asks guests to join the room before uploading."
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.0f} MB" if size >= 1_000_000 else f"{size} bytes"
 
 
 def _int_param(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:

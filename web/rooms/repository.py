@@ -18,7 +18,8 @@ from web.schema import images, participants, room_events, rooms
 @dataclass(frozen=True, slots=True)
 class Room:
     """A room row. Times are UTC; ``last_seq`` is the newest room event's sequence number;
-    ``stored_images`` counts its images of every status, as of the read."""
+    ``stored_images`` counts its images of every status and ``stored_bytes`` sums their
+    original sizes (bytes), as of the read."""
 
     id: int
     token: str
@@ -38,6 +39,9 @@ class Room:
     max_uploads_per_guest: int | None = None
     max_images: int | None = None
     stored_images: int = 0
+    max_bytes: int | None = None
+    stored_bytes: int = 0
+    require_join: bool = False
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""
@@ -67,6 +71,10 @@ class LockedRoom:
     max_uploads_per_guest: int | None
     stored_images: int
     """How many images (approved and pending) the room holds before this upload."""
+    max_bytes: int | None = None
+    stored_bytes: int = 0
+    """The original bytes of those images, in bytes."""
+    require_join: bool = False
 
 
 class RoomRepository:
@@ -273,6 +281,9 @@ _LOCK_ROOM = _BUMP_SEQ.returning(
     rooms.c.max_images,
     rooms.c.max_uploads_per_guest,
     rooms.c.stored_images,
+    rooms.c.max_bytes,
+    rooms.c.stored_bytes,
+    rooms.c.require_join,
 )
 _INSERT_EVENT = insert(room_events)
 
@@ -324,6 +335,9 @@ async def lock_room(statements: Statements, room_id: int) -> LockedRoom:
         max_images=row["max_images"],
         max_uploads_per_guest=row["max_uploads_per_guest"],
         stored_images=int(row["stored_images"]),
+        max_bytes=row["max_bytes"],
+        stored_bytes=int(row["stored_bytes"]),
+        require_join=bool(row["require_join"]),
     )
 
 

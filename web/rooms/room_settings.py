@@ -17,6 +17,8 @@ WALL_MODES = ("spotlight", "grid")
 WALL_QR_SIZES = ("off", "small", "medium", "large")
 PASSCODE_CHARS = (4, 64)
 MAX_QUOTA = 1_000_000
+MAX_BYTES_QUOTA = 2**50
+"""Largest room byte quota a host may set (1 PiB: any real disk is smaller)."""
 MAX_TITLE_CHARS = 200
 
 SETTABLE_FIELDS = (
@@ -31,6 +33,8 @@ SETTABLE_FIELDS = (
     "wall_blanked",
     "max_uploads_per_guest",
     "max_images",
+    "max_bytes",
+    "require_join",
 )
 
 
@@ -78,6 +82,18 @@ def _quota(field: str, value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_QUOTA:
         raise ApiError(
             422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_QUOTA}, or null."
+        )
+    return value
+
+
+def _byte_quota(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BYTES_QUOTA:
+        raise ApiError(
+            422,
+            "invalid_max_bytes",
+            f"'max_bytes' must be a number of bytes from 1 to {MAX_BYTES_QUOTA}, or null.",
         )
     return value
 
@@ -146,5 +162,7 @@ def validate_room_settings(
         "wall_blanked": lambda v: _boolean("wall_blanked", v),
         "max_uploads_per_guest": lambda v: _quota("max_uploads_per_guest", v),
         "max_images": lambda v: _quota("max_images", v),
+        "max_bytes": _byte_quota,
+        "require_join": lambda v: _boolean("require_join", v),
     }
     return {field: checks[field](value) for field, value in body.items()}

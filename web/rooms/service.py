@@ -56,6 +56,8 @@ def room_settings_view(room: Room) -> dict[str, Any]:
         "wall_blanked": room.wall_blanked,
         "max_uploads_per_guest": room.max_uploads_per_guest,
         "max_images": room.max_images,
+        "max_bytes": room.max_bytes,
+        "require_join": room.require_join,
     }
 
 

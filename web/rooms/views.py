@@ -48,9 +48,11 @@ def host_room_view(
     room: Room, base_url: str, image_count: int, pending_count: int
 ) -> dict[str, Any]:
     """The host's view: the public view plus the passcode (in clear, for the host to tell
-    guests) and the number of images waiting for approval."""
+    guests), the number of images waiting for approval and the original bytes the room holds
+    (what ``max_bytes`` is checked against)."""
     return {
         **room_view(room, base_url, image_count),
         "passcode": room.passcode,
         "pending_count": pending_count,
+        "stored_bytes": room.stored_bytes,
     }
