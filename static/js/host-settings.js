@@ -19,7 +19,11 @@ const ANNOUNCE = {
   wall_mode: (mode) => (mode === "grid" ? "The wall now shows a grid of photos." : "The wall now spotlights one photo at a time."),
   wall_qr_size: (size) => (size === "off" ? "The wall hides the QR code." : `The wall shows a ${size} QR code.`),
   wall_captions: (on) => (on ? "The wall shows captions and names." : "The wall hides captions and names."),
+  require_join: (on) =>
+    on ? "Only guests who joined can share photos now." : "Anyone with the link can share photos now.",
 };
+
+const MEGABYTE = 1_000_000;
 
 /** The settings form's fields: input id, and how values go between the input and the API. */
 const FORM_FIELDS = {
@@ -38,6 +42,13 @@ const FORM_FIELDS = {
   },
   max_uploads_per_guest: quotaField("setting-guest-quota", "max_uploads_per_guest"),
   max_images: quotaField("setting-room-quota", "max_images"),
+  // Shown and typed in megabytes, stored in bytes.
+  max_bytes: {
+    id: "setting-storage-quota",
+    read: (input) => (input.validity.badInput ? "invalid" : input.value.trim()),
+    show: (room) => (room.max_bytes == null ? "" : String(Math.round(room.max_bytes / MEGABYTE))),
+    send: (value) => (value === "" ? null : Number(value) * MEGABYTE),
+  },
 };
 
 function quotaField(id, name) {
@@ -105,6 +116,7 @@ export class RoomControls {
     setSwitch($("uploads-toggle"), state.uploads_open);
     setSwitch($("moderation-toggle"), state.moderation === "approve");
     setSwitch($("captions-toggle"), state.wall_captions);
+    setSwitch($("require-join-toggle"), state.require_join);
     for (const radio of document.querySelectorAll('input[type="radio"][data-setting]')) {
       radio.checked = state[radio.dataset.setting] === radio.value;
     }
@@ -215,7 +227,7 @@ export class RoomControls {
     if (passcode && (passcode.length < 4 || passcode.length > 64)) {
       fail("passcode", "A passcode has 4 to 64 characters (or leave it empty).");
     }
-    for (const field of ["max_uploads_per_guest", "max_images"]) {
+    for (const field of ["max_uploads_per_guest", "max_images", "max_bytes"]) {
       const value = FORM_FIELDS[field].read($(FORM_FIELDS[field].id));
       if (value !== "" && !/^\d+$/.test(value)) fail(field, "Enter a whole number, or leave it empty.");
     }

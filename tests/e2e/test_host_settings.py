@@ -28,6 +28,7 @@ from tests.e2e.host_wall_session import (
     upload_ok,
     wall_tiles,
 )
+from tests.photos import make_image_bytes
 
 
 def card(page: Page, image_id: int) -> Any:
@@ -145,4 +146,51 @@ async def test_remove_pause_edit_and_close_reach_every_screen(
 
         for context in (host_context, wall_context, phone.context):
             await context.close()
+    console.assert_clean()
+
+
+async def test_host_requires_a_join_and_sets_a_storage_quota(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    console = ConsoleLog()
+    async with api_client(live_server.base_url) as http:
+        room = await create_room(http, "Open house")
+        host_context = await new_context(browser, viewport=LAPTOP)
+        await set_host_key(host_context, room)
+        host = await open_host(console.watch(await host_context.new_page(), "host"), room)
+
+        # The switch makes uploads need a join: an anonymous upload is refused, a guest's not.
+        require_join = host.get_by_role("switch", name="Guests must join to share")
+        await expect(require_join).to_have_attribute("aria-checked", "false")
+        await require_join.click()
+        await expect(require_join).to_have_attribute("aria-checked", "true")
+        await expect(
+            host.get_by_role("status").filter(has_text="Only guests who joined")
+        ).to_be_visible()
+        assert (await host_view(http, room))["require_join"] is True
+        anonymous = await http.post(
+            f"/api/rooms/{room['token']}/images",
+            files={"file": ("a.jpg", make_image_bytes("jpeg", size=(320, 240)))},
+        )
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.json()["error"]["code"] == "join_required"
+        guest = await join(http, room, "Tom")
+        await upload_ok(http, room, guest, name="coffee")
+
+        # The storage quota, typed in megabytes, is stored in bytes; bad input is explained.
+        form = host.locator("#settings-form")
+        storage = form.get_by_label("Storage for the room's photos (MB)")
+        await storage.fill("1.5")
+        await form.get_by_role("button", name="Save changes").click()
+        await expect(form.locator("#error-max_bytes")).to_contain_text("whole number")
+        await storage.fill("250")
+        await form.get_by_role("button", name="Save changes").click()
+        await expect(host.get_by_role("status").filter(has_text="Settings saved")).to_be_visible()
+        assert (await host_view(http, room))["max_bytes"] == 250_000_000
+        await host.reload()
+        await expect(host.get_by_label("Storage for the room's photos (MB)")).to_have_value("250")
+        await expect(
+            host.get_by_role("switch", name="Guests must join to share")
+        ).to_have_attribute("aria-checked", "true")
+        await screenshot(host, "host-room-limits", full_page=True)
     console.assert_clean()
