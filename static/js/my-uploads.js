@@ -16,12 +16,15 @@ export function refusalMessage(error, me = null) {
         : "You've reached this room's limit of photos per guest.";
     case "room_quota_reached":
       return "This room is full: it can't take more photos.";
+    case "room_storage_full":
+      return "This room is out of space: it can't take more photos.";
     case "uploads_paused":
       return "The host has paused uploads. Try again when they reopen.";
     case "room_closed":
       return "This room is closed: no new photos can be shared.";
     case "passcode_required":
     case "not_joined":
+    case "join_required":
       return "Please join the room again, then retry.";
     default:
       return (error && error.message) || "Something went wrong.";

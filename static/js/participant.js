@@ -337,6 +337,7 @@ queue.addEventListener("refused", (event) => {
       break;
     case "passcode_required":
     case "not_joined":
+    case "join_required":
       lostIdentity();
       return;
     default:
@@ -489,6 +490,7 @@ function applyRoom(next) {
     closed: isClosed(),
     perGuest: room.max_uploads_per_guest,
     maxImages: room.max_images,
+    maxBytes: room.max_bytes,
   };
   Object.assign(room, next);
   if (isClosed() && !before.closed) queue.block(roomError("room_closed"));
@@ -509,6 +511,7 @@ function applyRoom(next) {
     refreshMe();
   }
   if (room.max_images !== before.maxImages) queue.unblock("room_quota_reached");
+  if (room.max_bytes !== before.maxBytes) queue.unblock("room_storage_full");
   render();
 }
 

@@ -28,11 +28,12 @@ import { ApiError, errorFromResponse, networkError, roomApi } from "./api.js";
 export const ROOM_REFUSALS = new Set([
   "guest_quota_reached",
   "room_quota_reached",
+  "room_storage_full",
   "uploads_paused",
   "room_closed",
 ]);
 /** Identity problems: the guest has to join (again) before any photo can go. */
-const IDENTITY_REFUSALS = new Set(["passcode_required", "not_joined"]);
+const IDENTITY_REFUSALS = new Set(["passcode_required", "not_joined", "join_required"]);
 
 const DEFAULT_BACKOFF = { baseMs: 1_000, maxMs: 60_000, maxAutoRetries: 8 };
 /** No upload progress for this long: the connection is dead even if the OS has not noticed. */

@@ -409,3 +409,36 @@ async def test_formats_the_browser_cannot_shrink_go_as_they_are(
 
         await context.close()
     console.assert_clean()
+
+
+async def test_room_out_of_storage_is_final_and_not_retried(
+    live_server: Any, browser: Browser, tmp_path: Path
+) -> None:
+    console = ConsoleLog()
+    console.allow(r"status of 429")  # refused on purpose; Chromium logs it as a failed resource
+    photo = make_phone_jpeg(tmp_path / "IMG_1.jpg", name="coffee", size=(1600, 1200), orientation=1)
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        room = await create_room(http, "Tiny room", max_bytes=1)
+        context = await phone_context(browser, PHONE_360)
+        page = console.watch(await context.new_page(), "phone")
+        await page.clock.install()
+        await open_room(page, room)
+        await join(page, "Ada")
+        answers: list[int] = []
+        page.on(
+            "response",
+            lambda response: (
+                answers.append(response.status) if is_upload(response.request) else None
+            ),
+        )
+        await pick_photos(page, [photo])
+        refused = page.locator('[data-testid="upload-item"][data-state="failed"]')
+        await expect(refused).to_have_count(1, timeout=UPLOAD_TIMEOUT_MS)
+        await expect(refused).to_contain_text("out of space")
+        await page.clock.fast_forward("05:00")
+        await page.evaluate("() => fetch('/healthz').then(r => r.status)")
+        assert answers == [429], answers
+        await expect(refused).to_have_attribute("data-attempts", "1")
+        assert await room_images(http, room) == []
+        await context.close()
+    console.assert_clean()
