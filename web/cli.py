@@ -14,6 +14,8 @@ from web.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+BODY_TIMEOUT_MARGIN_SECONDS = 5
+
 
 @click.group()
 def main() -> None:
@@ -62,7 +64,11 @@ def serve(host: str | None, port: int | None) -> None:
         # (realtime/fanout.py); the others work too, through each socket's queue.
         ws="websockets-sansio",
         # A deadline for each request's headers (slow-request floods); uvicorn has none.
-        http=http_protocol(settings.header_timeout_seconds),
+        # A backstop a little after the uploads' own idle timeout (their JSON 408 comes first).
+        http=http_protocol(
+            settings.header_timeout_seconds,
+            settings.upload_idle_timeout_seconds + BODY_TIMEOUT_MARGIN_SECONDS,
+        ),
         limit_concurrency=settings.max_connections,
         proxy_headers=True,
         lifespan="on",

@@ -1,12 +1,16 @@
 """Connection-level limits of ``imageshark serve``: a deadline for receiving request headers,
-and the process's open-file limit.
+an idle timeout between the chunks of any request body, and the process's open-file limit.
 
 uvicorn bounds the idle time between keep-alive requests but not the time a client may take
 to send one request's headers, so a few thousand sockets that each sent part of a request line
 ("slowloris") held every file descriptor until normal requests failed.
 :class:`HeaderTimeoutProtocol` subclasses uvicorn's httptools protocol to close such a
 connection (with a ``408``) once ``header_timeout`` seconds have passed since its request
-began. It reads uvicorn internals (written against uvicorn 0.54; ``pyproject.toml`` caps the range):
+began, and one whose request body pauses longer than ``body_timeout`` seconds: headers that
+arrive in time followed by a body that never does held a connection just as long, on every
+route (JSON bodies, Socket.IO long-polling), not only on uploads.
+
+It reads uvicorn internals (written against uvicorn 0.54; ``pyproject.toml`` caps the range):
 :func:`http_protocol` checks them at start-up and falls back to uvicorn's stock protocol, with
 a warning, when they are not as expected.
 """
@@ -20,14 +24,19 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 24\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"Request headers too slow"
-)
+
+def _timeout_response(text: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\n"
+        b"content-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(text)).encode() + b"\r\n"
+        b"connection: close\r\n"
+        b"\r\n" + text
+    )
+
+
+_HEADER_TIMEOUT_RESPONSE = _timeout_response(b"Request headers too slow")
+_BODY_TIMEOUT_RESPONSE = _timeout_response(b"Request body too slow")
 _UNLIMITED_TARGET = 1_048_576
 # What the subclass relies on; checked before it is used.
 _REQUIRED_ATTRIBUTES = (
@@ -35,17 +44,22 @@ _REQUIRED_ATTRIBUTES = (
     "connection_lost",
     "on_message_begin",
     "on_headers_complete",
+    "on_body",
+    "on_message_complete",
     "loop",
     "transport",
     "cycle",
+    "flow",
 )
 
 
-def http_protocol(header_timeout: float | None) -> type[asyncio.Protocol] | str:
+def http_protocol(
+    header_timeout: float | None, body_timeout: float | None = None
+) -> type[asyncio.Protocol] | str:
     """The ``http=`` argument for uvicorn: :class:`HeaderTimeoutProtocol` configured with
-    ``header_timeout`` (seconds), or ``"auto"`` (uvicorn's own choice, no header deadline)
-    when the timeout is off (None) or uvicorn's httptools protocol is not as this module
-    expects (logged as a warning)."""
+    ``header_timeout`` and ``body_timeout`` (seconds; None: that one off), or ``"auto"``
+    (uvicorn's own choice, no deadlines) when the header timeout is off or uvicorn's httptools
+    protocol is not as this module expects (logged as a warning)."""
     if header_timeout is None:
         return "auto"
     try:
@@ -63,7 +77,7 @@ def http_protocol(header_timeout: float | None) -> type[asyncio.Protocol] | str:
     return type(
         "HeaderTimeoutProtocol",
         (HeaderTimeoutProtocol, HttpToolsProtocol),
-        {"header_timeout": header_timeout},
+        {"header_timeout": header_timeout, "body_timeout": body_timeout},
     )
 
 
@@ -80,14 +94,22 @@ class HeaderTimeoutProtocol:
     began (later keep-alive requests) gets ``408`` and is closed.
 
     The deadline is fixed when the request starts and not moved by more bytes, so trickling one
-    byte at a time does not extend it. Once the headers are in, the body is the application's
-    business (uploads have their own idle timeout)."""
+    byte at a time does not extend it.
+
+    Then, while the request's body arrives, a pause of more than ``body_timeout`` seconds
+    between two chunks closes the connection (with ``408`` if no response has started); time
+    during which this server stopped reading (flow control) does not count. Uploads have
+    their own, shorter idle timeout with a JSON error: this is the backstop for every route."""
 
     header_timeout: float = 10.0
+    body_timeout: float | None = None
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
     cycle: Any
+    flow: Any
     _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
+    _body_seen_at: float = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -100,11 +122,46 @@ class HeaderTimeoutProtocol:
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
+        previous = self.cycle
         super().on_headers_complete()  # type: ignore[misc]
+        # A new request cycle (not a WebSocket upgrade): its body, if any, is on its way.
+        if self.body_timeout is not None and self.cycle is not previous:
+            self._body_seen_at = self.loop.time()
+            self._cancel_body_timer()
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_too_slow)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_seen_at = self.loop.time()  # cheaper than a new timer per chunk
+        super().on_body(body)  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_message_complete()  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)  # type: ignore[misc]
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        assert self.body_timeout is not None
+        if self.transport.is_closing():
+            return
+        idle = self.loop.time() - self._body_seen_at
+        if idle < self.body_timeout or (self.flow is not None and self.flow.read_paused):
+            # Data came meanwhile, or this server paused reading: wait again from the last chunk.
+            wait = max(self.body_timeout - idle, 0.05) if idle < self.body_timeout else 1.0
+            self._body_timer = self.loop.call_later(wait, self._body_too_slow)
+            return
+        if self.cycle is None or not self.cycle.response_started:
+            self.transport.write(_BODY_TIMEOUT_RESPONSE)
+        self.transport.close()
 
     def _arm_header_timer(self) -> None:
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
@@ -122,7 +179,7 @@ class HeaderTimeoutProtocol:
             # A pipelined request is still being answered: close after that response.
             self.cycle.keep_alive = False
             return
-        self.transport.write(_TIMEOUT_RESPONSE)
+        self.transport.write(_HEADER_TIMEOUT_RESPONSE)
         self.transport.close()
 
 

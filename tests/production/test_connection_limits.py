@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import resource
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ async def test_slowloris_is_cut_off_and_healthz_keeps_answering(tmp_path: Path) 
         },
     )
     # The server runs with few file descriptors, as an unconfigured host gives it (1024).
+    replica.ready_marker = "Uvicorn running on"  # listening, not only started
     replica.args = ["prlimit", f"--nofile={SERVER_FILES}:{SERVER_FILES}", "--", *replica.args]
     async with running(replica):
         opened = await asyncio.gather(
@@ -104,3 +106,37 @@ async def test_slowloris_is_cut_off_and_healthz_keeps_answering(tmp_path: Path) 
             for _, writer in partial:
                 with contextlib.suppress(Exception):
                     writer.transport.abort()
+
+
+async def test_a_stalled_request_body_is_cut_off_on_every_route(tmp_path: Path) -> None:
+    replica = Replica(
+        "stalled-body",
+        {
+            "IMAGESHARK_DATA_DIR": str(tmp_path),
+            "IMAGESHARK_RENDITION_WORKERS": "1",
+            "IMAGESHARK_UPLOAD_IDLE_TIMEOUT_SECONDS": "1",
+        },
+    )
+    replica.ready_marker = "Uvicorn running on"  # listening, not only started
+    async with running(replica):
+        async with httpx.AsyncClient(base_url=replica.base_url, timeout=30) as http:
+            handshake = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+        sid = json.loads(handshake.text[1:])["sid"]
+        stalled = []
+        for path in ("/api/rooms", f"/socket.io/?EIO=4&transport=polling&sid={sid}"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", replica.port)
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                "Content-Length: 100\r\n\r\n{".encode()
+            )
+            stalled.append((reader, writer))
+        try:
+            # Broken: no answer and the connection held (each a descriptor) for as long as
+            # the client likes; the header timeout does not apply once the headers are in.
+            async with asyncio.timeout(30):
+                answers = await asyncio.gather(*(reader.read() for reader, _ in stalled))
+        finally:
+            for _, writer in stalled:
+                writer.transport.abort()
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
