@@ -48,6 +48,7 @@ from web.services import Services
 from web.settings import Settings
 from web.signing import SigningSecret
 from web.storage import LocalImageStore
+from web.uploads import DISK_FULL_ERRNOS, insufficient_storage
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
@@ -67,6 +68,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def _os_error(request: Request, exc: Exception) -> Response:
+    """A full disk (any write: renditions, downloads) is 507 with Retry-After, not 500."""
+    assert isinstance(exc, OSError)
+    if exc.errno in DISK_FULL_ERRNOS:
+        logger.warning("disk full: %s", exc)
+        return insufficient_storage().to_response()
+    raise exc  # any other OSError: the 500 handler, which logs its traceback
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -227,6 +237,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             DBAPIError: _database_unavailable,
             PoolTimeoutError: _database_unavailable,
             ConnectionError: _database_unavailable,
+            OSError: _os_error,
             Exception: _internal_error,
         },
         middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID")],

@@ -181,3 +181,35 @@ async def test_a_full_disk_while_receiving_is_507_and_loses_nothing_stored(
                 assert (await client.http.get(url)).status_code == 200
             listing = await client.http.get(f"/api/rooms/{room['token']}/images")
             assert [item["id"] for item in listing.json()["items"]] == [first.json()["id"]]
+
+
+async def test_a_full_disk_while_making_a_download_is_507_not_500(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    data = tmp_path / "small-disk"
+    with _small_tmpfs(data, 20):
+        settings = make_settings(data_dir=data, min_free_disk_bytes=0)
+        async for client in _app_client(settings):
+            room = await create_room(client)
+            photo = make_image_bytes("jpeg", size=(1600, 1200))
+            stored = await client.http.post(
+                f"/api/rooms/{room['token']}/images",
+                files={"file": ("p.jpg", photo, "image/jpeg")},
+            )
+            assert stored.status_code == 201, stored.text
+            # Fill the disk to the last block: the full-resolution file cannot be written.
+            filler = data / "filler"
+            with contextlib.suppress(OSError), filler.open("wb") as out:
+                while True:
+                    out.write(b"\0" * 65536)
+            response = await client.http.get(
+                f"/api/rooms/{room['token']}/images/{stored.json()['id']}/download"
+            )
+            # Broken: 500 internal_error.
+            assert response.status_code == 507, response.text
+            assert response.json()["error"]["code"] == "insufficient_storage"
+            filler.unlink()
+            again = await client.http.get(
+                f"/api/rooms/{room['token']}/images/{stored.json()['id']}/download"
+            )
+            assert again.status_code == 200
