@@ -140,3 +140,30 @@ async def test_a_stalled_request_body_is_cut_off_on_every_route(tmp_path: Path) 
                 writer.transport.abort()
     for answer in answers:
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+async def test_connections_over_the_cap_get_503(tmp_path: Path) -> None:
+    replica = Replica(
+        "capped",
+        {
+            "IMAGESHARK_DATA_DIR": str(tmp_path),
+            "IMAGESHARK_RENDITION_WORKERS": "1",
+            "IMAGESHARK_MAX_CONNECTIONS": "4",
+        },
+    )
+    replica.ready_marker = "Uvicorn running on"
+    async with running(replica):
+        idle = [await asyncio.open_connection("127.0.0.1", replica.port) for _ in range(4)]
+        try:
+            async with httpx.AsyncClient(base_url=replica.base_url, timeout=30) as http:
+                # Broken (no cap): 200 however many connections are open.
+                assert (await http.get("/healthz")).status_code == 503
+            for _, writer in idle:
+                writer.transport.abort()
+            idle = []
+            async with httpx.AsyncClient(base_url=replica.base_url, timeout=30) as http:
+                await _first_healthz(replica.base_url, deadline=30)
+                assert (await http.get("/healthz")).status_code == 200
+        finally:
+            for _, writer in idle:
+                writer.transport.abort()
