@@ -146,7 +146,7 @@ class Settings(BaseSettings):
         10,
         gt=0,
         description="Seconds a client may take to send a request's headers before the "
-        "connection is closed with 408 (slow-request floods); unset: no limit.",
+        "connection is closed with 408 (slow-request floods).",
     )
     upload_idle_timeout_seconds: float = Field(
         30,
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         10_000,
         ge=1,
         description="Open connections (HTTP and WebSocket) per replica beyond which new "
-        "requests get 503; fits a 2000-guest room with room to spare; unset: no cap.",
+        "requests get 503; fits a 2000-guest room with room to spare.",
     )
     max_concurrent_uploads_per_address: int = Field(
         32,
