@@ -38,6 +38,7 @@ from web.images.repository import ImageRepository
 from web.images.service import ImageService
 from web.metrics import Metrics
 from web.migrate import upgrade
+from web.origins import CrossOriginGuard, OriginPolicy
 from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
 from web.rooms import endpoints as room_endpoints
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         settings.redis_prefix,
     )
     signing = SigningSecret(settings.secret_key)
+    origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
     room_service = RoomService(RoomRepository(database), settings, bus, rate_limits, signing)
     image_repository = ImageRepository(database)
 
@@ -151,6 +153,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         replay_limit=settings.replay_limit,
+        allowed_origin=origins.allows_handshake,
     )
     metrics = Metrics(
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
@@ -227,7 +230,10 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             ConnectionError: _database_unavailable,
             Exception: _internal_error,
         },
-        middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID")],
+        middleware=[
+            Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
+            Middleware(CrossOriginGuard, policy=origins),
+        ],
         lifespan=lifespan,
     )
     return socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from web.origins import normalise_origin
 
 MIB = 1024 * 1024
 
@@ -132,6 +135,11 @@ class Settings(BaseSettings):
         description="Apply database migrations when the server starts (turn off where a "
         "separate `imageshark migrate` step runs once per deploy).",
     )
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Origins besides the service's own whose browser pages may connect to the "
+        "live side and send changes, comma-separated (e.g. `https://photos.example.org`).",
+    )
     log_level: str = Field("INFO", description="Logging level.")
     log_format: Literal["json", "console"] = Field(
         "console", description="`json` for one JSON object per line (production), or `console`."
@@ -149,6 +157,26 @@ class Settings(BaseSettings):
         """Refuse rate limits the `limits` library cannot parse, at start-up."""
         parse(value)
         return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """Read a list setting from the environment as comma-separated text."""
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("allowed_origins", mode="after")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refuse entries that are not origins (``scheme://host[:port]``), at start-up."""
+        clean = []
+        for origin in value:
+            normal = normalise_origin(origin)
+            if normal is None or urlsplit(origin.strip()).path not in ("", "/"):
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+            clean.append(normal)
+        return tuple(clean)
 
     @field_validator("database_url", mode="after")
     @classmethod
