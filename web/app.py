@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
 from realtime.delivery import LiveDelivery
@@ -103,12 +104,15 @@ async def _may_view(
     return participant is not None
 
 
-def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
 
-    :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette. Its
+    :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind
+        uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
+        address is the rightmost X-Forwarded-For entry that is not one of them). Its
         lifespan opens the database pool, the rendition pool and the event bus, and closes
-        them at shutdown. Run it with ``uvicorn --factory web.app:create_app``.
+        them at shutdown. Run it with ``imageshark serve``, or
+        ``uvicorn --factory --no-proxy-headers web.app:create_app``.
     """
     settings = settings or Settings()
     database = Database(settings)
@@ -236,4 +240,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         ],
         lifespan=lifespan,
     )
-    return socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")
+    service = socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")
+    # Here rather than in the server's options, so every way of serving the app uses the same
+    # trust; with a list (never "*") uvicorn walks X-Forwarded-For from the right.
+    return ProxyHeadersMiddleware(service, trusted_hosts=list(settings.trusted_proxies))

@@ -47,7 +47,9 @@ def serve(host: str | None, port: int | None) -> None:
         # The protocol whose connections room broadcasts can write to directly
         # (realtime/fanout.py); the others work too, through each socket's queue.
         ws="websockets-sansio",
-        proxy_headers=True,
+        # The app applies X-Forwarded-* itself, trusting IMAGESHARK_TRUSTED_PROXIES (web/app.py);
+        # uvicorn's own layer (FORWARDED_ALLOW_IPS) would rewrite the peer before it.
+        proxy_headers=False,
         lifespan="on",
         log_config=None,
         timeout_graceful_shutdown=30,

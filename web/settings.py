@@ -8,6 +8,7 @@ table lists every variable; keep it in step with this class.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -140,6 +141,12 @@ class Settings(BaseSettings):
         description="Origins besides the service's own whose browser pages may connect to the "
         "live side and send changes, comma-separated (e.g. `https://photos.example.org`).",
     )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("127.0.0.1", "::1"),
+        description="Addresses or CIDR ranges of the reverse proxies in front of the service, "
+        "comma-separated: their X-Forwarded-For/-Proto are believed, and the client address is "
+        "the rightmost X-Forwarded-For entry that is not one of them. Empty: none.",
+    )
     log_level: str = Field("INFO", description="Logging level.")
     log_format: Literal["json", "console"] = Field(
         "console", description="`json` for one JSON object per line (production), or `console`."
@@ -158,7 +165,7 @@ class Settings(BaseSettings):
         parse(value)
         return value
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         """Read a list setting from the environment as comma-separated text."""
@@ -177,6 +184,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
             clean.append(normal)
         return tuple(clean)
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refuse entries that are not IP addresses or networks, and ``*``: trusting every
+        peer lets each client choose its own address (the leftmost X-Forwarded-For entry)."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"not an IP address or CIDR range: {entry!r} (list the proxies' "
+                    "addresses; `*` would let clients forge their address)"
+                ) from None
+        return value
 
     @field_validator("database_url", mode="after")
     @classmethod

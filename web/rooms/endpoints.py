@@ -96,8 +96,9 @@ async def viewer_of(request: Request, room: Room) -> Viewer:
 
 
 def client_address(request: Request) -> str:
-    """The caller's IP address as the server saw it (behind a proxy: as forwarded, when the
-    server trusts the proxy's headers), for per-address rate limits."""
+    """The caller's IP address, for per-address rate limits: the peer's, or behind trusted
+    proxies the rightmost X-Forwarded-For entry that is not one of them
+    (``IMAGESHARK_TRUSTED_PROXIES``, applied to the whole app in :func:`web.app.create_app`)."""
     return request.client.host if request.client else "unknown"
 
 
