@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import socketio
 
@@ -30,11 +31,13 @@ def create_live_server(
     ping_interval: float = 25,
     ping_timeout: float = 20,
     replay_limit: int = 500,
+    allowed_origin: Callable[[str | None, dict[str, Any]], bool] | None = None,
 ) -> LiveSide:
     """A Socket.IO server (Engine.IO v4 / Socket.IO v5) with the room namespace registered.
 
-    Same-origin pages need no CORS; other origins are refused (``cors_allowed_origins=[]``
-    means no cross-origin browser pages, while non-browser clients are unaffected).
+    A handshake (WebSocket or long-polling) whose ``Origin`` header ``allowed_origin`` refuses
+    gets 400 before any Socket.IO session exists; one without ``Origin`` (programs, not
+    browsers) is accepted. CORS headers go only to allowed origins.
 
     :param resolve_room: token lookup for the namespace's connect handler.
     :param log: the event log, for replays and catch-up.
@@ -42,11 +45,15 @@ def create_live_server(
     :param ping_interval: heartbeat interval, seconds (socket.io's default is 25).
     :param ping_timeout: seconds to wait for a heartbeat answer (socket.io's default is 20).
     :param replay_limit: events replayed one by one before a snapshot is sent instead.
+    :param allowed_origin: ``(origin, environ) -> bool``, python-engineio's callable form of
+        ``cors_allowed_origins`` (``environ["asgi.scope"]`` is the request's ASGI scope);
+        None: python-engineio's default, the origin the request was addressed to (its
+        scheme and ``Host``). Never ``[]``: python-engineio takes that as "check nothing".
     :returns: the server, its delivery and its namespace.
     """
     server = socketio.AsyncServer(
         async_mode="asgi",
-        cors_allowed_origins=[],
+        cors_allowed_origins=allowed_origin,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         max_http_buffer_size=64 * 1024,

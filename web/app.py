@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
 from realtime.delivery import LiveDelivery
@@ -38,6 +39,7 @@ from web.images.repository import ImageRepository
 from web.images.service import ImageService
 from web.metrics import Metrics
 from web.migrate import upgrade
+from web.origins import CrossOriginGuard, OriginPolicy
 from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
 from web.rooms import endpoints as room_endpoints
@@ -112,12 +114,15 @@ async def _may_view(
     return participant is not None
 
 
-def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
+def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
 
-    :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette. Its
+    :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind
+        uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
+        address is the rightmost X-Forwarded-For entry that is not one of them). Its
         lifespan opens the database pool, the rendition pool and the event bus, and closes
-        them at shutdown. Run it with ``uvicorn --factory web.app:create_app``.
+        them at shutdown. Run it with ``imageshark serve``, or
+        ``uvicorn --factory --no-proxy-headers web.app:create_app``.
     """
     settings = settings or Settings()
     database = Database(settings)
@@ -145,6 +150,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         settings.redis_prefix,
     )
     signing = SigningSecret(settings.secret_key)
+    origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
     room_service = RoomService(RoomRepository(database), settings, bus, rate_limits, signing)
     image_repository = ImageRepository(database)
 
@@ -163,6 +169,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         replay_limit=settings.replay_limit,
+        allowed_origin=origins.allows_handshake,
     )
     metrics = Metrics(
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
@@ -240,7 +247,13 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
             OSError: _os_error,
             Exception: _internal_error,
         },
-        middleware=[Middleware(CorrelationIdMiddleware, header_name="X-Request-ID")],
+        middleware=[
+            Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
+            Middleware(CrossOriginGuard, policy=origins),
+        ],
         lifespan=lifespan,
     )
-    return socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")
+    service = socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")
+    # Here rather than in the server's options, so every way of serving the app uses the same
+    # trust; with a list (never "*") uvicorn walks X-Forwarded-For from the right.
+    return ProxyHeadersMiddleware(service, trusted_hosts=list(settings.trusted_proxies))

@@ -70,7 +70,9 @@ def serve(host: str | None, port: int | None) -> None:
             settings.upload_idle_timeout_seconds + BODY_TIMEOUT_MARGIN_SECONDS,
         ),
         limit_concurrency=settings.max_connections,
-        proxy_headers=True,
+        # The app applies X-Forwarded-* itself, trusting IMAGESHARK_TRUSTED_PROXIES (web/app.py);
+        # uvicorn's own layer (FORWARDED_ALLOW_IPS) would rewrite the peer before it.
+        proxy_headers=False,
         lifespan="on",
         log_config=None,
         timeout_graceful_shutdown=30,

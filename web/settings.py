@@ -8,13 +8,17 @@ table lists every variable; keep it in step with this class.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from web.origins import normalise_origin
 
 MIB = 1024 * 1024
 
@@ -132,6 +136,17 @@ class Settings(BaseSettings):
         description="Apply database migrations when the server starts (turn off where a "
         "separate `imageshark migrate` step runs once per deploy).",
     )
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Origins besides the service's own whose browser pages may connect to the "
+        "live side and send changes, comma-separated (e.g. `https://photos.example.org`).",
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("127.0.0.1", "::1"),
+        description="Addresses or CIDR ranges of the reverse proxies in front of the service, "
+        "comma-separated: their X-Forwarded-For/-Proto are believed, and the client address is "
+        "the rightmost X-Forwarded-For entry that is not one of them. Empty: none.",
+    )
     log_level: str = Field("INFO", description="Logging level.")
     log_format: Literal["json", "console"] = Field(
         "console", description="`json` for one JSON object per line (production), or `console`."
@@ -193,6 +208,41 @@ class Settings(BaseSettings):
     def _rate_limit(cls, value: str) -> str:
         """Refuse rate limits the `limits` library cannot parse, at start-up."""
         parse(value)
+        return value
+
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """Read a list setting from the environment as comma-separated text."""
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("allowed_origins", mode="after")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refuse entries that are not origins (``scheme://host[:port]``), at start-up."""
+        clean = []
+        for origin in value:
+            normal = normalise_origin(origin)
+            if normal is None or urlsplit(origin.strip()).path not in ("", "/"):
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+            clean.append(normal)
+        return tuple(clean)
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refuse entries that are not IP addresses or networks, and ``*``: trusting every
+        peer lets each client choose its own address (the leftmost X-Forwarded-For entry)."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"not an IP address or CIDR range: {entry!r} (list the proxies' "
+                    "addresses; `*` would let clients forge their address)"
+                ) from None
         return value
 
     @field_validator("database_url", mode="after")

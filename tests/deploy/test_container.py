@@ -7,6 +7,7 @@ replicas behind a proxy, one-shot migration, healthy backing services).
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -161,6 +162,20 @@ def compose() -> dict[str, Any]:
     loaded = yaml.safe_load(COMPOSE.read_text())
     assert isinstance(loaded, dict)
     return loaded
+
+
+def test_compose_replicas_trust_only_the_proxy_for_client_addresses(
+    compose: dict[str, Any],
+) -> None:
+    app_env = compose["services"]["app"]["environment"]
+    assert "FORWARDED_ALLOW_IPS" not in app_env
+    proxy_address = compose["services"]["proxy"]["networks"]["default"]["ipv4_address"]
+    assert app_env["IMAGESHARK_TRUSTED_PROXIES"] == proxy_address
+    pool = compose["networks"]["default"]["ipam"]["config"][0]
+    subnet, dynamic = ipaddress.ip_network(pool["subnet"]), ipaddress.ip_network(pool["ip_range"])
+    # The fixed address is in the network but outside the range handed to other containers.
+    address = ipaddress.ip_address(proxy_address)
+    assert address in subnet and address not in dynamic and dynamic.subnet_of(subnet)
 
 
 def test_compose_file_matches_the_compose_spec() -> None:

@@ -23,6 +23,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from web.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "imageshark"
 KUBE_VERSION = "1.30.0"
@@ -490,6 +492,28 @@ def test_config_values_reach_the_environment(releases: dict[str, Release]) -> No
     assert "IMAGESHARK_PUBLIC_BASE_URL" not in config_map(releases["default"])
     image = app_container(releases["external-ha-values.yaml"])["image"]
     assert image == "registry.example.test/events/imageshark:0.1.0"
+
+
+def test_only_listed_proxies_are_trusted_for_client_addresses(
+    chart: helm_python.Chart, releases: dict[str, Release]
+) -> None:
+    data = config_map(releases["default"])
+    assert "FORWARDED_ALLOW_IPS" not in data
+    trusted = data["IMAGESHARK_TRUSTED_PROXIES"].split(",")
+    assert "*" not in trusted and "0.0.0.0/0" not in trusted
+    assert Settings(trusted_proxies=data["IMAGESHARK_TRUSTED_PROXIES"]).trusted_proxies
+    assert "IMAGESHARK_ALLOWED_ORIGINS" not in data
+    chosen = config_map(
+        render(
+            chart,
+            {"config": {"trustedProxies": "10.42.0.0/16", "allowedOrigins": "https://a.test"}},
+        )
+    )
+    assert chosen["IMAGESHARK_TRUSTED_PROXIES"] == "10.42.0.0/16"
+    assert chosen["IMAGESHARK_ALLOWED_ORIGINS"] == "https://a.test"
+    assert "/config/trustedProxies" in render_error(chart, {"config": {"trustedProxies": "*"}})
+    replaced = render_error(chart, {"config": {"forwardedAllowIps": "*"}})
+    assert "config.forwardedAllowIps was replaced by config.trustedProxies" in replaced
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,11 +22,35 @@ NOT_JOINED = ApiError(401, "not_joined", "Join the room first (no participant co
 PARTICIPANT_HEADER = "x-participant-key"
 
 
+def require_json_content_type(request: Request) -> None:
+    """Refuse a body not declared ``Content-Type: application/json``.
+
+    A page of another origin can send ``text/plain`` or form bodies without asking the server
+    first (no CORS preflight); a JSON body declared as JSON it cannot. No body and no
+    ``Content-Type`` (``POST .../close``) passes: it is read as ``{}``.
+
+    :raises ApiError: 415 ``unsupported_media_type``.
+    """
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        if request.headers.get("content-length", "0") == "0" and (
+            "transfer-encoding" not in request.headers
+        ):
+            return
+    elif content_type.partition(";")[0].strip().lower() == "application/json":
+        return
+    raise ApiError(
+        415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."
+    )
+
+
 async def json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object body.
 
-    :raises ApiError: 413 over 16 KiB, 400 not valid JSON, 422 not an object.
+    :raises ApiError: 415 not declared as JSON, 413 over 16 KiB, 400 not valid JSON,
+        422 not an object.
     """
+    require_json_content_type(request)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -72,8 +96,9 @@ async def viewer_of(request: Request, room: Room) -> Viewer:
 
 
 def client_address(request: Request) -> str:
-    """The caller's IP address as the server saw it (behind a proxy: as forwarded, when the
-    server trusts the proxy's headers), for per-address rate limits."""
+    """The caller's IP address, for per-address rate limits: the peer's, or behind trusted
+    proxies the rightmost X-Forwarded-For entry that is not one of them
+    (``IMAGESHARK_TRUSTED_PROXIES``, applied to the whole app in :func:`web.app.create_app`)."""
     return request.client.host if request.client else "unknown"
 
 

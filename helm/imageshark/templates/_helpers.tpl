@@ -208,6 +208,9 @@ Called from every template that matters, so `helm template` and `helm install` b
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- $errors = append $errors "ingress.enabled needs at least one entry in ingress.hosts." -}}
 {{- end -}}
+{{- if hasKey .Values.config "forwardedAllowIps" -}}
+{{- $errors = append $errors "config.forwardedAllowIps was replaced by config.trustedProxies: the addresses or CIDR ranges of your ingress controller or proxies (\"*\" is no longer accepted: it let clients choose their own address)." -}}
+{{- end -}}
 {{- if $errors -}}
 {{- fail (printf "\n\nimageshark: invalid values:\n  - %s\n" (join "\n  - " $errors)) -}}
 {{- end -}}
