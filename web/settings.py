@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         "10/minute",
         description="Join attempts per client address (passcode guessing), `limits` notation.",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>`; unset: open.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs participant cookies and download links; unset: a random "
