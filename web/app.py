@@ -231,7 +231,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
             *image_endpoints.routes,
             *image_downloads.routes,
             *health.routes,
-            metrics.route(),
+            metrics.route(settings.metrics_token),
             Mount(
                 "/static",
                 StaticFiles(directory=settings.static_dir, check_dir=False),

@@ -3,11 +3,16 @@ per line in production, or readable lines on a console; each carries the request
 
 The request id comes from asgi-correlation-id's middleware (``X-Request-ID``: taken from the
 request if it is a valid UUID, else generated, and echoed on the response).
+
+Query parameters that carry credentials (the ``signature`` of a presigned download link, and
+token- or key-named ones) are written as ``[redacted]`` in every record, uvicorn's access log
+included: a log reader could otherwise download with a live link.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -21,6 +26,36 @@ def _add_request_id(logger: Any, method: str, event: dict[str, Any]) -> dict[str
     request_id = correlation_id.get()
     if request_id is not None:
         event.setdefault("request_id", request_id)
+    return event
+
+
+REDACTED = "[redacted]"
+SECRET_QUERY_PARAMETERS = (
+    "signature",
+    "sig",
+    "token",
+    "access_token",
+    "key",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+)
+_SECRET_QUERY_VALUE = re.compile(
+    r"(?i)([?&](?:" + "|".join(map(re.escape, SECRET_QUERY_PARAMETERS)) + r")=)[^&#\s\"']*"
+)
+
+
+def redact_query_secrets(text: str) -> str:
+    """``text`` with the value of every credential-carrying query parameter of a URL or path in
+    it (see :data:`SECRET_QUERY_PARAMETERS`, any case) replaced by ``[redacted]``."""
+    return _SECRET_QUERY_VALUE.sub(rf"\g<1>{REDACTED}", text)
+
+
+def _redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # uvicorn's access record arrives here already formatted, path and query in "event".
+    for name, value in event.items():
+        if isinstance(value, str) and "=" in value:
+            event[name] = redact_query_secrets(value)
     return event
 
 
@@ -42,6 +77,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.ExtraAdder(),
         _drop_color_message,
         _add_request_id,
+        _redact_secrets,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any = (

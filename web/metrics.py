@@ -6,13 +6,17 @@ module globals, so several apps in one process (tests) keep separate counts.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from web.errors import error_response
 
 # Rendition and upload-to-emit times on this kind of machine run from ~20 ms (small photos)
 # to ~1 s (queued 12 MP photos); buckets resolve that range.
@@ -64,10 +68,24 @@ class Metrics:
             registry=self.registry,
         )
 
-    def route(self) -> Route:
-        """The ``GET /metrics`` route in Prometheus' text format."""
+    def route(self, token: SecretStr | None = None) -> Route:
+        """The ``GET /metrics`` route in Prometheus' text format.
+
+        :param token: when given, requests must carry ``Authorization: Bearer <token>``; others
+            get ``401 metrics_token_required`` (no or another header) without any metric.
+        """
+        expected = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
 
         async def metrics(request: Request) -> Response:
+            if expected is not None and not hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), expected
+            ):
+                return error_response(
+                    401,
+                    "metrics_token_required",
+                    "Metrics need Authorization: Bearer <IMAGESHARK_METRICS_TOKEN>.",
+                    {"WWW-Authenticate": "Bearer"},
+                )
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
         return Route("/metrics", metrics, methods=["GET"])

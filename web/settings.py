@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         24 * 30, gt=0, description="How long a new room accepts guests, in hours."
     )
     max_caption_chars: int = Field(500, ge=0, description="Longest caption, in characters.")
+    media_max_age_seconds: int = Field(
+        300,
+        ge=0,
+        description="How long browsers may reuse a rendition (private cache), in seconds; "
+        "bounds how long a deleted photo stays visible where it was already seen.",
+    )
     max_uploads_per_guest: int | None = Field(
         200, ge=1, description="Default uploads one participant may make in a new room."
     )
@@ -96,6 +102,10 @@ class Settings(BaseSettings):
     join_rate_limit: str = Field(
         "10/minute",
         description="Join attempts per client address (passcode guessing), `limits` notation.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, GET /metrics needs `Authorization: Bearer <token>`; unset: open.",
     )
     secret_key: SecretStr | None = Field(
         None,

@@ -93,6 +93,7 @@ class _PartCollector:
         self.filename: str | None = None
         self.pending: list[bytes] = []
         self.fields: dict[str, bytearray] = {}
+        self.ended = False
 
     def on_part_begin(self) -> None:
         self.headers = {}
@@ -134,6 +135,9 @@ class _PartCollector:
     def on_part_end(self) -> None:
         self.current = None
         self.current_is_file = False
+
+    def on_end(self) -> None:
+        self.ended = True
 
 
 async def _remove(path: Path) -> None:
@@ -191,6 +195,7 @@ async def receive_upload(
             "on_headers_finished": collector.on_headers_finished,
             "on_part_data": collector.on_part_data,
             "on_part_end": collector.on_part_end,
+            "on_end": collector.on_end,
         },
     )
     digest = hashlib.sha256()
@@ -224,6 +229,13 @@ async def receive_upload(
                     buffered.clear()
                     buffered_size = 0
         parser.finalize()
+        if not collector.ended:  # finalize() does not check it (python-multipart 0.0.x)
+            raise ApiError(
+                400,
+                "malformed_multipart",
+                "Malformed upload: the body ends before its closing "
+                "boundary (it may have been cut off).",
+            )
         if out is not None:
             if buffered:
                 await _write(out, b"".join(buffered))
@@ -239,8 +251,10 @@ async def receive_upload(
         if spilled:
             await _remove(destination)
         raise ApiError(400, "file_missing", "The upload has no 'file' field.")
+    # Bytes that are not UTF-8 become lone surrogates, which the field checks refuse (422).
     fields = {
-        name: bytes(value).decode("utf-8", "replace") for name, value in collector.fields.items()
+        name: bytes(value).decode("utf-8", "surrogateescape")
+        for name, value in collector.fields.items()
     }
     return ReceivedUpload(
         path=destination if spilled else None,

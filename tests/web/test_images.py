@@ -68,7 +68,7 @@ async def test_upload_phone_photo_gives_upright_clean_renditions(
         served = await backend_client.http.get(image[url_field])
         assert served.status_code == 200
         assert served.headers["content-type"] == "image/jpeg"
-        assert "immutable" in served.headers["cache-control"]
+        assert served.headers["cache-control"] == "private, max-age=300"
         picture = Image.open(io.BytesIO(served.content))
         assert picture.size == (image[size_fields[0]], image[size_fields[1]])
         assert_upright(picture, reference_photo("coffee", (4000, 3000)))
@@ -302,3 +302,29 @@ async def test_ids_of_deleted_images_are_never_reused(backend_client: AppClient)
     assert deleted.status_code == 204
     after = (await upload(backend_client, token, make_image_bytes("jpeg", size=(302, 200)))).json()
     assert after["id"] > newest["id"] > first["id"]
+
+
+async def test_media_is_cached_privately_and_gone_after_deletion(backend_client: AppClient) -> None:
+    room = await create_room(backend_client)
+    image = (await upload(backend_client, room["token"], make_image_bytes("jpeg"))).json()
+    for url in (image["url"], image["thumb_url"]):
+        served = await backend_client.http.get(url)
+        cache = served.headers["cache-control"]
+        assert served.status_code == 200 and cache == "private, max-age=300"
+        assert "public" not in cache and "immutable" not in cache
+    deleted = await backend_client.http.delete(
+        f"/api/rooms/{room['token']}/images/{image['id']}",
+        headers={"Authorization": f"Bearer {room['host_key']}"},
+    )
+    assert deleted.status_code == 204
+    for url in (image["url"], image["thumb_url"]):
+        gone = await backend_client.http.get(url)
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+async def test_media_max_age_zero_revalidates(make_settings: SettingsFactory) -> None:
+    async for client in _app_client(make_settings(media_max_age_seconds=0)):
+        room = await create_room(client)
+        image = (await upload(client, room["token"], make_image_bytes("jpeg"))).json()
+        served = await client.http.get(image["thumb_url"])
+        assert served.headers["cache-control"] == "private, no-cache"

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tests.conftest import AppClient
+from tests.conftest import AppClient, SettingsFactory, _app_client
 from tests.photos import make_image_bytes
 from tests.web.test_rooms import create_room
 from web.logs import configure_logging
@@ -73,3 +73,20 @@ async def test_json_logs_carry_request_id(
     assert len(stored) == 1
     assert stored[0]["request_id"] == given and stored[0]["level"] == "info"
     assert stored[0]["image_id"] == response.json()["id"]
+
+
+async def test_metrics_token_protects_metrics(make_settings: SettingsFactory) -> None:
+    async for client in _app_client(make_settings(metrics_token="s3cret-metrics")):
+        for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-metrics"}):
+            refused = await client.http.get("/metrics", headers=headers)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "metrics_token_required"
+            assert "imageshark_" not in refused.text
+        allowed = await client.http.get(
+            "/metrics", headers={"authorization": "Bearer s3cret-metrics"}
+        )
+        assert allowed.status_code == 200 and "imageshark_uploads_total" in allowed.text
+
+
+async def test_metrics_are_open_without_a_token(client: AppClient) -> None:
+    assert (await client.http.get("/metrics")).status_code == 200

@@ -18,7 +18,14 @@ from web.rooms.endpoints import (
 )
 from web.services import services
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+
+def media_cache_control(max_age_seconds: int) -> str:
+    """``Cache-Control`` of a rendition: private (no proxy or CDN keeps a copy that would
+    outlive a deletion or a rejection), reused by the browser for ``max_age_seconds``
+    (0: revalidated on every use)."""
+    if max_age_seconds == 0:
+        return "private, no-cache"
+    return f"private, max-age={max_age_seconds}"
 
 
 async def upload_image(request: Request) -> Response:
@@ -105,7 +112,11 @@ async def rendition_file(request: Request) -> Response:
     path = app.store.public_file(request.path_params["key"], request.path_params["name"])
     if path is None or not await to_thread.run_sync(path.is_file):
         raise ApiError(404, "not_found", "No such image file.")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": IMMUTABLE})
+    return FileResponse(
+        path,
+        media_type="image/jpeg",
+        headers={"Cache-Control": media_cache_control(app.settings.media_max_age_seconds)},
+    )
 
 
 routes = [

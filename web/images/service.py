@@ -284,7 +284,8 @@ class ImageService:
         """The image ``image_id`` of ``room``, any status; raises ApiError 404
         ``image_not_found``."""
         image = None
-        if image_id.isdigit() and len(image_id) < 19:
+        # ASCII only: str.isdigit() and int() also take "²", "①" or Arabic-Indic digits.
+        if image_id.isascii() and image_id.isdigit() and len(image_id) < 19:
             image = await self.repository.get(room.id, int(image_id))
         if image is None:
             raise IMAGE_NOT_FOUND
@@ -381,6 +382,12 @@ def _megabytes(size: int) -> str:
 def _int_param(name: str, raw: str | None, *, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits, at most as many as ``high`` has (int() of thousands of digits is slow and
+    # raises past 4300); str.isdigit() would also take "²", which int() then refuses.
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or len(raw) > len(str(high))
+        or not low <= int(raw) <= high
+    ):
         raise ApiError(422, f"invalid_{name}", f"'{name}' must be an integer from {low} to {high}.")
     return int(raw)

@@ -11,7 +11,8 @@ def image_view(image: Image) -> dict[str, Any]:
     """The API's image object.
 
     Rendition URLs are paths relative to the service's base URL, as every path in the wire
-    contract is; they never change for an image, so clients and proxies may cache them forever.
+    contract is; they never change for an image, but answer 404 once it is deleted, so they are
+    cached privately and briefly (``IMAGESHARK_MEDIA_MAX_AGE_SECONDS``).
     """
     base = f"/media/{image.storage_key}"
     return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from anyio import to_thread
@@ -18,6 +19,11 @@ from web.rooms.views import host_room_view, join_url, public_base_url, room_view
 from web.services import Services, services
 
 MAX_JSON_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects accepted in a request body (the API's own bodies
+are one level deep); far below where the json module would raise RecursionError (~1000)."""
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
 NOT_JOINED = ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
 PARTICIPANT_HEADER = "x-participant-key"
 
@@ -45,9 +51,10 @@ def require_json_content_type(request: Request) -> None:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object body.
+    """The request's JSON object body (an empty body counts as ``{}``).
 
-    :raises ApiError: 415 not declared as JSON, 413 over 16 KiB, 400 not valid JSON,
+    :raises ApiError: 415 not declared as JSON; 413 over 16 KiB; 400 ``invalid_json`` not
+        valid JSON, not UTF-8, nested deeper than :data:`MAX_JSON_DEPTH` or with a key twice;
         422 not an object.
     """
     require_json_content_type(request)
@@ -56,13 +63,58 @@ async def json_body(request: Request) -> dict[str, Any]:
         body += chunk
         if len(body) > MAX_JSON_BYTES:
             raise ApiError(413, "body_too_large", "The request body is too large.")
+    return parse_json_object(bytes(body))
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a request body as one JSON object (RFC 8259 text: UTF-8, strictly).
+
+    :param body: the raw body, at most :data:`MAX_JSON_BYTES` long; empty means ``{}``.
+    :raises ApiError: 400 ``invalid_json``, 422 ``invalid_body`` (see :func:`json_body`).
+    """
     try:
-        value = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from exc
+        # Strict UTF-8: json.loads on bytes would let encoded surrogates through.
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "The request body is not UTF-8 text.") from None
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise ApiError(
+            400, "invalid_json", f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
+        )
+    try:
+        value = json.loads(text or "{}", object_pairs_hook=_object_without_repeats)
+    except (ValueError, RecursionError) as exc:
+        message = str(exc) if isinstance(exc, _RepeatedKey) else "not valid JSON"
+        raise ApiError(400, "invalid_json", f"The request body is {message}.") from None
     if not isinstance(value, dict):
         raise ApiError(422, "invalid_body", "The request body must be a JSON object.")
     return value
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A repeated key means different things to different parsers (first or last wins).
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        repeated = next(key for key, _ in pairs if sum(k == key for k, _ in pairs) > 1)
+        raise _RepeatedKey(f"invalid: the key {repeated!r} appears twice")
+    return value
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest nesting of brackets in ``text`` outside strings (an upper bound for
+    malformed JSON, which is refused anyway)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def participant_cookie(room: Room) -> str:
@@ -119,11 +171,10 @@ async def room_for(request: Request) -> Room:
 
 async def create_room(request: Request) -> Response:
     app = services(request)
+    base_url = public_base_url(request, app.settings)  # a bad Host is refused before storing
     body = await json_body(request)
     room, host_key = await app.rooms.create(body, client_address(request))
-    view = host_room_view(
-        room, public_base_url(request, app.settings), image_count=0, pending_count=0
-    )
+    view = host_room_view(room, base_url, image_count=0, pending_count=0)
     return JSONResponse({**view, "host_key": host_key}, status_code=201)
 
 

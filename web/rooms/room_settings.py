@@ -6,6 +6,7 @@ can act on; the result maps column names to clean values.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,9 @@ MAX_QUOTA = 1_000_000
 MAX_BYTES_QUOTA = 2**50
 """Largest room byte quota a host may set (1 PiB: any real disk is smaller)."""
 MAX_TITLE_CHARS = 200
+# Unicode categories refused in text: control characters (whitespace ones are folded before
+# the check) and surrogates, which are only halves of a UTF-16 pair, never characters.
+_UNSTORABLE = frozenset({"Cc", "Cs"})
 
 SETTABLE_FIELDS = (
     "title",
@@ -45,13 +49,21 @@ def clean_text(value: object, *, field: str, max_chars: int, required: bool) -> 
     :param field: its name, for the error message.
     :param max_chars: longest accepted length, in characters (after folding).
     :param required: whether an empty or missing value is an error (else it becomes None).
-    :raises ApiError: 422 ``invalid_<field>`` when not a string, too long, or required but empty.
+    :raises ApiError: 422 ``invalid_<field>`` when not a string, too long, required but empty,
+        or holding a control character other than whitespace (NUL, ESC, DEL...) or a lone
+        surrogate (which no database can store as text, and no client can display).
     """
     if value is None and not required:
         return None
     if not isinstance(value, str):
         raise ApiError(422, f"invalid_{field}", f"The {field} must be a string.")
-    text = " ".join(value.split())  # also drops control characters such as newlines
+    text = " ".join(value.split())  # newlines, tabs and other whitespace become one space
+    if any(unicodedata.category(char) in _UNSTORABLE for char in text):
+        raise ApiError(
+            422,
+            f"invalid_{field}",
+            f"The {field} contains a control character or an invalid (surrogate) code point.",
+        )
     if not text:
         if required:
             raise ApiError(422, f"invalid_{field}", f"The {field} must not be empty.")
@@ -125,7 +137,10 @@ def _expiry(value: object, now: datetime, longest: timedelta) -> datetime:
         raise ApiError(
             422, "invalid_expires_at", "'expires_at' needs a time zone (e.g. 'Z' for UTC)."
         )
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is before the first representable UTC
+        raise ApiError(422, "invalid_expires_at", "'expires_at' is out of range.") from None
     if moment <= now:
         raise ApiError(422, "invalid_expires_at", "'expires_at' must be in the future.")
     if moment > now + longest:

@@ -224,8 +224,12 @@ class RoomService:
             await self.rate_limits.hit("join", f"{room.id}:{client_address}")
             if passcode is None or passcode == "":
                 raise PASSCODE_REQUIRED
-            if not isinstance(passcode, str) or not matches(
-                passcode.strip(), digest(room.passcode)
+            # Passcodes are printable (room_settings), so anything else is simply wrong; a lone
+            # surrogate could not even be hashed.
+            if (
+                not isinstance(passcode, str)
+                or not passcode.strip().isprintable()
+                or not matches(passcode.strip(), digest(room.passcode))
             ):
                 raise ApiError(403, "wrong_passcode", "That passcode is not this room's.")
         key = new_secret_key()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
 
+from web.errors import ApiError
 from web.rooms.repository import Room
 from web.rooms.service import room_settings_view
 from web.settings import Settings
+
+# RFC 3986 host (a DNS name of at most 253 characters, an IPv4 or a bracketed IPv6 address)
+# and optional port: what may go into a join URL and its QR code.
+_HOST_HEADER = re.compile(r"(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 def public_base_url(request: Request, settings: Settings) -> str:
@@ -16,9 +22,18 @@ def public_base_url(request: Request, settings: Settings) -> str:
 
     ``IMAGESHARK_PUBLIC_BASE_URL`` when set (needed behind proxies that rewrite the host), else
     the scheme and host of ``request`` as the client sent them.
+
+    :raises ApiError: 400 ``invalid_host`` when the URL would come from a ``Host`` header that
+        is not a host name or address with an optional port (too long, with a path, a user
+        part, spaces...): it would end up in join URLs and QR codes.
     """
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
+    host = request.headers.get("host")
+    if host is not None and _HOST_HEADER.fullmatch(host) is None:
+        raise ApiError(
+            400, "invalid_host", "The Host header is not a host name or address with a port."
+        )
     return str(request.base_url).rstrip("/")
 
 
