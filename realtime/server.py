@@ -8,6 +8,7 @@ import socketio
 
 from realtime.delivery import LiveDelivery, RoomLog
 from realtime.fanout import SequentialFanOutManager, register_websockets
+from realtime.guard import ConnectionLimits, GuardedServer
 from realtime.namespace import ResolveRoom, RoomNamespace
 from realtime.presence import Presence
 
@@ -30,6 +31,7 @@ def create_live_server(
     ping_interval: float = 25,
     ping_timeout: float = 20,
     replay_limit: int = 500,
+    connect_timeout: float = 10,
 ) -> LiveSide:
     """A Socket.IO server (Engine.IO v4 / Socket.IO v5) with the room namespace registered.
 
@@ -42,9 +44,11 @@ def create_live_server(
     :param ping_interval: heartbeat interval, seconds (socket.io's default is 25).
     :param ping_timeout: seconds to wait for a heartbeat answer (socket.io's default is 20).
     :param replay_limit: events replayed one by one before a snapshot is sent instead.
+    :param connect_timeout: seconds an Engine.IO session may stay without connecting the
+        namespace before it is closed (see realtime/guard.py for the other limits).
     :returns: the server, its delivery and its namespace.
     """
-    server = socketio.AsyncServer(
+    server = GuardedServer(
         async_mode="asgi",
         cors_allowed_origins=[],
         ping_interval=ping_interval,
@@ -53,8 +57,10 @@ def create_live_server(
         logger=False,
         engineio_logger=False,
         client_manager=SequentialFanOutManager(),
+        limits=ConnectionLimits(connect_timeout=connect_timeout),
     )
     register_websockets(server)
+    server.guard_websockets()
     delivery = LiveDelivery(server, log, replay_limit)
     namespace = RoomNamespace(resolve_room, delivery, presence)
     server.register_namespace(namespace)

@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None) -> socketio.ASGIApp:
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
         replay_limit=settings.replay_limit,
+        connect_timeout=settings.connect_timeout_seconds,
     )
     metrics = Metrics(
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),

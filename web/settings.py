@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     ping_timeout_seconds: float = Field(
         20, gt=0, description="Seconds without a heartbeat answer before a client is dropped."
     )
+    connect_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="Seconds a live connection may stay open without joining a room "
+        "(completing the Socket.IO handshake) before it is closed.",
+    )
     catch_up_seconds: float = Field(
         5,
         gt=0,

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 
 async def create_room(base_url: str, title: str = "raw") -> dict[str, Any]:
@@ -70,6 +71,20 @@ class RawSession:
                     await self.send("3")
                     continue
                 return text
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Read (answering pings, ignoring everything else, the Engine.IO close packet too)
+        until the server closes the connection: True, or False after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                async for frame in self.ws:
+                    if frame == "2":
+                        await self.send("3")
+        except TimeoutError:
+            return False
+        except ConnectionClosed:
+            pass
+        return True
 
     async def close(self) -> None:
         """Close the WebSocket."""
