@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import socketio
@@ -50,7 +50,8 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     Every client of a room receives ``presence {"count"}``, the room's clients over all
     replicas, when it joins and when that count changes (at most once per
-    :data:`PRESENCE_INTERVAL_SECONDS`).
+    :data:`PRESENCE_INTERVAL_SECONDS`). A client receives no event before the CONNECT packet
+    that acknowledges its connection.
 
     :param resolve_room: looks a token up (database), see :data:`ResolveRoom`.
     :param delivery: this replica's event delivery (room membership and replay).
@@ -91,8 +92,11 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         name = auth.get("name")
         name = " ".join(name.split())[:MAX_NAME_CHARS] if isinstance(name, str) else ""
         await self.save_session(sid, {"room_id": room_id, "name": name})
+        # Nothing may reach the client before its CONNECT packet, which python-socketio queues
+        # after this handler returns without suspending in between: so every emit for this
+        # connection runs in a task (the replay in join's, presence in the one below).
         await self.delivery.join(sid, room_id, room_seq, _last_seq(auth))
-        await self.presence.changed(room_id)
+        self._spawn(self.presence.changed(room_id))
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the client and tell the room's other clients the new head count."""
@@ -130,9 +134,12 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     def _release_presence(self, room_id: int) -> None:
         if self._presence_held.pop(room_id, False):
-            task = asyncio.create_task(self.emit_presence(room_id))
-            self._presence_tasks.add(task)
-            task.add_done_callback(self._presence_tasks.discard)
+            self._spawn(self.emit_presence(room_id))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._presence_tasks.add(task)
+        task.add_done_callback(self._presence_tasks.discard)
 
     async def _send_presence(self, room_id: int) -> None:
         if self.delivery.local_count(room_id) == 0:

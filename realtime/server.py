@@ -9,6 +9,7 @@ import socketio
 
 from realtime.delivery import LiveDelivery, RoomLog
 from realtime.fanout import SequentialFanOutManager, register_websockets
+from realtime.guard import ConnectionLimits, GuardedServer
 from realtime.namespace import ResolveRoom, RoomNamespace
 from realtime.presence import Presence
 
@@ -32,6 +33,7 @@ def create_live_server(
     ping_timeout: float = 20,
     replay_limit: int = 500,
     allowed_origin: Callable[[str | None, dict[str, Any]], bool] | None = None,
+    connect_timeout: float = 10,
 ) -> LiveSide:
     """A Socket.IO server (Engine.IO v4 / Socket.IO v5) with the room namespace registered.
 
@@ -49,9 +51,11 @@ def create_live_server(
         ``cors_allowed_origins`` (``environ["asgi.scope"]`` is the request's ASGI scope);
         None: python-engineio's default, the origin the request was addressed to (its
         scheme and ``Host``). Never ``[]``: python-engineio takes that as "check nothing".
+    :param connect_timeout: seconds an Engine.IO session may stay without connecting the
+        namespace before it is closed (see realtime/guard.py for the other limits).
     :returns: the server, its delivery and its namespace.
     """
-    server = socketio.AsyncServer(
+    server = GuardedServer(
         async_mode="asgi",
         cors_allowed_origins=allowed_origin,
         ping_interval=ping_interval,
@@ -60,8 +64,10 @@ def create_live_server(
         logger=False,
         engineio_logger=False,
         client_manager=SequentialFanOutManager(),
+        limits=ConnectionLimits(connect_timeout=connect_timeout),
     )
     register_websockets(server)
+    server.guard_websockets()
     delivery = LiveDelivery(server, log, replay_limit)
     namespace = RoomNamespace(resolve_room, delivery, presence)
     server.register_namespace(namespace)

@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         ping_timeout=settings.ping_timeout_seconds,
         replay_limit=settings.replay_limit,
         allowed_origin=origins.allows_handshake,
+        connect_timeout=settings.connect_timeout_seconds,
     )
     metrics = Metrics(
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),

@@ -116,12 +116,18 @@ class Settings(BaseSettings):
     max_name_chars: int = Field(60, ge=1, description="Longest display name, in characters.")
     ping_interval_seconds: float = Field(
         25,
-        gt=0,
-        description="Socket.IO heartbeat interval, in seconds (keep it below any "
+        ge=1,
+        description="Socket.IO heartbeat interval, in whole seconds (keep it below any "
         "proxy's idle timeout).",
     )
     ping_timeout_seconds: float = Field(
         20, gt=0, description="Seconds without a heartbeat answer before a client is dropped."
+    )
+    connect_timeout_seconds: float = Field(
+        10,
+        gt=0,
+        description="Seconds a live connection may stay open without joining a room "
+        "(completing the Socket.IO handshake) before it is closed.",
     )
     catch_up_seconds: float = Field(
         5,
@@ -253,6 +259,15 @@ class Settings(BaseSettings):
                     f"not an IP address or CIDR range: {entry!r} (list the proxies' "
                     "addresses; `*` would let clients forge their address)"
                 ) from None
+        return value
+
+    @field_validator("ping_interval_seconds", mode="after")
+    @classmethod
+    def _whole_seconds(cls, value: float) -> float:
+        """Refuse a fractional ping interval: python-engineio advertises it to clients in
+        whole seconds (1.5 s as 1000 ms), and clients would time the heartbeat by that."""
+        if not value.is_integer():
+            raise ValueError(f"must be a whole number of seconds, not {value}")
         return value
 
     @field_validator("database_url", mode="after")
