@@ -202,6 +202,8 @@ class RenditionPool:
         self._pending = 0
         self._room_pending: collections.Counter[Hashable] = collections.Counter()
         self._room_running: collections.Counter[Hashable] = collections.Counter()
+        self._served: dict[Hashable, int] = {}  # when each room with pending jobs last started one
+        self._starts = 0
         self._context = _context()
         self._started = False
         self._closing = False
@@ -375,7 +377,7 @@ class RenditionPool:
         """Give waiting jobs to idle workers: each the oldest job of the waiting room with the
         fewest jobs running, the room that waited longest among equals."""
         while self._queues and self._idle:
-            room = min(self._queues, key=self._room_running.__getitem__)
+            room = min(self._queues, key=lambda r: (self._room_running[r], self._served.get(r, -1)))
             queue = self._queues[room]
             job = queue.popleft()
             if queue:
@@ -389,6 +391,8 @@ class RenditionPool:
             worker.job = job
             job.attempts += 1
             self._room_running[room] += 1
+            self._starts += 1
+            self._served[room] = self._starts
             if self._timeout is not None:
                 job.deadline = asyncio.get_running_loop().call_later(
                     self._timeout, self._expire, worker, job
@@ -599,6 +603,7 @@ class RenditionPool:
         self._room_pending[job.room] -= 1
         if not self._room_pending[job.room]:
             del self._room_pending[job.room]
+            self._served.pop(job.room, None)
         if self._pending == 0 and self._drained is not None:
             self._drained.set()
 
