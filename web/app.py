@@ -127,7 +127,12 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
     settings = settings or Settings()
     database = Database(settings)
     store = LocalImageStore(settings.data_dir)
-    renditions = RenditionPool(settings.rendition_workers, settings.rendition_queue)
+    renditions = RenditionPool(
+        settings.rendition_workers,
+        settings.rendition_queue,
+        room_queue_limit=settings.rendition_room_queue,
+        timeout_seconds=settings.rendition_timeout_seconds,
+    )
     bus: RoomEventBus = (
         RedisBus(settings.redis_url.get_secret_value(), settings.redis_prefix)
         if settings.redis_url is not None

@@ -74,6 +74,24 @@ class Settings(BaseSettings):
     rendition_queue: int = Field(
         32, ge=1, description="Uploads that may wait for a rendition worker before 503."
     )
+    rendition_room_queue: int = Field(
+        16,
+        ge=0,
+        description="Uploads of one room that may wait for a rendition worker before that "
+        "room gets 503 (other rooms still get in, up to the pool's queue).",
+    )
+    rendition_timeout_seconds: float = Field(
+        20,
+        gt=0,
+        description="Longest one image may take in a rendition worker, in seconds; longer: "
+        "the worker is stopped and the upload refused with 422 image_too_costly.",
+    )
+    max_decode_bytes: int = Field(
+        320 * MIB,
+        ge=1,
+        description="Largest decoded image, in bytes: pixels x channels x bytes per stored "
+        "sample (100 MP of 8-bit colour is 300 MB); above it 413 before decoding.",
+    )
     room_ttl_hours: float = Field(
         24 * 30, gt=0, description="How long a new room accepts guests, in hours."
     )

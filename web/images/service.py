@@ -74,6 +74,7 @@ class ImageService:
             display_max_px=settings.display_max_px,
             thumb_max_px=settings.thumb_max_px,
             max_pixels=settings.max_image_pixels,
+            max_decode_bytes=settings.max_decode_bytes,
         )
 
     async def upload(
@@ -180,7 +181,9 @@ class ImageService:
                 return image_view(existing), False
             key = new_storage_key()
             staged = self.store.staging_folder(key)
-            result = await self.renditions.stage_and_render(received.content, staged, self.spec)
+            result = await self.renditions.stage_and_render(
+                received.content, staged, self.spec, room=room.id
+            )
             leftover = None  # moved into the staging folder
             image, event = await self.repository.add(
                 {

@@ -107,6 +107,65 @@ class ImageTooLarge(ApiError):
         return (type(self), (self.pixels, self.limit))
 
 
+class ImageTooCostlyToDecode(ApiError):
+    """413: decoding the image would take more memory than allowed (a decompression-bomb guard
+    that counts the bit depth and channels as well as the pixels).
+
+    :param width: of the image as it would be decoded, pixels.
+    :param height: of the image as it would be decoded, pixels.
+    :param bits: bits per channel as stored (8, 10, 12, 16).
+    :param channels: channels per pixel (1 grey, 2 grey and alpha, 3 colour, 4 with alpha).
+    :param decode_bytes: memory the decoder would fill, bytes.
+    :param limit: the allowed maximum, bytes.
+    """
+
+    def __init__(
+        self, width: int, height: int, bits: int, channels: int, decode_bytes: int, limit: int
+    ) -> None:
+        self.details = (width, height, bits, channels, decode_bytes, limit)
+        super().__init__(
+            413,
+            "image_too_large",
+            f"This image is {width:,} x {height:,} pixels with {channels} channel"
+            f"{'s' if channels != 1 else ''} of {bits} bits, {decode_bytes / 2**20:,.0f} MiB to "
+            f"decode; the limit is {limit / 2**20:,.0f} MiB (for example 100 megapixels of "
+            "8-bit colour).",
+        )
+
+    def __reduce__(self) -> tuple[type[ImageTooCostlyToDecode], tuple[int, ...]]:
+        return (type(self), self.details)
+
+
+class ImageTooCostly(ApiError):
+    """422: rendering the image took longer than allowed, so it was stopped.
+
+    :param seconds: the time limit that was reached, seconds.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            422,
+            "image_too_costly",
+            f"This image took more than {seconds:g} seconds to process and was stopped; "
+            "send a smaller or simpler version of it.",
+        )
+
+    def __reduce__(self) -> tuple[type[ImageTooCostly], tuple[float]]:
+        return (type(self), (self.seconds,))
+
+
+def png_bit_depth(data: bytes) -> int:
+    """Bits per sample of a PNG, from its IHDR chunk (PNG specification 11.2.2); 8 if absent.
+
+    :param data: a file that :func:`sniff` found to be a PNG.
+    :returns: 1, 2, 4, 8 or 16 for a well-formed file.
+    """
+    if len(data) < 25 or data[12:16] != b"IHDR":
+        return 8
+    return data[24]
+
+
 def check_pixels(width: int, height: int, limit: int) -> None:
     """Refuse an image of ``width`` x ``height`` pixels if it exceeds ``limit`` pixels.
 

@@ -20,6 +20,14 @@ exactly one job with it. That job is retried once, in a fresh worker: an innocen
 killed process succeeds, and the photo that crashes a worker again is reported as
 :class:`~web.pipeline.formats.CorruptImage` (422) instead of being retried forever. The dead
 worker is replaced; no other job notices.
+
+Two bounds keep one photo, and one room, from holding the pool. A job that runs longer than
+``timeout_seconds`` has its worker killed and fails with :class:`ImageTooCostly` (422), without
+a retry (it would only cost as much again). And the pool is shared between rooms (any key the
+caller passes): each room has its own queue and its own bound on accepted jobs, so a room's
+burst is refused with 503 for that room while other rooms still get in, and a free worker takes
+the next job of the waiting room with the fewest jobs running (the longest-waiting room among
+equals), so a room that holds workers does not also hold the queue.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import pickle
 import signal
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
@@ -42,7 +50,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from web.errors import ApiError
-from web.pipeline.formats import CorruptImage
+from web.pipeline.formats import CorruptImage, ImageTooCostly
 from web.pipeline.renditions import (
     FullRenditionResult,
     RenditionResult,
@@ -141,7 +149,9 @@ def serve_jobs(connection: Connection) -> None:
 class _Job:
     message: bytes
     future: asyncio.Future[Any]
+    room: Hashable
     attempts: int = 0
+    deadline: asyncio.TimerHandle | None = None  # while a worker runs it
 
 
 @dataclass(eq=False)
@@ -164,21 +174,45 @@ class RenditionPool:
     :param workers: worker processes (usually the CPU cores available), at least 1.
     :param queue_limit: renders allowed to wait for a worker, at least 0; at most
         ``workers + queue_limit`` renders are accepted at once.
-    :raises ValueError: on ``workers < 1`` or ``queue_limit < 0``.
+    :param room_queue_limit: renders of one room allowed to wait, at least 0; at most
+        ``workers + room_queue_limit`` renders of one room are accepted at once. Default:
+        ``queue_limit`` (no bound beyond the pool's).
+    :param timeout_seconds: longest a worker may spend on one job, seconds; ``None``: no limit.
+    :raises ValueError: on ``workers < 1``, a negative limit, or ``timeout_seconds <= 0``.
     """
 
-    def __init__(self, workers: int, queue_limit: int) -> None:
-        if workers < 1 or queue_limit < 0:
-            raise ValueError("need workers >= 1 and queue_limit >= 0")
+    def __init__(
+        self,
+        workers: int,
+        queue_limit: int,
+        *,
+        room_queue_limit: int | None = None,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        if room_queue_limit is None:
+            room_queue_limit = queue_limit
+        if workers < 1 or queue_limit < 0 or room_queue_limit < 0:
+            raise ValueError("need workers >= 1 and queue limits >= 0")
+        if timeout_seconds is not None and timeout_seconds <= 0:
+            raise ValueError("need timeout_seconds > 0")
         self._size = workers
         self._capacity = workers + queue_limit
+        self._room_capacity = workers + room_queue_limit
+        self._timeout = timeout_seconds
         self._pending = 0
+        self._room_pending: collections.Counter[Hashable] = collections.Counter()
+        self._room_running: collections.Counter[Hashable] = collections.Counter()
+        self._served: dict[Hashable, int] = {}  # when each room with pending jobs last started one
+        self._starts = 0
         self._context = _context()
         self._started = False
         self._closing = False
         self._workers: set[_Worker] = set()
         self._idle: list[_Worker] = []
-        self._queue: collections.deque[_Job] = collections.deque()
+        # Waiting jobs by room, rooms in the order they last had a job taken (or arrived).
+        self._queues: collections.OrderedDict[Hashable, collections.deque[_Job]] = (
+            collections.OrderedDict()
+        )
         self._respawns: set[asyncio.Task[None]] = set()
         self._drained: asyncio.Event | None = None
         # Full-resolution renders in progress, by output folder: concurrent requests for the
@@ -227,7 +261,9 @@ class RenditionPool:
             self._forget(worker)
         await asyncio.to_thread(_stop_processes, [worker.process for worker in workers])
 
-    async def render(self, source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionResult:
+    async def render(
+        self, source: Path, out_dir: Path, spec: RenditionSpec, *, room: Hashable = None
+    ) -> RenditionResult:
         """Render ``source`` into ``out_dir/display.jpg`` and ``out_dir/thumb.jpg`` (a coroutine).
 
         ``source``, both files and ``out_dir``'s entries are fsynced before this returns (see
@@ -237,19 +273,22 @@ class RenditionPool:
         :param out_dir: an existing directory for the renditions, that no one reads until this
             returns (the upload's staging folder).
         :param spec: sizes, qualities and the pixel limit.
+        :param room: whose render this is, for sharing the pool fairly (any hashable key).
         :returns: what was rendered.
         :raises PipelineBusy: (503) ``workers + queue_limit`` renders are already in progress,
-            or the pool is shutting down.
+            or ``workers + room_queue_limit`` of ``room``'s, or the pool is shutting down.
+        :raises ImageTooCostly: (422) the render ran longer than ``timeout_seconds``.
         :raises UnsupportedImageType: (415) not an accepted photo type.
         :raises CorruptImage: (422) truncated or undecodable, or it crashed a worker twice.
         :raises ImageTooLarge: (413) more pixels than ``spec.max_pixels``.
+        :raises ImageTooCostlyToDecode: (413) more than ``spec.max_decode_bytes`` to decode.
         :raises OSError: if ``source`` cannot be read or ``out_dir`` written (in the worker).
         :raises RuntimeError: if :meth:`start` was not awaited.
         """
-        return await self._submit(render_file, source, out_dir, spec)
+        return await self._submit(render_file, source, out_dir, spec, room)
 
     async def stage_and_render(
-        self, upload: Path | bytes, folder: Path, spec: RenditionSpec
+        self, upload: Path | bytes, folder: Path, spec: RenditionSpec, *, room: Hashable = None
     ) -> RenditionResult:
         """Stage an upload into ``folder`` and render it there, as one job (a coroutine).
 
@@ -262,13 +301,14 @@ class RenditionPool:
         :param upload: the uploaded file's bytes, or the path of the spilled request body
             (moved into ``folder``).
         :param folder: the new image's staging folder; made by the worker.
+        :param room: whose upload this is (see :meth:`render`).
         :returns: what was rendered.
         :raises: as :meth:`render`; OSError also if the upload cannot be staged.
         """
-        return await self._submit(stage_and_render, upload, folder, spec)
+        return await self._submit(stage_and_render, upload, folder, spec, room)
 
     async def render_full(
-        self, source: Path, out_dir: Path, spec: RenditionSpec
+        self, source: Path, out_dir: Path, spec: RenditionSpec, *, room: Hashable = None
     ) -> FullRenditionResult:
         """Render ``source`` at full resolution into ``out_dir/full.jpg`` (a coroutine).
 
@@ -279,16 +319,21 @@ class RenditionPool:
 
         :param source: the original; read by a worker process.
         :param out_dir: the existing folder where ``full.jpg`` is written.
-        :param spec: ``max_pixels`` and ``full_quality`` are used.
+        :param spec: ``max_pixels``, ``max_decode_bytes`` and ``full_quality`` are used.
+        :param room: whose photo this is (see :meth:`render`).
         :returns: the size of ``full.jpg``.
-        :raises PipelineBusy: (503) the pool is full or shutting down.
+        :raises PipelineBusy: (503) the pool, or ``room``'s share of it, is full, or it is
+            shutting down.
+        :raises ImageTooCostly: (422) the render ran longer than ``timeout_seconds``.
         :raises UnsupportedImageType, CorruptImage, ImageTooLarge: as for :meth:`render`.
         :raises OSError: if ``source`` cannot be read or ``out_dir`` written (in the worker).
         :raises RuntimeError: if :meth:`start` was not awaited.
         """
         shared = self._full_renders.get(out_dir)
         if shared is None:
-            shared = asyncio.ensure_future(self._submit(render_full_file, source, out_dir, spec))
+            shared = asyncio.ensure_future(
+                self._submit(render_full_file, source, out_dir, spec, room)
+            )
             self._full_renders[out_dir] = shared
 
             def forget(done: asyncio.Future[FullRenditionResult]) -> None:
@@ -306,8 +351,9 @@ class RenditionPool:
         source: Path | bytes,
         out_dir: Path,
         spec: RenditionSpec,
+        room: Hashable,
     ) -> _Result:
-        """Run ``function(source, out_dir, spec)`` in a worker within the pool's bound.
+        """Run ``function(source, out_dir, spec)`` in a worker within the pool's bounds.
 
         A caller cancelled while its job waits for a worker withdraws the job; once a worker
         runs it, the job keeps its slot until the worker is done, so the bound stays true.
@@ -316,27 +362,72 @@ class RenditionPool:
             raise PipelineBusy()
         if not self._started:
             raise RuntimeError("RenditionPool.start() must be awaited before rendering")
-        if self._pending >= self._capacity:
+        if self._pending >= self._capacity or self._room_pending[room] >= self._room_capacity:
             raise PipelineBusy()
         message = pickle.dumps((function, (source, out_dir, spec)), pickle.HIGHEST_PROTOCOL)
-        job = _Job(message, asyncio.get_running_loop().create_future())
+        job = _Job(message, asyncio.get_running_loop().create_future(), room)
         self._pending += 1
-        self._queue.append(job)
+        self._room_pending[room] += 1
+        self._queues.setdefault(room, collections.deque()).append(job)
         self._dispatch()
         result: _Result = await job.future
         return result
 
     def _dispatch(self) -> None:
-        """Give waiting jobs to idle workers, oldest first."""
-        while self._queue and self._idle:
-            job = self._queue.popleft()
+        """Give waiting jobs to idle workers: each the oldest job of the waiting room with the
+        fewest jobs running, the room that waited longest among equals."""
+        while self._queues and self._idle:
+            room = min(self._queues, key=lambda r: (self._room_running[r], self._served.get(r, -1)))
+            queue = self._queues[room]
+            job = queue.popleft()
+            if queue:
+                self._queues.move_to_end(room)
+            else:
+                del self._queues[room]
             if job.future.done():  # its caller was cancelled before a worker took it
-                self._release()
+                self._release(job)
                 continue
             worker = self._idle.pop()
             worker.job = job
             job.attempts += 1
+            self._room_running[room] += 1
+            self._starts += 1
+            self._served[room] = self._starts
+            if self._timeout is not None:
+                job.deadline = asyncio.get_running_loop().call_later(
+                    self._timeout, self._expire, worker, job
+                )
             self._send(worker, job.message)
+
+    def _expire(self, worker: _Worker, job: _Job) -> None:
+        """``job`` outran the time limit on ``worker``: fail it for good, kill the worker."""
+        if worker.job is not job or not worker.alive:
+            return
+        self._finish(worker)
+        if not job.future.done():
+            assert self._timeout is not None
+            job.future.set_exception(ImageTooCostly(self._timeout))
+        logger.warning(
+            "rendition worker %s killed: job over %s s", worker.process.pid, self._timeout
+        )
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            worker.process.kill()
+        self._lost(worker)  # no job any more, so nothing is retried; a replacement starts
+
+    def _finish(self, worker: _Worker, *, release: bool = True) -> _Job | None:
+        """Take ``worker``'s job off it and out of the running counts; release its slot in the
+        pool's bounds unless it is to be queued again (``release=False``)."""
+        job, worker.job = worker.job, None
+        if job is not None:
+            if job.deadline is not None:
+                job.deadline.cancel()
+                job.deadline = None
+            self._room_running[job.room] -= 1
+            if not self._room_running[job.room]:
+                del self._room_running[job.room]
+            if release:
+                self._release(job)
+        return job
 
     def _send(self, worker: _Worker, message: bytes) -> None:
         """Write one framed message to ``worker`` without blocking the loop: what the socket
@@ -386,11 +477,10 @@ class RenditionPool:
         if not worker.ready.done():
             worker.ready.set_result(None)
             return
-        job, worker.job = worker.job, None
+        job = self._finish(worker)
         if job is None:  # a reply nobody asked for: a broken worker; replace it
             self._lost(worker)
             return
-        self._release()
         if not job.future.done():  # else its caller was cancelled while it ran
             ok, value = pickle.loads(data)
             if ok:
@@ -408,7 +498,9 @@ class RenditionPool:
         self._workers.discard(worker)
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
-        job, worker.job = worker.job, None
+        running = worker.job
+        retry = running is not None and not running.future.done() and running.attempts < ATTEMPTS
+        job = self._finish(worker, release=not retry)
         if not worker.ready.done():
             worker.ready.set_exception(WorkerStartError("a rendition worker exited at start-up"))
             worker.ready.exception()  # retrieved here; start() re-raises it when it waits
@@ -420,14 +512,11 @@ class RenditionPool:
                 worker.process.exitcode,
             )
             delay = 0.0
-        if job is not None:
-            if job.future.done():
-                self._release()
-            elif job.attempts >= ATTEMPTS:
-                self._release()
-                job.future.set_exception(CorruptImage())
-            else:
-                self._queue.appendleft(job)  # next in line, on a fresh worker
+        if job is not None and retry:  # next in line, on a fresh worker
+            self._queues.setdefault(job.room, collections.deque()).appendleft(job)
+            self._queues.move_to_end(job.room, last=False)
+        elif job is not None and not job.future.done():
+            job.future.set_exception(CorruptImage())
         if not self._closing and self._started:
             task = asyncio.ensure_future(self._replace(delay))
             self._respawns.add(task)
@@ -502,14 +591,19 @@ class RenditionPool:
         worker.channel.close()
 
     def _fail_queue(self) -> None:
-        while self._queue:
-            job = self._queue.popleft()
-            self._release()
-            if not job.future.done():
-                job.future.set_exception(PipelineBusy())
+        while self._queues:
+            _, queue = self._queues.popitem(last=False)
+            for job in queue:
+                self._release(job)
+                if not job.future.done():
+                    job.future.set_exception(PipelineBusy())
 
-    def _release(self) -> None:
+    def _release(self, job: _Job) -> None:
         self._pending -= 1
+        self._room_pending[job.room] -= 1
+        if not self._room_pending[job.room]:
+            del self._room_pending[job.room]
+            self._served.pop(job.room, None)
         if self._pending == 0 and self._drained is not None:
             self._drained.set()
 

@@ -50,9 +50,11 @@ from PIL import ExifTags, Image, ImageCms
 
 from web.pipeline.formats import (
     CorruptImage,
+    ImageTooCostlyToDecode,
     ImageTooLarge,
     ImageType,
     check_pixels,
+    png_bit_depth,
     sniff,
 )
 from web.storage import fsync_directory, stage_upload
@@ -69,6 +71,9 @@ class RenditionSpec:
     :param display_max_px: longest side of ``display.jpg``, pixels.
     :param thumb_max_px: longest side of ``thumb.jpg``, pixels.
     :param max_pixels: refuse originals with more than this many pixels (width * height).
+    :param max_decode_bytes: refuse originals whose decoded samples (pixels as decoded, times
+        channels, times bytes per sample as stored) exceed this many bytes; a 100 MP 8-bit
+        colour photo is 300 MB, a 64 MP 16-bit RGBA PNG 512 MB.
     :param display_quality: JPEG quality of ``display.jpg``, 1-100 (Pillow's scale).
     :param thumb_quality: JPEG quality of ``thumb.jpg``, 1-100.
     :param full_quality: JPEG quality of the full-resolution download ``full.jpg``, 1-100.
@@ -78,12 +83,13 @@ class RenditionSpec:
     display_max_px: int = 1600
     thumb_max_px: int = 400
     max_pixels: int = 100_000_000
+    max_decode_bytes: int = 320 * 2**20
     display_quality: int = 85
     thumb_quality: int = 80
     full_quality: int = 92
 
     def __post_init__(self) -> None:
-        if min(self.display_max_px, self.thumb_max_px, self.max_pixels) < 1:
+        if min(self.display_max_px, self.thumb_max_px, self.max_pixels, self.max_decode_bytes) < 1:
             raise ValueError("rendition sizes and the pixel limit must be at least 1")
         qualities = (self.display_quality, self.thumb_quality, self.full_quality)
         if not all(1 <= quality <= 100 for quality in qualities):
@@ -347,7 +353,7 @@ def render_bytes(data: bytes, spec: RenditionSpec) -> Renditions:
         before any pixel is decoded.
     """
     started = time.perf_counter()
-    decoded = _decode(data, spec.max_pixels, draft_max_px=spec.display_max_px)
+    decoded = _decode(data, spec, draft_max_px=spec.display_max_px)
     upright_size = decoded.upright_size
     display_size = fit(upright_size, spec.display_max_px)
     stored_target = display_size[::-1] if decoded.orientation >= 5 else display_size
@@ -418,7 +424,7 @@ def render_full_bytes(data: bytes, spec: RenditionSpec) -> tuple[bytes, tuple[in
     :raises CorruptImage: (422) undecodable.
     :raises ImageTooLarge: (413) more than ``spec.max_pixels`` pixels (from the header).
     """
-    decoded = _decode(data, spec.max_pixels, draft_max_px=None)
+    decoded = _decode(data, spec, draft_max_px=None)
     image = _upright_srgb(decoded.image, decoded.icc_profile, decoded.orientation)
     # Optimised Huffman tables: ~5 % smaller for a file made once and downloaded many times.
     return _encode(image, spec.full_quality, optimize=True), image.size
@@ -462,8 +468,9 @@ class _Decoded:
     upright_size: tuple[int, int]
 
 
-def _decode(data: bytes, max_pixels: int, *, draft_max_px: int | None) -> _Decoded:
-    """Sniff, open, check the pixel count, read the orientation and decode ``data``.
+def _decode(data: bytes, spec: RenditionSpec, *, draft_max_px: int | None) -> _Decoded:
+    """Sniff, open, check the pixel count, read the orientation, check the decoding cost and
+    decode ``data`` (``spec.max_pixels`` and ``spec.max_decode_bytes`` are used).
 
     :param draft_max_px: for JPEG, let libjpeg decode at the largest power-of-two reduction
         that still covers this longest side (upright); None decodes every pixel.
@@ -471,8 +478,13 @@ def _decode(data: bytes, max_pixels: int, *, draft_max_px: int | None) -> _Decod
     """
     kind = sniff(data)
     _register_heif()
+    max_pixels = spec.max_pixels
     with _decoding(kind, max_pixels):
         image = _open(data, kind, max_pixels)
+        if kind.format != "jpeg":
+            # Before the orientation: Pillow's PNG reader decodes every pixel to look for an
+            # eXIf chunk after the image data. A JPEG is checked after its draft below.
+            _check_decode_cost(image, kind, data, spec.max_decode_bytes)
         orientation = _orientation(image)
         stored_w, stored_h = image.size
         transposed = orientation >= 5
@@ -482,6 +494,8 @@ def _decode(data: bytes, max_pixels: int, *, draft_max_px: int | None) -> _Decod
             # landscape is scaled correctly.
             target = fit(upright_size, draft_max_px)
             image.draft("RGB", target[::-1] if transposed else target)
+        if kind.format == "jpeg":
+            _check_decode_cost(image, kind, data, spec.max_decode_bytes)
         image.load()
         icc_profile = image.info.get("icc_profile")
         image = _working_mode(image)
@@ -555,6 +569,41 @@ def _open(data: bytes, kind: ImageType, limit: int) -> Image.Image:
     if image.width < 1 or image.height < 1:
         raise CorruptImage(_kind_name(kind))
     return image
+
+
+# Bytes per sample of Pillow modes whose samples are wider than a byte; every other mode we open
+# (L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, 1) holds one byte per band.
+_MODE_SAMPLE_BYTES: Mapping[str, int] = MappingProxyType(
+    {"I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
+)
+
+
+def _check_decode_cost(image: Image.Image, kind: ImageType, data: bytes, limit: int) -> None:
+    """Refuse ``image`` (opened, not decoded; after any ``draft``) if decoding it would fill
+    more than ``limit`` bytes: pixels times channels times bytes per stored sample.
+
+    The pixel limit alone lets through 100 MP at any depth, and Pillow hides the depth: a
+    16-bit RGBA PNG opens as mode RGBA, but its decoder inflates 8 bytes per pixel and then
+    narrows them. The stored depth comes from the PNG header, or pillow-heif's ``bit_depth``
+    (10 and 12-bit HEIC, AVIF). A palette image is counted at the RGB(A) it becomes.
+
+    :raises ImageTooCostlyToDecode: (413) over ``limit``.
+    """
+    mode = image.mode
+    channels = len(image.getbands())
+    bits = 8 * _MODE_SAMPLE_BYTES.get(mode, 1)
+    if kind.format == "png":
+        bits = max(bits, png_bit_depth(data))
+    depth = image.info.get("bit_depth")
+    if isinstance(depth, int):
+        bits = max(bits, depth)
+    sample_bytes = (bits + 7) // 8
+    # What the working mode holds afterwards: palette images become RGB or RGBA.
+    working = 4 if mode in ("P", "PA") and "transparency" in image.info else 3
+    per_pixel = max(channels * sample_bytes, working if mode in ("P", "PA") else 0)
+    cost = image.width * image.height * per_pixel
+    if cost > limit:
+        raise ImageTooCostlyToDecode(image.width, image.height, bits, channels, cost, limit)
 
 
 def _orientation(image: Image.Image) -> int:
