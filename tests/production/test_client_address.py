@@ -38,6 +38,7 @@ class AppendingProxy:
         self.target = target
         self.port = free_port()
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def base_url(self) -> str:
@@ -49,10 +50,19 @@ class AppendingProxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            # Python 3.11's wait_closed() does not wait for the connection handlers: end them here
+            # so none is left for the garbage collector with an open transport.
+            for task in self._handlers:
+                task.cancel()
+            await asyncio.gather(*self._handlers, return_exceptions=True)
             await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")[0]
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        up_writer: asyncio.StreamWriter | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             request_line, *lines = head.decode("latin-1").rstrip("\r\n").split("\r\n")
@@ -86,8 +96,10 @@ class AppendingProxy:
             while data := await up_reader.read(65536):
                 writer.write(data)
                 await writer.drain()
-            up_writer.close()
         finally:
+            self._handlers.discard(task)
+            if up_writer is not None:
+                up_writer.close()
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -107,8 +119,8 @@ async def proxied_service(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[
     )
     for name in ("DATABASE_URL", "REDIS_URL"):
         replica.env.pop(name, None)
-    proxy = AppendingProxy(("127.0.0.1", replica.port))
     async with running(replica):
+        proxy = AppendingProxy(("127.0.0.1", replica.port))  # the port the replica bound
         await proxy.start()
         try:
             yield proxy.base_url
