@@ -54,8 +54,14 @@ class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
     so that a broadcast can write to it.
 
     The wrapper is built as ``WebSocket(socket._websocket_handler, server)``; the handler's
-    ``__self__`` is the socket. The record is removed when the handler returns.
+    ``__self__`` is the socket. A WebSocket that opens a session is recorded at once; one that
+    upgrades a long-polling session only when its client confirms the upgrade (the ``5``
+    packet), because several may probe the same session and python-engineio's writer serves
+    the one that confirms. The record is removed when the handler returns.
     """
+
+    _socket: Any = None
+    _protocol: WebSocketsSansIOProtocol | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> str:
         """Run the Engine.IO WebSocket handler for the connection in ``environ``.
@@ -71,12 +77,34 @@ class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
             or protocol.config.ws_per_message_deflate
         ):
             return str(await super().__call__(environ))
-        setattr(socket, _PROTOCOL_ATTRIBUTE, protocol)
+        self._socket, self._protocol = socket, protocol
+        if not socket.connected:  # a new WebSocket-only session: upgraded as the handler starts
+            setattr(socket, _PROTOCOL_ATTRIBUTE, protocol)
         try:
             return str(await super().__call__(environ))
         finally:
             if getattr(socket, _PROTOCOL_ATTRIBUTE, None) is protocol:
                 delattr(socket, _PROTOCOL_ATTRIBUTE)
+
+    async def wait(self) -> Any:
+        """The next message from the client (python-engineio's ``wait``), recording this
+        connection on its socket when the message confirms an upgrade in progress.
+
+        :raises OSError: the connection closed.
+        """
+        data = await super().wait()
+        socket = self._socket
+        if (
+            self._protocol is not None
+            and isinstance(data, str)
+            and data[:1] == "5"  # python-engineio decodes any such text as UPGRADE
+            and socket.upgrading
+            and not socket.upgraded
+        ):
+            # The handler marks the socket upgraded and starts its writer for this connection
+            # with no await in between, so no broadcast can see the record too early.
+            setattr(socket, _PROTOCOL_ATTRIBUTE, self._protocol)
+        return data
 
 
 def register_websockets(server: socketio.AsyncServer) -> None:
