@@ -90,13 +90,28 @@ async def test_two_sleeping_phones_cost_no_upload_and_no_event(
     async for server in run_server(settings):
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
             rooms = []
-            for n in range(ROOMS):
+            for n in range(ROOMS + 1):
                 response = await http.post("/api/rooms", json={"title": f"sleepers {n}"})
                 assert response.status_code == 201
                 rooms.append(response.json())
             healthy: list[LiveClient] = []
             sleepers: list[SleepingClient] = []
             try:
+                # Everything an upload needs is made and warmed up beforehand, so that the
+                # uploads reach the sleepers before the server's timeout sweep does.
+                images = [
+                    [
+                        make_image_bytes("jpeg", name="coffee", size=(40 + 4 * r + n, 30))
+                        for n in range(3)
+                    ]
+                    for r in range(ROOMS + 1)
+                ]
+                warm_up = await http.post(
+                    f"/api/rooms/{rooms[-1]['token']}/images",
+                    files={"file": ("p.jpg", images[ROOMS][0], "image/jpeg")},
+                )
+                assert warm_up.status_code == 201
+                rooms = rooms[:ROOMS]
                 for room in rooms:
                     healthy.append(LiveClient(server.base_url, room["token"], "awake before"))
                     await healthy[-1].connect()
@@ -127,15 +142,7 @@ async def test_two_sleeping_phones_cost_no_upload_and_no_event(
                         *(
                             http.post(
                                 f"/api/rooms/{room['token']}/images",
-                                files={
-                                    "file": (
-                                        "p.jpg",
-                                        make_image_bytes(
-                                            "jpeg", name="coffee", size=(40 + 4 * r + n, 30)
-                                        ),
-                                        "image/jpeg",
-                                    )
-                                },
+                                files={"file": ("p.jpg", images[r][n], "image/jpeg")},
                             )
                             for r, room in enumerate(rooms)
                         )
