@@ -106,6 +106,18 @@ async def listen_forever(
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
+async def deliver_locally(deliver: Deliver, event: RoomEvent) -> None:
+    """Await ``deliver(event)``, logging instead of raising if it fails: the event is committed
+    and in the log, so the change's own answer (an upload's 201) and its fan-out to other
+    replicas must not depend on this replica's clients taking it."""
+    try:
+        await deliver(event)
+    except Exception:
+        logger.exception(
+            "delivering room %s event %s to local clients failed", event.room_id, event.seq
+        )
+
+
 class LocalBus:
     """The embedded default: one process, events delivered directly."""
 
@@ -117,7 +129,7 @@ class LocalBus:
 
     async def publish(self, event: RoomEvent) -> bool:
         if self._deliver is not None:
-            await self._deliver(event)
+            await deliver_locally(self._deliver, event)
         return True
 
     async def close(self) -> None:
@@ -153,7 +165,7 @@ class RedisBus:
         # nor for Redis to be up. The copy that comes back through the subscription is then a
         # duplicate by seq, which delivery drops.
         if self._deliver is not None:
-            await self._deliver(event)
+            await deliver_locally(self._deliver, event)
         if not self.subscribed.is_set():
             # Redis is known to be down: don't make the upload wait for a connect timeout.
             # Other replicas will read the event from the log when they catch up.
@@ -183,7 +195,7 @@ class RedisBus:
             except (ValueError, KeyError, TypeError):
                 logger.error("dropping malformed bus message %r", data[:200])
                 return
-            await deliver(event)
+            await deliver_locally(deliver, event)  # a failure must not end the listener
 
         await listen_forever(
             self.client, self.channel, subscribed, received, lost=self.subscribed.clear

@@ -176,8 +176,11 @@ class LiveDelivery:
                     logger.exception("could not fill seq gap before %s; clients will", event.seq)
                     pending = [event]
             for item in pending:
-                await self._emit_to_room(event.room_id, room, item)
-                room.delivered = item.seq
+                try:
+                    await self._emit_to_room(event.room_id, room, item)
+                finally:
+                    # Emitted to whoever could take it: a later gap fill must not repeat it.
+                    room.delivered = item.seq
 
     async def _emit_to_room(self, room_id: int, room: _Room, event: RoomEvent) -> None:
         for buffer in room.syncing.values():
@@ -209,8 +212,10 @@ class LiveDelivery:
                 missing = await self.log.events_after(room_id, room.delivered, seq - room.delivered)
                 for item in missing:
                     if item.seq > room.delivered:
-                        await self._emit_to_room(room_id, room, item)
-                        room.delivered = item.seq
+                        try:
+                            await self._emit_to_room(room_id, room, item)
+                        finally:
+                            room.delivered = item.seq
 
     async def close(self) -> None:
         """Cancel replays in flight."""

@@ -23,12 +23,14 @@ behaviour is covered by tests/realtime/test_fanout.py.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as engineio_asgi
+from engineio.exceptions import SocketIsClosedError
 from prometheus_client import Counter
 from socketio import packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -46,6 +48,16 @@ DELIVERIES = Counter(
 )
 _DIRECT = DELIVERIES.labels(path="direct")
 _QUEUED = DELIVERIES.labels(path="queued")
+SKIPPED = Counter(
+    "imageshark_fanout_skipped",
+    "Room broadcast packets not handed to a recipient: its socket was closed by then "
+    "('closed'), or its send failed and the socket was closed ('failed').",
+    ["reason"],
+)
+_SKIPPED_CLOSED = SKIPPED.labels(reason="closed")
+_SKIPPED_FAILED = SKIPPED.labels(reason="failed")
+
+logger = logging.getLogger(__name__)
 
 
 class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
@@ -54,8 +66,14 @@ class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
     so that a broadcast can write to it.
 
     The wrapper is built as ``WebSocket(socket._websocket_handler, server)``; the handler's
-    ``__self__`` is the socket. The record is removed when the handler returns.
+    ``__self__`` is the socket. A WebSocket that opens a session is recorded at once; one that
+    upgrades a long-polling session only when its client confirms the upgrade (the ``5``
+    packet), because several may probe the same session and python-engineio's writer serves
+    the one that confirms. The record is removed when the handler returns.
     """
+
+    _socket: Any = None
+    _protocol: WebSocketsSansIOProtocol | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> str:
         """Run the Engine.IO WebSocket handler for the connection in ``environ``.
@@ -71,12 +89,34 @@ class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
             or protocol.config.ws_per_message_deflate
         ):
             return str(await super().__call__(environ))
-        setattr(socket, _PROTOCOL_ATTRIBUTE, protocol)
+        self._socket, self._protocol = socket, protocol
+        if not socket.connected:  # a new WebSocket-only session: upgraded as the handler starts
+            setattr(socket, _PROTOCOL_ATTRIBUTE, protocol)
         try:
             return str(await super().__call__(environ))
         finally:
             if getattr(socket, _PROTOCOL_ATTRIBUTE, None) is protocol:
                 delattr(socket, _PROTOCOL_ATTRIBUTE)
+
+    async def wait(self) -> Any:
+        """The next message from the client (python-engineio's ``wait``), recording this
+        connection on its socket when the message confirms an upgrade in progress.
+
+        :raises OSError: the connection closed.
+        """
+        data = await super().wait()
+        socket = self._socket
+        if (
+            self._protocol is not None
+            and isinstance(data, str)
+            and data[:1] == "5"  # python-engineio decodes any such text as UPGRADE
+            and socket.upgrading
+            and not socket.upgraded
+        ):
+            # The handler marks the socket upgraded and starts its writer for this connection
+            # with no await in between, so no broadcast can see the record too early.
+            setattr(socket, _PROTOCOL_ATTRIBUTE, self._protocol)
+        return data
 
 
 def register_websockets(server: socketio.AsyncServer) -> None:
@@ -215,8 +255,44 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
                 transports.append(transport)
         for transport in transports:
             transport.write(frame)
-        for socket in queued_sockets:
-            for eio_pkt in packets:
-                await socket.send(eio_pkt)
         _DIRECT.inc(len(transports))
-        _QUEUED.inc(len(queued_sockets))
+        for socket in queued_sockets:
+            if await _send_queued(socket, packets):
+                _QUEUED.inc()
+
+
+async def _send_queued(socket: Any, packets: list[eio_packet.Packet]) -> bool:
+    """Put ``packets`` on Engine.IO ``socket``'s queue, unless it is closed or closing.
+
+    A send closes a timed-out socket, and its disconnect handler broadcasts (``presence``) to
+    the same room, which may close further recipients of the broadcast in progress before their
+    turn; so each send is checked and isolated. A send that fails otherwise closes its socket,
+    so that its client reconnects and catches up with its ``last_seq``.
+
+    :returns: True when every packet was queued. Never raises (but for cancellation).
+    """
+    for eio_pkt in packets:
+        if socket.closed or socket.closing:
+            _SKIPPED_CLOSED.inc()
+            logger.debug("broadcast skips %s: its socket is closed", socket.sid)
+            return False
+        try:
+            await socket.send(eio_pkt)
+        except SocketIsClosedError:
+            _SKIPPED_CLOSED.inc()
+            logger.debug("broadcast skips %s: its socket closed meanwhile", socket.sid)
+            return False
+        except Exception:
+            _SKIPPED_FAILED.inc()
+            logger.warning("broadcast to %s failed; closing it", socket.sid, exc_info=True)
+            try:
+                await socket.close(wait=False, abort=False)
+            except Exception:
+                logger.warning(
+                    "closing %s after a failed broadcast failed", socket.sid, exc_info=True
+                )
+            return False
+        if socket.closed or socket.closing:  # the send found it timed out and closed it
+            _SKIPPED_CLOSED.inc()
+            return False
+    return True

@@ -80,7 +80,7 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except AccessRefused as exc:
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from exc
         except Exception as exc:  # database unreachable: let the client retry shortly
-            logger.warning("room lookup failed: %s", exc)
+            logger.warning("room lookup failed; connection refused for now", exc_info=True)
             raise socketio.exceptions.ConnectionRefusedError(
                 "service temporarily unavailable, retry shortly"
             ) from exc

@@ -28,14 +28,16 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     WAL lets readers run beside the one writer; ``synchronous=FULL`` makes a committed upload
     survive power loss, which the wire contract requires before acknowledging
     (https://www.sqlite.org/pragma.html#pragma_synchronous); ``busy_timeout`` makes concurrent
-    writers wait for the lock instead of failing at once.
+    writers wait for the lock instead of failing at once. It is set first: switching to WAL
+    takes a lock too, and a connection opened during a write must wait for it, not fail with
+    "database is locked".
     """
     cursor = dbapi_connection.cursor()
     for pragma in (
+        "PRAGMA busy_timeout=10000",
         "PRAGMA journal_mode=WAL",
         "PRAGMA synchronous=FULL",
         "PRAGMA foreign_keys=ON",
-        "PRAGMA busy_timeout=10000",
     ):
         cursor.execute(pragma)
     cursor.close()

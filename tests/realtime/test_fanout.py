@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import socketio
 from prometheus_client import REGISTRY
@@ -242,3 +243,50 @@ async def test_a_client_that_stops_reading_holds_up_nobody(
                 seen.append(data["i"])
         assert seen == list(range(total))
     await healthy.client.disconnect()
+
+
+async def _probe(ws_url: str, sid: str) -> Any:
+    """Open an upgrade WebSocket for Engine.IO session ``sid`` and send the probe; returns the
+    connection once the server answered ``3probe``."""
+    ws = await ws_connect(f"{ws_url}&sid={sid}", compression=None)
+    await ws.send("2probe")
+    assert await ws.recv() == "3probe"
+    return ws
+
+
+async def test_broadcasts_follow_the_websocket_that_completed_the_upgrade(
+    live: tuple[str, socketio.AsyncServer],
+) -> None:
+    """One long-polling session, two upgrade WebSockets probing at once (a client retrying an
+    upgrade): the first confirms the upgrade, the second never does. Broadcasts go to the
+    first, which python-engineio's writer serves, and never to the other connection."""
+    base_url, sio = live
+    ws_url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        opened = await http.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+        assert opened.text.startswith("0{")
+        sid = json.loads(opened.text[1:])["sid"]
+        polling = {"EIO": "4", "transport": "polling", "sid": sid}
+        assert (await http.post("/socket.io/", params=polling, content="40")).text == "OK"
+        assert (await http.get("/socket.io/", params=polling)).text.startswith("40{")
+        upgraded = await _probe(ws_url, sid)
+        stray = await _probe(ws_url, sid)
+        try:
+            await upgraded.send("5")
+            # python-engineio's writer starts once the upgrade is done and first sends the
+            # no-op packets each probe queued to end a pending poll.
+            assert [await upgraded.recv() for _ in range(2)] == ["6", "6"]
+            counted = Counted()
+            for i in range(3):
+                await sio.emit("n", {"i": i}, room=ROOM)
+            received = []
+            async with asyncio.timeout(10):
+                while len(received) < 3:
+                    message = str(await upgraded.recv())
+                    if message.startswith("42"):
+                        received.append(json.loads(message[2:]))
+            assert received == [["n", {"i": i}] for i in range(3)]
+            assert counted["direct"] + counted["queued"] == 3
+        finally:
+            await upgraded.close()
+            await stray.close()
