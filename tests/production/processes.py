@@ -148,25 +148,39 @@ class Replica(_Process):
     """One ``imageshark serve`` process on a free loopback port.
 
     :param env: the environment (database, Redis, data folder...) on top of this process's.
+    :param module: the module run with ``python -m`` (a test entry point may wrap
+        ``web.cli``); it is given ``serve --host 127.0.0.1 --port PORT``.
     """
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
+    BIND_ATTEMPTS = 5
+
+    def __init__(self, name: str, env: dict[str, str], module: str = "web.cli") -> None:
         self.port = free_port()
-        super().__init__(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "web.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            "Application startup complete",
-            {**os.environ, **env},
-        )
+        self.module = module
+        # uvicorn logs "Application startup complete" before it binds the port; this line
+        # comes once it listens.
+        super().__init__(name, self._command(), "Uvicorn running on", {**os.environ, **env})
+
+    def _command(self) -> list[str]:
+        return [
+            sys.executable,
+            *("-m", self.module, "serve"),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+        ]
+
+    async def start(self, timeout: float = 60) -> None:
+        """Start and wait until it listens; on another port if its own was taken meanwhile
+        (any process may bind a port between :func:`free_port` and the replica's bind)."""
+        for attempt in range(self.BIND_ATTEMPTS):
+            try:
+                await super().start(timeout)
+                return
+            except RuntimeError:
+                taken = any("address already in use" in line for line in self.output[-30:])
+                if not taken or attempt == self.BIND_ATTEMPTS - 1:
+                    raise
+            self.port = free_port()
+            self.args = self._command()
 
     @property
     def base_url(self) -> str:
