@@ -35,6 +35,7 @@ class _Process:
         self.output: list[str] = []
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._line = asyncio.Condition()
 
     async def start(self, timeout: float = 60) -> None:
         ready = asyncio.Event()
@@ -78,6 +79,23 @@ class _Process:
             self.output.append(line)
             if self.ready_marker in line:
                 ready.set()
+            async with self._line:
+                self._line.notify_all()
+
+    async def wait_for_line(self, text: str, timeout: float = 60) -> str:
+        """The first output line containing ``text``, once the process has written it.
+
+        :raises TimeoutError: no such line within ``timeout`` seconds.
+        """
+
+        def found() -> str | None:
+            return next((line for line in self.output if text in line), None)
+
+        async with asyncio.timeout(timeout), self._line:
+            await self._line.wait_for(lambda: found() is not None)
+        line = found()
+        assert line is not None
+        return line
 
     async def wait_exit(self, timeout: float = 30) -> int:
         """Wait until the process has exited and its output is read to the end; its exit code."""

@@ -285,8 +285,10 @@ async def test_interrupted_upload_is_recovered_at_start(
         os.utime(path, (long_ago, long_ago))
     async for client in _app_client(settings):
         # Old leftovers are removed; a fresh file may be another replica's upload in flight.
-        assert [p.name for p in (settings.data_dir / "uploads").iterdir()] == ["in-flight.part"]
-        assert list((settings.data_dir / "staging").iterdir()) == []
+        uploads = {p.name for p in (settings.data_dir / "uploads").iterdir() if p.is_file()}
+        assert uploads == {"in-flight.part"}
+        assert [p for p in (settings.data_dir / "staging").rglob("*") if p.is_file()] == []
+        assert not (settings.data_dir / "staging" / "orphanKey_0123456789").exists()
         assert (await client.http.get("/healthz")).status_code == 200
 
 
