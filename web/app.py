@@ -49,7 +49,7 @@ from web.rooms.service import RoomService
 from web.services import Services
 from web.settings import Settings
 from web.signing import SigningSecret
-from web.storage import LocalImageStore
+from web.storage import RECOVERY_PERIOD_SECONDS, LocalImageStore
 from web.uploads import DISK_FULL_ERRNOS, insufficient_storage
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,22 @@ async def _periodic_catch_up(delivery: LiveDelivery, period: float) -> None:
             await delivery.catch_up()
         except Exception:  # database briefly down: try again next period
             logger.warning("periodic catch-up failed", exc_info=True)
+
+
+async def _periodic_recovery(store: LocalImageStore, images: ImageRepository) -> None:
+    """Now and again, finish the uploads of replicas that died and were not restarted (on
+    NFS their locks are only freed when the lease expires, after this one started)."""
+    while True:
+        await asyncio.sleep(RECOVERY_PERIOD_SECONDS)
+        try:
+            published, removed = await store.recover(images.existing_keys)
+        except Exception:  # database briefly down: try again next period
+            logger.warning("recovery of interrupted uploads failed", exc_info=True)
+            continue
+        if published or removed:
+            logger.warning(
+                "recovered interrupted uploads: %d finished, %d removed", published, removed
+            )
 
 
 async def _may_view(
@@ -214,6 +230,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
             if isinstance(bus, RedisBus)
             else None
         )
+        recovery = asyncio.create_task(_periodic_recovery(store, image_repository))
         # Start-up objects (modules, templates, pools) live as long as the process: move them
         # out of the collector's sight so full collections stay short (gc.freeze docs).
         gc.collect()
@@ -223,10 +240,12 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         finally:
             if catch_up is not None:
                 catch_up.cancel()
+            recovery.cancel()
             await presence.close()
             await bus.close()
             await delivery.close()
             await renditions.close()
+            await store.close()
             await rate_limits.close()
             await database.close()
 

@@ -2,29 +2,41 @@
 
 Layout under the data folder:
 
-- ``uploads/<random>.part`` — a request body's file while it streams in (only a file too large
-  to be received in memory, see ``web.uploads.SPOOL_BYTES``);
-- ``staging/<key>/`` — an image's files (``original``, ``display.jpg``, ``thumb.jpg``) made
-  but not yet committed to the database;
+- ``owners/<owner>.lock`` — one per running process (its *owner id*, random per start), held
+  with an exclusive ``flock(2)`` for as long as the process lives;
+- ``uploads/<owner>/<random>.part`` — a request body's file while it streams in (only a file
+  too large to be received in memory, see ``web.uploads.SPOOL_BYTES``);
+- ``staging/<owner>/<key>/`` — an image's files (``original``, ``display.jpg``,
+  ``thumb.jpg``) made but not yet committed to the database, or committed and not yet moved;
 - ``media/<key>/`` — a committed image's files; only ``display.jpg`` and ``thumb.jpg`` are ever
   served to guests, ``original`` only to the host.
 
-An upload writes everything into ``staging/<key>``, commits the database row, then renames the
-folder into ``media/`` (one atomic ``rename(2)``). :meth:`LocalImageStore.recover` runs at
-start-up and finishes or undoes whatever a crash interrupted: staged folders whose row exists are
-published, others removed. Replicas may share the folder, so recovery only touches entries
-older than any upload in flight could be. The store's blocking file-system calls run in a
-worker thread; staging an upload (:func:`stage_upload`) is done by the rendition worker that
-renders it, in the same job.
+An upload writes everything into its process's ``staging/<owner>/<key>``, commits the database
+row, then renames the folder into ``media/`` (one atomic ``rename(2)``). A crash can stop it
+anywhere; the kernel then releases the dead process's lock. :meth:`LocalImageStore.recover`
+(at start-up and every :data:`RECOVERY_PERIOD_SECONDS`) takes every owner lock it can get —
+only a dead owner's is free — and finishes that owner's uploads whatever their age: staged
+folders whose row exists are published, the others and the partial bodies removed. Entries of
+live processes are never touched, so replicas may share the folder.
+
+Sharing the folder between machines needs a file system whose ``flock`` locks are seen by
+every client and released when the holder dies: local disks and NFSv4 (Linux maps ``flock``
+to NFS byte-range locks; a dead client's locks are freed when its lease expires, about 90 s)
+do; NFSv3 without ``lockd``, or mounted with ``nolock``/``local_lock``, does not.
+
+The store's blocking file-system calls run in a worker thread; staging an upload
+(:func:`stage_upload`) is done by the rendition worker that renders it, in the same job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets
 import shutil
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -32,8 +44,15 @@ from pathlib import Path
 from anyio import to_thread
 
 STALE_AFTER_SECONDS = 3600.0
-"""Age after which an unfinished upload is certainly abandoned: a 40 MiB body at 100 kbit/s
-takes under an hour."""
+"""Age after which an upload in the layout without owners (``staging/<key>``,
+``uploads/<name>.part``, written by versions before owner locks) is certainly abandoned: a
+40 MiB body at 100 kbit/s takes under an hour. Such a folder whose row exists is published at
+any age."""
+RECOVERY_PERIOD_SECONDS = 60.0
+"""How often a running process finishes the uploads of processes that died (see
+:meth:`LocalImageStore.recover`); start-up does it at once."""
+FILES = ("original", "display.jpg", "thumb.jpg")
+"""The files every stored image has in its folder."""
 PUBLIC_RENDITIONS = frozenset({"display.jpg", "thumb.jpg"})
 ORIGINAL = "original"
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -80,67 +99,118 @@ def stage_upload(upload: Path | bytes, folder: Path) -> Path:
 
 
 class LocalImageStore:
-    """The image files of one service, in a folder that replicas may share (e.g. NFS).
+    """The image files of one service, in a folder that replicas may share (e.g. NFSv4).
 
-    :param root: the data folder; ``uploads``, ``staging`` and ``media`` are made inside it.
+    One instance per process: :meth:`start` makes it the owner of a fresh owner id, whose
+    lock it holds until :meth:`close` (or death).
+
+    :param root: the data folder; ``owners``, ``uploads``, ``staging`` and ``media`` are made
+        inside it.
     """
 
     def __init__(self, root: Path) -> None:
+        self.owners = root / "owners"
         self.uploads = root / "uploads"
         self.staging = root / "staging"
         self.media = root / "media"
+        self.owner = secrets.token_hex(8)
+        self._lock: int | None = None
+
+    @property
+    def own_uploads(self) -> Path:
+        """``uploads/<owner>``: this process's request bodies."""
+        return self.uploads / self.owner
+
+    @property
+    def own_staging(self) -> Path:
+        """``staging/<owner>``: this process's uploads not yet published."""
+        return self.staging / self.owner
+
+    def _lock_file(self, owner: str) -> Path:
+        return self.owners / f"{owner}.lock"
 
     async def start(self) -> None:
-        """Create the folders."""
+        """Create the folders and take this process's owner lock (once; later calls do
+        nothing).
 
-        def work() -> None:
-            for folder in (self.uploads, self.staging, self.media):
-                folder.mkdir(parents=True, exist_ok=True)
-
-        await to_thread.run_sync(work)
-
-    def new_upload_path(self) -> Path:
-        """A fresh path under ``uploads/`` for a request body's file (not created)."""
-        return self.uploads / f"{secrets.token_hex(16)}.part"
-
-    def staging_folder(self, key: str) -> Path:
-        """Where the image ``key`` is staged (not created: see :func:`stage_upload`)."""
-        return self.staging / key
-
-    async def publish(self, key: str) -> None:
-        """Move ``staging/<key>`` to ``media/<key>`` durably (after the row is committed).
-
-        The folder's files and entries must already be on disk, as the rendition worker leaves
-        them: only a rendered upload's row is ever committed.
+        :raises OSError: the folder is not writable, or the file system refuses ``flock``.
         """
 
         def work() -> None:
-            folder = self.staging / key
-            if not folder.exists() and (self.media / key).exists():
-                return  # another replica's recovery published it already
+            for folder in (self.owners, self.uploads, self.staging, self.media):
+                folder.mkdir(parents=True, exist_ok=True)
+            # The lock exists before the owner's folders and is removed after them, so a
+            # folder in staging/ without a lock file is one of the old layout's keys.
+            fd = os.open(self._lock_file(self.owner), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+            except BaseException:
+                os.close(fd)
+                raise
+            self._lock = fd
+            self.own_uploads.mkdir(exist_ok=True)
+            self.own_staging.mkdir(exist_ok=True)
+            fsync_directory(self.owners)
+            fsync_directory(self.staging)
+
+        if self._lock is None:
+            await to_thread.run_sync(work)
+
+    async def close(self) -> None:
+        """Give up the owner lock at shutdown; this process's folders and lock file are removed
+        if nothing is left in them (anything left is recovered by another process)."""
+
+        def work() -> None:
+            assert self._lock is not None
+            try:
+                self.own_uploads.rmdir()
+                self.own_staging.rmdir()
+                self._lock_file(self.owner).unlink()
+            except OSError:
+                pass  # not empty: the lock file stays, for the recovery to find
+            finally:
+                os.close(self._lock)
+                self._lock = None
+
+        if self._lock is not None:
+            await to_thread.run_sync(work)
+
+    def new_upload_path(self) -> Path:
+        """A fresh path under ``uploads/<owner>/`` for a request body's file (not created)."""
+        return self.own_uploads / f"{secrets.token_hex(16)}.part"
+
+    def staging_folder(self, key: str) -> Path:
+        """Where this process stages the image ``key`` (not created: see
+        :func:`stage_upload`)."""
+        return self.own_staging / key
+
+    async def publish(self, key: str) -> None:
+        """Move ``staging/<owner>/<key>`` to ``media/<key>`` durably (after the row is
+        committed).
+
+        The folder's files and entries must already be on disk, as the rendition worker leaves
+        them: only a rendered upload's row is ever committed.
+
+        :raises OSError: the move failed (the folder stays staged, for recovery to finish).
+        """
+
+        def work() -> None:
             # The rendition worker fsynced the folder's three files and its entries
             # (web.pipeline.renditions.render_file), so only the move is left to make durable.
-            os.replace(folder, self.media / key)
+            os.replace(self.staging_folder(key), self.media / key)
             fsync_directory(self.media)
-            fsync_directory(self.staging)
+            fsync_directory(self.own_staging)
 
         await to_thread.run_sync(work)
 
     async def discard(self, *paths: Path) -> None:
         """Remove files or folders (a failed upload's leftovers); missing ones are fine."""
-
-        def work() -> None:
-            for path in paths:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-
-        await to_thread.run_sync(work)
+        await to_thread.run_sync(_remove, paths)
 
     async def delete(self, key: str) -> None:
         """Remove a published image's folder (after its row is deleted)."""
-        await self.discard(self.media / key, self.staging / key)
+        await self.discard(self.media / key)
 
     def public_file(self, key: str, name: str) -> Path | None:
         """The path of a servable rendition, or None for anything else (originals included)."""
@@ -152,43 +222,184 @@ class LocalImageStore:
         """The path of an image's original upload (host-only)."""
         return self.media / key / ORIGINAL
 
-    async def recover(
-        self,
-        committed: Callable[[Iterable[str]], Awaitable[set[str]]],
-        older_than: float = STALE_AFTER_SECONDS,
-    ) -> tuple[int, int]:
-        """Finish or undo uploads a crash interrupted; call once at start-up.
+    async def recover(self, committed: Committed) -> tuple[int, int]:
+        """Finish or undo the uploads of every process that died, whatever their age; call at
+        start-up (it calls :meth:`start`) and then now and again.
 
-        :param committed: given storage keys, returns those that have a database row.
-        :param older_than: only entries last modified this many seconds ago or earlier are
-            touched (others may belong to an upload in flight on another replica).
-        :returns: (published, removed) counts of staged folders; partial uploads are removed too.
+        A dead process's staged folders whose row exists are published, its other folders and
+        its partial request bodies removed. Entries of live processes are left alone.
+        Entries of the layout without owners (older versions) are published if committed,
+        else removed once :data:`STALE_AFTER_SECONDS` old.
+
+        :param committed: coroutine function: given storage keys, returns those that have a
+            database row.
+        :returns: (published, removed) counts of staged folders.
+        :raises OSError: the data folder is not usable.
         """
         await self.start()
-        cutoff = time.time() - older_than
+        published = removed = 0
+        for owner in await to_thread.run_sync(self._other_owners):
+            lock = await to_thread.run_sync(self._try_lock, owner)
+            if lock is None:
+                continue  # alive
+            try:
+                done = await self._take_over(owner, committed)
+            finally:
+                os.close(lock)
+            published, removed = published + done[0], removed + done[1]
+        done = await self._recover_unowned(committed)
+        return published + done[0], removed + done[1]
 
-        def stale(paths: Iterable[Path]) -> list[Path]:
-            found = []
-            for path in paths:
-                with contextlib.suppress(FileNotFoundError):
-                    if path.stat().st_mtime <= cutoff:
-                        found.append(path)
-            return found
+    async def ensure_published(self, key: str, committed: Committed) -> bool:
+        """Whether the image ``key``'s files are all in ``media/``, or staged by a live
+        process that is about to move them there; a dead process's staged folder of it is
+        published on the way (with the rest of that process's uploads).
+
+        :param committed: as for :meth:`recover`.
+        :returns: False if the files are gone for good (the image cannot be shown).
+        """
+        if await to_thread.run_sync(self._published, key):
+            return True
+        # Staging is looked at before media/ again: an upload in flight moves from one to the
+        # other, never back.
+        owner = await to_thread.run_sync(self._staged_by, key)
+        if owner == self.owner:
+            return True  # this process's upload, between its commit and its move
+        if owner is not None:
+            lock = await to_thread.run_sync(self._try_lock, owner)
+            if lock is None:
+                return True  # another live process's upload, between its commit and its move
+            try:
+                await self._take_over(owner, committed)
+            finally:
+                os.close(lock)
+        elif await to_thread.run_sync(lambda: (self.staging / key).is_dir()):
+            await self._recover_unowned(committed)
+        return await to_thread.run_sync(self._published, key)
+
+    def _published(self, key: str) -> bool:
+        return all((self.media / key / name).is_file() for name in FILES)
+
+    def _staged_by(self, key: str) -> str | None:
+        for owner in [*self._other_owners(), self.owner]:
+            if (self.staging / owner / key).is_dir():
+                return owner
+        return None
+
+    def _other_owners(self) -> list[str]:
+        return [
+            path.name.removesuffix(".lock")
+            for path in self.owners.iterdir()
+            if path.name.endswith(".lock") and path.name != f"{self.owner}.lock"
+        ]
+
+    def _try_lock(self, owner: str) -> int | None:
+        """An open descriptor holding ``owner``'s lock, or None if a live process holds it (or
+        it is gone). flock conflicts between two opens even in one process."""
+        try:
+            fd = os.open(self._lock_file(owner), os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    async def _take_over(self, owner: str, committed: Committed) -> tuple[int, int]:
+        """Finish a dead ``owner``'s uploads, its lock held by the caller; its folders and
+        lock file are removed. Idempotent: two processes may take turns at it."""
+        staged = await to_thread.run_sync(_names, self.staging / owner)
+        keep = await committed(staged) if staged else set()
+        published, removed = await self._settle(self.staging / owner, staged, keep, committed)
+
+        def forget() -> None:
+            _remove([self.uploads / owner])
+            with contextlib.suppress(FileNotFoundError):
+                (self.staging / owner).rmdir()
+            self._lock_file(owner).unlink(missing_ok=True)
+
+        await to_thread.run_sync(forget)
+        return published, removed
+
+    async def _recover_unowned(self, committed: Committed) -> tuple[int, int]:
+        """The old layout's leftovers: committed keys published at any age, the rest removed
+        once stale (an older replica may still be writing them)."""
+        cutoff = time.time() - STALE_AFTER_SECONDS
 
         def listing() -> tuple[list[Path], list[str]]:
+            parts, keys = list(self.uploads.iterdir()), list(self.staging.iterdir())
+            # Owners listed last: an owner's lock file is made before its folders.
+            owners = {path.name.removesuffix(".lock") for path in self.owners.iterdir()}
             return (
-                stale(self.uploads.iterdir()),
-                [path.name for path in stale(self.staging.iterdir())],
+                [path for path in parts if path.name not in owners and _older(path, cutoff)],
+                [path.name for path in keys if path.name not in owners],
             )
 
-        partial, staged = await to_thread.run_sync(listing)
+        partial, keys = await to_thread.run_sync(listing)
         await self.discard(*partial)
-        keep = await committed(staged) if staged else set()
-        published = 0
-        for key in staged:
-            if key in keep:
-                await self.publish(key)
-                published += 1
-            else:
-                await self.discard(self.staging / key)
-        return published, len(staged) - published
+        if not keys:
+            return 0, 0
+        keep = await committed(keys)
+        stale = await to_thread.run_sync(
+            lambda: {key for key in keys if _older(self.staging / key, cutoff)}
+        )
+        settle = [key for key in keys if key in keep or key in stale]
+        return await self._settle(self.staging, settle, keep, committed)
+
+    async def _settle(
+        self, folder: Path, keys: list[str], keep: set[str], committed: Committed
+    ) -> tuple[int, int]:
+        """Publish those of ``folder``'s staged ``keys`` that are in ``keep`` (have a row),
+        remove the others."""
+        if not keys:
+            return 0, 0
+
+        def work() -> list[str]:
+            moved = []
+            for key in keys:
+                if key in keep and not (self.media / key).exists():
+                    with contextlib.suppress(FileNotFoundError):  # another recovery was first
+                        os.replace(folder / key, self.media / key)
+                        moved.append(key)
+                else:
+                    _remove([folder / key])
+            fsync_directory(self.media)
+            return moved
+
+        moved = await to_thread.run_sync(work)
+        # An image deleted between the look-up and the move: its folder would have no row.
+        gone = set(moved) - await committed(moved) if moved else set()
+        await self.discard(*(self.media / key for key in gone))
+        return len(moved) - len(gone), len(keys) - len(moved) + len(gone)
+
+
+Committed = Callable[[Iterable[str]], Awaitable[set[str]]]
+"""Given storage keys, returns (a coroutine giving) those that have a database row."""
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return [path.name for path in folder.iterdir()]
+    except FileNotFoundError:
+        return []
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime <= cutoff
+    except FileNotFoundError:
+        return False
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    """Remove files or folders (blocking); missing ones are fine."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

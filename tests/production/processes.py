@@ -35,6 +35,7 @@ class _Process:
         self.output: list[str] = []
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._line = asyncio.Condition()
 
     async def start(self, timeout: float = 60) -> None:
         ready = asyncio.Event()
@@ -78,6 +79,23 @@ class _Process:
             self.output.append(line)
             if self.ready_marker in line:
                 ready.set()
+            async with self._line:
+                self._line.notify_all()
+
+    async def wait_for_line(self, text: str, timeout: float = 60) -> str:
+        """The first output line containing ``text``, once the process has written it.
+
+        :raises TimeoutError: no such line within ``timeout`` seconds.
+        """
+
+        def found() -> str | None:
+            return next((line for line in self.output if text in line), None)
+
+        async with asyncio.timeout(timeout), self._line:
+            await self._line.wait_for(lambda: found() is not None)
+        line = found()
+        assert line is not None
+        return line
 
     async def wait_exit(self, timeout: float = 30) -> int:
         """Wait until the process has exited and its output is read to the end; its exit code."""
@@ -148,25 +166,39 @@ class Replica(_Process):
     """One ``imageshark serve`` process on a free loopback port.
 
     :param env: the environment (database, Redis, data folder...) on top of this process's.
+    :param module: the module run with ``python -m`` (a test entry point may wrap
+        ``web.cli``); it is given ``serve --host 127.0.0.1 --port PORT``.
     """
 
-    def __init__(self, name: str, env: dict[str, str]) -> None:
+    BIND_ATTEMPTS = 5
+
+    def __init__(self, name: str, env: dict[str, str], module: str = "web.cli") -> None:
         self.port = free_port()
-        super().__init__(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "web.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            "Application startup complete",
-            {**os.environ, **env},
-        )
+        self.module = module
+        # uvicorn logs "Application startup complete" before it binds the port; this line
+        # comes once it listens.
+        super().__init__(name, self._command(), "Uvicorn running on", {**os.environ, **env})
+
+    def _command(self) -> list[str]:
+        return [
+            sys.executable,
+            *("-m", self.module, "serve"),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+        ]
+
+    async def start(self, timeout: float = 60) -> None:
+        """Start and wait until it listens; on another port if its own was taken meanwhile
+        (any process may bind a port between :func:`free_port` and the replica's bind)."""
+        for attempt in range(self.BIND_ATTEMPTS):
+            try:
+                await super().start(timeout)
+                return
+            except RuntimeError:
+                taken = any("address already in use" in line for line in self.output[-30:])
+                if not taken or attempt == self.BIND_ATTEMPTS - 1:
+                    raise
+            self.port = free_port()
+            self.args = self._command()
 
     @property
     def base_url(self) -> str:

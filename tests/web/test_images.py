@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -101,6 +102,32 @@ async def test_same_bytes_twice_return_the_same_image(
     listing = (await backend_client.http.get(f"/api/rooms/{room['token']}/images")).json()
     assert [item["id"] for item in listing["items"]] == [first.json()["id"]]
     assert len(media_dirs(backend_client.settings.data_dir)) == 1
+
+
+async def test_same_bytes_again_repair_an_image_whose_files_are_gone(
+    backend_client: AppClient,
+) -> None:
+    room = await create_room(backend_client)
+    token, host = room["token"], {"Authorization": f"Bearer {room['host_key']}"}
+    photo = make_image_bytes("jpeg", name="coffee", size=(320, 240))
+    broken = (await upload(backend_client, token, photo)).json()
+    shutil.rmtree(backend_client.settings.data_dir / "media" / broken["url"].split("/")[2])
+
+    again = await upload(backend_client, token, photo, filename="retry.jpg")
+    assert again.status_code == 201, again.text
+    image = again.json()
+    assert image["id"] != broken["id"]
+    original = f"/api/rooms/{token}/images/{image['id']}/original"
+    for url in (image["url"], image["thumb_url"], original):
+        assert (await backend_client.http.get(url, headers=host)).status_code == 200, url
+    listing = (await backend_client.http.get(f"/api/rooms/{token}/images")).json()
+    assert [item["id"] for item in listing["items"]] == [image["id"]]
+    events = (await backend_client.http.get(f"/api/rooms/{token}/events")).json()["items"]
+    assert [(event["kind"], event["payload"]["id"]) for event in events] == [
+        ("image_added", broken["id"]),
+        ("image_removed", broken["id"]),
+        ("image_added", image["id"]),
+    ]
 
 
 async def test_paging_in_upload_order(backend_client: AppClient) -> None:
@@ -285,8 +312,10 @@ async def test_interrupted_upload_is_recovered_at_start(
         os.utime(path, (long_ago, long_ago))
     async for client in _app_client(settings):
         # Old leftovers are removed; a fresh file may be another replica's upload in flight.
-        assert [p.name for p in (settings.data_dir / "uploads").iterdir()] == ["in-flight.part"]
-        assert list((settings.data_dir / "staging").iterdir()) == []
+        uploads = {p.name for p in (settings.data_dir / "uploads").iterdir() if p.is_file()}
+        assert uploads == {"in-flight.part"}
+        assert [p for p in (settings.data_dir / "staging").rglob("*") if p.is_file()] == []
+        assert not (settings.data_dir / "staging" / "orphanKey_0123456789").exists()
         assert (await client.http.get("/healthz")).status_code == 200
 
 

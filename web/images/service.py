@@ -178,7 +178,16 @@ class ImageService:
             )
             existing = await self.repository.by_sha256(room.id, received.sha256)
             if existing is not None:
-                return image_view(existing), False
+                if await self.store.ensure_published(
+                    existing.storage_key, self.repository.existing_keys
+                ):
+                    return image_view(existing), False
+                # Its files are gone for good: remove it (image_removed) and store these bytes.
+                logger.warning(
+                    "image without files removed",
+                    extra={"room_id": room.id, "image_id": existing.id},
+                )
+                await self._remove(existing)
             key = new_storage_key()
             staged = self.store.staging_folder(key)
             result = await self.renditions.stage_and_render(
@@ -209,14 +218,14 @@ class ImageService:
         except DuplicateImage:
             # A concurrent upload of the same bytes won the race; answer with its image.
             assert key is not None
-            await self.store.discard(self.store.staging / key)
+            await self.store.discard(self.store.staging_folder(key))
             winner = await self.repository.by_sha256(room.id, received.sha256)
             if winner is None:  # deleted in between: vanishingly rare; let the client retry
                 raise ApiError(409, "conflict", "Please retry the upload.") from None
             return image_view(winner), False
         except BaseException:
             if key is not None:
-                await self.store.discard(self.store.staging / key)
+                await self.store.discard(self.store.staging_folder(key))
             raise
         finally:
             if leftover is not None:
