@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -87,9 +87,19 @@ class _Process:
 
         :raises TimeoutError: no such line within ``timeout`` seconds.
         """
+        return await self.wait_for_output(lambda line: text in line, timeout)
+
+    async def wait_for_output(
+        self, match: Callable[[str], bool], timeout: float = 60, *, after: int = 0
+    ) -> str:
+        """The first output line from index ``after`` on for which ``match`` is true, waiting
+        (on each new line, no polling) until the process writes one.
+
+        :raises TimeoutError: no such line within ``timeout`` seconds.
+        """
 
         def found() -> str | None:
-            return next((line for line in self.output if text in line), None)
+            return next((line for line in self.output[after:] if match(line)), None)
 
         async with asyncio.timeout(timeout), self._line:
             await self._line.wait_for(lambda: found() is not None)

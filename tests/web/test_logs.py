@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -25,16 +24,16 @@ def test_redaction_keeps_the_path_and_other_parameters() -> None:
 
 
 async def _access_line(replica: Replica, path: str, seen: int) -> dict:
-    """The access-log record for ``path`` written after the first ``seen`` lines (polled with a
-    deadline: uvicorn writes it after the response, and there is no event to wait on)."""
-    async with asyncio.timeout(30):
-        while True:
-            for line in replica.output[seen:]:
-                if line.startswith("{"):
-                    record = json.loads(line)
-                    if record.get("logger") == "uvicorn.access" and path in record["event"]:
-                        return record
-            await asyncio.sleep(0.05)
+    """The access-log record for ``path`` written after the first ``seen`` lines (uvicorn
+    writes it after the response: wait for the line)."""
+
+    def is_access(line: str) -> bool:
+        if not line.startswith("{"):
+            return False
+        record = json.loads(line)
+        return record.get("logger") == "uvicorn.access" and path in record["event"]
+
+    return json.loads(await replica.wait_for_output(is_access, 30, after=seen))
 
 
 async def test_presigned_links_are_redacted_in_the_access_log(tmp_path: Path) -> None:
