@@ -24,6 +24,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from realtime import fanout
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
 from realtime.delivery import LiveDelivery
 from realtime.namespace import AccessRefused
@@ -196,6 +197,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
     metrics = Metrics(
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
         active_rooms=lambda: len(delivery.rooms),
+        shared=(fanout.DELIVERIES, fanout.SKIPPED),
     )
     image_service = ImageService(
         image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits

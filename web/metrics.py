@@ -7,10 +7,11 @@ module globals, so several apps in one process (tests) keep separate counts.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,12 +29,19 @@ class Metrics:
 
     :param connected_clients: returns the number of Socket.IO clients connected here.
     :param active_rooms: returns the number of rooms with a client connected here.
+    :param shared: collectors owned by other modules (the fan-out's counters, which the
+        broadcast path updates without reaching an app), served here too.
     """
 
     def __init__(
-        self, connected_clients: Callable[[], float], active_rooms: Callable[[], float]
+        self,
+        connected_clients: Callable[[], float],
+        active_rooms: Callable[[], float],
+        shared: Iterable[Collector] = (),
     ) -> None:
         self.registry = CollectorRegistry()
+        for collector in shared:
+            self.registry.register(collector)
         Gauge(
             "imageshark_connected_clients",
             "Socket.IO clients connected to this replica.",

@@ -90,3 +90,11 @@ async def test_metrics_token_protects_metrics(make_settings: SettingsFactory) ->
 
 async def test_metrics_are_open_without_a_token(client: AppClient) -> None:
     assert (await client.http.get("/metrics")).status_code == 200
+
+
+async def test_metrics_serve_the_fan_out_counters(client: AppClient) -> None:
+    """The fan-out's counters live in its module (the broadcast path updates them without an
+    app) and are served with the app's own collectors."""
+    text = (await client.http.get("/metrics")).text
+    assert "# TYPE imageshark_fanout_deliveries_total counter" in text
+    assert "# TYPE imageshark_fanout_skipped_total counter" in text
