@@ -32,17 +32,21 @@ from tests.e2e.host_wall_session import (
 PHOTOS = ("coffee", "rocket", "chelsea", "astronaut")
 
 
-async def wait_for_grid(page: Page, label: str, ids: list[int]) -> None:
+async def wait_for_grid(
+    page: Page, label: str, ids: list[int], *, min_tile_width: float = 0
+) -> None:
     """Wait until the wall's grid shows page ``label`` ("1 / 2") holding exactly ``ids`` in
-    that order, read in one go (the page may turn at any moment)."""
+    that order, its tiles at least ``min_tile_width`` CSS pixels wide, all read in one go (the
+    page may turn, and a resized window may re-lay the grid out, at any moment)."""
     await page.wait_for_function(
-        """([label, ids]) => {
-          const tiles = document.querySelectorAll('#mosaic [data-testid="image"]');
-          const shown = [...tiles].map((tile) => Number(tile.dataset.imageId));
+        """([label, ids, minWidth]) => {
+          const tiles = [...document.querySelectorAll('#mosaic [data-testid="image"]')];
+          const shown = tiles.map((tile) => Number(tile.dataset.imageId));
           return document.getElementById('mosaic-page').textContent === label
-            && JSON.stringify(shown) === JSON.stringify(ids);
+            && JSON.stringify(shown) === JSON.stringify(ids)
+            && tiles.every((tile) => tile.getBoundingClientRect().width >= minWidth);
         }""",
-        arg=[label, ids],
+        arg=[label, ids, min_tile_width],
         timeout=LIVE_TIMEOUT_MS,
     )
 
@@ -205,8 +209,10 @@ async def test_grid_pages_through_the_photos_and_4k_stays_sharp(
         await wait_for_grid(wall, "1 / 2", first_page)
 
         # The same wall on a 4K screen: same layout, photos as display renditions.
+        # The window grows in steps (width, then height), and each step re-lays the grid out:
+        # wait for the layout of the final size, not a measurement of a step on the way.
         await wall.set_viewport_size(UHD_4K)
-        await wait_for_grid(wall, "1 / 2", first_page)
+        await wait_for_grid(wall, "1 / 2", first_page, min_tile_width=900)
         tile_width = await box_width(wall, '[data-testid="wall-grid"] [data-testid="image"]')
         assert tile_width > 900, f"4K tiles scale with the screen ({tile_width}px)"
         await screenshot(wall, "wall-4k-grid")
