@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.polling import poll_until
 from tests.production.processes import Replica, running
 
 pytestmark = pytest.mark.xdist_group("replicas")
@@ -48,17 +49,21 @@ async def _answer_until_closed(reader: asyncio.StreamReader) -> bytes:
 
 
 async def _first_healthz(base_url: str, *, deadline: float) -> float:
-    """Seconds until a fresh connection's ``GET /healthz`` first answers 200 (inf: never)."""
+    """Seconds until a fresh connection's ``GET /healthz`` first answers 200.
+
+    :raises AssertionError: when it never does within ``deadline`` seconds.
+    """
     started = time.monotonic()
-    while time.monotonic() - started < deadline:
+
+    async def answers() -> bool:
         try:
             async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-                if (await http.get("/healthz")).status_code == 200:
-                    return time.monotonic() - started
+                return (await http.get("/healthz")).status_code == 200
         except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    return float("inf")
+            return False
+
+    await poll_until(answers, deadline=deadline, interval=0.2, what="/healthz answers 200")
+    return time.monotonic() - started
 
 
 async def test_slowloris_is_cut_off_and_healthz_keeps_answering(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ path to asyncpg that the upload's statements take."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tests.conftest import PG_ADMIN_DSN
+from tests.polling import poll_until
 from web.database import Database
 from web.schema import UTCDateTime
 from web.settings import Settings
@@ -77,10 +77,8 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_not_failed(
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", first_pid) is True
         finally:
             await admin.close()
-        deadline = time.monotonic() + 10
-        while not raw.is_closed():  # asyncpg sees the server's FIN on its next read
-            assert time.monotonic() < deadline, "asyncpg never noticed the closed connection"
-            await asyncio.sleep(0.01)
+        # asyncpg sees the server's FIN on its next read
+        await poll_until(raw.is_closed, deadline=10, interval=0.01, what="asyncpg sees the close")
 
         async with database.read() as connection:
             second_pid = await connection.scalar(text("SELECT pg_backend_pid()"))

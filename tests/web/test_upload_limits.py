@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from tests.conftest import LiveServer, SettingsFactory, _app_client, run_server
 from tests.photos import make_image_bytes
+from tests.polling import poll_until
 from tests.web.test_rooms import create_room
 
 BOUNDARY = "limitsboundary"
@@ -58,15 +58,6 @@ def _part_files(server: LiveServer) -> list[Path]:
     return list((server.settings.data_dir / "uploads").glob("**/*.part"))
 
 
-async def _until(condition: object, *, deadline: float = 30) -> None:
-    """Poll ``condition()`` (no event to wait on: the server's own files) until true."""
-    assert callable(condition)
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def stall_server(make_settings: SettingsFactory) -> AsyncIterator[LiveServer]:
     settings = make_settings(upload_idle_timeout_seconds=1, max_concurrent_uploads_per_address=2)
@@ -101,7 +92,9 @@ async def test_uploads_in_progress_per_address_are_capped_with_429(
         token = (await http.post("/api/rooms", json={"title": "cap"})).json()["token"]
         stalled = [await _open_stalled(stall_server.base_url, token) for _ in range(2)]
         try:
-            await _until(lambda: len(_part_files(stall_server)) == 2)
+            await poll_until(
+                lambda: len(_part_files(stall_server)) == 2, deadline=30, what="two spill files"
+            )
             response = await http.post(
                 f"/api/rooms/{token}/images", files={"file": ("p.jpg", photo, "image/jpeg")}
             )
@@ -112,7 +105,8 @@ async def test_uploads_in_progress_per_address_are_capped_with_429(
         finally:
             for _, writer in stalled:
                 writer.transport.abort()
-        await _until(lambda: not _part_files(stall_server))  # the server noticed the aborts
+        # the server noticed the aborts
+        await poll_until(lambda: not _part_files(stall_server), deadline=30, what="no spill file")
         response = await http.post(
             f"/api/rooms/{token}/images", files={"file": ("p.jpg", photo, "image/jpeg")}
         )
