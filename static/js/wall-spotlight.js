@@ -58,7 +58,7 @@ export class Spotlight {
     this.current = null;
     this.generation = 0; // bumps on every change; a slower preload of an older choice is dropped
     this.active = false;
-    this.minMs = minSeconds * 1000;
+    this.minSeconds = minSeconds;
     this.queueCap = Math.max(1, queueCap);
     this.onDrained = onDrained;
     this.queue = []; // images waiting for their turn, oldest first
@@ -70,6 +70,7 @@ export class Spotlight {
   /** Change the least time a queued photo stays large (seconds), e.g. the host changed it. */
   set minSeconds(seconds) {
     this.minMs = seconds * 1000;
+    this.figure.dataset.minSeconds = String(seconds);
   }
 
   /** How long the next turn lasts (ms): the minimum, shared out when a burst is waiting. */

@@ -19,14 +19,19 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from tests.conftest import LiveServer
 from tests.e2e.host_wall_session import (
     FULL_HD,
+    LAPTOP,
     LIVE_TIMEOUT_MS,
     ConsoleLog,
     api_client,
     create_room,
+    host_headers,
+    host_view,
     join,
     new_context,
+    open_host,
     open_wall,
     screenshot,
+    set_host_key,
     upload_ok,
 )
 
@@ -149,6 +154,11 @@ async def test_a_queue_over_its_cap_is_caught_up_with_a_mosaic_then_the_newest(
             "data-showing", "catchup", timeout=LIVE_TIMEOUT_MS
         )
         await expect(spotlight.locator(".spot-catchup .catchup-tile").first).to_be_visible()
+        # The mosaic faded in (its opacity at rest), for the screenshot.
+        await wall.wait_for_function(
+            """() => [...document.querySelectorAll('.spot-catchup.is-active')]
+              .some((layer) => getComputedStyle(layer).opacity === '1')"""
+        )
         await screenshot(wall, "wall-spotlight-catchup")
         await expect(spotlight).to_have_attribute(
             "data-image-id", str(newest), timeout=LIVE_TIMEOUT_MS + 20_000
@@ -190,11 +200,99 @@ async def test_reduced_motion_wall_still_shows_every_queued_photo(
         log = await spotlight_log(wall)
         shown = [entry["id"] for entry in log]
         assert shown[shown.index(ids[0]) :] == ids, log
-        for entry, after in zip(log[shown.index(ids[0]) :], log[shown.index(ids[0]) + 1 :]):
+        for entry, after in zip(
+            log[shown.index(ids[0]) :], log[shown.index(ids[0]) + 1 :], strict=False
+        ):
             assert after["t"] - entry["t"] >= MIN_MS, log
         # No motion: the shown layer is at rest, not scaled.
         active = spotlight.locator(".spot-layer.is-active")
         await expect(active).to_have_count(1)
         assert await active.evaluate("(el) => getComputedStyle(el).transform") == "none"
+        assert not console.errors, console.errors
+        await context.close()
+
+
+async def test_the_hosts_seconds_per_photo_reach_the_wall_live(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    """No override on the wall: the room's ``wall_min_seconds``, set on the host page, paces
+    the queue (a wrong value is explained first)."""
+    console = ConsoleLog()
+    async with api_client(live_server.base_url) as http:
+        room = await create_room(http, "Paced")
+        guest = await join(http, room, "Noor")
+        first = await upload_ok(http, room, guest, name="coffee", width=300)
+        host_context = await new_context(browser, viewport=LAPTOP)
+        await set_host_key(host_context, room)
+        host = await open_host(console.watch(await host_context.new_page(), "host"), room)
+        wall_context = await new_context(browser, viewport=FULL_HD)
+        wall = await open_wall(
+            console.watch(await wall_context.new_page(), "wall"), room, "?cycle=60"
+        )
+        spotlight = wall.get_by_test_id("wall-spotlight")
+        await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
+        await expect(spotlight).to_have_attribute("data-min-seconds", "5")
+
+        form = host.locator("#settings-form")
+        seconds = form.get_by_label("Seconds each new photo stays large on the wall")
+        await expect(seconds).to_have_value("5")
+        await seconds.fill("1")
+        await form.get_by_role("button", name="Save changes").click()
+        await expect(seconds).to_have_attribute("aria-invalid", "true")
+        await expect(form.locator("#error-wall_min_seconds")).to_contain_text("2 to 60")
+        await seconds.fill("2")
+        await form.get_by_role("button", name="Save changes").click()
+        await expect(host.get_by_role("status").filter(has_text="Settings saved")).to_be_visible()
+        assert (await host_view(http, room))["wall_min_seconds"] == 2
+        # The wall took the new value live (room_updated), without a reload.
+        await expect(spotlight).to_have_attribute("data-min-seconds", "2")
+
+        await wall.evaluate(RECORD_SPOTLIGHT)
+        images = await burst(http, room, guest, 3)
+        ids = [int(image["id"]) for image in images]
+        await expect(spotlight).to_have_attribute(
+            "data-image-id", str(ids[-1]), timeout=LIVE_TIMEOUT_MS + 10_000
+        )
+        log = await spotlight_log(wall)
+        shown = [entry["id"] for entry in log]
+        start = shown.index(ids[0])
+        assert shown[start:] == ids, log
+        for entry, after in zip(log[start:], log[start + 1 :], strict=False):
+            assert after["t"] - entry["t"] >= 2000, log
+        assert not console.errors, console.errors
+        await host_context.close()
+        await wall_context.close()
+
+
+async def test_a_deleted_photo_leaves_the_queue(live_server: LiveServer, browser: Browser) -> None:
+    console = ConsoleLog()
+    async with api_client(live_server.base_url) as http:
+        room = await create_room(http, "Second thoughts")
+        guest = await join(http, room, "Noor")
+        first = await upload_ok(http, room, guest, name="coffee", width=300)
+        context = await new_context(browser, viewport=FULL_HD)
+        wall = await open_wall(
+            console.watch(await context.new_page(), "wall"), room, "?min_seconds=5&cycle=60"
+        )
+        spotlight = wall.get_by_test_id("wall-spotlight")
+        await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
+        await wall.evaluate(RECORD_SPOTLIGHT)
+
+        images = await burst(http, room, guest, 4)
+        ids = [int(image["id"]) for image in images]
+        # The first has the spotlight, three wait (each has 5 s, so the third is still queued).
+        await expect(spotlight).to_have_attribute("data-queue", "3", timeout=LIVE_TIMEOUT_MS)
+        gone = ids[2]
+        deleted = await http.delete(
+            f"/api/rooms/{room['token']}/images/{gone}", headers=host_headers(room)
+        )
+        assert deleted.status_code in (200, 204), deleted.text
+        await expect(spotlight).to_have_attribute(
+            "data-image-id", str(ids[-1]), timeout=LIVE_TIMEOUT_MS + 20_000
+        )
+        await expect(spotlight).to_have_attribute("data-queue", "0")
+        shown = [entry["id"] for entry in await spotlight_log(wall)]
+        assert gone not in shown, shown
+        assert shown[shown.index(ids[0]) :] == [ids[0], ids[1], ids[3]], shown
         assert not console.errors, console.errors
         await context.close()
