@@ -131,6 +131,8 @@ export class Spotlight {
     const before = this.queue.length;
     this.queue = this.queue.filter((image) => image.id !== id);
     if (this.queue.length !== before) this.publishQueue();
+    // Nor does it stay in a catch-up mosaic on screen.
+    for (const tile of this.figure.querySelectorAll(`.catchup-tile[data-image-id="${id}"]`)) tile.remove();
     if (this.current && this.current.id === id) {
       clearTimeout(this.turnTimer);
       this.busy = false;
