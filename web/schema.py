@@ -87,6 +87,8 @@ rooms = Table(
     Column("wall_qr_size", String(16), nullable=False, server_default="medium"),
     Column("wall_captions", Boolean(), nullable=False, server_default="1"),
     Column("wall_blanked", Boolean(), nullable=False, server_default="0"),
+    # Least seconds each new photo stays large in the wall's spotlight (migration 0008).
+    Column("wall_min_seconds", Integer(), nullable=False, server_default="5"),
     Column("max_uploads_per_guest", Integer(), nullable=True),
     Column("max_images", Integer(), nullable=True),
     # How many image rows (approved and pending) the room holds; kept by the triggers of

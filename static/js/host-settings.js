@@ -1,6 +1,6 @@
 // The host page's controls of the room's settings: the live switches (blank the wall, accept
 // photos, approve first), the wall's layout, QR size and captions, and the settings form
-// (title, expiry, passcode, limits). Switches and choices apply at once through PATCH; the
+// (title, expiry, passcode, limits, the wall's seconds per new photo). Switches and choices apply at once through PATCH; the
 // form applies on "Save changes". Changes made elsewhere (another host tab) arrive through
 // render(), which leaves fields the host is editing alone.
 
@@ -42,6 +42,12 @@ const FORM_FIELDS = {
   },
   max_uploads_per_guest: quotaField("setting-guest-quota", "max_uploads_per_guest"),
   max_images: quotaField("setting-room-quota", "max_images"),
+  wall_min_seconds: {
+    id: "setting-wall-min-seconds",
+    read: (input) => (input.validity.badInput ? "invalid" : input.value.trim()),
+    show: (room) => String(room.wall_min_seconds),
+    send: (value) => Number(value),
+  },
   // Shown and typed in megabytes, stored in bytes.
   max_bytes: {
     id: "setting-storage-quota",
@@ -230,6 +236,10 @@ export class RoomControls {
     for (const field of ["max_uploads_per_guest", "max_images", "max_bytes"]) {
       const value = FORM_FIELDS[field].read($(FORM_FIELDS[field].id));
       if (value !== "" && !/^\d+$/.test(value)) fail(field, "Enter a whole number, or leave it empty.");
+    }
+    const minSeconds = FORM_FIELDS.wall_min_seconds.read($("setting-wall-min-seconds"));
+    if (this.isDirty("wall_min_seconds") && (!/^\d+$/.test(minSeconds) || Number(minSeconds) < 2 || Number(minSeconds) > 60)) {
+      fail("wall_min_seconds", "Enter a whole number of seconds from 2 to 60.");
     }
     return first;
   }

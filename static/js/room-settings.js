@@ -14,6 +14,7 @@ const DEFAULTS = {
   wall_qr_size: "medium",
   wall_captions: true,
   wall_blanked: false,
+  wall_min_seconds: 5,
   max_uploads_per_guest: null,
   max_images: null,
   max_bytes: null,
@@ -35,6 +36,9 @@ export function roomSettings(room) {
   for (const flag of ["uploads_open", "passcode_required", "wall_captions", "wall_blanked", "require_join"]) {
     settings[flag] = settings[flag] == null ? DEFAULTS[flag] : Boolean(settings[flag]);
   }
+  const minSeconds = Number(settings.wall_min_seconds);
+  if (!Number.isFinite(minSeconds) || minSeconds < 1) settings.wall_min_seconds = DEFAULTS.wall_min_seconds;
+  else settings.wall_min_seconds = minSeconds;
   settings.closed = Boolean(settings.closed || settings.closed_at);
   return settings;
 }

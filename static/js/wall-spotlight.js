@@ -1,11 +1,20 @@
-// The wall's spotlight layout: one photo large (the newest, or the one the idle cycle walks
-// to) with a cross-fade, and a strip of the most recent photos under it.
+// The wall's spotlight layout: one photo large with a cross-fade, and a strip of the most
+// recent photos under it. New photos queue for the spotlight, in upload order, and each stays
+// large for at least the wall's minimum time; a long queue (a burst) is shown faster, down to
+// a floor; a queue over its cap is caught up by a mosaic of what was waiting, then the newest.
+// With the queue empty, the idle cycle walks through the room's photos.
 
 import { altText, byline } from "./gallery.js";
 import { h, timeAgo } from "./ui.js";
 
 const STRIP_SIZE = 8;
 const FADE_MS = 900;
+/** Longest queue shown at the full minimum time; a longer one shares it out (a burst). */
+const BURST_QUEUE = 10;
+/** Shortest turn of a photo in a burst, when the minimum time is longer than this. */
+const BURST_FLOOR_MS = 1500;
+export const DEFAULT_QUEUE_CAP = 30;
+const CATCHUP_TILES = 30;
 
 /** Resolve to a decoded <img> for `url` (or the undecodable one: a broken photo must not stall the wall). */
 export function preload(url) {
@@ -36,15 +45,42 @@ export function captionFor(image, className) {
 
 export class Spotlight {
   /**
-   * @param {{figure: HTMLElement, strip: HTMLElement, feed: import("./live.js").RoomFeed}} parts
+   * @param {{figure: HTMLElement, strip: HTMLElement, feed: import("./live.js").RoomFeed,
+   *   minSeconds?: number, queueCap?: number, onDrained?: () => void}} parts
+   *   minSeconds: least time each queued photo stays large (seconds); queueCap: most photos
+   *   waiting before the wall catches up; onDrained: called when the last queued photo's turn
+   *   ends (the idle cycle starts its wait again).
    */
-  constructor({ figure, strip, feed }) {
+  constructor({ figure, strip, feed, minSeconds = 5, queueCap = DEFAULT_QUEUE_CAP, onDrained = () => {} }) {
     this.figure = figure;
     this.strip = strip;
     this.feed = feed;
     this.current = null;
     this.generation = 0; // bumps on every change; a slower preload of an older choice is dropped
     this.active = false;
+    this.minSeconds = minSeconds;
+    this.queueCap = Math.max(1, queueCap);
+    this.onDrained = onDrained;
+    this.queue = []; // images waiting for their turn, oldest first
+    this.turnTimer = null;
+    this.busy = false; // a turn (a queued photo or the catch-up mosaic) is running
+    this.publishQueue();
+  }
+
+  /** Change the least time a queued photo stays large (seconds), e.g. the host changed it. */
+  set minSeconds(seconds) {
+    this.minMs = seconds * 1000;
+    this.figure.dataset.minSeconds = String(seconds);
+  }
+
+  /** How long the next turn lasts (ms): the minimum, shared out when a burst is waiting. */
+  turnMs() {
+    if (this.queue.length <= BURST_QUEUE) return this.minMs;
+    return Math.min(this.minMs, Math.max(BURST_FLOOR_MS, (this.minMs * BURST_QUEUE) / this.queue.length));
+  }
+
+  publishQueue() {
+    this.figure.dataset.queue = String(this.queue.length);
   }
 
   /** Show the newest photo and the strip. */
@@ -59,59 +95,131 @@ export class Spotlight {
   /** Empty the layout (another one takes over): its tiles must not linger in the page. */
   deactivate() {
     this.active = false;
+    this.resetQueue();
     this.clear();
     this.strip.replaceChildren();
   }
 
-  /** A new photo arrived: it takes the spotlight at once. */
+  resetQueue() {
+    clearTimeout(this.turnTimer);
+    this.turnTimer = null;
+    this.busy = false;
+    this.queue = [];
+    this.publishQueue();
+  }
+
+  /** A new photo arrived: it waits for its turn (at once when nothing else is waiting). */
   added(image) {
     if (!this.active) return;
     this.renderStrip();
-    // Only the newest (a catch-up after reconnecting may add older ones).
-    if (this.feed.sorted()[0].id === image.id) this.show(image);
+    if (this.queue.some((queued) => queued.id === image.id) || (this.current && this.current.id === image.id)) return;
+    // Upload order, even when a catch-up after reconnecting brings older ones late.
+    const at = this.queue.findIndex((queued) => queued.id > image.id);
+    if (at < 0) this.queue.push(image);
+    else this.queue.splice(at, 0, image);
+    if (this.queue.length > this.queueCap) {
+      this.catchUp();
+      return;
+    }
+    this.publishQueue();
+    if (!this.busy) this.nextTurn();
   }
 
   removed(id) {
     if (!this.active) return;
     this.renderStrip();
+    const before = this.queue.length;
+    this.queue = this.queue.filter((image) => image.id !== id);
+    if (this.queue.length !== before) this.publishQueue();
+    // Nor does it stay in a catch-up mosaic on screen.
+    for (const tile of this.figure.querySelectorAll(`.catchup-tile[data-image-id="${id}"]`)) tile.remove();
     if (this.current && this.current.id === id) {
-      const newest = this.feed.sorted()[0];
-      if (newest) this.show(newest);
-      else this.clear();
+      clearTimeout(this.turnTimer);
+      this.busy = false;
+      if (this.queue.length) this.nextTurn();
+      else {
+        const newest = this.feed.sorted()[0];
+        if (newest) this.show(newest);
+        else this.clear();
+      }
     }
   }
 
   /** Idle: move the spotlight to the next older photo, wrapping to the newest. */
   advance() {
-    if (!this.active) return;
+    if (!this.active || this.busy) return;
     const images = this.feed.sorted();
     if (images.length < 2) return;
     const index = this.current ? images.findIndex((image) => image.id === this.current.id) : -1;
     this.show(images[(index + 1) % images.length]);
   }
 
-  async show(image) {
-    const mine = ++this.generation;
-    this.current = image;
-    this.markStrip();
-    const [img] = await Promise.all([preload(image.url), preload(image.thumb_url)]);
-    if (mine !== this.generation || !this.active) return;
+  /** Give the next queued photo its turn; with none left, hand back to the idle cycle. */
+  async nextTurn() {
+    clearTimeout(this.turnTimer);
+    const image = this.queue.shift();
+    this.publishQueue();
+    if (!image) {
+      this.busy = false;
+      this.onDrained();
+      return;
+    }
+    this.busy = true;
+    const ms = this.turnMs();
+    const shown = await this.show(image);
+    if (!this.active || !this.busy) return;
+    if (!shown) return; // a newer choice (a removal) took over and runs its own turn
+    this.turnTimer = setTimeout(() => this.nextTurn(), ms);
+  }
 
-    img.className = "spot-img";
-    img.alt = altText(image);
-    // The same photo, blurred, fills the letterbox bars around a contained image.
-    const backdrop = h("img", { class: "spot-backdrop", src: image.thumb_url, alt: "", "aria-hidden": "true" });
+  /**
+   * Over the cap: show what was waiting as a mosaic for one turn, then the newest (the
+   * queue is emptied, so it never grows past the cap).
+   */
+  catchUp() {
+    clearTimeout(this.turnTimer);
+    const waiting = this.queue;
+    const newest = waiting[waiting.length - 1];
+    this.queue = [];
+    this.publishQueue();
+    this.busy = true;
+    this.generation++;
+    this.current = null;
+    const tiles = waiting.slice(-CATCHUP_TILES).map((image) =>
+      h(
+        "li",
+        { class: "catchup-tile", dataset: { imageId: String(image.id) } },
+        h("img", { src: image.thumb_url, alt: altText(image), decoding: "async" }),
+      ),
+    );
+    const grid = h("ul", { class: "catchup-grid" }, ...tiles);
+    // Through the CSSOM: the page's CSP refuses inline style attributes.
+    grid.style.setProperty("--cols", String(Math.ceil(Math.sqrt(tiles.length))));
     const layer = h(
       "div",
-      { class: "spot-layer", dataset: { imageId: String(image.id) } },
-      backdrop,
-      img,
-      captionFor(image, "spot-caption"),
+      { class: "spot-layer spot-catchup", dataset: { count: String(waiting.length) } },
+      h("p", { class: "catchup-title" }, `${waiting.length} new photos`),
+      grid,
     );
+    this.swapIn(layer);
+    this.figure.dataset.showing = "catchup";
+    delete this.figure.dataset.imageId;
+    this.figure.setAttribute("aria-label", `${waiting.length} new photos`);
+    this.markStrip();
+    this.turnTimer = setTimeout(() => {
+      if (!this.active) return;
+      // The newest goes first; anything that arrived during the mosaic follows it.
+      if (newest && this.feed.get(newest.id) && !this.queue.some((image) => image.id === newest.id)) {
+        this.queue.unshift(newest);
+      }
+      this.nextTurn();
+    }, Math.max(this.minMs, BURST_FLOOR_MS));
+  }
+
+  /** Put `layer` on top and fade the layers under it out. */
+  swapIn(layer) {
     const old = [...this.figure.querySelectorAll(".spot-layer")];
     this.figure.append(layer);
-    this.figure.dataset.imageId = String(image.id);
-    this.figure.setAttribute("aria-label", `Photo: ${altText(image)}, shared by ${byline(image)}`);
     // Next frame, so the browser has laid out the layer at opacity 0 and the fade runs.
     requestAnimationFrame(() =>
       requestAnimationFrame(() => {
@@ -125,11 +233,38 @@ export class Spotlight {
     );
   }
 
+  /** Show `image` large; resolves to whether it was shown (false: a newer choice won). */
+  async show(image) {
+    const mine = ++this.generation;
+    this.current = image;
+    this.markStrip();
+    const [img] = await Promise.all([preload(image.url), preload(image.thumb_url)]);
+    if (mine !== this.generation || !this.active) return false;
+
+    img.className = "spot-img";
+    img.alt = altText(image);
+    // The same photo, blurred, fills the letterbox bars around a contained image.
+    const backdrop = h("img", { class: "spot-backdrop", src: image.thumb_url, alt: "", "aria-hidden": "true" });
+    const layer = h(
+      "div",
+      { class: "spot-layer", dataset: { imageId: String(image.id) } },
+      backdrop,
+      img,
+      captionFor(image, "spot-caption"),
+    );
+    this.swapIn(layer);
+    delete this.figure.dataset.showing;
+    this.figure.dataset.imageId = String(image.id);
+    this.figure.setAttribute("aria-label", `Photo: ${altText(image)}, shared by ${byline(image)}`);
+    return true;
+  }
+
   clear() {
     this.generation++;
     this.current = null;
     this.figure.replaceChildren();
     delete this.figure.dataset.imageId;
+    delete this.figure.dataset.showing;
     this.figure.removeAttribute("aria-label");
   }
 

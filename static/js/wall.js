@@ -3,7 +3,8 @@
 // code off or small to large; captions on or off; "blanked" shows nothing but the title on
 // black. When nothing new arrives for a while (`?cycle=<seconds>`, default 10) the spotlight
 // walks through the room's photos and the grid pages through them; a new photo always comes
-// first at once. A passcode room needs the host key (kept by this browser when it created
+// first: new photos queue for the spotlight, each large for at least the room's
+// `wall_min_seconds` (`?min_seconds=` overrides it, `?queue_cap=` the queue's cap). A passcode room needs the host key (kept by this browser when it created
 // the room) or the passcode, asked for here.
 
 import { api, ApiError, memory, readRoomData, roomApi } from "./api.js";
@@ -11,7 +12,7 @@ import { RoomFeed } from "./live.js";
 import { mergeRoom, roomSettings, secondsParam } from "./room-settings.js";
 import { bindLiveIndicator, timeAgo } from "./ui.js";
 import { Mosaic } from "./wall-mosaic.js";
-import { Spotlight } from "./wall-spotlight.js";
+import { DEFAULT_QUEUE_CAP, Spotlight } from "./wall-spotlight.js";
 
 const DEFAULT_CYCLE_SECONDS = 10;
 const WALL_NAME = "Wall";
@@ -33,7 +34,16 @@ const feed = new RoomFeed({
 });
 bindLiveIndicator($("live"), feed);
 
-const spotlight = new Spotlight({ figure: $("spotlight"), strip: $("strip"), feed });
+const minSecondsOverride = secondsParam("min_seconds", null);
+const wallMinSeconds = () => minSecondsOverride ?? state.wall_min_seconds;
+const spotlight = new Spotlight({
+  figure: $("spotlight"),
+  strip: $("strip"),
+  feed,
+  minSeconds: wallMinSeconds(),
+  queueCap: Math.round(secondsParam("queue_cap", DEFAULT_QUEUE_CAP)),
+  onDrained: () => cycle.poke(), // The last queued photo had its turn: a full wait, then cycle.
+});
 const mosaic = new Mosaic({ stage: $("mosaic-stage"), list: $("mosaic"), pageLabel: $("mosaic-page"), feed });
 let layout = null; // the active one of spotlight / mosaic, once the photos are loaded
 let ready = false;
@@ -87,6 +97,7 @@ function applySettings(next) {
   wall.dataset.blanked = String(state.wall_blanked);
   wall.dataset.closed = String(state.closed);
   wall.dataset.uploads = state.uploads_open ? "open" : "paused";
+  spotlight.minSeconds = wallMinSeconds();
   document.body.classList.toggle("is-blanked", state.wall_blanked);
   $("wall-blank").setAttribute("aria-hidden", String(!state.wall_blanked));
   wall.setAttribute("aria-hidden", String(state.wall_blanked));

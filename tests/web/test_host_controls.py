@@ -45,6 +45,7 @@ async def test_new_room_has_documented_defaults_and_accepts_settings(
     assert plain["passcode_required"] is False and plain["passcode"] is None
     assert (plain["wall_mode"], plain["wall_qr_size"]) == ("spotlight", "medium")
     assert plain["wall_captions"] is True and plain["wall_blanked"] is False
+    assert plain["wall_min_seconds"] == 5
     assert plain["max_uploads_per_guest"] == backend_client.settings.max_uploads_per_guest
     assert plain["max_images"] == backend_client.settings.max_images_per_room
     chosen = await new_room(
@@ -73,6 +74,7 @@ async def test_patch_changes_settings_for_the_host_only(backend_client: AppClien
             "wall_mode": "grid",
             "wall_qr_size": "large",
             "wall_captions": False,
+            "wall_min_seconds": 12,
             "uploads_open": False,
             "expires_at": expiry.isoformat(),
             "max_images": 5,
@@ -85,6 +87,7 @@ async def test_patch_changes_settings_for_the_host_only(backend_client: AppClien
     assert view["title"] == "Staff party 2026" and view["wall_blanked"] is True
     assert view["wall_mode"] == "grid" and view["wall_qr_size"] == "large"
     assert view["wall_captions"] is False and view["uploads_open"] is False
+    assert view["wall_min_seconds"] == 12
     assert datetime.fromisoformat(view["expires_at"]) == expiry
     assert view["max_images"] == 5 and view["max_uploads_per_guest"] is None
     assert view["last_seq"] == room["last_seq"] + 1
@@ -98,6 +101,11 @@ async def test_patch_changes_settings_for_the_host_only(backend_client: AppClien
         ({"wall_mode": "carousel"}, "invalid_wall_mode"),
         ({"wall_qr_size": 3}, "invalid_wall_qr_size"),
         ({"uploads_open": "yes"}, "invalid_uploads_open"),
+        ({"wall_min_seconds": 1}, "invalid_wall_min_seconds"),
+        ({"wall_min_seconds": 61}, "invalid_wall_min_seconds"),
+        ({"wall_min_seconds": 2.5}, "invalid_wall_min_seconds"),
+        ({"wall_min_seconds": True}, "invalid_wall_min_seconds"),
+        ({"wall_min_seconds": "5"}, "invalid_wall_min_seconds"),
         ({"moderation": "strict"}, "invalid_moderation"),
         ({"passcode": "abc"}, "invalid_passcode"),
         ({"max_images": 0}, "invalid_max_images"),

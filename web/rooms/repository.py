@@ -36,6 +36,7 @@ class Room:
     wall_qr_size: str = "medium"
     wall_captions: bool = True
     wall_blanked: bool = False
+    wall_min_seconds: int = 5
     max_uploads_per_guest: int | None = None
     max_images: int | None = None
     stored_images: int = 0

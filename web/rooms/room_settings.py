@@ -16,6 +16,8 @@ from web.errors import ApiError
 MODERATION_MODES = ("off", "approve")
 WALL_MODES = ("spotlight", "grid")
 WALL_QR_SIZES = ("off", "small", "medium", "large")
+WALL_MIN_SECONDS = (2, 60)
+"""Range of ``wall_min_seconds``: least seconds a new photo stays large on the wall."""
 PASSCODE_CHARS = (4, 64)
 MAX_QUOTA = 1_000_000
 MAX_BYTES_QUOTA = 2**50
@@ -35,6 +37,7 @@ SETTABLE_FIELDS = (
     "wall_qr_size",
     "wall_captions",
     "wall_blanked",
+    "wall_min_seconds",
     "max_uploads_per_guest",
     "max_images",
     "max_bytes",
@@ -110,6 +113,17 @@ def _byte_quota(value: object) -> int | None:
     return value
 
 
+def _wall_min_seconds(value: object) -> int:
+    low, high = WALL_MIN_SECONDS
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiError(
+            422,
+            "invalid_wall_min_seconds",
+            f"'wall_min_seconds' must be a whole number of seconds from {low} to {high}.",
+        )
+    return value
+
+
 def _passcode(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -175,6 +189,7 @@ def validate_room_settings(
         "wall_qr_size": lambda v: _choice("wall_qr_size", v, WALL_QR_SIZES),
         "wall_captions": lambda v: _boolean("wall_captions", v),
         "wall_blanked": lambda v: _boolean("wall_blanked", v),
+        "wall_min_seconds": _wall_min_seconds,
         "max_uploads_per_guest": lambda v: _quota("max_uploads_per_guest", v),
         "max_images": lambda v: _quota("max_images", v),
         "max_bytes": _byte_quota,

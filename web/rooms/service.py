@@ -54,6 +54,7 @@ def room_settings_view(room: Room) -> dict[str, Any]:
         "wall_qr_size": room.wall_qr_size,
         "wall_captions": room.wall_captions,
         "wall_blanked": room.wall_blanked,
+        "wall_min_seconds": room.wall_min_seconds,
         "max_uploads_per_guest": room.max_uploads_per_guest,
         "max_images": room.max_images,
         "max_bytes": room.max_bytes,
