@@ -153,6 +153,19 @@ class RoomService:
             return None
         return room
 
+    async def find_ended(self, token: str) -> Room | None:
+        """The room with ``token`` only if it exists and has expired; None otherwise.
+
+        Lets the HTML pages say "this room has ended" (title and when) where the API keeps
+        answering 404 ``room_not_found`` for expired and unknown tokens alike.
+        """
+        if not is_well_formed_token(token):
+            return None
+        room = await self.repository.by_token(token)
+        if room is None or room.expires_at > self.clock():
+            return None
+        return room
+
     async def get(self, token: str) -> Room:
         """Like :meth:`find`, but raises ApiError 404 ``room_not_found`` instead of None."""
         room = await self.find(token)
