@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
+from typing import Any
 from pathlib import Path
 
 from starlette.requests import Request
@@ -34,6 +35,9 @@ async def landing(request: Request) -> Response:
     return templates.TemplateResponse(request, "landing.html", {}, headers=SECURITY_HEADERS)
 
 
+# Most photos the read-only gallery of an ended room shows (the API pages through the rest).
+GALLERY_LIMIT = 200
+
 # The host page warns when the room expires within this long.
 EXPIRY_WARNING = timedelta(days=7)
 
@@ -41,7 +45,9 @@ EXPIRY_WARNING = timedelta(days=7)
 async def room_page(request: Request, template: str) -> Response:
     """Render ``template`` for the room named by the path's token.
 
-    An expired room's pages answer 410 with a page naming the room and when it ended; an
+    An expired room's pages answer 410 with a page naming the room and when it ended (during
+    its read-only grace, the participant page adds the gallery, up to :data:`GALLERY_LIMIT`
+    photos, unless the room has a passcode); an
     unknown or malformed token answers the 404 page. The host page gets ``expiry_warning``
     (``{"expires_at": ISO 8601, "longest_hours": float}``) when the room expires within
     :data:`EXPIRY_WARNING`, else None.
@@ -52,10 +58,23 @@ async def room_page(request: Request, template: str) -> Response:
     if room is None:
         ended = await app.rooms.find_ended(token)
         if ended is not None:
+            grace_until = None
+            gallery: list[dict[str, Any]] = []
+            if ended.in_grace(app.rooms.clock()) and ended.gallery_grace_days:
+                grace_until = ended.expires_at + timedelta(days=ended.gallery_grace_days)
+                if template == "participant.html" and ended.passcode is None:
+                    page = await app.images.page(ended, None, str(GALLERY_LIMIT))
+                    gallery = page["items"]
             return templates.TemplateResponse(
                 request,
                 "room_ended.html",
-                {"title": ended.title, "ended_at": ended.expires_at},
+                {
+                    "title": ended.title,
+                    "ended_at": ended.expires_at,
+                    "grace_until": grace_until,
+                    "gallery": gallery,
+                    "passcode": ended.passcode is not None,
+                },
                 status_code=410,
                 headers=SECURITY_HEADERS,
             )
