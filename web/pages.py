@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response

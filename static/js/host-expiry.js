@@ -1,6 +1,8 @@
 // Host page: the "room expires soon" banner (rendered by the server when the room expires
 // within a week). Shows the date in the host's time zone and, when the room's lifetime allows
 // a later expiry, an Extend button that PATCHes expires_at to the latest time allowed.
+// Also the gallery_grace_days control: how many days the photos stay viewable, read-only,
+// after the room ends (0 = off).
 // Accounts do not exist yet; when they do, the same warning belongs on the account page.
 
 import { api, memory, readRoomData, roomApi } from "./api.js";
@@ -40,4 +42,35 @@ if (banner && room) {
       }
     });
   }
+}
+
+const graceForm = document.getElementById("gallery-grace");
+if (graceForm && room) {
+  const input = document.getElementById("grace-days");
+  graceForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const days = Number(input.value);
+    if (!Number.isInteger(days) || days < 0 || days > 90) {
+      toast("Enter a whole number of days from 0 to 90.", "error", 6000);
+      return;
+    }
+    const key = memory.hostKey(room.token);
+    try {
+      const view = await api(roomApi(room.token), {
+        method: "PATCH",
+        json: { gallery_grace_days: days },
+        headers: key ? { Authorization: `Bearer ${key}` } : {},
+      });
+      const kept = view.gallery_grace_days;
+      input.value = String(kept || 0);
+      toast(
+        kept
+          ? `Photos stay viewable for ${kept} day${kept === 1 ? "" : "s"} after the room ends.`
+          : "Photos are removed from view as soon as the room ends.",
+        "success",
+      );
+    } catch (error) {
+      toast(error.message, "error", 6000);
+    }
+  });
 }

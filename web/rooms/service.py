@@ -187,9 +187,7 @@ class RoomService:
         if room is None:
             ended = await self.find_ended(token)
             if ended is not None and ended.in_grace(self.clock()):
-                raise ApiError(
-                    409, "room_ended", "This room has ended: its gallery is read-only."
-                )
+                raise ApiError(409, "room_ended", "This room has ended: its gallery is read-only.")
             raise ROOM_NOT_FOUND
         return room
 
