@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,11 +35,49 @@ async def landing(request: Request) -> Response:
     return templates.TemplateResponse(request, "landing.html", {}, headers=SECURITY_HEADERS)
 
 
+# Most photos the read-only gallery of an ended room shows (the API pages through the rest).
+GALLERY_LIMIT = 200
+
+# The host page warns when the room expires within this long.
+EXPIRY_WARNING = timedelta(days=7)
+
+
 async def room_page(request: Request, template: str) -> Response:
-    """Render ``template`` for the room named by the path's token, or a 404 page."""
+    """Render ``template`` for the room named by the path's token.
+
+    An expired room's pages answer 410 with a page naming the room and when it ended (during
+    its read-only grace, the participant page adds the gallery, up to :data:`GALLERY_LIMIT`
+    photos, unless the room has a passcode); an
+    unknown or malformed token answers the 404 page. The host page gets ``expiry_warning``
+    (``{"expires_at": ISO 8601, "longest_hours": float}``) when the room expires within
+    :data:`EXPIRY_WARNING`, else None.
+    """
     app = services(request)
-    room = await app.rooms.find(request.path_params["token"])
+    token = request.path_params["token"]
+    room = await app.rooms.find(token)
     if room is None:
+        ended = await app.rooms.find_ended(token)
+        if ended is not None:
+            grace_until = None
+            gallery: list[dict[str, Any]] = []
+            if ended.in_grace(app.rooms.clock()) and ended.gallery_grace_days:
+                grace_until = ended.expires_at + timedelta(days=ended.gallery_grace_days)
+                if template == "participant.html" and ended.passcode is None:
+                    page = await app.images.page(ended, None, str(GALLERY_LIMIT))
+                    gallery = page["items"]
+            return templates.TemplateResponse(
+                request,
+                "room_ended.html",
+                {
+                    "title": ended.title,
+                    "ended_at": ended.expires_at,
+                    "grace_until": grace_until,
+                    "gallery": gallery,
+                    "passcode": ended.passcode is not None,
+                },
+                status_code=410,
+                headers=SECURITY_HEADERS,
+            )
         return templates.TemplateResponse(
             request,
             "error.html",
@@ -47,7 +87,18 @@ async def room_page(request: Request, template: str) -> Response:
         )
     count = await app.rooms.repository.image_count(room.id)
     view = room_view(room, public_base_url(request, app.settings), count)
-    return templates.TemplateResponse(request, template, {"room": view}, headers=SECURITY_HEADERS)
+    warning = None
+    if room.closed_at is None and room.expires_at - app.rooms.clock() <= EXPIRY_WARNING:
+        warning = {
+            "expires_at": room.expires_at.isoformat(),
+            "longest_hours": app.settings.room_ttl_hours,
+        }
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"room": view, "expiry_warning": warning},
+        headers=SECURITY_HEADERS,
+    )
 
 
 routes = [

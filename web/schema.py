@@ -99,6 +99,8 @@ rooms = Table(
     Column("max_bytes", BigInteger(), nullable=True),
     Column("stored_bytes", BigInteger(), nullable=False, server_default="0"),
     Column("require_join", Boolean(), nullable=False, server_default="0"),
+    # Days after expires_at the gallery stays readable; null: off (migration 0009).
+    Column("gallery_grace_days", Integer(), nullable=True),
 )
 
 participants = Table(

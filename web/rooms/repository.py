@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -43,10 +43,18 @@ class Room:
     max_bytes: int | None = None
     stored_bytes: int = 0
     require_join: bool = False
+    gallery_grace_days: int | None = None
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""
         return self.closed_at is None and now < self.expires_at
+
+    def in_grace(self, now: datetime) -> bool:
+        """Whether at ``now`` the room has expired but its gallery is still readable
+        (``expires_at <= now < expires_at + gallery_grace_days``)."""
+        if not self.gallery_grace_days or now < self.expires_at:
+            return False
+        return now < self.expires_at + timedelta(days=self.gallery_grace_days)
 
 
 @dataclass(frozen=True, slots=True)

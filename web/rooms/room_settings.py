@@ -42,7 +42,11 @@ SETTABLE_FIELDS = (
     "max_images",
     "max_bytes",
     "require_join",
+    "gallery_grace_days",
 )
+
+# The longest read-only grace after expiry, in days.
+MAX_GRACE_DAYS = 90
 
 
 def clean_text(value: object, *, field: str, max_chars: int, required: bool) -> str | None:
@@ -97,6 +101,19 @@ def _quota(field: str, value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_QUOTA:
         raise ApiError(
             422, f"invalid_{field}", f"'{field}' must be an integer from 1 to {MAX_QUOTA}, or null."
+        )
+    return value
+
+
+def _grace_days(value: object) -> int | None:
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_GRACE_DAYS:
+        raise ApiError(
+            422,
+            "invalid_gallery_grace_days",
+            f"'gallery_grace_days' must be a number of days from 1 to {MAX_GRACE_DAYS}, "
+            "or 0/null for off.",
         )
     return value
 
@@ -194,5 +211,6 @@ def validate_room_settings(
         "max_images": lambda v: _quota("max_images", v),
         "max_bytes": _byte_quota,
         "require_join": lambda v: _boolean("require_join", v),
+        "gallery_grace_days": _grace_days,
     }
     return {field: checks[field](value) for field, value in body.items()}

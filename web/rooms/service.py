@@ -59,6 +59,7 @@ def room_settings_view(room: Room) -> dict[str, Any]:
         "max_images": room.max_images,
         "max_bytes": room.max_bytes,
         "require_join": room.require_join,
+        "gallery_grace_days": room.gallery_grace_days,
     }
 
 
@@ -152,6 +153,43 @@ class RoomService:
         room = await self.repository.by_token(token)
         if room is None or room.expires_at <= self.clock():
             return None
+        return room
+
+    async def find_ended(self, token: str) -> Room | None:
+        """The room with ``token`` only if it exists and has expired; None otherwise.
+
+        Lets the HTML pages say "this room has ended" (title and when) where the API keeps
+        answering 404 ``room_not_found`` for expired and unknown tokens alike.
+        """
+        if not is_well_formed_token(token):
+            return None
+        room = await self.repository.by_token(token)
+        if room is None or room.expires_at > self.clock():
+            return None
+        return room
+
+    async def get_gallery(self, token: str) -> Room:
+        """The room with ``token`` if live or in its read-only grace after expiry
+        (:meth:`Room.in_grace`), for reading its gallery.
+
+        :raises ApiError: 404 ``room_not_found`` otherwise.
+        """
+        room = await self.find(token) or await self.find_ended(token)
+        if room is None or not (room.expires_at > self.clock() or room.in_grace(self.clock())):
+            raise ROOM_NOT_FOUND
+        return room
+
+    async def get_for_upload(self, token: str) -> Room:
+        """Like :meth:`get`, but a room in its read-only grace answers 409 ``room_ended``.
+
+        :raises ApiError: 404 ``room_not_found``; 409 ``room_ended``.
+        """
+        room = await self.find(token)
+        if room is None:
+            ended = await self.find_ended(token)
+            if ended is not None and ended.in_grace(self.clock()):
+                raise ApiError(409, "room_ended", "This room has ended: its gallery is read-only.")
+            raise ROOM_NOT_FOUND
         return room
 
     async def get(self, token: str) -> Room:
