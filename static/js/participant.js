@@ -68,7 +68,8 @@ function render() {
   $("paused-notice").hidden = closed || uploadsOpen();
 
   $("join").hidden = !identityKnown || closed || (Boolean(me) && !renaming);
-  $("passcode-field").hidden = !passcodeRequired();
+  // Renaming is PATCH /me for the guest already in: no passcode to type again.
+  $("passcode-field").hidden = !passcodeRequired() || (renaming && Boolean(me));
   $("join-title").textContent = renaming ? "Change your name" : "Join to share photos";
   $("join-cancel").hidden = !renaming;
   $("join-button").querySelector(".btn-label").textContent = renaming ? "Save name" : "Join";
@@ -225,8 +226,9 @@ $("join-form").addEventListener("submit", async (event) => {
     nameInput.focus();
     return;
   }
-  const passcode = passcodeRequired() ? passcodeInput.value.trim() : "";
-  if (passcodeRequired() && !passcode) {
+  const needsPasscode = passcodeRequired() && !(renaming && me);
+  const passcode = needsPasscode ? passcodeInput.value.trim() : "";
+  if (needsPasscode && !passcode) {
     showJoinError("Please type the room's passcode. The host can tell you what it is.");
     passcodeInput.setAttribute("aria-invalid", "true");
     passcodeInput.focus();
@@ -399,17 +401,48 @@ function settleStored(item) {
   }
 }
 
+/**
+ * Keep `item` in IndexedDB: the picked file as soon as it is added (so a reload while photos
+ * are still being downscaled loses none), then the prepared bytes once they are ready. Photos
+ * held for captions are kept only once the guest shares them.
+ */
 function persist(item) {
-  if (!pendingStore || !me || item.storeId != null || item.storing || !item.blob) return;
-  if (!["queued", "uploading", "retrying", "offline"].includes(item.state)) return;
+  if (!pendingStore || !me) return;
+  if (item.storing) {
+    if (item.blob && !item.storedPrepared) item.needsPrepared = true;
+    return;
+  }
+  if (item.storeId != null) {
+    if (item.blob && !item.storedPrepared && item.active && item.state !== "held") {
+      item.storedPrepared = true;
+      pendingStore
+        .update(item.storeId, { blob: item.blob, name: item.name, caption: item.caption, prepared: true })
+        .catch(storageFailed);
+    }
+    return;
+  }
+  if (item.hold || !item.active) return;
   item.storing = true;
+  const prepared = Boolean(item.blob);
+  item.storedPrepared = prepared;
   pendingStore
-    .add({ owner: ownerKey(token, me.id), name: item.name, caption: item.caption, blob: item.blob })
+    .add({
+      owner: ownerKey(token, me.id),
+      name: item.name,
+      caption: item.caption,
+      blob: item.blob || item.file,
+      prepared,
+    })
     .then((id) => {
+      item.storing = false;
       item.storeId = id;
+      if (item.needsPrepared) persist(item);
       settleStored(item); // it may have been stored by the server or cancelled meanwhile
     })
-    .catch(storageFailed);
+    .catch((error) => {
+      item.storing = false;
+      storageFailed(error);
+    });
 }
 
 function updateRestoredNotice() {

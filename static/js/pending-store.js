@@ -3,8 +3,9 @@
 // and deleted once the server acknowledged it (201/200) or the guest cancelled it. A photo the
 // server refused for good stays, marked failed with the reason, until the guest dismisses it.
 //
-// Records: {id (auto), owner: "<room token>:<guest id>", name, caption, blob, failed: null |
-// {status, code, message}, created (ms since epoch)}. The owner key keeps one guest's photos
+// Records: {id (auto), owner: "<room token>:<guest id>", name, caption, blob, prepared (false
+// while blob is still the picked file, before downscaling), failed: null | {status, code,
+// message}, created (ms since epoch)}. The owner key keeps one guest's photos
 // out of another guest's (or room's) queue on a shared browser.
 
 const DB_NAME = "imageshark-pending";
@@ -58,19 +59,26 @@ export class PendingStore {
 
   /**
    * Keep a photo until it is acknowledged. Resolves its record id.
-   * @param {{owner: string, name: string, caption: string|null, blob: Blob}} record
+   * @param {{owner: string, name: string, caption: string|null, blob: Blob, prepared: boolean}} record
    * @returns {Promise<number>}
    * @throws {DOMException} quota exceeded, or a browser that cannot store Blobs
    */
-  add({ owner, name, caption, blob }) {
-    return request(this._store("readwrite").add({ owner, name, caption, blob, failed: null, created: Date.now() }));
+  add({ owner, name, caption, blob, prepared }) {
+    return request(
+      this._store("readwrite").add({ owner, name, caption, blob, prepared, failed: null, created: Date.now() }),
+    );
+  }
+
+  /** Replace fields of record `id` (e.g. the prepared bytes once downscaled). */
+  async update(id, fields) {
+    const store = this._store("readwrite");
+    const record = await request(store.get(id));
+    if (record) await request(store.put({ ...record, ...fields }));
   }
 
   /** Mark record `id` refused for good: `failed` is {status, code, message}. */
-  async markFailed(id, failed) {
-    const store = this._store("readwrite");
-    const record = await request(store.get(id));
-    if (record) await request(store.put({ ...record, failed }));
+  markFailed(id, failed) {
+    return this.update(id, { failed });
   }
 
   /** Forget record `id` (acknowledged, cancelled or dismissed). */

@@ -158,7 +158,8 @@ export class UploadQueue extends EventTarget {
   /**
    * Put back photos kept from an earlier visit (see pending-store.js): each record's blob is
    * sent as it is (already prepared, so the server recognises bytes it stored before). A
-   * record with `failed` comes back as a failed item showing that reason. Returns the items;
+   * record with `failed` comes back as a failed item showing that reason; one kept before it
+   * was prepared (`prepared: false`) is prepared first. Returns the items;
    * each carries `storeId` (the record's id).
    * @param {{id: number, name: string, caption: string|null, blob: Blob,
    *          failed: {status: number, code: string, message: string}|null}[]} records
@@ -172,12 +173,19 @@ export class UploadQueue extends EventTarget {
       item.restored = true;
       // Sent before (maybe stored, answer lost): a 200 then is our own photo, not "already shared".
       item.sends = 1;
-      item.blob = record.blob;
-      item.sentSize = record.blob.size;
-      item.previewBlob = record.blob;
       this.items.push(item);
       restored.push(item);
       this._emit("added", { item });
+      if (record.prepared === false) {
+        // Kept before it was prepared: prepare it now, as a new pick would be.
+        item.storedPrepared = false;
+        this._changed(item);
+        continue;
+      }
+      item.storedPrepared = true;
+      item.blob = record.blob;
+      item.sentSize = record.blob.size;
+      item.previewBlob = record.blob;
       if (record.failed) {
         const { status, code, message } = record.failed;
         this._fail(item, new ApiError(status, code, message), false);
@@ -187,6 +195,7 @@ export class UploadQueue extends EventTarget {
         this._set(item, "queued");
       }
     }
+    this._prepareNext();
     this._pump();
     return restored;
   }

@@ -71,6 +71,7 @@ class HeldUploads:
         self.hold = hold
         self.reach_server = reach_server
         self.seen = 0
+        self.ready = 0
         self.statuses: list[int] = []
         self.all_held = asyncio.Event()
         self._released = asyncio.Event()
@@ -84,7 +85,8 @@ class HeldUploads:
         if number <= self.reach_server:
             response = await route.fetch()
             self.statuses.append(response.status)
-        if number == self.hold:
+        self.ready += 1
+        if self.ready == self.hold:
             self.all_held.set()
         await self._released.wait()
         # The page that sent it reloaded or closed: the request is usually gone already.
@@ -294,14 +296,15 @@ async def test_rename_after_an_upload_keeps_the_guest(
     live_server: Any, browser: Browser, tmp_path: Path
 ) -> None:
     """The "Change name" button stays offered after the first photo; the new name is the
-    same guest, so the photo already shared lists the new name and the quota goes on."""
+    same guest (in a passcode room, without typing the passcode again), so the photo already
+    shared lists the new name and the quota goes on."""
     console = ConsoleLog()
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
-        room = await create_room(http, "Team offsite")
+        room = await create_room(http, "Team offsite", passcode="tulip-42")
         context = await phone_context(browser, PHONE_390)
         page = console.watch(await context.new_page(), "phone")
         await open_room(page, room)
-        await join(page, "Noor")
+        await join(page, "Noor", passcode="tulip-42")
         await pick_photos(page, photos(tmp_path, 1))
         await expect(upload_rows(page).first).to_have_attribute(
             "data-state", "done", timeout=UPLOAD_TIMEOUT_MS
@@ -312,6 +315,7 @@ async def test_rename_after_an_upload_keeps_the_guest(
         change = page.get_by_role("button", name="Change name")
         await expect(change).to_be_visible()
         await change.click()
+        await expect(page.get_by_test_id("passcode-input")).to_be_hidden()
         await page.get_by_test_id("name-input").fill("Noor B.")
         await page.get_by_role("button", name="Save name").click()
         await expect(page.get_by_test_id("identity")).to_have_text("Uploading as Noor B.")
