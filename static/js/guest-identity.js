@@ -76,6 +76,18 @@ export async function join(token, name, passcode = null) {
 }
 
 /**
+ * Rename the guest in `token`'s room (the same participant: earlier photos stay theirs).
+ * Resolves the caller as GET /me does: {id, name, upload_count, max_uploads, uploads_left}.
+ * @throws {ApiError} 422 invalid_name, 401 not_joined, network errors
+ */
+export async function renameMe(token, name) {
+  const renamed = await api(roomApi(token, "/me"), { method: "PATCH", json: { name } });
+  rememberName(renamed.name || name);
+  rememberJoined(token, renamed);
+  return renamed;
+}
+
+/**
  * Every upload of the caller in the room, pending ones included, in upload order.
  * @throws {ApiError} 401 not_joined
  */

@@ -12,12 +12,14 @@ import {
   forgetStoredKey,
   join,
   joinedBefore,
+  renameMe,
   rememberJoined,
   quotaText,
   rememberedName,
 } from "./guest-identity.js";
 import { RoomFeed } from "./live.js";
 import { MyUploads, refusalMessage } from "./my-uploads.js";
+import { ownerKey, PendingStore } from "./pending-store.js";
 import { bindOption } from "./upload-options.js";
 import { UploadQueue } from "./uploader.js";
 import { bindLiveIndicator, bindPresence, confirmDialog, startClock, toast } from "./ui.js";
@@ -66,7 +68,8 @@ function render() {
   $("paused-notice").hidden = closed || uploadsOpen();
 
   $("join").hidden = !identityKnown || closed || (Boolean(me) && !renaming);
-  $("passcode-field").hidden = !passcodeRequired();
+  // Renaming is PATCH /me for the guest already in: no passcode to type again.
+  $("passcode-field").hidden = !passcodeRequired() || (renaming && Boolean(me));
   $("join-title").textContent = renaming ? "Change your name" : "Join to share photos";
   $("join-cancel").hidden = !renaming;
   $("join-button").querySelector(".btn-label").textContent = renaming ? "Save name" : "Join";
@@ -84,9 +87,8 @@ function render() {
 
   if (!me) return;
   $("identity-name").textContent = me.name;
-  // A new name is a new guest for the room: offer it only before the first photo, so earlier
-  // photos never lose their owner.
-  $("change-name").hidden = !(me.upload_count === 0 && !queue.items.length);
+  // Renaming keeps the same guest (PATCH /me): earlier photos stay theirs, so it is always offered.
+  $("change-name").hidden = false;
 
   const quota = quotaText(me);
   $("quota").hidden = !quota;
@@ -186,6 +188,7 @@ function afterJoin() {
   gallery.refreshPermissions();
   render();
   loadMine();
+  restorePending();
 }
 
 let rateLimitTimer = null;
@@ -223,8 +226,9 @@ $("join-form").addEventListener("submit", async (event) => {
     nameInput.focus();
     return;
   }
-  const passcode = passcodeRequired() ? passcodeInput.value.trim() : "";
-  if (passcodeRequired() && !passcode) {
+  const needsPasscode = passcodeRequired() && !(renaming && me);
+  const passcode = needsPasscode ? passcodeInput.value.trim() : "";
+  if (needsPasscode && !passcode) {
     showJoinError("Please type the room's passcode. The host can tell you what it is.");
     passcodeInput.setAttribute("aria-invalid", "true");
     passcodeInput.focus();
@@ -235,6 +239,15 @@ $("join-form").addEventListener("submit", async (event) => {
   showJoinError("");
   let waiting = false;
   try {
+    if (renaming && me) {
+      // The same guest under a new name: no passcode again, no new participant.
+      const renamed = await renameMe(token, name);
+      me = { ...me, ...renamed };
+      afterJoin();
+      toast(`You now share photos as ${me.name}.`, "success");
+      $("change-name").focus({ preventScroll: true });
+      return;
+    }
     const joined = await join(token, name, passcode || null);
     me = (await fetchMe(token).catch(() => null)) || {
       id: joined.id,
@@ -351,6 +364,131 @@ queue.addEventListener("change", () => updateHeld());
 queue.addEventListener("removed", () => {
   updateHeld();
   render();
+});
+
+// ---- Photos kept across reloads -------------------------------------------------------------
+// Each photo ready to go is written to IndexedDB (pending-store.js) and deleted once the server
+// acknowledged it or the guest cancelled it; a photo refused for good is kept, marked failed,
+// until dismissed. Back on the page, the kept photos are sent again (the same bytes: a photo the
+// server had stored before answers 200 with the same image, never a second copy).
+
+let pendingStore = null;
+const storeReady = PendingStore.open().then((store) => {
+  pendingStore = store;
+  queue.persistent = Boolean(store);
+  if (!store) $("storage-notice").hidden = false;
+  return store;
+});
+/** The owner key whose kept photos were put back already (once per guest and page). */
+let restoredFor = null;
+
+function storageFailed() {
+  queue.persistent = false;
+  $("storage-notice").hidden = false;
+}
+
+/** Bring the kept record of `item` in line with its state (delete, mark failed or keep). */
+function settleStored(item) {
+  if (!pendingStore || item.storeId == null) return;
+  const id = item.storeId;
+  if (!queue.items.includes(item) || item.state === "done" || item.state === "pending") {
+    item.storeId = null;
+    pendingStore.remove(id).catch(() => {});
+  } else if (item.state === "failed" && !item.retriable && !item.storedFailed) {
+    item.storedFailed = true;
+    const { status, code, message } = item.error || {};
+    pendingStore.markFailed(id, { status: status ?? 0, code: code || "failed", message: message || "" }).catch(() => {});
+  }
+}
+
+/**
+ * Keep `item` in IndexedDB: the picked file as soon as it is added (so a reload while photos
+ * are still being downscaled loses none), then the prepared bytes once they are ready. Photos
+ * held for captions are kept only once the guest shares them.
+ */
+function persist(item) {
+  if (!pendingStore || !me) return;
+  if (item.storing) {
+    if (item.blob && !item.storedPrepared) item.needsPrepared = true;
+    return;
+  }
+  if (item.storeId != null) {
+    if (item.blob && !item.storedPrepared && item.active && item.state !== "held") {
+      item.storedPrepared = true;
+      pendingStore
+        .update(item.storeId, { blob: item.blob, name: item.name, caption: item.caption, prepared: true })
+        .catch(storageFailed);
+    }
+    return;
+  }
+  if (item.hold || !item.active) return;
+  item.storing = true;
+  const prepared = Boolean(item.blob);
+  item.storedPrepared = prepared;
+  pendingStore
+    .add({
+      owner: ownerKey(token, me.id),
+      name: item.name,
+      caption: item.caption,
+      blob: item.blob || item.file,
+      prepared,
+    })
+    .then((id) => {
+      item.storing = false;
+      item.storeId = id;
+      if (item.needsPrepared) persist(item);
+      settleStored(item); // it may have been stored by the server or cancelled meanwhile
+    })
+    .catch((error) => {
+      item.storing = false;
+      storageFailed(error);
+    });
+}
+
+function updateRestoredNotice() {
+  const waiting = queue.items.filter((item) => item.restored && item.active).length;
+  if (!waiting) $("restored-notice").hidden = true;
+}
+
+/** Put back the photos this guest left unsent in this room (after a reload or a closed tab). */
+async function restorePending() {
+  await storeReady;
+  if (!pendingStore || !me) return;
+  const owner = ownerKey(token, me.id);
+  if (restoredFor === owner) return;
+  restoredFor = owner;
+  let records;
+  try {
+    records = await pendingStore.list(owner);
+  } catch {
+    storageFailed();
+    return;
+  }
+  const known = new Set(queue.items.map((item) => item.storeId).filter((id) => id != null));
+  records = records.filter((record) => !known.has(record.id) && record.blob);
+  if (!records.length) return;
+  const waiting = records.filter((record) => !record.failed).length;
+  queue.restore(records);
+  if (waiting) {
+    $("restored-notice").textContent =
+      waiting === 1
+        ? "1 photo was waiting and is being sent now."
+        : `${waiting} photos were waiting and are being sent now.`;
+    $("restored-notice").hidden = false;
+  }
+  updateRestoredNotice();
+  render();
+}
+
+queue.addEventListener("change", (event) => {
+  const { item } = event.detail;
+  persist(item);
+  settleStored(item);
+  if (item.restored) updateRestoredNotice();
+});
+queue.addEventListener("removed", (event) => {
+  settleStored(event.detail.item);
+  updateRestoredNotice();
 });
 
 function heldItems() {

@@ -124,7 +124,10 @@ export class UploadQueue extends EventTarget {
     this.blockedBy = null;
 
     window.addEventListener("online", () => this.retryWaiting());
+    /** True when unsent photos are kept in the browser's storage (a reload loses none). */
+    this.persistent = false;
     window.addEventListener("beforeunload", (event) => {
+      if (this.persistent) return;
       if (this.items.some((item) => item.active)) {
         event.preventDefault();
         event.returnValue = "";
@@ -150,6 +153,51 @@ export class UploadQueue extends EventTarget {
     }
     this._prepareNext();
     return added;
+  }
+
+  /**
+   * Put back photos kept from an earlier visit (see pending-store.js): each record's blob is
+   * sent as it is (already prepared, so the server recognises bytes it stored before). A
+   * record with `failed` comes back as a failed item showing that reason; one kept before it
+   * was prepared (`prepared: false`) is prepared first. Returns the items;
+   * each carries `storeId` (the record's id).
+   * @param {{id: number, name: string, caption: string|null, blob: Blob,
+   *          failed: {status: number, code: string, message: string}|null}[]} records
+   */
+  restore(records) {
+    const restored = [];
+    for (const record of records) {
+      const item = new UploadItem(record.blob, record.caption || null);
+      item.name = record.name || "photo";
+      item.storeId = record.id;
+      item.restored = true;
+      // Sent before (maybe stored, answer lost): a 200 then is our own photo, not "already shared".
+      item.sends = 1;
+      this.items.push(item);
+      restored.push(item);
+      this._emit("added", { item });
+      if (record.prepared === false) {
+        // Kept before it was prepared: prepare it now, as a new pick would be.
+        item.storedPrepared = false;
+        this._changed(item);
+        continue;
+      }
+      item.storedPrepared = true;
+      item.blob = record.blob;
+      item.sentSize = record.blob.size;
+      item.previewBlob = record.blob;
+      if (record.failed) {
+        const { status, code, message } = record.failed;
+        this._fail(item, new ApiError(status, code, message), false);
+      } else if (this.blockedBy) {
+        this._fail(item, this.blockedBy, this.blockedBy.code !== "room_closed");
+      } else {
+        this._set(item, "queued");
+      }
+    }
+    this._prepareNext();
+    this._pump();
+    return restored;
   }
 
   /** Send held items (after the guest reviewed them). */
