@@ -97,6 +97,9 @@ rooms = Table(
     Column("max_bytes", BigInteger(), nullable=True),
     Column("stored_bytes", BigInteger(), nullable=False, server_default="0"),
     Column("require_join", Boolean(), nullable=False, server_default="0"),
+    # The short code of the join URL /j/{code} (migration 0005).
+    Column("code", String(8), nullable=True),
+    Index("ix_rooms_code", "code", unique=True),
 )
 
 participants = Table(
