@@ -8,14 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError
 
 from realtime.bus import RoomEvent, RoomEventBus
 from web.errors import ApiError
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
 from web.rooms.room_settings import clean_text, validate_room_settings
-from sqlalchemy.exc import IntegrityError
-
 from web.security import (
     digest,
     is_well_formed_token,

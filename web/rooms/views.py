@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ifaddr
-
 from starlette.requests import Request
 
 from web.errors import ApiError
