@@ -133,3 +133,15 @@ async def test_loopback_request_gets_lan_address_or_warning(
         assert room["join_url"] == f"http://127.0.0.1:8123/j/{room['code']}"
         assert room["join_url_reachable"] is False
         assert "Phones cannot open 127.0.0.1" in room["join_url_warning"]
+
+
+async def test_a_taken_code_is_drawn_again(
+    backend_client: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await create_room(backend_client, "First")
+    draws = iter([first["code"], first["code"], "7K3QX9AB"])
+    monkeypatch.setattr("web.rooms.service.new_room_code", lambda: next(draws))
+    second = await create_room(backend_client, "Second")
+    assert second["code"] == "7K3QX9AB" and second["token"] != first["token"]
+    page = await backend_client.http.get("/j/7k3qx9ab")
+    assert page.status_code == 200 and second["token"] in page.text
