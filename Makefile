@@ -17,7 +17,8 @@ static/vendor/socket.io.min.js: package.json package-lock.json scripts/copy-vend
 	npm ci --no-audit --no-fund
 	npm run build
 
-## Run the service on the embedded default (SQLite + local files in ./data) at http://127.0.0.1:8000
+## Run the service on the embedded default (SQLite + local files in ./data) on port 8000 of every
+## interface; its first line names the address guests on the local network use
 run: install
 	$(UV) run --locked imageshark serve
 

@@ -96,6 +96,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "data_dir": tmp_path / "data",
             "rendition_workers": 1,
             "public_base_url": None,
+            # run_server binds 127.0.0.1: join URLs stay on loopback (tests never reach out).
+            "host": "127.0.0.1",
             # Long-polling clients only notice a close at the next heartbeat; keep it short.
             "ping_interval_seconds": 2,
             "ping_timeout_seconds": 5,

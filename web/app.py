@@ -167,6 +167,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
             "join": settings.join_rate_limit,
             "create_room": settings.room_create_rate_limit,
             "open_join": settings.open_join_rate_limit,
+            "code_lookup": settings.open_join_rate_limit,
         },
         settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
         settings.redis_prefix,

@@ -31,7 +31,12 @@ def serve(host: str | None, port: int | None) -> None:
     from web.app import create_app
 
     settings = Settings()
+    bind_host = host or settings.host
+    bind_port = settings.port if port is None else port
+    # The bind host decides whether join URLs may use the LAN address (web/rooms/views.py).
+    settings = settings.model_copy(update={"host": bind_host, "port": bind_port})
     configure_logging(settings)
+    click.echo(guest_url_message(settings))
     # Nearly everything the live path allocates dies by reference counting; with CPython's
     # default young-generation threshold (700) the allocation churn of a fan-out to a large
     # room triggers full collections of ~210 ms every second or so, which were the whole p99
@@ -49,8 +54,8 @@ def serve(host: str | None, port: int | None) -> None:
         )
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=settings.port if port is None else port,
+        host=bind_host,
+        port=bind_port,
         # Compression costs the live path about as much CPU and latency as the rest of a
         # delivery (measured: roughly 2x), for payloads of a few hundred bytes.
         ws_per_message_deflate=False,
@@ -76,6 +81,34 @@ def serve(host: str | None, port: int | None) -> None:
         lifespan="on",
         log_config=None,
         timeout_graceful_shutdown=30,
+    )
+
+
+def guest_url_message(settings: Settings) -> str:
+    """The lines ``serve`` prints first: where the host opens the service and the address
+    guests' phones use (the LAN address when bound to every interface), or what to change."""
+    from web.rooms.views import WILDCARD_HOSTS, lan_address
+
+    port = settings.port
+    if settings.public_base_url:
+        guests = settings.public_base_url.rstrip("/")
+        return f"ImageShark: open {guests} ; guests join at {guests}/j/<room code>"
+    local = f"http://127.0.0.1:{port}"
+    if settings.host in WILDCARD_HOSTS:
+        lan = lan_address()
+        if lan is not None:
+            return (
+                f"ImageShark: open {local} (or http://{lan}:{port}); "
+                f"guests on this network join at http://{lan}:{port}/j/<room code>"
+            )
+        return (
+            f"ImageShark: open {local}; no network address found: connect this machine to "
+            "the guests' network or set IMAGESHARK_PUBLIC_BASE_URL"
+        )
+    return (
+        f"ImageShark: open http://{settings.host}:{port}; bound to {settings.host} only: "
+        "phones reach it only if that address is on their network "
+        "(IMAGESHARK_HOST=0.0.0.0 binds every interface)"
     )
 
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from web.rooms.endpoints import client_address
 from web.rooms.views import public_base_url, room_view
 from web.services import services
 
@@ -78,13 +79,7 @@ async def room_page(request: Request, template: str) -> Response:
                 status_code=410,
                 headers=SECURITY_HEADERS,
             )
-        return templates.TemplateResponse(
-            request,
-            "error.html",
-            {"status": 404, "message": "This room does not exist or has expired."},
-            status_code=404,
-            headers=SECURITY_HEADERS,
-        )
+        return not_found(request)
     count = await app.rooms.repository.image_count(room.id)
     view = room_view(room, public_base_url(request, app.settings), count)
     warning = None
@@ -101,8 +96,35 @@ async def room_page(request: Request, template: str) -> Response:
     )
 
 
+async def code_page(request: Request) -> Response:
+    """``GET /j/{code}``: the participant page of the room with that short code (any case),
+    or the 404 page; lookups are throttled per client address (429 JSON error beyond)."""
+    app = services(request)
+    room = await app.rooms.find_by_code(request.path_params["code"], client_address(request))
+    if room is None:
+        return not_found(request)
+    count = await app.rooms.repository.image_count(room.id)
+    view = room_view(room, public_base_url(request, app.settings), count)
+    return templates.TemplateResponse(
+        request, "participant.html", {"room": view}, headers=SECURITY_HEADERS
+    )
+
+
+def not_found(request: Request) -> Response:
+    """The 404 page of an unknown or expired room."""
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": 404, "message": "This room does not exist or has expired."},
+        status_code=404,
+        headers=SECURITY_HEADERS,
+    )
+
+
 routes = [
     Route("/", landing, methods=["GET"]),
+    Route("/j/{code}", code_page, methods=["GET"]),
+    Route("/J/{code}", code_page, methods=["GET"]),
     Route("/r/{token}", partial(room_page, template="participant.html"), methods=["GET"]),
     Route("/r/{token}/wall", partial(room_page, template="wall.html"), methods=["GET"]),
     Route("/r/{token}/host", partial(room_page, template="host.html"), methods=["GET"]),

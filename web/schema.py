@@ -101,6 +101,9 @@ rooms = Table(
     Column("require_join", Boolean(), nullable=False, server_default="0"),
     # Days after expires_at the gallery stays readable; null: off (migration 0009).
     Column("gallery_grace_days", Integer(), nullable=True),
+    # The short code of the join URL /j/{code} (migration 0005).
+    Column("code", String(8), nullable=True),
+    Index("ix_rooms_code", "code", unique=True),
 )
 
 participants = Table(

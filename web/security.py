@@ -24,6 +24,24 @@ def new_room_token() -> str:
     return secrets.token_urlsafe(ROOM_TOKEN_BYTES)
 
 
+# Crockford base32 without I, L, O and U: no letter is read as a digit or as another letter.
+ROOM_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ROOM_CODE_LENGTH = 8  # 32**8 = 2**40 codes.
+_CODE_PATTERN = re.compile(f"[{ROOM_CODE_ALPHABET}]{{{ROOM_CODE_LENGTH}}}")
+
+
+def new_room_code() -> str:
+    """A fresh short room code: 8 characters of :data:`ROOM_CODE_ALPHABET` (40 random bits),
+    for the short join URL ``/j/{code}``. Not a secret: it is printed beside the QR code."""
+    return "".join(secrets.choice(ROOM_CODE_ALPHABET) for _ in range(ROOM_CODE_LENGTH))
+
+
+def normalize_room_code(text: str) -> str | None:
+    """``text`` as a stored room code (upper-cased), or None when it cannot be one."""
+    code = text.strip().upper()
+    return code if _CODE_PATTERN.fullmatch(code) else None
+
+
 def new_secret_key() -> str:
     """A fresh URL-safe bearer key (43 characters, 256 random bits)."""
     return secrets.token_urlsafe(KEY_BYTES)

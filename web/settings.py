@@ -32,7 +32,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="IMAGESHARK_", frozen=True, extra="ignore")
 
-    host: str = Field("127.0.0.1", description="Interface `imageshark serve` binds to.")
+    host: str = Field(
+        "0.0.0.0",
+        description="Interface `imageshark serve` binds to (default: every interface, so "
+        "guests' phones on the network reach it).",
+    )
     port: int = Field(8000, ge=0, le=65535, description="TCP port `imageshark serve` binds to.")
     data_dir: Path = Field(
         Path("data"), description="Folder for the embedded database and the image files."

@@ -56,6 +56,26 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+// "Have a room code?": go to the short join URL /j/<code> (the server accepts any case; the
+// code alphabet has no I, L, O or U, so spaces and dashes typed from a printed card are dropped).
+const codeForm = document.getElementById("code-form");
+const codeInput = document.getElementById("room-code");
+const codeError = document.getElementById("code-error");
+codeForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const code = codeInput.value.replace(/[\s-]/g, "").toUpperCase();
+  if (!/^[0-9A-HJKMNP-TV-Z]{8}$/.test(code)) {
+    codeError.textContent = "A room code has 8 letters and digits, as shown beside the QR code.";
+    codeError.hidden = false;
+    codeInput.setAttribute("aria-invalid", "true");
+    codeInput.focus();
+    return;
+  }
+  codeError.hidden = true;
+  codeInput.setAttribute("aria-invalid", "false");
+  window.location.assign(`/j/${code}`);
+});
+
 for (const field of [input, passcodeInput]) {
   field.addEventListener("input", () => {
     if (!errorBox.hidden) showError("");

@@ -177,14 +177,19 @@ class Replica(_Process):
 
     :param env: the environment (database, Redis, data folder...) on top of this process's.
     :param module: the module run with ``python -m`` (a test entry point may wrap
-        ``web.cli``); it is given ``serve --host 127.0.0.1 --port PORT``.
+        ``web.cli``); it is given ``serve --host HOST --port PORT``.
+    :param host: the interface to bind (``0.0.0.0``: every interface; tests still send
+        traffic only to loopback and to network namespaces they create).
     """
 
     BIND_ATTEMPTS = 5
 
-    def __init__(self, name: str, env: dict[str, str], module: str = "web.cli") -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], module: str = "web.cli", host: str = "127.0.0.1"
+    ) -> None:
         self.port = free_port()
         self.module = module
+        self.host = host
         # uvicorn logs "Application startup complete" before it binds the port; this line
         # comes once it listens.
         super().__init__(name, self._command(), "Uvicorn running on", {**os.environ, **env})
@@ -193,7 +198,7 @@ class Replica(_Process):
         return [
             sys.executable,
             *("-m", self.module, "serve"),
-            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--host", self.host, "--port", str(self.port)),
         ]
 
     async def start(self, timeout: float = 60) -> None:

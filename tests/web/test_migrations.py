@@ -5,6 +5,7 @@ then kept by triggers, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import asyncpg
 import pytest
 from alembic import command
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import PG_ADMIN_DSN, SettingsFactory, pg_dsn_for
@@ -225,5 +227,32 @@ async def test_0004_sums_each_rooms_bytes_and_triggers_keep_the_sum(
                 full: 1,
                 empty: 2,
             }
+    finally:
+        await engine.dispose()
+
+
+async def test_0005_gives_each_existing_room_a_unique_code(database_at_0003: Settings) -> None:
+    settings = database_at_0003
+    times = {
+        "now": datetime(2026, 11, 20, 10, tzinfo=UTC),
+        "later": datetime(2026, 12, 20, tzinfo=UTC),
+    }
+    await asyncio.to_thread(upgrade, settings, "0004")
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        async with engine.begin() as connection:
+            for token in ("one", "two", "three"):
+                await connection.execute(text(_ROOM), {"token": token, **times})
+        await asyncio.to_thread(upgrade, settings, "0005")
+        async with engine.begin() as connection:
+            codes = [row[0] for row in await connection.execute(text("SELECT code FROM rooms"))]
+            assert len(set(codes)) == 3
+            assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{8}", code) for code in codes)
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(text("UPDATE rooms SET code = :c"), {"c": codes[0]})
+        await asyncio.to_thread(command.downgrade, alembic_config(settings), "0004")
+        async with engine.begin() as connection:
+            assert (await connection.execute(text("SELECT count(*) FROM rooms"))).scalar() == 3
     finally:
         await engine.dispose()

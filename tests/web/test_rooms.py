@@ -26,7 +26,8 @@ async def test_create_room_answers_contract_fields(backend_client: AppClient) ->
     assert room["title"] == "Anna & Ben's wedding"
     assert re.fullmatch(r"[A-Za-z0-9_-]{22,}", room["token"])
     assert len(room["token"]) * 6 >= 128
-    assert room["join_url"] == f"http://testserver/r/{room['token']}"
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{8}", room["code"])
+    assert room["join_url"] == f"http://testserver/j/{room['code']}"
     assert room["host_key"] and room["host_key"] != room["token"]
     assert room["created_at"] < room["expires_at"]
     assert room["created_at"].endswith("+00:00")
@@ -96,7 +97,8 @@ async def test_qr_png_decodes_to_join_url(client: AppClient) -> None:
     picture = Image.open(io.BytesIO(response.content))
     assert min(picture.size) >= 400  # sharp enough to project
     decoded = zxingcpp.read_barcodes(picture)
-    assert [code.text for code in decoded] == [room["join_url"]]
+    # Upper-cased whole (scheme, host and /J/{CODE} are case-insensitive): alphanumeric mode.
+    assert [code.text for code in decoded] == [room["join_url"].upper()]
 
 
 async def test_qr_svg_is_svg_of_join_url(client: AppClient) -> None:
@@ -112,10 +114,11 @@ async def test_qr_uses_public_base_url(make_settings: SettingsFactory) -> None:
     settings = make_settings(public_base_url="https://photos.example.org/")
     async for client in _app_client(settings):
         room = await create_room(client)
-        assert room["join_url"] == f"https://photos.example.org/r/{room['token']}"
+        assert room["join_url"] == f"https://photos.example.org/j/{room['code']}"
+        assert room["join_url_reachable"] is True and room["join_url_warning"] is None
         response = await client.http.get(f"/api/rooms/{room['token']}/qr.png")
         decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(response.content)))
-        assert decoded[0].text == room["join_url"]
+        assert decoded[0].text == room["join_url"].upper()
 
 
 async def test_host_check_needs_the_right_key(backend_client: AppClient) -> None:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from web.errors import ApiError
-from web.rooms.qr import qr_png, qr_svg
+from web.rooms.qr import qr_payload, qr_png, qr_svg
 from web.rooms.repository import Participant, Room
 from web.rooms.service import Viewer
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
@@ -232,7 +232,7 @@ async def get_me(request: Request) -> Response:
 async def room_qr(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    url = join_url(public_base_url(request, app.settings), room)
+    url = qr_payload(join_url(public_base_url(request, app.settings), room))
     if request.url.path.endswith(".png"):
         return Response(
             await to_thread.run_sync(qr_png, url),

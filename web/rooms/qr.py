@@ -8,14 +8,35 @@ Error correction level M (15% of codewords recoverable) and the standard four-mo
 from __future__ import annotations
 
 import io
+import re
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import qrcode
 import qrcode.image.svg
 from qrcode.constants import ERROR_CORRECT_M
 
+_SHORT_PATH = re.compile(r"/[jJ]/[0-9A-Za-z]{8}")
+
 PNG_PIXELS_PER_MODULE = 16
 QUIET_ZONE_MODULES = 4
+
+
+def qr_payload(url: str) -> str:
+    """``url`` in the form with the smallest QR code: upper-cased whole.
+
+    Scheme and host are case-insensitive (RFC 3986 §3.1, §3.2.2) and so is the short join
+    path ``/J/{CODE}``; in upper case every character is in the QR alphanumeric set
+    (0-9 A-Z space $ % * + - . / :), 5.5 bits a character instead of 8 in byte mode. Measured
+    at level M: ``http://192.168.1.20:8000/r/<24-char token>`` needs version 4 (33 modules);
+    ``HTTP://192.168.1.20:8000/J/7K3QX9AB`` version 2 (25 modules), so each module is 32%
+    larger at the same QR size. URLs with lower-case-sensitive parts (``/r/{token}``) are
+    returned unchanged, and so are URLs under a base path (it may be case-sensitive).
+    """
+    parts = urlsplit(url)
+    if _SHORT_PATH.fullmatch(parts.path) and not parts.query and not parts.fragment:
+        return url.upper()
+    return url
 
 
 def _code(data: str) -> qrcode.QRCode:

@@ -44,6 +44,7 @@ class Room:
     stored_bytes: int = 0
     require_join: bool = False
     gallery_grace_days: int | None = None
+    code: str | None = None
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""
@@ -175,6 +176,12 @@ class RoomRepository:
             await log_event(SQLAlchemyStatements(connection), event, now)
         return Room(**row._mapping), event
 
+    async def by_code(self, code: str) -> Room | None:
+        """The room with the short code ``code`` (upper case), or None."""
+        async with self.database.direct_read() as statements:
+            row = await statements.first(_ROOM_BY_CODE, {"code": code})
+        return Room(**row) if row else None
+
     async def by_token(self, token: str) -> Room | None:
         """The room with ``token``, or None."""
         async with self.database.direct_read() as statements:
@@ -274,6 +281,7 @@ _PARTICIPANT_COLUMNS = (
 # (about 75 µs of CPU per statement on asyncpg, measured with 2000 executions), and the direct
 # path (Database.direct_read) compiles each once for asyncpg.
 _ROOM_BY_TOKEN = select(rooms).where(rooms.c.token == bindparam("token"))
+_ROOM_BY_CODE = select(rooms).where(rooms.c.code == bindparam("code"))
 _PARTICIPANT_BY_KEY_HASH = select(*_PARTICIPANT_COLUMNS).where(
     participants.c.key_hash == bindparam("key_hash"),
     participants.c.room_id == bindparam("room_id"),

@@ -8,13 +8,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError
 
 from realtime.bus import RoomEvent, RoomEventBus
 from web.errors import ApiError
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
 from web.rooms.room_settings import clean_text, validate_room_settings
-from web.security import digest, is_well_formed_token, matches, new_room_token, new_secret_key
+from web.security import (
+    digest,
+    is_well_formed_token,
+    matches,
+    new_room_code,
+    new_room_token,
+    new_secret_key,
+    normalize_room_code,
+)
 from web.settings import Settings
 from web.signing import SigningSecret
 
@@ -29,6 +38,10 @@ PASSCODE_REQUIRED = ApiError(
     401, "passcode_required", "This room needs its passcode: join the room first."
 )
 PARTICIPANT_COOKIE_SALT = "participant-cookie"
+
+
+CODE_ATTEMPTS = 5
+"""Room inserts tried with fresh short codes before a code collision is reported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +128,20 @@ class RoomService:
         values.setdefault("max_uploads_per_guest", self.settings.max_uploads_per_guest)
         values.setdefault("max_images", self.settings.max_images_per_room)
         host_key = new_secret_key()
-        room = await self.repository.create(
-            token=new_room_token(), host_key_hash=digest(host_key), now=now, values=values
-        )
-        return room, host_key
+        for attempt in range(CODE_ATTEMPTS):
+            try:
+                room = await self.repository.create(
+                    token=new_room_token(),
+                    host_key_hash=digest(host_key),
+                    now=now,
+                    values={**values, "code": new_room_code()},
+                )
+            except IntegrityError:  # the short code (40 bits) is taken: draw another
+                if attempt == CODE_ATTEMPTS - 1:
+                    raise
+                continue
+            return room, host_key
+        raise AssertionError("unreachable")
 
     async def update(self, room: Room, body: dict[str, Any]) -> Room:
         """Apply a host's ``PATCH``: validate, store, log and publish ``room_updated``.
@@ -190,6 +213,23 @@ class RoomService:
             if ended is not None and ended.in_grace(self.clock()):
                 raise ApiError(409, "room_ended", "This room has ended: its gallery is read-only.")
             raise ROOM_NOT_FOUND
+        return room
+
+    async def find_by_code(self, code: str, client_address: str) -> Room | None:
+        """The live room whose short code is ``code`` (any case); None when malformed, unknown
+        or expired.
+
+        Every lookup counts against the ``code_lookup`` limit of ``client_address``
+        (``IMAGESHARK_OPEN_JOIN_RATE_LIMIT``): codes carry only 40 bits, so guessing must be
+        slow. :raises ApiError: 429 ``rate_limited`` over that limit.
+        """
+        await self.rate_limits.hit("code_lookup", client_address)
+        normalized = normalize_room_code(code)
+        if normalized is None:
+            return None
+        room = await self.repository.by_code(normalized)
+        if room is None or room.expires_at <= self.clock():
+            return None
         return room
 
     async def get(self, token: str) -> Room:

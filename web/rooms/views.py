@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
+import ifaddr
 from starlette.requests import Request
 
 from web.errors import ApiError
@@ -17,11 +21,77 @@ from web.settings import Settings
 _HOST_HEADER = re.compile(r"(?:[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+"""Bind hosts meaning every interface (``IMAGESHARK_HOST``)."""
+LAN_ADDRESS_CACHE_SECONDS = 10.0
+
+_lan_cache: tuple[float, str | None] = (-LAN_ADDRESS_CACHE_SECONDS, None)
+
+
+def lan_address() -> str | None:
+    """The machine's LAN address: the first private, non-loopback, non-link-local IPv4 address
+    assigned to one of its interfaces (read with ``ifaddr``, no traffic sent), or None.
+    Cached for :data:`LAN_ADDRESS_CACHE_SECONDS` seconds."""
+    global _lan_cache
+    now = time.monotonic()
+    if now - _lan_cache[0] < LAN_ADDRESS_CACHE_SECONDS:
+        return _lan_cache[1]
+    found: str | None = None
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if not isinstance(ip.ip, str):  # IPv6 entries are tuples
+                continue
+            address = ipaddress.IPv4Address(ip.ip)
+            if address.is_private and not address.is_loopback and not address.is_link_local:
+                found = str(address)
+                break
+        if found:
+            break
+    _lan_cache = (now, found)
+    return found
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or address, IPv6 with or without brackets) is this machine
+    only: ``localhost`` (and ``*.localhost``), 127.0.0.0/8 or ::1."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def join_url_warning(url: str) -> str | None:
+    """None when phones can plausibly open ``url``; else a sentence telling the host what to do
+    (its host is loopback, ``localhost`` or a single-label name phones cannot resolve)."""
+    host = urlsplit(url).hostname or ""
+    if is_loopback_host(host):
+        return (
+            f"Phones cannot open {host}: set IMAGESHARK_PUBLIC_BASE_URL to an address guests "
+            "reach, or run the server on the venue's network (IMAGESHARK_HOST=0.0.0.0)."
+        )
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if "." not in host:
+        return (
+            f"Phones may not resolve the name {host!r}: set IMAGESHARK_PUBLIC_BASE_URL to a full "
+            "domain name or an IP address guests reach."
+        )
+    return None
+
+
 def public_base_url(request: Request, settings: Settings) -> str:
     """The base URL guests use, without a trailing slash.
 
-    ``IMAGESHARK_PUBLIC_BASE_URL`` when set (needed behind proxies that rewrite the host), else
-    the scheme and host of ``request`` as the client sent them.
+    ``IMAGESHARK_PUBLIC_BASE_URL`` when set (needed behind proxies that rewrite the host);
+    else, when the request came to a loopback host and the service is bound to every interface
+    (``IMAGESHARK_HOST`` ``0.0.0.0``), the machine's LAN address (:func:`lan_address`) with the
+    request's scheme and port; else the scheme and host of ``request`` as the client sent them.
 
     :raises ApiError: 400 ``invalid_host`` when the URL would come from a ``Host`` header that
         is not a host name or address with an optional port (too long, with a path, a user
@@ -34,22 +104,43 @@ def public_base_url(request: Request, settings: Settings) -> str:
         raise ApiError(
             400, "invalid_host", "The Host header is not a host name or address with a port."
         )
-    return str(request.base_url).rstrip("/")
+    base = str(request.base_url).rstrip("/")
+    parts = urlsplit(base)
+    if settings.host in WILDCARD_HOSTS and is_loopback_host(parts.hostname or ""):
+        lan = lan_address()
+        if lan is not None:
+            port = f":{parts.port}" if parts.port is not None else ""
+            return f"{parts.scheme}://{lan}{port}{parts.path}"
+    return base
 
 
 def join_url(base_url: str, room: Room) -> str:
-    """The absolute participant-page URL of ``room``: what the QR code encodes."""
+    """The absolute short join URL of ``room``, ``{base}/j/{CODE}``, what guests type and the
+    QR code encodes (``{base}/r/{token}`` for a room without a code). ``/r/{token}`` keeps
+    working everywhere."""
+    if room.code:
+        return f"{base_url}/j/{room.code}"
+    return token_url(base_url, room)
+
+
+def token_url(base_url: str, room: Room) -> str:
+    """The absolute participant-page URL of ``room`` by its token, ``{base}/r/{token}``."""
     return f"{base_url}/r/{room.token}"
 
 
 def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
     """The room's public JSON view (never includes the host key or the passcode)."""
-    join = join_url(base_url, room)
+    join = token_url(base_url, room)
+    short = join_url(base_url, room)
+    warning = join_url_warning(short)
     return {
         "token": room.token,
+        "code": room.code,
         "created_at": room.created_at.isoformat(),
         **room_settings_view(room),
-        "join_url": join,
+        "join_url": short,
+        "join_url_reachable": warning is None,
+        "join_url_warning": warning,
         "wall_url": f"{join}/wall",
         "host_url": f"{join}/host",
         "qr_png_url": f"/api/rooms/{room.token}/qr.png",
