@@ -69,12 +69,13 @@ export function networkError() {
  * @param {string} path  e.g. "/api/rooms"
  * @param {{method?: string, json?: any, headers?: Record<string,string>, signal?: AbortSignal}} options
  */
-export async function api(path, { method = "GET", json, headers = {}, signal } = {}) {
+export async function api(path, { method = "GET", json, headers = {}, signal, keepalive = false } = {}) {
   const init = {
     method,
     headers: { Accept: "application/json", ...headers },
     credentials: "same-origin",
     signal,
+    keepalive, // true: the request outlives the page (sent from pagehide).
   };
   if (json !== undefined) {
     init.body = JSON.stringify(json);

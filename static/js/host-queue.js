@@ -2,12 +2,29 @@
 // each with Approve and Reject; "Approve all" for the lot. It reloads on every
 // moderation_queue event; an approval made in another tab arrives as image_added and drops
 // the photo from this list.
+//
+// Reject can be undone: the photo leaves the list at once with an "Undo" toast, and the reject
+// request is sent only when the toast expires (REJECT_UNDO_MS), or at once with keepalive when
+// the page is hidden or closed. Deferring on the client needs no server change, and a rejected
+// photo's files are deleted by the server, so a server-side un-reject would have to keep them.
 
 import { ApiError, fetchImagesAfter } from "./api.js";
 import { altText, byline } from "./gallery.js";
 import { h, timeElement, toast } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
+
+/** How long a rejected photo can be brought back, in milliseconds, before the reject is sent. */
+export const REJECT_UNDO_MS = 8000;
+
+function undoRegion() {
+  let region = document.getElementById("undo-toasts");
+  if (!region) {
+    region = h("div", { id: "undo-toasts", class: "undo-toasts" });
+    document.body.append(region);
+  }
+  return region;
+}
 
 export class ApprovalQueue {
   /**
@@ -32,7 +49,9 @@ export class ApprovalQueue {
     this.busy = false; // "Approve all" running
     this._loading = null;
     this._again = false;
+    this.rejecting = new Map(); // id → {image, timer, note}: rejected, still undoable
     $("approve-all").addEventListener("click", () => this.approveAll());
+    window.addEventListener("pagehide", () => this.flushRejects());
   }
 
   /** Show or hide the section: visible while moderation is on or photos still wait. */
@@ -66,7 +85,7 @@ export class ApprovalQueue {
     const ids = new Set(images.map((image) => image.id));
     for (const id of [...this.items.keys()]) if (!ids.has(id)) this.drop(id);
     for (const image of images) {
-      if (this.items.has(image.id)) continue;
+      if (this.items.has(image.id) || this.rejecting.has(image.id)) continue;
       this.items.set(image.id, image);
       const item = this.build(image);
       const after = [...this.list.children].find((other) => Number(other.dataset.imageId) > image.id);
@@ -178,22 +197,62 @@ export class ApprovalQueue {
     }
   }
 
-  async reject(image) {
-    if (this.isBusy(image.id)) return;
-    this.setItemBusy(image.id, true);
+  /** Reject a photo: it leaves the list now; the request waits REJECT_UNDO_MS for an undo. */
+  reject(image) {
+    if (this.isBusy(image.id) || this.rejecting.has(image.id)) return;
+    const undo = h(
+      "button",
+      { type: "button", class: "btn btn-secondary btn-small", "data-testid": "undo-reject", onclick: () => this.undoReject(image.id) },
+      "Undo",
+    );
+    const note = h(
+      "div",
+      { class: "undo-toast", role: "status", "data-testid": "undo-toast" },
+      h("span", {}, `Rejected the photo by ${byline(image)}.`),
+      undo,
+    );
+    undoRegion().append(note);
+    const timer = setTimeout(() => this.sendReject(image.id), REJECT_UNDO_MS);
+    this.rejecting.set(image.id, { image, timer, note });
+    this.drop(image.id);
+    if (!document.activeElement || document.activeElement === document.body) undo.focus();
+  }
+
+  /** Bring a rejected photo back into the list; nothing was sent yet. */
+  undoReject(id) {
+    const entry = this.rejecting.get(id);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    entry.note.remove();
+    this.rejecting.delete(id);
+    this.replace([...this.items.values(), entry.image]);
+    this.list.querySelector(`[data-image-id="${id}"] button`)?.focus();
+    toast("Kept: the photo is waiting again.", "info");
+  }
+
+  /** Send a deferred reject now. `keepalive`: from pagehide, so the request outlives the page. */
+  async sendReject(id, { keepalive = false } = {}) {
+    const entry = this.rejecting.get(id);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    entry.note.remove();
+    this.rejecting.delete(id);
     try {
-      await this.hostApi(`/images/${image.id}/reject`, { method: "POST" });
-      this.drop(image.id);
-      toast("Rejected: the photo was deleted.", "success");
+      await this.hostApi(`/images/${id}/reject`, { method: "POST", keepalive });
     } catch (error) {
-      this.setItemBusy(image.id, false);
+      if (keepalive) return;
       if (error instanceof ApiError && (error.status === 404 || error.code === "not_pending")) {
-        this.drop(image.id); // Gone, or approved meanwhile (delete it from the photos instead).
         if (error.code === "not_pending") toast("That photo was already approved.", "info");
         return;
       }
       toast(error.message, "error", 6000);
+      this.replace([...this.items.values(), entry.image]); // Still waiting: show it again.
     }
+  }
+
+  /** Send every pending reject at once (the page is going away). */
+  flushRejects() {
+    for (const id of [...this.rejecting.keys()]) this.sendReject(id, { keepalive: true });
   }
 
   /** Approve every photo listed now, oldest first, one request at a time. */

@@ -11,6 +11,7 @@ import { RoomFeed } from "./live.js";
 import { mergeRoom, roomSettings } from "./room-settings.js";
 import {
   bindCopyButton,
+  copyText,
   bindLiveIndicator,
   bindPresence,
   confirmDialog,
@@ -153,6 +154,18 @@ bindCopyButton($("copy-key"), () => hostKey || "");
 bindCopyButton($("copy-host-link"), hostLink, "Host link copied");
 bindCopyButton($("copy-host-link-banner"), hostLink, "Host link copied");
 bindCopyButton($("copy-join"), () => room.join_url);
+// For a separate projector PC: the wall's absolute link, with "Copied" shown beside the button.
+$("copy-wall-link").addEventListener("click", async () => {
+  const status = $("copy-wall-status");
+  const link = new URL($("wall-link").getAttribute("href"), location.href).href;
+  if (await copyText(link)) {
+    status.textContent = "Copied: paste it into the projector PC's browser.";
+    clearTimeout(status._timer);
+    status._timer = setTimeout(() => (status.textContent = ""), 5000);
+  } else {
+    toast("Couldn't copy automatically. Select the text and copy it by hand.", "error");
+  }
+});
 bindCopyButton($("copy-passcode"), () => (controls.state && controls.state.passcode) || "");
 
 /**
@@ -336,7 +349,7 @@ $("close-room").addEventListener("click", async () => {
     body:
       "Nobody can join or share photos any more. Guests and the wall keep seeing the photos until " +
       `the room expires (${formatDateTime((controls.state || room).expires_at)}). This can't be undone.`,
-    confirmLabel: "Close room",
+    confirmLabel: "Close room for good",
     danger: true,
   });
   if (!ok) {

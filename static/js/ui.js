@@ -94,7 +94,10 @@ export function bindCopyButton(button, getText, doneLabel = "Copied!") {
 
 // ---- Confirm dialog -------------------------------------------------------------------------
 
-/** Ask a yes/no question in a modal dialog; resolves true when confirmed. */
+/**
+ * Ask a yes/no question in a modal dialog; resolves true when confirmed. With `danger`, focus
+ * starts on Cancel (Enter cancels); otherwise on the confirm button.
+ */
 export function confirmDialog({ title, body, confirmLabel = "OK", danger = false }) {
   return new Promise((resolve) => {
     const cancel = h("button", { type: "button", class: "btn btn-ghost", value: "cancel" }, "Cancel");
@@ -126,7 +129,8 @@ export function confirmDialog({ title, body, confirmLabel = "OK", danger = false
     });
     document.body.append(dialog);
     dialog.showModal();
-    confirm.focus();
+    // A destructive question starts on Cancel, so Enter (or a double press) never confirms it.
+    (danger ? cancel : confirm).focus();
   });
 }
 

@@ -103,8 +103,14 @@ async def test_host_approves_and_rejects_from_the_queue_while_the_wall_waits(
         assert second.response.status_code == 201, second.response.text
         rejected = queue_item(host, second.image["id"])
         await expect(rejected).to_be_visible(timeout=LIVE_TIMEOUT_MS)
-        await rejected.get_by_role("button", name=re.compile("^Reject")).click()
-        await expect(rejected).to_have_count(0)
+        # The reject is sent once its "Undo" toast expires (8 s).
+        async with host.expect_response(
+            lambda r: r.url.endswith(f"/images/{second.image['id']}/reject"),
+            timeout=8_000 + LIVE_TIMEOUT_MS,
+        ) as answer:
+            await rejected.get_by_role("button", name=re.compile("^Reject")).click()
+            await expect(rejected).to_have_count(0)
+        assert (await answer.value).ok
         listing = await http.get(
             f"/api/rooms/{room['token']}/pending",
             headers={"Authorization": f"Bearer {await host_key(host, room)}"},
