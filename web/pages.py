@@ -44,7 +44,12 @@ EXPIRY_WARNING = timedelta(days=7)
 
 
 async def room_page(request: Request, template: str) -> Response:
-    """Render ``template`` for the room named by the path's token.
+    """Render ``template`` for the room named by the path's token (see :func:`_render_room`)."""
+    return await _render_room(request, request.path_params["token"], template)
+
+
+async def _render_room(request: Request, token: str, template: str) -> Response:
+    """Render ``template`` for the room with ``token``.
 
     An expired room's pages answer 410 with a page naming the room and when it ended (during
     its read-only grace, the participant page adds the gallery, up to :data:`GALLERY_LIMIT`
@@ -54,7 +59,6 @@ async def room_page(request: Request, template: str) -> Response:
     :data:`EXPIRY_WARNING`, else None.
     """
     app = services(request)
-    token = request.path_params["token"]
     room = await app.rooms.find(token)
     if room is None:
         ended = await app.rooms.find_ended(token)
@@ -98,16 +102,15 @@ async def room_page(request: Request, template: str) -> Response:
 
 async def code_page(request: Request) -> Response:
     """``GET /j/{code}``: the participant page of the room with that short code (any case),
-    or the 404 page; lookups are throttled per client address (429 JSON error beyond)."""
+    the ended page of an expired one (as ``/r/{token}``), or the 404 page; lookups are
+    throttled per client address (429 JSON error beyond)."""
     app = services(request)
-    room = await app.rooms.find_by_code(request.path_params["code"], client_address(request))
+    room = await app.rooms.find_by_code(
+        request.path_params["code"], client_address(request), include_ended=True
+    )
     if room is None:
         return not_found(request)
-    count = await app.rooms.repository.image_count(room.id)
-    view = room_view(room, public_base_url(request, app.settings), count)
-    return templates.TemplateResponse(
-        request, "participant.html", {"room": view}, headers=SECURITY_HEADERS
-    )
+    return await _render_room(request, room.token, "participant.html")
 
 
 def not_found(request: Request) -> Response:

@@ -215,9 +215,12 @@ class RoomService:
             raise ROOM_NOT_FOUND
         return room
 
-    async def find_by_code(self, code: str, client_address: str) -> Room | None:
+    async def find_by_code(
+        self, code: str, client_address: str, *, include_ended: bool = False
+    ) -> Room | None:
         """The live room whose short code is ``code`` (any case); None when malformed, unknown
-        or expired.
+        or expired (an expired one is returned too with ``include_ended``, for the page that
+        says the room ended).
 
         Every lookup counts against the ``code_lookup`` limit of ``client_address``
         (``IMAGESHARK_OPEN_JOIN_RATE_LIMIT``): codes carry only 40 bits, so guessing must be
@@ -228,7 +231,7 @@ class RoomService:
         if normalized is None:
             return None
         room = await self.repository.by_code(normalized)
-        if room is None or room.expires_at <= self.clock():
+        if room is None or (room.expires_at <= self.clock() and not include_ended):
             return None
         return room
 
