@@ -97,6 +97,10 @@ rooms = Table(
     Column("max_bytes", BigInteger(), nullable=True),
     Column("stored_bytes", BigInteger(), nullable=False, server_default="0"),
     Column("require_join", Boolean(), nullable=False, server_default="0"),
+    # Originals (migration 0006): whether guest pages downscale before sending, and whether
+    # stored originals keep their GPS tags (blanked at ingest otherwise).
+    Column("downscale_uploads", Boolean(), nullable=False, server_default="0"),
+    Column("keep_location", Boolean(), nullable=False, server_default="0"),
 )
 
 participants = Table(

@@ -42,6 +42,8 @@ class Room:
     max_bytes: int | None = None
     stored_bytes: int = 0
     require_join: bool = False
+    downscale_uploads: bool = False
+    keep_location: bool = False
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""

@@ -39,6 +39,8 @@ SETTABLE_FIELDS = (
     "max_images",
     "max_bytes",
     "require_join",
+    "downscale_uploads",
+    "keep_location",
 )
 
 
@@ -179,5 +181,7 @@ def validate_room_settings(
         "max_images": lambda v: _quota("max_images", v),
         "max_bytes": _byte_quota,
         "require_join": lambda v: _boolean("require_join", v),
+        "downscale_uploads": lambda v: _boolean("downscale_uploads", v),
+        "keep_location": lambda v: _boolean("keep_location", v),
     }
     return {field: checks[field](value) for field, value in body.items()}

@@ -58,6 +58,8 @@ def room_settings_view(room: Room) -> dict[str, Any]:
         "max_images": room.max_images,
         "max_bytes": room.max_bytes,
         "require_join": room.require_join,
+        "downscale_uploads": room.downscale_uploads,
+        "keep_location": room.keep_location,
     }
 
 
