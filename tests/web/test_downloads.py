@@ -372,6 +372,23 @@ async def test_archive_keeps_location_when_the_host_chose_it(backend_client: App
         assert dict(decoded(stored)[2].get_ifd(ExifTags.IFD.GPSInfo))
 
 
+async def test_originals_settings_are_validated_and_shown_to_guests(client: AppClient) -> None:
+    http = client.http
+    for field in ("downscale_uploads", "keep_location"):
+        refused = await http.post("/api/rooms", json={"title": "t", field: "yes"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == f"invalid_{field}"
+    room = await new_room(http)
+    changed = await http.patch(
+        f"/api/rooms/{room['token']}",
+        json={"downscale_uploads": True, "keep_location": True},
+        headers=host(room),
+    )
+    assert changed.status_code == 200, changed.text
+    public = (await http.get(f"/api/rooms/{room['token']}")).json()
+    assert (public["downscale_uploads"], public["keep_location"]) == (True, True)
+
+
 async def test_archive_of_an_empty_room_has_just_the_index(client: AppClient) -> None:
     room = await new_room(client.http, "empty")
     response = await client.http.get(f"/api/rooms/{room['token']}/archive.zip", headers=host(room))
