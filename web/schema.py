@@ -104,6 +104,10 @@ rooms = Table(
     # The short code of the join URL /j/{code} (migration 0005).
     Column("code", String(8), nullable=True),
     Index("ix_rooms_code", "code", unique=True),
+    # Originals (migration 0006): whether guest pages downscale before sending, and whether
+    # stored originals keep their GPS tags (blanked at ingest otherwise).
+    Column("downscale_uploads", Boolean(), nullable=False, server_default="0"),
+    Column("keep_location", Boolean(), nullable=False, server_default="0"),
 )
 
 participants = Table(

@@ -21,6 +21,10 @@ const ANNOUNCE = {
   wall_captions: (on) => (on ? "The wall shows captions and names." : "The wall hides captions and names."),
   require_join: (on) =>
     on ? "Only guests who joined can share photos now." : "Anyone with the link can share photos now.",
+  downscale_uploads: (on) =>
+    on ? "Guests' large photos are now made smaller before sending." : "Guests now send their photos at full size.",
+  keep_location: (on) =>
+    on ? "New photos now keep their location." : "The location is now removed from new photos.",
 };
 
 const MEGABYTE = 1_000_000;
@@ -123,6 +127,8 @@ export class RoomControls {
     setSwitch($("moderation-toggle"), state.moderation === "approve");
     setSwitch($("captions-toggle"), state.wall_captions);
     setSwitch($("require-join-toggle"), state.require_join);
+    setSwitch($("downscale-uploads-toggle"), state.downscale_uploads);
+    setSwitch($("keep-location-toggle"), state.keep_location);
     for (const radio of document.querySelectorAll('input[type="radio"][data-setting]')) {
       radio.checked = state[radio.dataset.setting] === radio.value;
     }

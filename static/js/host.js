@@ -334,7 +334,7 @@ $("download-all").addEventListener("click", async () => {
     document.body.append(anchor);
     anchor.click();
     anchor.remove();
-    toast("Your download has started: every photo as uploaded, in one ZIP file.", "success");
+    toast("Your download has started: every photo as your guests sent it, with its capture time and without its location unless you kept it, in one ZIP file.", "success");
   } catch (error) {
     toast(error.message, "error", 6000);
   } finally {

@@ -20,7 +20,7 @@ import {
 import { RoomFeed } from "./live.js";
 import { MyUploads, refusalMessage } from "./my-uploads.js";
 import { ownerKey, PendingStore } from "./pending-store.js";
-import { bindOption } from "./upload-options.js";
+import { bindOption, rememberedOption } from "./upload-options.js";
 import { UploadQueue } from "./uploader.js";
 import { bindLiveIndicator, bindPresence, confirmDialog, startClock, toast } from "./ui.js";
 
@@ -315,7 +315,44 @@ $("join-form").addEventListener("keydown", (event) => {
 
 // ---- Uploads -------------------------------------------------------------------------------
 
-const downscaleOn = bindOption($("downscale-input"), "downscale", true);
+/** Whether the browser reports a slow or data-saving connection (Network Information API,
+ *  where available: Chromium on Android; elsewhere, never slow). */
+function slowNetwork() {
+  const connection = navigator.connection;
+  if (!connection) return false;
+  return Boolean(connection.saveData) || ["slow-2g", "2g", "3g"].includes(connection.effectiveType);
+}
+
+/** Why photos are made smaller by default: "host" (room setting), "slow" or null (originals). */
+function downscaleReason() {
+  if (room.downscale_uploads) return "host";
+  if (slowNetwork()) return "slow";
+  return null;
+}
+
+const downscaleInput = $("downscale-input");
+const downscaleOn = bindOption(downscaleInput, "downscale", downscaleReason() !== null);
+
+/** Say whether photos go at full size, and why not; and whether they keep their location. */
+function renderUploadOptions() {
+  if (rememberedOption("downscale") === null) downscaleInput.checked = downscaleReason() !== null;
+  const reason = downscaleReason();
+  let text = "Photos are sent at full size.";
+  if (downscaleInput.checked) {
+    if (reason === "host") text = "Photos are made smaller because the host asked.";
+    else if (reason === "slow") text = "Photos are made smaller because your connection is slow.";
+    else text = "Photos are made smaller before sending.";
+  }
+  $("downscale-hint").textContent = text;
+  $("location-hint").textContent = room.keep_location
+    ? "Photos keep their location for the host."
+    : "Location (GPS) is removed from your photos before the host gets them.";
+}
+downscaleInput.addEventListener("change", renderUploadOptions);
+if (navigator.connection && navigator.connection.addEventListener) {
+  navigator.connection.addEventListener("change", renderUploadOptions);
+}
+renderUploadOptions();
 const captionEachOn = bindOption($("caption-each-input"), "caption-each", false);
 
 const queue = new UploadQueue({
@@ -631,6 +668,7 @@ function applyRoom(next) {
     maxBytes: room.max_bytes,
   };
   Object.assign(room, next);
+  renderUploadOptions();
   if (isClosed() && !before.closed) queue.block(roomError("room_closed"));
   if (!isClosed()) {
     if (before.open && !uploadsOpen()) {

@@ -19,6 +19,8 @@ const DEFAULTS = {
   max_images: null,
   max_bytes: null,
   require_join: false,
+  downscale_uploads: false,
+  keep_location: false,
   closed_at: null,
 };
 
@@ -33,7 +35,8 @@ export function roomSettings(room) {
   if (!WALL_MODES.includes(settings.wall_mode)) settings.wall_mode = DEFAULTS.wall_mode;
   if (!QR_SIZES.includes(settings.wall_qr_size)) settings.wall_qr_size = DEFAULTS.wall_qr_size;
   if (!MODERATION_MODES.includes(settings.moderation)) settings.moderation = DEFAULTS.moderation;
-  for (const flag of ["uploads_open", "passcode_required", "wall_captions", "wall_blanked", "require_join"]) {
+  for (const flag of ["uploads_open", "passcode_required", "wall_captions", "wall_blanked", "require_join",
+    "downscale_uploads", "keep_location"]) {
     settings[flag] = settings[flag] == null ? DEFAULTS[flag] : Boolean(settings[flag]);
   }
   const minSeconds = Number(settings.wall_min_seconds);

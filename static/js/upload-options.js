@@ -1,7 +1,17 @@
 // The guest's upload preferences, kept in this browser: whether large photos are made smaller
-// before sending (on unless turned off), and whether each photo waits for a caption.
+// before sending (the page's default unless the guest chose), and whether each photo waits
+// for a caption.
 
 const PREFIX = "imageshark.upload-option.";
+
+/**
+ * The guest's remembered choice, or null when they never chose.
+ * @param {string} name  storage name, e.g. "downscale"
+ * @returns {boolean|null}
+ */
+export function rememberedOption(name) {
+  return read(name, null);
+}
 
 function read(name, fallback) {
   try {

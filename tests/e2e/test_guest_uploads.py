@@ -53,13 +53,16 @@ async def test_guest_shares_photos_downscaled_upright_and_manages_them(
     }
 
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        room = await create_room(http, "Lena & Tom's wedding")
+        room = await create_room(http, "Lena & Tom's wedding", downscale_uploads=True)
         context = await phone_context(browser, PHONE_390)
         page = console.watch(await context.new_page(), "phone")
 
         await open_room(page, room)
         await expect(page.get_by_test_id("name-input")).to_be_focused()
         await expect(page.get_by_test_id("downscale-input")).to_be_checked()
+        await expect(page.get_by_test_id("downscale-hint")).to_have_text(
+            "Photos are made smaller because the host asked."
+        )
         await screenshot(page, "join")
 
         await join(page, "Grace")
@@ -355,13 +358,61 @@ async def test_caption_each_photo_send_originals_and_rename_first(
             )
             assert original.status_code == 200
             source = big if image["caption"] == captions["cake.jpg"] else small
-            assert original.content == source.read_bytes(), "sent as picked, byte for byte"
+            sent = source.read_bytes()
+            assert len(original.content) == len(sent), "sent as picked, GPS blanked in place"
+            with Image.open(io.BytesIO(original.content)) as stored, Image.open(source) as picked:
+                assert stored.size == picked.size and stored.tobytes() == picked.tobytes()
+                assert dict(stored.getexif().get_ifd(0x8825)) == {}
 
         await page.reload()
         await expect(page.get_by_test_id("identity")).to_have_text("Uploading as Robin")
         await expect(page.get_by_test_id("downscale-input")).not_to_be_checked()
         await expect(page.get_by_test_id("caption-each-input")).to_be_checked()
 
+        await context.close()
+    console.assert_clean()
+
+
+async def test_guest_page_sends_the_original_unresized_by_default(
+    live_server: Any, browser: Browser, tmp_path: Path
+) -> None:
+    """A room with default settings on a fast connection: the page says photos go at full
+    size without their location, and the stored original has the picked file's dimensions."""
+    console = ConsoleLog()
+    picked = make_phone_jpeg(tmp_path / "IMG_1200.jpg", name="coffee", orientation=1)
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        room = await create_room(http, "Full size")
+        context = await phone_context(browser, PHONE_390)
+        page = console.watch(await context.new_page(), "phone")
+        await open_room(page, room)
+        await join(page, "Ines")
+        await expect(page.get_by_test_id("downscale-input")).not_to_be_checked()
+        await expect(page.get_by_test_id("downscale-hint")).to_have_text(
+            "Photos are sent at full size."
+        )
+        await expect(page.get_by_test_id("location-hint")).to_have_text(
+            "Location (GPS) is removed from your photos before the host gets them."
+        )
+        await pick_photos(page, [picked])
+        row = upload_rows(page).first
+        await expect(row).to_have_attribute("data-state", "done", timeout=UPLOAD_TIMEOUT_MS)
+        (image,) = await room_images(http, room)
+        original = await http.get(
+            f"/api/rooms/{room['token']}/images/{image['id']}/original",
+            headers=host_headers(room),
+        )
+        assert original.status_code == 200
+        with Image.open(io.BytesIO(original.content)) as stored, Image.open(picked) as sent:
+            assert stored.size == sent.size == (4000, 3000)
+            assert stored.tobytes() == sent.tobytes()
+
+        patched = await http.patch(
+            f"/api/rooms/{room['token']}", json={"keep_location": True}, headers=host_headers(room)
+        )
+        assert patched.status_code == 200, patched.text
+        await expect(page.get_by_test_id("location-hint")).to_have_text(
+            "Photos keep their location for the host."
+        )
         await context.close()
     console.assert_clean()
 
@@ -378,7 +429,7 @@ async def test_formats_the_browser_cannot_shrink_go_as_they_are(
     png.write_bytes(make_image_bytes("png", name="chelsea", size=(4000, 3000)))
 
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
-        room = await create_room(http, "Design review")
+        room = await create_room(http, "Design review", downscale_uploads=True)
         context = await phone_context(browser, PHONE_360)
         page = console.watch(await context.new_page(), "phone")
         await open_room(page, room)

@@ -194,3 +194,59 @@ async def test_host_requires_a_join_and_sets_a_storage_quota(
         ).to_have_attribute("aria-checked", "true")
         await screenshot(host, "host-room-limits", full_page=True)
     console.assert_clean()
+
+
+async def test_host_originals_switches_reach_the_guest_page(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    """The host asks for smaller photos and keeps locations; an open guest page says both at
+    once, and a phone on a slow connection makes photos smaller without being asked."""
+    console = ConsoleLog()
+    async with api_client(live_server.base_url) as http:
+        room = await create_room(http, "Garden party")
+        host_context = await new_context(browser, viewport=LAPTOP)
+        await set_host_key(host_context, room)
+        host = await open_host(console.watch(await host_context.new_page(), "host"), room)
+        phone = await open_phone(browser, room, console)
+        hint = phone.get_by_test_id("downscale-hint")
+        await expect(hint).to_have_text("Photos are sent at full size.")
+        await expect(phone.get_by_test_id("downscale-input")).not_to_be_checked()
+
+        smaller = host.get_by_role("switch", name="Ask guests for smaller photos")
+        await expect(smaller).to_have_attribute("aria-checked", "false")
+        await smaller.click()
+        await expect(smaller).to_have_attribute("aria-checked", "true")
+        await expect(hint).to_have_text("Photos are made smaller because the host asked.")
+        await expect(phone.get_by_test_id("downscale-input")).to_be_checked()
+
+        location = host.get_by_role("switch", name="Keep photo locations")
+        await location.click()
+        await expect(location).to_have_attribute("aria-checked", "true")
+        await expect(phone.get_by_test_id("location-hint")).to_have_text(
+            "Photos keep their location for the host."
+        )
+        view = await host_view(http, room)
+        assert (view["downscale_uploads"], view["keep_location"]) == (True, True)
+        await expect(host.get_by_test_id("download-all-hint")).to_contain_text("capture time")
+
+        # A slow connection (Network Information API as Chromium on Android reports it).
+        await smaller.click()
+        await expect(smaller).to_have_attribute("aria-checked", "false")
+        slow_context = await new_context(
+            browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        )
+        await slow_context.add_init_script(
+            "Object.defineProperty(navigator, 'connection', {configurable: true, value:"
+            " Object.assign(new EventTarget(), {effectiveType: '3g', saveData: false})});"
+        )
+        slow = console.watch(await slow_context.new_page(), "slow phone")
+        await slow.goto(room["join_url"])
+        await expect(slow.get_by_test_id("downscale-hint")).to_have_text(
+            "Photos are made smaller because your connection is slow."
+        )
+        await expect(slow.get_by_test_id("downscale-input")).to_be_checked()
+        await expect(hint).to_have_text("Photos are sent at full size.")
+
+        for context in (host_context, phone.context, slow_context):
+            await context.close()
+    console.assert_clean()

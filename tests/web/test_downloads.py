@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
+from PIL import ExifTags, Image
 
 from tests.conftest import AppClient, SettingsFactory, _app_client, run_server
 from tests.photos import assert_upright, make_image_bytes, make_phone_jpeg, reference_photo
@@ -264,7 +265,12 @@ async def test_archive_holds_every_approved_original_byte_for_byte(
     }
     assert archive.namelist() == [*expected_names.values(), "index.csv"]
     for label, name in expected_names.items():
-        assert sha256(archive.read(name)) == sha256(sent[label][0]), label
+        if label == "phone":  # its GPS tags blanked in place: same length, same pixels
+            stored = archive.read(name)
+            assert len(stored) == len(phone_photo) and stored != phone_photo
+            assert_same_pixels_no_location(stored, phone_photo)
+        else:  # nothing to strip: byte for byte as sent
+            assert sha256(archive.read(name)) == sha256(sent[label][0]), label
 
     assert [row["file"] for row in rows] == list(expected_names.values())
     phone_row = rows[0]
@@ -281,6 +287,106 @@ async def test_archive_holds_every_approved_original_byte_for_byte(
     assert rows[1]["caption"] == 'Ünïcode, "quoted"'
     assert (rows[2]["uploader"], rows[2]["caption"]) == ("", "")
     assert [row["sha256"] for row in rows] == [sha256(sent[label][0]) for label in sent]
+
+
+def decoded(data: bytes) -> tuple[tuple[int, int], bytes, Any]:
+    """(size, raw pixels as stored, EXIF) of an image file."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size, image.tobytes(), image.getexif()
+
+
+def assert_same_pixels_no_location(stored: bytes, sent: bytes) -> None:
+    """``stored`` has ``sent``'s pixels and capture time, and no GPS tag (EXIF or XMP)."""
+    size, pixels, exif = decoded(stored)
+    sent_size, sent_pixels, sent_exif = decoded(sent)
+    assert size == sent_size and pixels == sent_pixels
+    assert dict(sent_exif.get_ifd(ExifTags.IFD.GPSInfo))  # the test photo had a location
+    assert dict(exif.get_ifd(ExifTags.IFD.GPSInfo)) == {}
+    capture = exif.get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.DateTimeOriginal)
+    assert (
+        capture and capture == sent_exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal]
+    )
+    assert exif.get(ExifTags.Base.Orientation) == sent_exif.get(ExifTags.Base.Orientation)
+    assert b"GPS" not in stored  # XMP's exif:GPS* properties too, where the file had any
+
+
+def located_photo(kind: str, size: tuple[int, int]) -> bytes:
+    """A photo of ``kind`` (``"JPEG"``, ``"HEIF"``, ``"WEBP"``, ``"PNG"``) at ``size`` with EXIF
+    DateTimeOriginal, a GPS IFD and an XMP packet with GPS properties."""
+    image = make_image_bytes("png", size=size, name="coffee")
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Phone"
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2026:06:13 18:42:07"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps.update({1: "N", 2: (48.0, 51.0, 29.6), 3: "E", 4: (2.0, 17.0, 40.1)})
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        b'22-rdf-syntax-ns#"><rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+        b'exif:GPSLatitude="48,51.4933N" exif:GPSLongitude="2,17.6683E"/></rdf:RDF></x:xmpmeta>'
+    )
+    out = io.BytesIO()
+    with Image.open(io.BytesIO(image)) as picture:
+        options: dict[str, Any] = {"exif": exif.tobytes(), "xmp": xmp}
+        if kind in ("JPEG", "WEBP", "HEIF"):
+            options["quality"] = 90
+        picture.convert("RGB").save(out, kind, **options)
+    return out.getvalue()
+
+
+async def test_archive_holds_full_size_originals_with_capture_time_and_no_location(
+    backend_client: AppClient,
+) -> None:
+    http = backend_client.http
+    room = await new_room(http)
+    assert room["keep_location"] is False and room["downscale_uploads"] is False
+    sent = [located_photo("JPEG", (4032, 3024)), located_photo("HEIF", (1200, 900))]
+    sent += [located_photo("WEBP", (800, 600)), located_photo("PNG", (640, 480))]
+    images = [await upload(http, room, data) for data in sent]
+    response = await http.get(f"/api/rooms/{room['token']}/archive.zip", headers=host(room))
+    assert response.status_code == 200, response.text
+    archive, rows = read_archive(response.content)
+    assert [row["id"] for row in rows] == [str(image["id"]) for image in images]
+    for row, data in zip(rows, sent, strict=True):
+        assert_same_pixels_no_location(archive.read(row["file"]), data)
+    # The single original download follows the same rule.
+    image = images[0]
+    original = await http.get(
+        f"/api/rooms/{room['token']}/images/{image['id']}/original", headers=host(room)
+    )
+    assert original.status_code == 200, original.text
+    assert_same_pixels_no_location(original.content, sent[0])
+
+
+async def test_archive_keeps_location_when_the_host_chose_it(backend_client: AppClient) -> None:
+    http = backend_client.http
+    room = await new_room(http, keep_location=True)
+    assert room["keep_location"] is True
+    sent = [located_photo("JPEG", (4000, 3000)), located_photo("HEIF", (640, 480))]
+    for data in sent:
+        await upload(http, room, data)
+    response = await http.get(f"/api/rooms/{room['token']}/archive.zip", headers=host(room))
+    archive, rows = read_archive(response.content)
+    for row, data in zip(rows, sent, strict=True):
+        stored = archive.read(row["file"])
+        assert stored == data
+        assert dict(decoded(stored)[2].get_ifd(ExifTags.IFD.GPSInfo))
+
+
+async def test_originals_settings_are_validated_and_shown_to_guests(client: AppClient) -> None:
+    http = client.http
+    for field in ("downscale_uploads", "keep_location"):
+        refused = await http.post("/api/rooms", json={"title": "t", field: "yes"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == f"invalid_{field}"
+    room = await new_room(http)
+    changed = await http.patch(
+        f"/api/rooms/{room['token']}",
+        json={"downscale_uploads": True, "keep_location": True},
+        headers=host(room),
+    )
+    assert changed.status_code == 200, changed.text
+    public = (await http.get(f"/api/rooms/{room['token']}")).json()
+    assert (public["downscale_uploads"], public["keep_location"]) == (True, True)
 
 
 async def test_archive_of_an_empty_room_has_just_the_index(client: AppClient) -> None:
@@ -319,7 +425,8 @@ async def test_archive_is_streamed_and_survives_a_deletion_midway(
         async with httpx.AsyncClient(
             base_url=server.base_url, transport=_small_receive_buffer(), timeout=60
         ) as http:
-            room = await new_room(http, "streamed")
+            # Locations kept: the originals come back byte for byte, as index.csv hashes them.
+            room = await new_room(http, "streamed", keep_location=True)
             images = [await upload(http, room, data) for data in photos]
             url = f"/api/rooms/{room['token']}/archive.zip"
             async with http.stream("GET", url, headers=host(room)) as response:

@@ -1,4 +1,6 @@
-"""The host's ZIP archive of a room: every approved original as uploaded, and an index.
+"""The host's ZIP archive of a room: every approved original as stored (the file the guest's
+browser sent, its GPS tags blanked at upload unless the room keeps locations:
+``web.pipeline.location``), and an index (its ``sha256`` is of the file as received).
 
 The archive is produced while it is sent (``stream_zip.async_stream_zip``), so neither memory
 nor disk ever holds it whole, and neither holds a whole photo: originals are read in chunks.

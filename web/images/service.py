@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -191,7 +192,11 @@ class ImageService:
             key = new_storage_key()
             staged = self.store.staging_folder(key)
             result = await self.renditions.stage_and_render(
-                received.content, staged, self.spec, room=room.id
+                received.content,
+                staged,
+                # Read before the upload's transaction: a change racing it may apply next time.
+                dataclasses.replace(self.spec, keep_location=room.keep_location),
+                room=room.id,
             )
             leftover = None  # moved into the staging folder
             image, event = await self.repository.add(

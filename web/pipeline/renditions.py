@@ -57,6 +57,7 @@ from web.pipeline.formats import (
     png_bit_depth,
     sniff,
 )
+from web.pipeline.location import strip_location
 from web.storage import fsync_directory, stage_upload
 
 DISPLAY_NAME = "display.jpg"
@@ -77,6 +78,8 @@ class RenditionSpec:
     :param display_quality: JPEG quality of ``display.jpg``, 1-100 (Pillow's scale).
     :param thumb_quality: JPEG quality of ``thumb.jpg``, 1-100.
     :param full_quality: JPEG quality of the full-resolution download ``full.jpg``, 1-100.
+    :param keep_location: keep the original's GPS tags; when false (the default) the stored
+        original has them blanked, without re-encoding (:mod:`web.pipeline.location`).
     :raises ValueError: on a size or count below 1 or a quality outside 1-100.
     """
 
@@ -87,6 +90,7 @@ class RenditionSpec:
     display_quality: int = 85
     thumb_quality: int = 80
     full_quality: int = 92
+    keep_location: bool = False
 
     def __post_init__(self) -> None:
         if min(self.display_max_px, self.thumb_max_px, self.max_pixels, self.max_decode_bytes) < 1:
@@ -266,8 +270,9 @@ def _tune_malloc() -> None:
 
 
 def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionResult:
-    """Read ``source``, write ``out_dir/display.jpg`` and ``out_dir/thumb.jpg``, and make all
-    three durable. This is the job the pool sends to a worker.
+    """Read ``source``, write ``out_dir/display.jpg`` and ``out_dir/thumb.jpg``, blank the
+    location tags of ``source`` in place unless ``spec.keep_location``, and make all three
+    durable. This is the job the pool sends to a worker.
 
     ``out_dir`` is the upload's private staging folder, which the caller publishes with one
     rename once this returns (``web.storage``): nobody reads it meanwhile, so the renditions
@@ -284,8 +289,15 @@ def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionRe
     """
     started = time.perf_counter()
     with contextlib.ExitStack() as files:
-        original = files.enter_context(open(source, "rb"))
-        renditions = render_bytes(original.read(), spec)
+        original = files.enter_context(open(source, "r+b"))
+        data = original.read()
+        renditions = render_bytes(data, spec)
+        if not spec.keep_location:
+            stripped = strip_location(data)
+            if stripped is not data:  # same length: overwritten in place
+                original.seek(0)
+                original.write(stripped)
+                original.flush()
         display = files.enter_context(open(out_dir / DISPLAY_NAME, "wb"))
         display.write(renditions.display)
         thumb = files.enter_context(open(out_dir / THUMB_NAME, "wb"))

@@ -45,6 +45,8 @@ class Room:
     require_join: bool = False
     gallery_grace_days: int | None = None
     code: str | None = None
+    downscale_uploads: bool = False
+    keep_location: bool = False
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""

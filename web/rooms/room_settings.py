@@ -43,6 +43,8 @@ SETTABLE_FIELDS = (
     "max_bytes",
     "require_join",
     "gallery_grace_days",
+    "downscale_uploads",
+    "keep_location",
 )
 
 # The longest read-only grace after expiry, in days.
@@ -212,5 +214,7 @@ def validate_room_settings(
         "max_bytes": _byte_quota,
         "require_join": lambda v: _boolean("require_join", v),
         "gallery_grace_days": _grace_days,
+        "downscale_uploads": lambda v: _boolean("downscale_uploads", v),
+        "keep_location": lambda v: _boolean("keep_location", v),
     }
     return {field: checks[field](value) for field, value in body.items()}

@@ -73,6 +73,8 @@ def room_settings_view(room: Room) -> dict[str, Any]:
         "max_bytes": room.max_bytes,
         "require_join": room.require_join,
         "gallery_grace_days": room.gallery_grace_days,
+        "downscale_uploads": room.downscale_uploads,
+        "keep_location": room.keep_location,
     }
 
 
