@@ -75,6 +75,7 @@ async def test_wall_qr_decodes_at_every_size_with_whole_pixel_modules(
             await expect(wall.locator("#wall")).to_have_attribute("data-state", "empty")
             await expect(wall.locator("#wall")).to_have_attribute("data-qr", size)
             empty_width = await qr_laid_out(wall, modules, FULL_HD["height"])
+            await screenshot(wall, f"wall-qr-{size}-empty-1080p")
 
             guest = await join(http, room, "Noor")
             photo = await upload_ok(http, room, guest, name="coffee")
