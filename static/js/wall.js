@@ -89,10 +89,33 @@ function inviteText() {
   return feed.images.size ? "Scan to add yours" : "Scan to share your photos";
 }
 
+// ---- QR code size --------------------------------------------------------------------------
+
+// Share of the screen's height (of the 16:9 area it holds) the QR code takes, quiet zone
+// included, per size setting. Rounded down to whole device pixels per module, so every module
+// is drawn crisp: "medium" is 12 px per module on a 1080p wall and 24 on 4K for a 41-module
+// code (version 4), "small" 8/16 and "large" 16/32. The size depends on the screen only, never
+// on the photos, so the code does not shrink when the first photo arrives.
+const QR_HEIGHT_SHARE = { small: 0.31, medium: 0.47, large: 0.62 };
+const QR_MODULES = room.qr_modules || 41;
+
+function sizeQr() {
+  const share = QR_HEIGHT_SHARE[state.wall_qr_size];
+  if (!share) return;
+  const ratio = window.devicePixelRatio || 1;
+  const screenHeight = Math.min(window.innerHeight, (window.innerWidth * 9) / 16) * ratio;
+  const perModule = Math.max(1, Math.floor((screenHeight * share) / QR_MODULES));
+  wall.style.setProperty("--qr-size", `${(perModule * QR_MODULES) / ratio}px`);
+  wall.dataset.qrModulePx = String(perModule);
+}
+
+window.addEventListener("resize", sizeQr);
+
 function applySettings(next) {
   state = next;
   wall.dataset.mode = state.wall_mode;
   wall.dataset.qr = state.wall_qr_size;
+  sizeQr();
   wall.dataset.captions = state.wall_captions ? "on" : "off";
   wall.dataset.blanked = String(state.wall_blanked);
   wall.dataset.closed = String(state.closed);
