@@ -68,7 +68,9 @@ async def test_wall_qr_decodes_at_every_size_with_whole_pixel_modules(
         for size in ("small", "medium", "large"):
             room: dict[str, Any] = await create_room(http, f"QR {size}")
             modules = int(room["qr_modules"])
-            assert modules == 41, "a 24-character token on a loopback URL is a version 4 code"
+            # The short join URL, upper-cased (web/rooms/qr.py), is a version 2 code: 25 + 2 x 4.
+            assert modules == 33, "the upper-cased short join URL is a version 2 code"
+            encoded = room["join_url"].upper()
             await patch_room(http, room, wall_qr_size=size)
             context = await new_context(browser, viewport=FULL_HD, reduced_motion="reduce")
             wall = await open_wall(console.watch(await context.new_page(), f"wall-{size}"), room)
@@ -87,23 +89,25 @@ async def test_wall_qr_decodes_at_every_size_with_whole_pixel_modules(
             )
             hd_width = await qr_laid_out(wall, modules, FULL_HD["height"])
             assert hd_width == empty_width, f"{size}: the QR changed size when a photo arrived"
-            assert await decode_wall(wall, f"wall-qr-{size}-1080p") == [room["join_url"]]
+            assert await decode_wall(wall, f"wall-qr-{size}-1080p") == [encoded]
             measured[(size, "1080p")] = hd_width / modules
 
             await wall.set_viewport_size(UHD_4K)
             uhd_width = await qr_laid_out(wall, modules, UHD_4K["height"])
-            assert await decode_wall(wall, f"wall-qr-{size}-4k") == [room["join_url"]]
+            assert await decode_wall(wall, f"wall-qr-{size}-4k") == [encoded]
             measured[(size, "4K")] = uhd_width / modules
             await context.close()
 
-        # The host page states the scan distance of each size (10x the code's width).
+        # The host page states the scan distance of each size from what the wall draws: ten
+        # times the symbol's width (no quiet zone) on a 1920 px wide, 3 m or 1.43 m screen.
         host_page = await http.get(f"/r/{room['token']}/host")
         assert host_page.status_code == 200
-        for line in (
-            "Small: scans from about 5.1 m on a 3 m wide projection, 2.4 m on a 65″ TV",
-            "Medium: scans from about 7.7 m on a 3 m wide projection, 3.7 m on a 65″ TV",
-            "Large: scans from about 10.2 m on a 3 m wide projection, 4.9 m on a 65″ TV",
-        ):
+        for size in ("small", "medium", "large"):
+            width = measured[(size, "1080p")] * (modules - 8) / 1920
+            line = (
+                f"{size.capitalize()}: scans from about {width * 30:.1f} m on a 3 m wide "
+                f"projection, {width * 14.3:.1f} m on a 65″ TV"
+            )
             assert line in host_page.text, line
 
     print("px per module:", {f"{size} {screen}": px for (size, screen), px in measured.items()})

@@ -12,7 +12,7 @@ import ifaddr
 from starlette.requests import Request
 
 from web.errors import ApiError
-from web.rooms.qr import qr_modules
+from web.rooms.qr import qr_modules, qr_payload
 from web.rooms.repository import Room
 from web.rooms.service import room_settings_view
 from web.settings import Settings
@@ -146,7 +146,7 @@ def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
         "host_url": f"{join}/host",
         "qr_png_url": f"/api/rooms/{room.token}/qr.png",
         "qr_svg_url": f"/api/rooms/{room.token}/qr.svg",
-        "qr_modules": qr_modules(join),
+        "qr_modules": qr_modules(qr_payload(short)),
         "image_count": image_count,
         "last_seq": room.last_seq,
     }
