@@ -289,15 +289,15 @@ def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionRe
     """
     started = time.perf_counter()
     with contextlib.ExitStack() as files:
-        original = files.enter_context(open(source, "r+b"))
+        # Read-only: a read-write open of a pipe would hold its write end and never see EOF.
+        original = files.enter_context(open(source, "rb"))
         data = original.read()
         renditions = render_bytes(data, spec)
-        if not spec.keep_location:
+        if not spec.keep_location and stat.S_ISREG(os.fstat(original.fileno()).st_mode):
             stripped = strip_location(data)
-            if stripped is not data:  # same length: overwritten in place
-                original.seek(0)
-                original.write(stripped)
-                original.flush()
+            if stripped is not data:  # same length: overwritten in place, synced below
+                with open(source, "r+b") as rewrite:
+                    rewrite.write(stripped)
         display = files.enter_context(open(out_dir / DISPLAY_NAME, "wb"))
         display.write(renditions.display)
         thumb = files.enter_context(open(out_dir / THUMB_NAME, "wb"))
