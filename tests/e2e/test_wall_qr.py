@@ -31,18 +31,22 @@ from tests.e2e.host_wall_session import (
 QR = '[data-testid="qr"]'
 
 
-async def qr_laid_out(page: Page, modules: int, screen_height: int) -> float:
+async def qr_laid_out(
+    page: Page, modules: int, screen_height: int, *, min_module_px: float = 0
+) -> float:
     """Wait until the wall's QR image is loaded and laid out for a ``screen_height`` px tall
-    window at a whole number of pixels per module; returns its width in CSS pixels."""
+    window at a whole number of pixels per module, at least ``min_module_px`` (the window
+    grows in steps and the wall re-lays out at each: wait for the last); returns its width in
+    CSS pixels."""
     await page.wait_for_function(
-        """([modules, height]) => {
+        """([modules, height, minPx]) => {
           const img = document.querySelector('[data-testid="qr"]');
           const perModule = Number(document.getElementById('wall').dataset.qrModulePx);
           const width = img.getBoundingClientRect().width;
           return window.innerHeight === height && img.complete && img.naturalWidth > 0
-            && perModule > 0 && Math.abs(width - perModule * modules) < 0.01;
+            && perModule >= Math.max(minPx, 1) && Math.abs(width - perModule * modules) < 0.01;
         }""",
-        arg=[modules, screen_height],
+        arg=[modules, screen_height, min_module_px],
         timeout=LIVE_TIMEOUT_MS,
     )
     box = await page.locator(QR).bounding_box()
@@ -93,7 +97,9 @@ async def test_wall_qr_decodes_at_every_size_with_whole_pixel_modules(
             measured[(size, "1080p")] = hd_width / modules
 
             await wall.set_viewport_size(UHD_4K)
-            uhd_width = await qr_laid_out(wall, modules, UHD_4K["height"])
+            uhd_width = await qr_laid_out(
+                wall, modules, UHD_4K["height"], min_module_px=2 * hd_width / modules
+            )
             assert await decode_wall(wall, f"wall-qr-{size}-4k") == [encoded]
             measured[(size, "4K")] = uhd_width / modules
             await context.close()
