@@ -1,7 +1,8 @@
-"""Server-rendered pages: landing, participant (the join URL), wall and host."""
+"""Server-rendered pages: landing, participant (the join URL), wall, host and table cards."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -13,6 +14,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from web.rooms.endpoints import client_address
+from web.rooms.table_card import table_card_context
 from web.rooms.views import public_base_url, room_view
 from web.services import services
 
@@ -48,8 +50,23 @@ async def room_page(request: Request, template: str) -> Response:
     return await _render_room(request, request.path_params["token"], template)
 
 
-async def _render_room(request: Request, token: str, template: str) -> Response:
-    """Render ``template`` for the room with ``token``.
+async def table_card_page(request: Request) -> Response:
+    """``GET /r/{token}/card``: the printable A4 sheet of four table cards (QR code, join
+    address and code), answered like the other room pages (410 when ended, else 404)."""
+    return await _render_room(
+        request, request.path_params["token"], "table_card.html", extra=table_card_context
+    )
+
+
+async def _render_room(
+    request: Request,
+    token: str,
+    template: str,
+    *,
+    extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Response:
+    """Render ``template`` for the room with ``token``; ``extra`` adds to the template's
+    context what it computes from the room's public view.
 
     An expired room's pages answer 410 with a page naming the room and when it ended (during
     its read-only grace, the participant page adds the gallery, up to :data:`GALLERY_LIMIT`
@@ -92,12 +109,10 @@ async def _render_room(request: Request, token: str, template: str) -> Response:
             "expires_at": room.expires_at.isoformat(),
             "longest_hours": app.settings.room_ttl_hours,
         }
-    return templates.TemplateResponse(
-        request,
-        template,
-        {"room": view, "expiry_warning": warning},
-        headers=SECURITY_HEADERS,
-    )
+    context = {"room": view, "expiry_warning": warning}
+    if extra is not None:
+        context.update(extra(view))
+    return templates.TemplateResponse(request, template, context, headers=SECURITY_HEADERS)
 
 
 async def code_page(request: Request) -> Response:
@@ -131,4 +146,5 @@ routes = [
     Route("/r/{token}", partial(room_page, template="participant.html"), methods=["GET"]),
     Route("/r/{token}/wall", partial(room_page, template="wall.html"), methods=["GET"]),
     Route("/r/{token}/host", partial(room_page, template="host.html"), methods=["GET"]),
+    Route("/r/{token}/card", table_card_page, methods=["GET"]),
 ]

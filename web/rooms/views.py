@@ -144,6 +144,7 @@ def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
         "join_url_warning": warning,
         "wall_url": f"{join}/wall",
         "host_url": f"{join}/host",
+        "card_url": f"{join}/card",
         "qr_png_url": f"/api/rooms/{room.token}/qr.png",
         "qr_svg_url": f"/api/rooms/{room.token}/qr.svg",
         "qr_modules": qr_modules(qr_payload(short)),
