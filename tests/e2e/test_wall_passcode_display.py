@@ -2,7 +2,8 @@
 the host; the host's switch "Show the passcode on the wall" puts the passcode itself under the
 QR code, live, on the host's own wall (host key) and on a projector's wall that joined with the
 passcode (cookie); a changed passcode follows, the switch off brings the hint back, a removed
-passcode leaves neither. A room without a passcode shows neither and has no such switch."""
+passcode leaves neither, and so does closing the room. A room without a passcode shows neither
+and has no such switch."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.e2e.host_wall_session import (
     ConsoleLog,
     api_client,
     create_room,
+    host_headers,
     host_view,
     join,
     new_context,
@@ -152,6 +154,13 @@ async def test_wall_shows_the_passcode_only_when_the_host_allows_it(
         await expect(host_wall.get_by_test_id("wall")).to_have_attribute("data-qr", "large")
         await expect(host_wall.get_by_test_id("wall-passcode")).to_be_in_viewport()
         await screenshot(host_wall, "wall-passcode-shown-photos")
+
+        # A closed room takes nobody in: no passcode line any more.
+        closed = await http.post(f"/api/rooms/{room['token']}/close", headers=host_headers(room))
+        assert closed.status_code == 200, closed.text
+        for wall in walls:
+            await expect(wall.get_by_test_id("wall-closed")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+            await expect_no_passcode_line(wall)
 
         for context in (host_context, host_wall_context, projector_context):
             await context.close()
