@@ -108,6 +108,9 @@ rooms = Table(
     # stored originals keep their GPS tags (blanked at ingest otherwise).
     Column("downscale_uploads", Boolean(), nullable=False, server_default="0"),
     Column("keep_location", Boolean(), nullable=False, server_default="0"),
+    # Whether the wall shows the passcode to the room (migration 0011); the passcode itself
+    # only reaches viewers the room admits (host, participants), never the public view.
+    Column("wall_show_passcode", Boolean(), nullable=False, server_default="0"),
 )
 
 participants = Table(

@@ -1,5 +1,5 @@
 // The host page's controls of the room's settings: the live switches (blank the wall, accept
-// photos, approve first), the wall's layout, QR size and captions, and the settings form
+// photos, approve first), the wall's layout, QR size, captions and passcode, and the settings form
 // (title, expiry, passcode, limits, the wall's seconds per new photo). Switches and choices apply at once through PATCH; the
 // form applies on "Save changes". Changes made elsewhere (another host tab) arrive through
 // render(), which leaves fields the host is editing alone.
@@ -19,6 +19,8 @@ const ANNOUNCE = {
   wall_mode: (mode) => (mode === "grid" ? "The wall now shows a grid of photos." : "The wall now spotlights one photo at a time."),
   wall_qr_size: (size) => (size === "off" ? "The wall hides the QR code." : `The wall shows a ${size} QR code.`),
   wall_captions: (on) => (on ? "The wall shows captions and names." : "The wall hides captions and names."),
+  wall_show_passcode: (on) =>
+    on ? "The wall shows the passcode." : "The wall no longer shows the passcode: guests ask you for it.",
   require_join: (on) =>
     on ? "Only guests who joined can share photos now." : "Anyone with the link can share photos now.",
   downscale_uploads: (on) =>
@@ -129,6 +131,8 @@ export class RoomControls {
     setSwitch($("require-join-toggle"), state.require_join);
     setSwitch($("downscale-uploads-toggle"), state.downscale_uploads);
     setSwitch($("keep-location-toggle"), state.keep_location);
+    setSwitch($("show-passcode-toggle"), state.wall_show_passcode);
+    $("show-passcode-setting").hidden = !state.passcode_required;
     for (const radio of document.querySelectorAll('input[type="radio"][data-setting]')) {
       radio.checked = state[radio.dataset.setting] === radio.value;
     }

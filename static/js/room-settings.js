@@ -21,6 +21,7 @@ const DEFAULTS = {
   require_join: false,
   downscale_uploads: false,
   keep_location: false,
+  wall_show_passcode: false,
   closed_at: null,
 };
 
@@ -36,7 +37,7 @@ export function roomSettings(room) {
   if (!QR_SIZES.includes(settings.wall_qr_size)) settings.wall_qr_size = DEFAULTS.wall_qr_size;
   if (!MODERATION_MODES.includes(settings.moderation)) settings.moderation = DEFAULTS.moderation;
   for (const flag of ["uploads_open", "passcode_required", "wall_captions", "wall_blanked", "require_join",
-    "downscale_uploads", "keep_location"]) {
+    "downscale_uploads", "keep_location", "wall_show_passcode"]) {
     settings[flag] = settings[flag] == null ? DEFAULTS[flag] : Boolean(settings[flag]);
   }
   const minSeconds = Number(settings.wall_min_seconds);

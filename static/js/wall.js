@@ -5,13 +5,15 @@
 // walks through the room's photos and the grid pages through them; a new photo always comes
 // first: new photos queue for the spotlight, each large for at least the room's
 // `wall_min_seconds` (`?min_seconds=` overrides it, `?queue_cap=` the queue's cap). A passcode room needs the host key (kept by this browser when it created
-// the room) or the passcode, asked for here.
+// the room) or the passcode, asked for here; under its QR code it shows the passcode when the
+// host allows it, else that one is needed (wall-passcode.js).
 
 import { api, ApiError, memory, readRoomData, roomApi } from "./api.js";
 import { RoomFeed } from "./live.js";
 import { mergeRoom, roomSettings, secondsParam } from "./room-settings.js";
 import { bindLiveIndicator, timeAgo } from "./ui.js";
 import { Mosaic } from "./wall-mosaic.js";
+import { renderPasscode, WallPasscode } from "./wall-passcode.js";
 import { DEFAULT_QUEUE_CAP, Spotlight } from "./wall-spotlight.js";
 
 const DEFAULT_CYCLE_SECONDS = 10;
@@ -111,6 +113,12 @@ function sizeQr() {
 
 window.addEventListener("resize", sizeQr);
 
+// Read with the wall's credentials: the view then carries the passcode when it may be shown.
+const passcode = new WallPasscode({
+  read: () => api(roomApi(token), { headers: feed.headers() }),
+  onChange: (known) => renderPasscode($("wall-passcode"), state, known),
+});
+
 function applySettings(next) {
   state = next;
   wall.dataset.mode = state.wall_mode;
@@ -128,10 +136,14 @@ function applySettings(next) {
   for (const id of ["wall-title", "wall-blank-title", "gate-title"]) $(id).textContent = state.title;
   document.title = `Wall · ${state.title} · ImageShark`;
   $("wall-invite").textContent = inviteText();
+  renderPasscode($("wall-passcode"), state, passcode.passcode);
   useLayout();
 }
 
-feed.addEventListener("room", (event) => applySettings(mergeRoom(state, event.detail.room)));
+feed.addEventListener("room", (event) => {
+  applySettings(mergeRoom(state, event.detail.room));
+  passcode.update(state);
+});
 feed.addEventListener("closed", (event) =>
   applySettings(mergeRoom(state, { closed: true, closed_at: event.detail.closed_at })),
 );
@@ -184,6 +196,7 @@ setInterval(() => {
 let started = false;
 
 function startFeed() {
+  passcode.update(state); // With access now, the passcode may be read.
   if (started) {
     // Joined after a refusal: load what was missed and reconnect with the new cookie.
     feed.sync().catch(() => {});

@@ -129,3 +129,30 @@ async def test_passcode_room_admits_participants_and_host_only(
         assert await _refusal(live_server.base_url, auth, cookie) is None
         forged = {**auth, "host_key": "not-the-key", "participant_key": "not-a-key"}
         assert await _refusal(live_server.base_url, forged) is not None
+
+
+async def test_room_updated_never_carries_the_passcode_the_wall_may_show(
+    live_server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        room = await _room(http, passcode="orchid")
+        url = f"/api/rooms/{room['token']}"
+        wall = LiveClient(live_server.base_url, room["token"], "Wall")
+        wall.auth["host_key"] = room["host_key"]
+        await wall.connect()
+        try:
+            passcodes = {room["passcode"]}
+            for change in ({"wall_show_passcode": True}, {"passcode": "lily-pad"}):
+                patched = await http.patch(url, json=change, headers=_host(room))
+                assert patched.status_code == 200, patched.text
+                passcodes.add(patched.json()["passcode"])
+                _, update = await wall.next("room_updated")
+                assert update["seq"] == patched.json()["last_seq"]
+                assert update["wall_show_passcode"] is True
+                assert update["passcode_required"] is True and "passcode" not in update
+                assert not passcodes & set(map(str, update.values()))
+            # What the wall reads instead, with its credentials: the current passcode.
+            view = (await http.get(url, headers=_host(room))).json()
+            assert view["passcode"] == "lily-pad"
+        finally:
+            await wall.close()

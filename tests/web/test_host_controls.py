@@ -45,7 +45,7 @@ async def test_new_room_has_documented_defaults_and_accepts_settings(
     assert plain["passcode_required"] is False and plain["passcode"] is None
     assert (plain["wall_mode"], plain["wall_qr_size"]) == ("spotlight", "medium")
     assert plain["wall_captions"] is True and plain["wall_blanked"] is False
-    assert plain["wall_min_seconds"] == 5
+    assert plain["wall_min_seconds"] == 5 and plain["wall_show_passcode"] is False
     assert plain["max_uploads_per_guest"] == backend_client.settings.max_uploads_per_guest
     assert plain["max_images"] == backend_client.settings.max_images_per_room
     chosen = await new_room(
@@ -106,6 +106,7 @@ async def test_patch_changes_settings_for_the_host_only(backend_client: AppClien
         ({"wall_min_seconds": 2.5}, "invalid_wall_min_seconds"),
         ({"wall_min_seconds": True}, "invalid_wall_min_seconds"),
         ({"wall_min_seconds": "5"}, "invalid_wall_min_seconds"),
+        ({"wall_show_passcode": "yes"}, "invalid_wall_show_passcode"),
         ({"moderation": "strict"}, "invalid_moderation"),
         ({"passcode": "abc"}, "invalid_passcode"),
         ({"max_images": 0}, "invalid_max_images"),
@@ -285,6 +286,71 @@ async def test_passcode_guards_joining_and_reading(backend_client: AppClient) ->
         f"/api/rooms/{token}", json={"passcode": None}, headers=host(room)
     )
     assert (await backend_client.http.get(f"/api/rooms/{token}/images")).status_code == 200
+
+
+async def test_passcode_reaches_only_admitted_viewers_when_the_wall_may_show_it(
+    backend_client: AppClient,
+) -> None:
+    http = backend_client.http
+    room = await new_room(backend_client, passcode="orchid")
+    url = f"/api/rooms/{room['token']}"
+    assert room["wall_show_passcode"] is False
+    guest = await join(backend_client, room, "Eve", passcode="orchid")
+    other = await new_room(backend_client, passcode="tulip")
+    outsider = await join(backend_client, other, "Max", passcode="tulip")
+    wrong_host = {"Authorization": "Bearer not-the-key"}
+
+    async def passcode_seen(headers: dict[str, str]) -> str | None:
+        response = await http.get(url, headers=headers)
+        assert response.status_code == 200, response.text
+        view = response.json()
+        if "passcode" in view:
+            assert "no-store" in response.headers["cache-control"]
+        passcode: str | None = view.get("passcode")
+        return passcode
+
+    change_seqs: list[int] = []
+
+    async def change(**fields: Any) -> dict[str, Any]:
+        response = await http.patch(url, json=fields, headers=host(room))
+        assert response.status_code == 200, response.text
+        view: dict[str, Any] = response.json()
+        change_seqs.append(view["last_seq"])
+        return view
+
+    # Off (the default): only the host's own view (GET .../host) carries it.
+    for headers in ({}, host(room), guest):
+        assert await passcode_seen(headers) is None
+    assert (await change(wall_show_passcode=True))["wall_show_passcode"] is True
+    public = (await http.get(url)).json()
+    assert public["wall_show_passcode"] is True and "passcode" not in public
+    assert await passcode_seen(host(room)) == room["passcode"]
+    assert await passcode_seen(guest) == room["passcode"]
+    for stranger in ({}, outsider, wrong_host):
+        assert await passcode_seen(stranger) is None
+    # A participant known by its cookie alone, as the wall after its join.
+    joined = await http.post(f"{url}/participants", json={"name": "Wall", "passcode": "orchid"})
+    assert joined.status_code == 201 and http.cookies
+    assert await passcode_seen({}) == room["passcode"]
+    http.cookies.clear()
+
+    changed = await change(passcode="lily-pad")
+    assert await passcode_seen(guest) == changed["passcode"] == "lily-pad"
+    assert await passcode_seen({}) is None
+    await change(wall_show_passcode=False)
+    assert await passcode_seen(guest) is None and await passcode_seen(host(room)) is None
+    await change(wall_show_passcode=True, passcode=None)
+    assert await passcode_seen(guest) is None and await passcode_seen(host(room)) is None
+
+    # Every room_updated in the log (what replays and broadcasts send) lacks the passcodes.
+    events = await http.get(f"{url}/events", headers=host(room))
+    items = [item for item in events.json()["items"] if item["kind"] == "room_updated"]
+    assert [item["seq"] for item in items] == change_seqs
+    updates = [item["payload"] for item in items]
+    assert {u["wall_show_passcode"] for u in updates} == {True, False}
+    for payload in updates:
+        assert "passcode" not in payload
+        assert not {"orchid", "lily-pad"} & set(map(str, payload.values()))
 
 
 async def test_passcode_guessing_is_rate_limited(make_settings: SettingsFactory) -> None:

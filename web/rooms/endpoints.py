@@ -178,11 +178,35 @@ async def create_room(request: Request) -> Response:
     return JSONResponse({**view, "host_key": host_key}, status_code=201)
 
 
+async def passcode_for(request: Request, room: Room) -> str | None:
+    """The passcode to add to the room view for the caller of ``request``: the room's
+    passcode when the host lets the wall show it (:attr:`Room.wall_passcode`) and the caller
+    is its host (``Authorization``) or one of its participants (cookie or key); else None.
+    The participant is looked up only when there is a passcode to show."""
+    passcode = room.wall_passcode
+    if passcode is None:
+        return None
+    app = services(request)
+    viewer = Viewer(
+        participant=await current_participant(request, room),
+        is_host=app.rooms.is_host(room, request.headers.get("authorization")),
+    )
+    return passcode if app.rooms.admits(room, viewer) else None
+
+
 async def get_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     count = await app.rooms.repository.image_count(room.id)
-    return JSONResponse(room_view(room, public_base_url(request, app.settings), count))
+    view = room_view(room, public_base_url(request, app.settings), count)
+    passcode = await passcode_for(request, room)
+    if passcode is None:
+        return JSONResponse(view)
+    # An answer that depends on the caller's credentials: no cache may keep or share it.
+    return JSONResponse(
+        {**view, "passcode": passcode},
+        headers={"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"},
+    )
 
 
 async def get_room_as_host(request: Request) -> Response:

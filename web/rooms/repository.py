@@ -47,10 +47,17 @@ class Room:
     code: str | None = None
     downscale_uploads: bool = False
     keep_location: bool = False
+    wall_show_passcode: bool = False
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""
         return self.closed_at is None and now < self.expires_at
+
+    @property
+    def wall_passcode(self) -> str | None:
+        """The passcode the host lets the wall show (``wall_show_passcode``), or None: no
+        passcode, or not to be shown. Only for viewers the room admits."""
+        return self.passcode if self.wall_show_passcode else None
 
     def in_grace(self, now: datetime) -> bool:
         """Whether at ``now`` the room has expired but its gallery is still readable

@@ -45,6 +45,7 @@ SETTABLE_FIELDS = (
     "gallery_grace_days",
     "downscale_uploads",
     "keep_location",
+    "wall_show_passcode",
 )
 
 # The longest read-only grace after expiry, in days.
@@ -216,5 +217,6 @@ def validate_room_settings(
         "gallery_grace_days": _grace_days,
         "downscale_uploads": lambda v: _boolean("downscale_uploads", v),
         "keep_location": lambda v: _boolean("keep_location", v),
+        "wall_show_passcode": lambda v: _boolean("wall_show_passcode", v),
     }
     return {field: checks[field](value) for field, value in body.items()}

@@ -75,6 +75,7 @@ def room_settings_view(room: Room) -> dict[str, Any]:
         "gallery_grace_days": room.gallery_grace_days,
         "downscale_uploads": room.downscale_uploads,
         "keep_location": room.keep_location,
+        "wall_show_passcode": room.wall_show_passcode,
     }
 
 
@@ -368,8 +369,14 @@ class RoomService:
         return None
 
     @staticmethod
+    def admits(room: Room, viewer: Viewer) -> bool:
+        """Whether ``viewer`` may read the room: it has no passcode, or the viewer is one of
+        its participants or its host."""
+        return room.passcode is None or viewer.participant is not None or viewer.is_host
+
+    @staticmethod
     def require_viewer(room: Room, viewer: Viewer) -> None:
         """Raise ApiError 401 ``passcode_required`` when the room has a passcode and the
         caller is neither one of its participants nor its host."""
-        if room.passcode is not None and viewer.participant is None and not viewer.is_host:
+        if not RoomService.admits(room, viewer):
             raise PASSCODE_REQUIRED
