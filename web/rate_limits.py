@@ -17,13 +17,18 @@ import time
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from redis.asyncio import ConnectionPool
+from redis.asyncio import BlockingConnectionPool, ConnectionPool
 
 from web.errors import ApiError
 
 logger = logging.getLogger(__name__)
 
 REDIS_TIMEOUT_SECONDS = 0.5
+"""Longest wait to connect to Redis or for its answer before the request goes unchecked."""
+REDIS_CONNECTIONS = 16
+"""Most Redis connections the limiter opens; requests beyond wait for a free one."""
+REDIS_POOL_WAIT_SECONDS = 5.0
+"""Longest wait for a free connection before the request goes unchecked."""
 
 
 class RateLimiter:
@@ -39,8 +44,13 @@ class RateLimiter:
         self._pool: ConnectionPool | None = None
         storage: Storage
         if redis_url is not None:
-            self._pool = ConnectionPool.from_url(
+            # Bounded: a flood of 200 concurrent requests opened 200 connections at once, and
+            # those the loaded event loop did not finish within the connect timeout let their
+            # requests through unchecked, so the flood itself defeated the limit.
+            self._pool = BlockingConnectionPool.from_url(
                 redis_url,
+                max_connections=REDIS_CONNECTIONS,
+                timeout=REDIS_POOL_WAIT_SECONDS,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
