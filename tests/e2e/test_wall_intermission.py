@@ -272,7 +272,7 @@ async def test_host_control_sets_the_intermission_live_and_states_its_scan_dista
         overlay = wall.get_by_test_id("wall-intermission")
         await expect(overlay).to_have_attribute("data-state", "off")
         choice = host.get_by_test_id("wall-intermission-minutes")
-        await expect(choice.get_by_label("Off")).to_be_checked()
+        await expect(choice.get_by_role("radio", name="Off")).to_be_checked()
 
         await choice.get_by_text("10 min").click()
         await expect(overlay).to_be_visible(timeout=LIVE_TIMEOUT_MS)
