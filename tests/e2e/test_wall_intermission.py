@@ -161,7 +161,7 @@ async def test_intermission_waits_for_queued_photos_holds_new_ones_and_ends(
     live_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
-    min_ms = 2000
+    min_ms = 3000  # three photos queued: 9 s, ample for the intermission to fall due
     async with api_client(live_server.base_url) as http:
         room = await create_room(http, "Queue first")
         guest = await join(http, room, "Noor")
@@ -274,7 +274,7 @@ async def test_host_control_sets_the_intermission_live_and_states_its_scan_dista
         choice = host.get_by_test_id("wall-intermission-minutes")
         await expect(choice.get_by_role("radio", name="Off")).to_be_checked()
 
-        await choice.get_by_text("10 min").click()
+        await choice.get_by_text("10", exact=True).click()
         await expect(overlay).to_be_visible(timeout=LIVE_TIMEOUT_MS)
         assert (await host_view(http, room))["wall_intermission_minutes"] == 10
         px = await intermission_laid_out(wall, modules)
@@ -294,8 +294,9 @@ async def test_host_control_sets_the_intermission_live_and_states_its_scan_dista
             host.get_by_text("The full-screen QR code now stays up for 45 seconds.")
         ).to_be_visible(timeout=LIVE_TIMEOUT_MS)
         assert (await host_view(http, room))["wall_intermission_seconds"] == 45
+        await screenshot(host, "host-wall-intermission", full_page=True)
 
-        await choice.get_by_text("Off").click()
+        await choice.get_by_text("Off", exact=True).click()
         await expect(overlay).to_be_hidden(timeout=LIVE_TIMEOUT_MS)
         await expect(overlay).to_have_attribute("data-state", "off")
         assert (await host_view(http, room))["wall_intermission_minutes"] == 0
