@@ -27,6 +27,7 @@ from tests.e2e.host_wall_session import (
     ConsoleLog,
     api_client,
     create_room,
+    host_headers,
     host_view,
     join,
     new_context,
@@ -130,6 +131,8 @@ async def test_intermission_qr_decodes_full_screen_at_1080p_and_4k_with_the_code
             await expect(overlay).to_be_visible(timeout=LIVE_TIMEOUT_MS)
             await expect(overlay).to_have_attribute("data-state", "showing")
             measured[label] = await intermission_laid_out(wall, modules)
+            # No fade for a wall that asks for reduced motion.
+            assert await overlay.evaluate("(el) => getComputedStyle(el).animationName") == "none"
             assert await decode_screen(wall, f"wall-intermission-{label}") == [encoded]
 
             await expect(overlay.get_by_role("heading", name="Scan to join")).to_be_visible()
@@ -222,13 +225,14 @@ async def test_intermission_waits_for_queued_photos_holds_new_ones_and_ends(
     console.assert_clean()
 
 
-async def test_a_blanked_wall_shows_no_intermission(
+async def test_a_blanked_wall_or_a_closed_room_shows_no_intermission(
     live_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
     async with api_client(live_server.base_url) as http:
         room = await create_room(http, "Speeches", wall_blanked=True, wall_intermission_minutes=10)
-        context = await new_context(browser, viewport=FULL_HD, reduced_motion="reduce")
+        # Motion allowed here: the intermission fades in.
+        context = await new_context(browser, viewport=FULL_HD, reduced_motion="no-preference")
         wall = await open_wall(
             console.watch(await context.new_page(), "wall"),
             room,
@@ -243,12 +247,25 @@ async def test_a_blanked_wall_shows_no_intermission(
         # Back from blank: the one held back shows; blanked again: it goes at once.
         await patch_room(http, room, wall_blanked=False)
         await expect(overlay).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+        assert await overlay.evaluate("(el) => getComputedStyle(el).animationName") == (
+            "intermission-in"
+        )
         await patch_room(http, room, wall_blanked=True)
         await expect(overlay).to_be_hidden(timeout=LIVE_TIMEOUT_MS)
         await expect(overlay).not_to_have_attribute("data-state", "showing")
         entries = await timeline(wall)
         showing = [e for e in entries if e[0] == "intermission" and e[1] == "showing"]
         assert len(showing) == 1, entries
+        # Closed: back from blank, the next one falls due and never shows.
+        await patch_room(http, room, wall_blanked=False)
+        closed = await http.post(f"/api/rooms/{room['token']}/close", headers=host_headers(room))
+        assert closed.status_code == 200, closed.text
+        await expect(wall.get_by_test_id("wall-closed")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+        await record_timeline(wall)
+        await expect(overlay).to_have_attribute("data-state", "due", timeout=LIVE_TIMEOUT_MS)
+        await expect(overlay).to_be_hidden()
+        entries = await timeline(wall)
+        assert not [e for e in entries if e[0] == "intermission" and e[1] == "showing"], entries
         await context.close()
     console.assert_clean()
 
