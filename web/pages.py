@@ -58,6 +58,22 @@ async def table_card_page(request: Request) -> Response:
     )
 
 
+def wall_context(view: dict[str, Any]) -> dict[str, Any]:
+    """What ``wall.html`` needs besides the room's public ``view``: the typeable fallback its
+    "scan to join" intermission shows beside the QR code, worded as the table card prints it
+    (:func:`web.rooms.table_card.table_card_context`): ``{"join_address", "site_address",
+    "grouped_code"}`` (the last two None for a room without a short code)."""
+    card = table_card_context(view)
+    return {key: card[key] for key in ("join_address", "site_address", "grouped_code")}
+
+
+async def wall_page(request: Request) -> Response:
+    """``GET /r/{token}/wall``: the projector page, answered like the other room pages."""
+    return await _render_room(
+        request, request.path_params["token"], "wall.html", extra=wall_context
+    )
+
+
 async def _render_room(
     request: Request,
     token: str,
@@ -144,7 +160,7 @@ routes = [
     Route("/j/{code}", code_page, methods=["GET"]),
     Route("/J/{code}", code_page, methods=["GET"]),
     Route("/r/{token}", partial(room_page, template="participant.html"), methods=["GET"]),
-    Route("/r/{token}/wall", partial(room_page, template="wall.html"), methods=["GET"]),
+    Route("/r/{token}/wall", wall_page, methods=["GET"]),
     Route("/r/{token}/host", partial(room_page, template="host.html"), methods=["GET"]),
     Route("/r/{token}/card", table_card_page, methods=["GET"]),
 ]

@@ -89,6 +89,10 @@ rooms = Table(
     Column("wall_blanked", Boolean(), nullable=False, server_default="0"),
     # Least seconds each new photo stays large in the wall's spotlight (migration 0008).
     Column("wall_min_seconds", Integer(), nullable=False, server_default="5"),
+    # The wall's full-screen "scan to join" intermission (migration 0010): every that many
+    # minutes (0: off), for that many seconds.
+    Column("wall_intermission_minutes", Integer(), nullable=False, server_default="0"),
+    Column("wall_intermission_seconds", Integer(), nullable=False, server_default="20"),
     Column("max_uploads_per_guest", Integer(), nullable=True),
     Column("max_images", Integer(), nullable=True),
     # How many image rows (approved and pending) the room holds; kept by the triggers of

@@ -19,6 +19,11 @@ const ANNOUNCE = {
   wall_mode: (mode) => (mode === "grid" ? "The wall now shows a grid of photos." : "The wall now spotlights one photo at a time."),
   wall_qr_size: (size) => (size === "off" ? "The wall hides the QR code." : `The wall shows a ${size} QR code.`),
   wall_captions: (on) => (on ? "The wall shows captions and names." : "The wall hides captions and names."),
+  wall_intermission_minutes: (minutes) =>
+    minutes
+      ? `The wall shows its QR code full screen every ${minutes} minutes.`
+      : "The wall no longer shows its QR code full screen.",
+  wall_intermission_seconds: (seconds) => `The full-screen QR code now stays up for ${seconds} seconds.`,
   wall_show_passcode: (on) =>
     on ? "The wall shows the passcode." : "The wall no longer shows the passcode: guests ask you for it.",
   require_join: (on) =>
@@ -103,13 +108,18 @@ export class RoomControls {
     }
     for (const radio of document.querySelectorAll('input[type="radio"][data-setting]')) {
       radio.addEventListener("change", () => {
-        if (radio.checked) this.change({ [radio.dataset.setting]: radio.value });
+        const value = radio.dataset.type === "number" ? Number(radio.value) : radio.value;
+        if (radio.checked) this.change({ [radio.dataset.setting]: value });
       });
     }
     this.form.addEventListener("input", () => this.updateFormButtons());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.save();
+    });
+    $("intermission-duration").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.saveIntermissionSeconds();
     });
     $("settings-reset").addEventListener("click", () => {
       this.fillForm({ force: true });
@@ -134,11 +144,16 @@ export class RoomControls {
     setSwitch($("show-passcode-toggle"), state.wall_show_passcode);
     $("show-passcode-setting").hidden = !state.passcode_required;
     for (const radio of document.querySelectorAll('input[type="radio"][data-setting]')) {
-      radio.checked = state[radio.dataset.setting] === radio.value;
+      radio.checked = String(state[radio.dataset.setting]) === radio.value;
     }
-    for (const control of document.querySelectorAll("[data-setting], #settings-form :is(input, button)")) {
+    for (const control of document.querySelectorAll(
+      "[data-setting], #settings-form :is(input, button), #intermission-duration :is(input, button)",
+    )) {
       control.disabled = closed;
     }
+    // Left alone while the host is typing a new duration.
+    const seconds = $("intermission-seconds");
+    if (document.activeElement !== seconds) seconds.value = String(state.wall_intermission_seconds);
     this.fillForm({ previous });
     this.updateFormButtons();
 
@@ -165,6 +180,24 @@ export class RoomControls {
     $("badges").replaceChildren(
       ...badges.map(([text, kind]) => h("span", { class: `badge badge-${kind}` }, text)),
     );
+  }
+
+  /** Send the intermission's duration (whole seconds, 5 to 120), or say what is wrong with it. */
+  async saveIntermissionSeconds() {
+    const input = $("intermission-seconds");
+    const error = $("error-wall_intermission_seconds");
+    const value = input.value.trim();
+    const ok = !input.validity.badInput && /^\d+$/.test(value) && Number(value) >= 5 && Number(value) <= 120;
+    error.textContent = ok ? "" : "Enter a whole number of seconds from 5 to 120.";
+    error.hidden = ok;
+    if (ok) input.removeAttribute("aria-invalid");
+    else {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    input.blur(); // render() shows what the server kept
+    await this.change({ wall_intermission_seconds: Number(value) });
   }
 
   toggle(button) {

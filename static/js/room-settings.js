@@ -15,6 +15,8 @@ const DEFAULTS = {
   wall_captions: true,
   wall_blanked: false,
   wall_min_seconds: 5,
+  wall_intermission_minutes: 0,
+  wall_intermission_seconds: 20,
   max_uploads_per_guest: null,
   max_images: null,
   max_bytes: null,
@@ -43,6 +45,14 @@ export function roomSettings(room) {
   const minSeconds = Number(settings.wall_min_seconds);
   if (!Number.isFinite(minSeconds) || minSeconds < 1) settings.wall_min_seconds = DEFAULTS.wall_min_seconds;
   else settings.wall_min_seconds = minSeconds;
+  const everyMinutes = Number(settings.wall_intermission_minutes);
+  settings.wall_intermission_minutes =
+    Number.isInteger(everyMinutes) && everyMinutes >= 0 ? everyMinutes : DEFAULTS.wall_intermission_minutes;
+  const intermissionSeconds = Number(settings.wall_intermission_seconds);
+  settings.wall_intermission_seconds =
+    Number.isFinite(intermissionSeconds) && intermissionSeconds > 0
+      ? intermissionSeconds
+      : DEFAULTS.wall_intermission_seconds;
   settings.closed = Boolean(settings.closed || settings.closed_at);
   return settings;
 }

@@ -2,7 +2,9 @@
 // recent photos under it. New photos queue for the spotlight, in upload order, and each stays
 // large for at least the wall's minimum time; a long queue (a burst) is shown faster, down to
 // a floor; a queue over its cap is caught up by a mosaic of what was waiting, then the newest.
-// With the queue empty, the idle cycle walks through the room's photos.
+// With the queue empty, the idle cycle walks through the room's photos. While something else
+// covers the wall (its "scan to join" intermission) the queue is held: photos that arrive wait,
+// a running turn pauses, and each gets its full time once the wall is back.
 
 import { altText, byline } from "./gallery.js";
 import { h, timeAgo } from "./ui.js";
@@ -64,6 +66,10 @@ export class Spotlight {
     this.queue = []; // images waiting for their turn, oldest first
     this.turnTimer = null;
     this.busy = false; // a turn (a queued photo or the catch-up mosaic) is running
+    this.held = false; // hold(): no turn starts or ends until release()
+    this.turnDone = null; // what the running turn's timer calls when it ends
+    this.turnEndsAt = 0; // when it ends (ms since the epoch)
+    this.pausedMs = null; // the rest of a turn paused by hold(), in ms
     this.publishQueue();
   }
 
@@ -101,8 +107,7 @@ export class Spotlight {
   }
 
   resetQueue() {
-    clearTimeout(this.turnTimer);
-    this.turnTimer = null;
+    this.stopTimer();
     this.busy = false;
     this.queue = [];
     this.publishQueue();
@@ -117,12 +122,62 @@ export class Spotlight {
     const at = this.queue.findIndex((queued) => queued.id > image.id);
     if (at < 0) this.queue.push(image);
     else this.queue.splice(at, 0, image);
-    if (this.queue.length > this.queueCap) {
+    if (this.queue.length > this.queueCap && !this.held) {
       this.catchUp();
       return;
     }
     this.publishQueue();
-    if (!this.busy) this.nextTurn();
+    if (!this.busy && !this.held) this.nextTurn();
+  }
+
+  /**
+   * Hold the queue while something else covers the wall: photos that arrive wait, and a
+   * running turn pauses (its photo gets the rest of its time after release()).
+   */
+  hold() {
+    if (this.held) return;
+    this.held = true;
+    if (this.turnTimer !== null) {
+      this.pausedMs = Math.max(0, this.turnEndsAt - Date.now());
+      clearTimeout(this.turnTimer);
+      this.turnTimer = null;
+    }
+  }
+
+  /** The wall is back: a paused turn runs its rest, else the next queued photo's turn starts. */
+  release() {
+    if (!this.held) return;
+    this.held = false;
+    if (this.pausedMs !== null) {
+      const ms = this.pausedMs;
+      this.pausedMs = null;
+      this.startTimer(this.turnDone, ms);
+      return;
+    }
+    if (!this.active || this.busy) return;
+    if (this.queue.length > this.queueCap) this.catchUp();
+    else if (this.queue.length) this.nextTurn();
+  }
+
+  /** End the running turn after `ms` with `done` (held: once released, after the same `ms`). */
+  startTimer(done, ms) {
+    this.stopTimer();
+    this.turnDone = done;
+    if (this.held) {
+      this.pausedMs = ms;
+      return;
+    }
+    this.turnEndsAt = Date.now() + ms;
+    this.turnTimer = setTimeout(() => {
+      this.turnTimer = null;
+      done();
+    }, ms);
+  }
+
+  stopTimer() {
+    clearTimeout(this.turnTimer);
+    this.turnTimer = null;
+    this.pausedMs = null;
   }
 
   removed(id) {
@@ -134,9 +189,9 @@ export class Spotlight {
     // Nor does it stay in a catch-up mosaic on screen.
     for (const tile of this.figure.querySelectorAll(`.catchup-tile[data-image-id="${id}"]`)) tile.remove();
     if (this.current && this.current.id === id) {
-      clearTimeout(this.turnTimer);
+      this.stopTimer();
       this.busy = false;
-      if (this.queue.length) this.nextTurn();
+      if (this.queue.length && !this.held) this.nextTurn();
       else {
         const newest = this.feed.sorted()[0];
         if (newest) this.show(newest);
@@ -147,7 +202,7 @@ export class Spotlight {
 
   /** Idle: move the spotlight to the next older photo, wrapping to the newest. */
   advance() {
-    if (!this.active || this.busy) return;
+    if (!this.active || this.busy || this.held) return;
     const images = this.feed.sorted();
     if (images.length < 2) return;
     const index = this.current ? images.findIndex((image) => image.id === this.current.id) : -1;
@@ -156,7 +211,7 @@ export class Spotlight {
 
   /** Give the next queued photo its turn; with none left, hand back to the idle cycle. */
   async nextTurn() {
-    clearTimeout(this.turnTimer);
+    this.stopTimer();
     const image = this.queue.shift();
     this.publishQueue();
     if (!image) {
@@ -169,7 +224,7 @@ export class Spotlight {
     const shown = await this.show(image);
     if (!this.active || !this.busy) return;
     if (!shown) return; // a newer choice (a removal) took over and runs its own turn
-    this.turnTimer = setTimeout(() => this.nextTurn(), ms);
+    this.startTimer(() => this.nextTurn(), ms);
   }
 
   /**
@@ -177,7 +232,7 @@ export class Spotlight {
    * queue is emptied, so it never grows past the cap).
    */
   catchUp() {
-    clearTimeout(this.turnTimer);
+    this.stopTimer();
     const waiting = this.queue;
     const newest = waiting[waiting.length - 1];
     this.queue = [];
@@ -206,7 +261,7 @@ export class Spotlight {
     delete this.figure.dataset.imageId;
     this.figure.setAttribute("aria-label", `${waiting.length} new photos`);
     this.markStrip();
-    this.turnTimer = setTimeout(() => {
+    this.startTimer(() => {
       if (!this.active) return;
       // The newest goes first; anything that arrived during the mosaic follows it.
       if (newest && this.feed.get(newest.id) && !this.queue.some((image) => image.id === newest.id)) {

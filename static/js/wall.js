@@ -6,12 +6,16 @@
 // first: new photos queue for the spotlight, each large for at least the room's
 // `wall_min_seconds` (`?min_seconds=` overrides it, `?queue_cap=` the queue's cap). A passcode room needs the host key (kept by this browser when it created
 // the room) or the passcode, asked for here; under its QR code it shows the passcode when the
-// host allows it, else that one is needed (wall-passcode.js).
+// host allows it, else that one is needed (wall-passcode.js). Every `wall_intermission_minutes`
+// (0: off) the QR code fills the screen for `wall_intermission_seconds` with the code to type
+// beside it (wall-intermission.js; `?intermission_every=` and `?intermission_seconds=` override
+// the period and the duration in seconds, for a room that has it on).
 
 import { api, ApiError, memory, readRoomData, roomApi } from "./api.js";
 import { RoomFeed } from "./live.js";
 import { mergeRoom, roomSettings, secondsParam } from "./room-settings.js";
 import { bindLiveIndicator, timeAgo } from "./ui.js";
+import { Intermission } from "./wall-intermission.js";
 import { Mosaic } from "./wall-mosaic.js";
 import { renderPasscode, WallPasscode } from "./wall-passcode.js";
 import { DEFAULT_QUEUE_CAP, Spotlight } from "./wall-spotlight.js";
@@ -23,6 +27,7 @@ const room = readRoomData();
 const token = room.token;
 const $ = (id) => document.getElementById(id);
 const wall = $("wall");
+const overlay = $("wall-intermission");
 
 let state = roomSettings(room);
 let hostKey = memory.hostKey(token); // dropped if the room refuses it (then the passcode is asked)
@@ -44,7 +49,10 @@ const spotlight = new Spotlight({
   feed,
   minSeconds: wallMinSeconds(),
   queueCap: Math.round(secondsParam("queue_cap", DEFAULT_QUEUE_CAP)),
-  onDrained: () => cycle.poke(), // The last queued photo had its turn: a full wait, then cycle.
+  onDrained: () => {
+    cycle.poke(); // The last queued photo had its turn: a full wait, then cycle.
+    intermission.poke(); // One that fell due meanwhile may start now.
+  },
 });
 const mosaic = new Mosaic({ stage: $("mosaic-stage"), list: $("mosaic"), pageLabel: $("mosaic-page"), feed });
 let layout = null; // the active one of spotlight / mosaic, once the photos are loaded
@@ -70,8 +78,47 @@ class IdleCycle {
 }
 
 const cycle = new IdleCycle(secondsParam("cycle", DEFAULT_CYCLE_SECONDS), () => {
-  if (layout && !state.wall_blanked && document.visibilityState === "visible") layout.advance();
+  if (layout && !state.wall_blanked && !intermission.showing && document.visibilityState === "visible") {
+    layout.advance();
+  }
 });
+
+// ---- "Scan to join" intermission -----------------------------------------------------------
+
+const intermissionEverySeconds = secondsParam("intermission_every", null);
+const intermissionSeconds = secondsParam("intermission_seconds", null);
+
+const intermission = new Intermission({
+  overlay,
+  // Photos first: not while photos wait for the spotlight; never on a blanked or closed wall,
+  // nor over the passcode form.
+  canStart: () =>
+    !state.wall_blanked &&
+    !state.closed &&
+    $("wall-gate").hidden &&
+    !(layout === spotlight && (spotlight.busy || spotlight.queue.length)),
+  onShow: () => {
+    // Photos arriving meanwhile wait their turn, and get all of it once the wall is back.
+    spotlight.hold();
+    sizeQr();
+    renderPasscode($("intermission-passcode"), state, passcode.passcode);
+  },
+  onHide: () => {
+    // Emptied: the passcode line's test ids stay unique on the page.
+    $("intermission-passcode").replaceChildren();
+    $("intermission-passcode").hidden = true;
+    spotlight.release();
+    cycle.poke();
+  },
+});
+
+function configureIntermission() {
+  const minutes = state.wall_intermission_minutes;
+  const everyMs = minutes ? (intermissionEverySeconds ?? minutes * 60) * 1000 : 0;
+  intermission.configure(everyMs, (intermissionSeconds ?? state.wall_intermission_seconds) * 1000);
+  if (state.wall_blanked || state.closed) intermission.interrupt();
+  else intermission.poke();
+}
 
 // ---- Settings ------------------------------------------------------------------------------
 
@@ -99,16 +146,26 @@ function inviteText() {
 // code (version 4), "small" 8/16 and "large" 16/32. The size depends on the screen only, never
 // on the photos, so the code does not shrink when the first photo arrives.
 const QR_HEIGHT_SHARE = { small: 0.31, medium: 0.47, large: 0.62 };
+// The intermission's full-screen code: 28 px per module on 1080p, 56 on 4K (33 modules).
+const INTERMISSION_QR_SHARE = 0.86;
 const QR_MODULES = room.qr_modules || 41;
 
-function sizeQr() {
-  const share = QR_HEIGHT_SHARE[state.wall_qr_size];
-  if (!share) return;
+/**
+ * Size the QR code under `element` (its `--qr-size`, CSS px) to `share` of the screen's
+ * height, rounded down to whole device pixels per module, which `data-qr-module-px` records.
+ */
+function sizeQrTo(element, share) {
   const ratio = window.devicePixelRatio || 1;
   const screenHeight = Math.min(window.innerHeight, (window.innerWidth * 9) / 16) * ratio;
   const perModule = Math.max(1, Math.floor((screenHeight * share) / QR_MODULES));
-  wall.style.setProperty("--qr-size", `${(perModule * QR_MODULES) / ratio}px`);
-  wall.dataset.qrModulePx = String(perModule);
+  element.style.setProperty("--qr-size", `${(perModule * QR_MODULES) / ratio}px`);
+  element.dataset.qrModulePx = String(perModule);
+}
+
+function sizeQr() {
+  const share = QR_HEIGHT_SHARE[state.wall_qr_size];
+  if (share) sizeQrTo(wall, share);
+  sizeQrTo(overlay, INTERMISSION_QR_SHARE);
 }
 
 window.addEventListener("resize", sizeQr);
@@ -116,7 +173,10 @@ window.addEventListener("resize", sizeQr);
 // Read with the wall's credentials: the view then carries the passcode when it may be shown.
 const passcode = new WallPasscode({
   read: () => api(roomApi(token), { headers: feed.headers() }),
-  onChange: (known) => renderPasscode($("wall-passcode"), state, known),
+  onChange: (known) => {
+    renderPasscode($("wall-passcode"), state, known);
+    if (intermission.showing) renderPasscode($("intermission-passcode"), state, known);
+  },
 });
 
 function applySettings(next) {
@@ -133,11 +193,15 @@ function applySettings(next) {
   $("wall-blank").setAttribute("aria-hidden", String(!state.wall_blanked));
   wall.setAttribute("aria-hidden", String(state.wall_blanked));
   $("wall-closed").hidden = !state.closed;
-  for (const id of ["wall-title", "wall-blank-title", "gate-title"]) $(id).textContent = state.title;
+  for (const id of ["wall-title", "wall-blank-title", "gate-title", "intermission-title"]) {
+    $(id).textContent = state.title;
+  }
   document.title = `Wall · ${state.title} · ImageShark`;
   $("wall-invite").textContent = inviteText();
   renderPasscode($("wall-passcode"), state, passcode.passcode);
+  if (intermission.showing) renderPasscode($("intermission-passcode"), state, passcode.passcode);
   useLayout();
+  configureIntermission();
 }
 
 feed.addEventListener("room", (event) => {
@@ -217,6 +281,7 @@ function showGate(message) {
 function hideGate() {
   $("wall-gate").hidden = true;
   document.body.classList.remove("is-gated");
+  intermission.poke();
 }
 
 function isPasscodeError(error) {

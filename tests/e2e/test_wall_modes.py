@@ -128,9 +128,9 @@ async def test_host_drives_the_wall_live_blank_captions_qr_and_cycling(
         await screenshot(wall, "wall-qr-small")
         await qr_sizes.get_by_text("Off", exact=True).click()
         await expect(wall.get_by_test_id("qr")).to_be_hidden()
-        await expect(other_tab.get_by_role("radio", name="Off")).to_be_checked(
-            timeout=LIVE_TIMEOUT_MS
-        )
+        await expect(
+            other_tab.get_by_test_id("wall-qr-size").get_by_role("radio", name="Off")
+        ).to_be_checked(timeout=LIVE_TIMEOUT_MS)
         stage_wide = await box_width(wall, "#stage")
         assert stage_wide > FULL_HD["width"] * 0.9, "without QR code the photo takes the width"
         await screenshot(wall, "wall-qr-off")

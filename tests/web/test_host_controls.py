@@ -46,6 +46,7 @@ async def test_new_room_has_documented_defaults_and_accepts_settings(
     assert (plain["wall_mode"], plain["wall_qr_size"]) == ("spotlight", "medium")
     assert plain["wall_captions"] is True and plain["wall_blanked"] is False
     assert plain["wall_min_seconds"] == 5 and plain["wall_show_passcode"] is False
+    assert (plain["wall_intermission_minutes"], plain["wall_intermission_seconds"]) == (0, 20)
     assert plain["max_uploads_per_guest"] == backend_client.settings.max_uploads_per_guest
     assert plain["max_images"] == backend_client.settings.max_images_per_room
     chosen = await new_room(
@@ -75,6 +76,8 @@ async def test_patch_changes_settings_for_the_host_only(backend_client: AppClien
             "wall_qr_size": "large",
             "wall_captions": False,
             "wall_min_seconds": 12,
+            "wall_intermission_minutes": 15,
+            "wall_intermission_seconds": 30,
             "uploads_open": False,
             "expires_at": expiry.isoformat(),
             "max_images": 5,
@@ -88,11 +91,37 @@ async def test_patch_changes_settings_for_the_host_only(backend_client: AppClien
     assert view["wall_mode"] == "grid" and view["wall_qr_size"] == "large"
     assert view["wall_captions"] is False and view["uploads_open"] is False
     assert view["wall_min_seconds"] == 12
+    assert (view["wall_intermission_minutes"], view["wall_intermission_seconds"]) == (15, 30)
     assert datetime.fromisoformat(view["expires_at"]) == expiry
     assert view["max_images"] == 5 and view["max_uploads_per_guest"] is None
     assert view["last_seq"] == room["last_seq"] + 1
     public = (await backend_client.http.get(url)).json()
     assert public["wall_blanked"] is True and public["title"] == "Staff party 2026"
+
+
+async def test_wall_intermission_bounds_are_accepted_and_refusals_say_the_range(
+    client: AppClient,
+) -> None:
+    room = await new_room(client)
+    url = f"/api/rooms/{room['token']}"
+    for minutes, seconds in ((60, 5), (1, 120), (0, 20)):
+        body = {"wall_intermission_minutes": minutes, "wall_intermission_seconds": seconds}
+        changed = await client.http.patch(url, json=body, headers=host(room))
+        assert changed.status_code == 200, changed.text
+        view = changed.json()
+        assert (view["wall_intermission_minutes"], view["wall_intermission_seconds"]) == (
+            minutes,
+            seconds,
+        )
+    refused = await client.http.patch(
+        url, json={"wall_intermission_minutes": 90}, headers=host(room)
+    )
+    assert "from 1 to 60" in refused.json()["error"]["message"]
+    assert "0 for off" in refused.json()["error"]["message"]
+    refused = await client.http.patch(
+        url, json={"wall_intermission_seconds": 2}, headers=host(room)
+    )
+    assert "from 5 to 120" in refused.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -107,6 +136,17 @@ async def test_patch_changes_settings_for_the_host_only(backend_client: AppClien
         ({"wall_min_seconds": True}, "invalid_wall_min_seconds"),
         ({"wall_min_seconds": "5"}, "invalid_wall_min_seconds"),
         ({"wall_show_passcode": "yes"}, "invalid_wall_show_passcode"),
+        ({"wall_intermission_minutes": -1}, "invalid_wall_intermission_minutes"),
+        ({"wall_intermission_minutes": 61}, "invalid_wall_intermission_minutes"),
+        ({"wall_intermission_minutes": 1.5}, "invalid_wall_intermission_minutes"),
+        ({"wall_intermission_minutes": None}, "invalid_wall_intermission_minutes"),
+        ({"wall_intermission_minutes": True}, "invalid_wall_intermission_minutes"),
+        ({"wall_intermission_minutes": "10"}, "invalid_wall_intermission_minutes"),
+        ({"wall_intermission_seconds": 4}, "invalid_wall_intermission_seconds"),
+        ({"wall_intermission_seconds": 121}, "invalid_wall_intermission_seconds"),
+        ({"wall_intermission_seconds": 0}, "invalid_wall_intermission_seconds"),
+        ({"wall_intermission_seconds": 20.5}, "invalid_wall_intermission_seconds"),
+        ({"wall_intermission_seconds": False}, "invalid_wall_intermission_seconds"),
         ({"moderation": "strict"}, "invalid_moderation"),
         ({"passcode": "abc"}, "invalid_passcode"),
         ({"max_images": 0}, "invalid_max_images"),

@@ -37,6 +37,8 @@ class Room:
     wall_captions: bool = True
     wall_blanked: bool = False
     wall_min_seconds: int = 5
+    wall_intermission_minutes: int = 0
+    wall_intermission_seconds: int = 20
     max_uploads_per_guest: int | None = None
     max_images: int | None = None
     stored_images: int = 0

@@ -18,6 +18,10 @@ WALL_MODES = ("spotlight", "grid")
 WALL_QR_SIZES = ("off", "small", "medium", "large")
 WALL_MIN_SECONDS = (2, 60)
 """Range of ``wall_min_seconds``: least seconds a new photo stays large on the wall."""
+WALL_INTERMISSION_MINUTES = (1, 60)
+"""Range of ``wall_intermission_minutes`` when on (0 is off): minutes between intermissions."""
+WALL_INTERMISSION_SECONDS = (5, 120)
+"""Range of ``wall_intermission_seconds``: how long the wall's intermission stays up."""
 PASSCODE_CHARS = (4, 64)
 MAX_QUOTA = 1_000_000
 MAX_BYTES_QUOTA = 2**50
@@ -38,6 +42,8 @@ SETTABLE_FIELDS = (
     "wall_captions",
     "wall_blanked",
     "wall_min_seconds",
+    "wall_intermission_minutes",
+    "wall_intermission_seconds",
     "max_uploads_per_guest",
     "max_images",
     "max_bytes",
@@ -144,6 +150,34 @@ def _wall_min_seconds(value: object) -> int:
     return value
 
 
+def _wall_intermission_minutes(value: object) -> int:
+    low, high = WALL_INTERMISSION_MINUTES
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (value == 0 or low <= value <= high)
+    ):
+        raise ApiError(
+            422,
+            "invalid_wall_intermission_minutes",
+            f"'wall_intermission_minutes' must be a whole number of minutes from {low} to {high} "
+            "(how often the wall shows its full-screen QR code), or 0 for off.",
+        )
+    return value
+
+
+def _wall_intermission_seconds(value: object) -> int:
+    low, high = WALL_INTERMISSION_SECONDS
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiError(
+            422,
+            "invalid_wall_intermission_seconds",
+            f"'wall_intermission_seconds' must be a whole number of seconds from {low} to {high} "
+            "(how long the wall's full-screen QR code stays up).",
+        )
+    return value
+
+
 def _passcode(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -210,6 +244,8 @@ def validate_room_settings(
         "wall_captions": lambda v: _boolean("wall_captions", v),
         "wall_blanked": lambda v: _boolean("wall_blanked", v),
         "wall_min_seconds": _wall_min_seconds,
+        "wall_intermission_minutes": _wall_intermission_minutes,
+        "wall_intermission_seconds": _wall_intermission_seconds,
         "max_uploads_per_guest": lambda v: _quota("max_uploads_per_guest", v),
         "max_images": lambda v: _quota("max_images", v),
         "max_bytes": _byte_quota,

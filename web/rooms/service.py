@@ -68,6 +68,8 @@ def room_settings_view(room: Room) -> dict[str, Any]:
         "wall_captions": room.wall_captions,
         "wall_blanked": room.wall_blanked,
         "wall_min_seconds": room.wall_min_seconds,
+        "wall_intermission_minutes": room.wall_intermission_minutes,
+        "wall_intermission_seconds": room.wall_intermission_seconds,
         "max_uploads_per_guest": room.max_uploads_per_guest,
         "max_images": room.max_images,
         "max_bytes": room.max_bytes,
