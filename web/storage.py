@@ -218,6 +218,25 @@ class LocalImageStore:
             return None
         return self.media / key / name
 
+    async def read_staged_rendition(self, key: str, name: str) -> bytes | None:
+        """The bytes of rendition ``name`` of the image ``key`` while its row is committed but
+        its folder not yet moved into ``media/`` (any process's staging, or ``media/`` if the
+        move happened meanwhile); None if it is in neither.
+
+        An upload's row, and so its ``image_added`` in the event log, is visible to a page
+        filling a gap before :meth:`publish` renames the folder; the staged files are complete
+        and fsynced by then, so serving them is serving the image. ``key`` and ``name`` must
+        have passed :meth:`public_file`.
+        """
+
+        def work() -> bytes | None:
+            for staged in (*self.staging.glob(f"*/{key}/{name}"), self.media / key / name):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    return staged.read_bytes()
+            return None
+
+        return await to_thread.run_sync(work)
+
     def original_file(self, key: str) -> Path:
         """The path of an image's original upload (host-only)."""
         return self.media / key / ORIGINAL

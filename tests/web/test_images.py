@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import shutil
@@ -23,6 +24,7 @@ from tests.photos import (
     reference_photo,
 )
 from tests.web.test_rooms import create_room
+from web.storage import LocalImageStore
 
 
 async def upload(
@@ -365,3 +367,39 @@ async def test_media_max_age_zero_revalidates(make_settings: SettingsFactory) ->
         image = (await upload(client, room["token"], make_image_bytes("jpeg"))).json()
         served = await client.http.get(image["thumb_url"])
         assert served.headers["cache-control"] == "private, no-cache"
+
+
+async def test_renditions_are_served_between_the_commit_and_the_folders_move(
+    client: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page filling a gap from the event log may see ``image_added`` before the upload's
+    folder is moved into ``media/``: its renditions are served from staging meanwhile."""
+    committed, release = asyncio.Event(), asyncio.Event()
+    publish = LocalImageStore.publish
+
+    async def held_publish(store: LocalImageStore, key: str) -> None:
+        committed.set()
+        await release.wait()
+        await publish(store, key)
+
+    monkeypatch.setattr(LocalImageStore, "publish", held_publish)
+    room = await create_room(client)
+    sending = asyncio.create_task(
+        upload(client, room["token"], make_image_bytes("jpeg", size=(640, 480)))
+    )
+    await asyncio.wait_for(committed.wait(), 60)
+    events = (await client.http.get(f"/api/rooms/{room['token']}/events")).json()["items"]
+    [added] = [event for event in events if event["kind"] == "image_added"]
+    image = added["payload"]
+    early = {}
+    for url, width in ((image["url"], image["width"]), (image["thumb_url"], image["thumb_width"])):
+        served = await client.http.get(url)
+        assert served.status_code == 200, served.text
+        assert served.headers["content-type"] == "image/jpeg"
+        with Image.open(io.BytesIO(served.content)) as rendition:
+            assert rendition.width == width
+        early[url] = served.content
+    release.set()
+    assert (await sending).status_code == 201
+    for url, content in early.items():
+        assert (await client.http.get(url)).content == content

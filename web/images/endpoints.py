@@ -110,14 +110,18 @@ async def delete_image(request: Request) -> Response:
 
 async def rendition_file(request: Request) -> Response:
     app = services(request)
-    path = app.store.public_file(request.path_params["key"], request.path_params["name"])
-    if path is None or not await to_thread.run_sync(path.is_file):
+    key, name = request.path_params["key"], request.path_params["name"]
+    path = app.store.public_file(key, name)
+    if path is None:
         raise ApiError(404, "not_found", "No such image file.")
-    return FileResponse(
-        path,
-        media_type="image/jpeg",
-        headers={"Cache-Control": media_cache_control(app.settings.media_max_age_seconds)},
-    )
+    headers = {"Cache-Control": media_cache_control(app.settings.media_max_age_seconds)}
+    if await to_thread.run_sync(path.is_file):
+        return FileResponse(path, media_type="image/jpeg", headers=headers)
+    # Committed, not yet moved into media/: a page filling a gap from the event log asks now.
+    staged = await app.store.read_staged_rendition(key, name)
+    if staged is None:
+        raise ApiError(404, "not_found", "No such image file.")
+    return Response(staged, media_type="image/jpeg", headers=headers)
 
 
 routes = [
