@@ -24,8 +24,12 @@ MAX_JSON_DEPTH = 32
 are one level deep); far below where the json module would raise RecursionError (~1000)."""
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
-NOT_JOINED = ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
 PARTICIPANT_HEADER = "x-participant-key"
+
+
+def not_joined() -> ApiError:
+    """A new 401 ``not_joined``."""
+    return ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
 
 
 def require_json_content_type(request: Request) -> None:
@@ -237,7 +241,7 @@ async def get_me(request: Request) -> Response:
     room = await room_for(request)
     participant = await current_participant(request, room)
     if participant is None:
-        raise NOT_JOINED
+        raise not_joined()
     if request.method == "PATCH":
         participant = await app.rooms.rename(participant, (await json_body(request)).get("name"))
     count = await app.rooms.repository.upload_count(room.id, participant.id)
