@@ -45,8 +45,10 @@ from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
 from web.rooms import endpoints as room_endpoints
 from web.rooms.endpoints import participant_cookie
+from web.rooms.qr import QrCodes
 from web.rooms.repository import Room, RoomRepository
 from web.rooms.service import RoomService
+from web.rooms.views import LanAddress
 from web.services import Services
 from web.settings import Settings
 from web.signing import SigningSecret
@@ -213,6 +215,8 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         images=image_service,
         sio=sio,
         signing=signing,
+        qr=QrCodes(),
+        lan=LanAddress(),
     )
 
     @asynccontextmanager

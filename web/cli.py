@@ -87,7 +87,7 @@ def serve(host: str | None, port: int | None) -> None:
 def guest_url_message(settings: Settings) -> str:
     """The lines ``serve`` prints first: where the host opens the service and the address
     guests' phones use (the LAN address when bound to every interface), or what to change."""
-    from web.rooms.views import WILDCARD_HOSTS, lan_address
+    from web.rooms.views import WILDCARD_HOSTS, LanAddress
 
     port = settings.port
     if settings.public_base_url:
@@ -95,7 +95,7 @@ def guest_url_message(settings: Settings) -> str:
         return f"ImageShark: open {guests} ; guests join at {guests}/j/<room code>"
     local = f"http://127.0.0.1:{port}"
     if settings.host in WILDCARD_HOSTS:
-        lan = lan_address()
+        lan = LanAddress().get()
         if lan is not None:
             return (
                 f"ImageShark: open {local} (or http://{lan}:{port}); "
