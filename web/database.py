@@ -293,8 +293,8 @@ class Database:
     async def direct_read(self) -> AsyncIterator[Statements]:
         """Like :meth:`read`, for the few statements every upload runs: on PostgreSQL they
         bypass SQLAlchemy's execution layer and run on the pooled asyncpg connection itself
-        (same pool, same SQL, same parameter processing). A one-row read then costs about
-        100 µs of CPU instead of 255 (bench/README.md, "SQL on the upload path"). Give it
+        (same pool, same SQL, same parameter processing), at well under half the CPU per
+        statement (docs/decisions/0013-upload-path-sql.md). Give it
         statements built once (module constants with ``bindparam``): each is compiled for
         asyncpg on first use and kept.
 

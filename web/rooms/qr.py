@@ -28,11 +28,11 @@ def qr_payload(url: str) -> str:
 
     Scheme and host are case-insensitive (RFC 3986 §3.1, §3.2.2) and so is the short join
     path ``/J/{CODE}``; in upper case every character is in the QR alphanumeric set
-    (0-9 A-Z space $ % * + - . / :), 5.5 bits a character instead of 8 in byte mode. Measured
-    at level M: ``http://192.168.1.20:8000/r/<24-char token>`` needs version 4 (33 modules);
-    ``HTTP://192.168.1.20:8000/J/7K3QX9AB`` version 2 (25 modules), so each module is 32%
-    larger at the same QR size. URLs with lower-case-sensitive parts (``/r/{token}``) are
-    returned unchanged, and so are URLs under a base path (it may be case-sensitive).
+    (0-9 A-Z space $ % * + - . / :), 5.5 bits a character instead of 8 in byte mode: a smaller
+    code, so larger modules at the same size
+    (docs/decisions/0015-upper-case-short-join-urls-in-qr-codes.md). URLs with
+    lower-case-sensitive parts (``/r/{token}``) are returned unchanged, and so are URLs under a
+    base path (it may be case-sensitive).
     """
     parts = urlsplit(url)
     if _SHORT_PATH.fullmatch(parts.path) and not parts.query and not parts.fragment:
