@@ -31,7 +31,7 @@ import socketio
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as engineio_asgi
 from engineio.exceptions import SocketIsClosedError
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 from socketio import packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
@@ -40,22 +40,34 @@ from websockets.frames import Frame, Opcode
 # it has one.
 _PROTOCOL_ATTRIBUTE = "_imageshark_protocol"
 
-DELIVERIES = Counter(
-    "imageshark_fanout_deliveries",
-    "Room broadcast packets handed to a client, by path: 'direct' (one write to the socket) "
-    "or 'queued' (through the Engine.IO socket's queue and writer task).",
-    ["path"],
-)
-_DIRECT = DELIVERIES.labels(path="direct")
-_QUEUED = DELIVERIES.labels(path="queued")
-SKIPPED = Counter(
-    "imageshark_fanout_skipped",
-    "Room broadcast packets not handed to a recipient: its socket was closed by then "
-    "('closed'), or its send failed and the socket was closed ('failed').",
-    ["reason"],
-)
-_SKIPPED_CLOSED = SKIPPED.labels(reason="closed")
-_SKIPPED_FAILED = SKIPPED.labels(reason="failed")
+
+class FanOutCounters:
+    """The fan-out's counters, on ``registry`` (the app's, served at ``/metrics``).
+
+    :param registry: where the counters are registered; None: a registry of their own.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        deliveries = Counter(
+            "imageshark_fanout_deliveries",
+            "Room broadcast packets handed to a client, by path: 'direct' (one write to the "
+            "socket) or 'queued' (through the Engine.IO socket's queue and writer task).",
+            ["path"],
+            registry=self.registry,
+        )
+        self.direct = deliveries.labels(path="direct")
+        self.queued = deliveries.labels(path="queued")
+        skipped = Counter(
+            "imageshark_fanout_skipped",
+            "Room broadcast packets not handed to a recipient: its socket was closed by then "
+            "('closed'), or its send failed and the socket was closed ('failed').",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.skipped_closed = skipped.labels(reason="closed")
+        self.skipped_failed = skipped.labels(reason="failed")
+
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +193,13 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
 
     Pass an instance as ``client_manager`` to ``socketio.AsyncServer`` and call
     :func:`register_websockets` on that server; without it every packet is queued.
+
+    :param counters: where deliveries and skips are counted; None: counters of its own.
     """
+
+    def __init__(self, counters: FanOutCounters | None = None) -> None:
+        super().__init__()
+        self.counters = counters if counters is not None else FanOutCounters()
 
     async def emit(
         self,
@@ -255,13 +273,15 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
                 transports.append(transport)
         for transport in transports:
             transport.write(frame)
-        _DIRECT.inc(len(transports))
+        self.counters.direct.inc(len(transports))
         for socket in queued_sockets:
-            if await _send_queued(socket, packets):
-                _QUEUED.inc()
+            if await _send_queued(socket, packets, self.counters):
+                self.counters.queued.inc()
 
 
-async def _send_queued(socket: Any, packets: list[eio_packet.Packet]) -> bool:
+async def _send_queued(
+    socket: Any, packets: list[eio_packet.Packet], counters: FanOutCounters
+) -> bool:
     """Put ``packets`` on Engine.IO ``socket``'s queue, unless it is closed or closing.
 
     A send closes a timed-out socket, and its disconnect handler broadcasts (``presence``) to
@@ -273,17 +293,17 @@ async def _send_queued(socket: Any, packets: list[eio_packet.Packet]) -> bool:
     """
     for eio_pkt in packets:
         if socket.closed or socket.closing:
-            _SKIPPED_CLOSED.inc()
+            counters.skipped_closed.inc()
             logger.debug("broadcast skips %s: its socket is closed", socket.sid)
             return False
         try:
             await socket.send(eio_pkt)
         except SocketIsClosedError:
-            _SKIPPED_CLOSED.inc()
+            counters.skipped_closed.inc()
             logger.debug("broadcast skips %s: its socket closed meanwhile", socket.sid)
             return False
         except Exception:
-            _SKIPPED_FAILED.inc()
+            counters.skipped_failed.inc()
             logger.warning("broadcast to %s failed; closing it", socket.sid, exc_info=True)
             try:
                 await socket.close(wait=False, abort=False)
@@ -293,6 +313,6 @@ async def _send_queued(socket: Any, packets: list[eio_packet.Packet]) -> bool:
                 )
             return False
         if socket.closed or socket.closing:  # the send found it timed out and closed it
-            _SKIPPED_CLOSED.inc()
+            counters.skipped_closed.inc()
             return False
     return True

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import socketio
 
 from realtime.delivery import LiveDelivery, RoomLog
-from realtime.fanout import SequentialFanOutManager, register_websockets
+from realtime.fanout import FanOutCounters, SequentialFanOutManager, register_websockets
 from realtime.guard import ConnectionLimits, GuardedServer
 from realtime.namespace import ResolveRoom, RoomNamespace
 from realtime.presence import Presence
@@ -34,6 +34,7 @@ def create_live_server(
     replay_limit: int = 500,
     allowed_origin: Callable[[str | None, dict[str, Any]], bool] | None = None,
     connect_timeout: float = 10,
+    fanout_counters: FanOutCounters | None = None,
 ) -> LiveSide:
     """A Socket.IO server (Engine.IO v4 / Socket.IO v5) with the room namespace registered.
 
@@ -53,6 +54,8 @@ def create_live_server(
         scheme and ``Host``). Never ``[]``: python-engineio takes that as "check nothing".
     :param connect_timeout: seconds an Engine.IO session may stay without connecting the
         namespace before it is closed (see realtime/guard.py for the other limits).
+    :param fanout_counters: the broadcasts' delivery counters (on the app's registry); None:
+        counters of their own, served nowhere.
     :returns: the server, its delivery and its namespace.
     """
     server = GuardedServer(
@@ -63,7 +66,7 @@ def create_live_server(
         max_http_buffer_size=64 * 1024,
         logger=False,
         engineio_logger=False,
-        client_manager=SequentialFanOutManager(),
+        client_manager=SequentialFanOutManager(fanout_counters),
         limits=ConnectionLimits(connect_timeout=connect_timeout),
     )
     register_websockets(server)

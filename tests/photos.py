@@ -495,8 +495,9 @@ def assert_upright(
 
     Both are compared in RGB after resizing the reference (and each of its 7 rotations/mirrors)
     to the rendition's size. The rendition must be closest to the identity, and its mean absolute
-    difference per 8-bit sample must be below ``threshold``. Measured on the four photos, a
-    rotated or mirrored rendition differs by 18-100 levels; JPEG and resampling by 1-5.
+    difference per 8-bit sample must be below ``threshold``, which lies between the differences
+    of a rotated or mirrored rendition and of JPEG and resampling alone
+    (docs/decisions/0020-orientation-check-threshold.md).
 
     :raises AssertionError: with all eight differences in the message.
     """

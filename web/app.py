@@ -13,6 +13,7 @@ from typing import Any
 import socketio
 from anyio import to_thread
 from asgi_correlation_id import CorrelationIdMiddleware
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
@@ -24,9 +25,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from realtime import fanout
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
 from realtime.delivery import LiveDelivery
+from realtime.fanout import FanOutCounters
 from realtime.namespace import AccessRefused
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
@@ -45,8 +46,10 @@ from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
 from web.rooms import endpoints as room_endpoints
 from web.rooms.endpoints import participant_cookie
+from web.rooms.qr import QrCodes
 from web.rooms.repository import Room, RoomRepository
 from web.rooms.service import RoomService
+from web.rooms.views import LanAddress
 from web.services import Services
 from web.settings import Settings
 from web.signing import SigningSecret
@@ -185,6 +188,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
             raise AccessRefused("passcode required: join the room first")
         return room.id, room.last_seq
 
+    registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace = create_live_server(
         resolve_room,
         DatabaseRoomLog(database, image_repository),
@@ -194,11 +198,12 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         replay_limit=settings.replay_limit,
         allowed_origin=origins.allows_handshake,
         connect_timeout=settings.connect_timeout_seconds,
+        fanout_counters=FanOutCounters(registry),
     )
     metrics = Metrics(
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
         active_rooms=lambda: len(delivery.rooms),
-        shared=(fanout.DELIVERIES, fanout.SKIPPED),
+        registry=registry,
     )
     image_service = ImageService(
         image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits
@@ -213,6 +218,8 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         images=image_service,
         sio=sio,
         signing=signing,
+        qr=QrCodes(),
+        lan=LanAddress(),
     )
 
     @asynccontextmanager

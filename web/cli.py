@@ -37,10 +37,8 @@ def serve(host: str | None, port: int | None) -> None:
     settings = settings.model_copy(update={"host": bind_host, "port": bind_port})
     configure_logging(settings)
     click.echo(guest_url_message(settings))
-    # Nearly everything the live path allocates dies by reference counting; with CPython's
-    # default young-generation threshold (700) the allocation churn of a fan-out to a large
-    # room triggers full collections of ~210 ms every second or so, which were the whole p99
-    # of delivery. 50 000 removed them (bench/README.md, "Live path": p99 292 -> 64 ms).
+    # The live path's garbage dies by reference counting; the default threshold's collections
+    # stalled fan-outs to large rooms (docs/decisions/0003-gc-threshold-for-the-live-path.md).
     gc.set_threshold(50_000, 10, 10)
     files_before, files = raise_open_file_limit()
     if files_before != files:
@@ -56,14 +54,11 @@ def serve(host: str | None, port: int | None) -> None:
         create_app(settings),
         host=bind_host,
         port=bind_port,
-        # Compression costs the live path about as much CPU and latency as the rest of a
-        # delivery (measured: roughly 2x), for payloads of a few hundred bytes.
+        # Compression would cost more than the rest of a delivery, for payloads of a few hundred
+        # bytes (docs/decisions/0004-websocket-without-compression.md).
         ws_per_message_deflate=False,
-        # No WebSocket-level keepalive pings: Engine.IO already pings every client every
-        # ping interval (25 s) and drops the silent ones, which also keeps proxies' idle timers
-        # from closing the connection. uvicorn's own pings (every 20 s) doubled that traffic
-        # and cost 20-40 µs of CPU each: about 0.75 µs per delivery in a 1000-client room at
-        # 10 uploads/s (bench/README.md, "The rendition pool without threads").
+        # No WebSocket-level keepalive pings: Engine.IO's heartbeat already keeps connections
+        # and proxies alive (docs/decisions/0005-no-uvicorn-websocket-pings.md).
         ws_ping_interval=None,
         # The protocol whose connections room broadcasts can write to directly
         # (realtime/fanout.py); the others work too, through each socket's queue.
@@ -87,7 +82,7 @@ def serve(host: str | None, port: int | None) -> None:
 def guest_url_message(settings: Settings) -> str:
     """The lines ``serve`` prints first: where the host opens the service and the address
     guests' phones use (the LAN address when bound to every interface), or what to change."""
-    from web.rooms.views import WILDCARD_HOSTS, lan_address
+    from web.rooms.views import WILDCARD_HOSTS, LanAddress
 
     port = settings.port
     if settings.public_base_url:
@@ -95,7 +90,7 @@ def guest_url_message(settings: Settings) -> str:
         return f"ImageShark: open {guests} ; guests join at {guests}/j/<room code>"
     local = f"http://127.0.0.1:{port}"
     if settings.host in WILDCARD_HOSTS:
-        lan = lan_address()
+        lan = LanAddress().get()
         if lan is not None:
             return (
                 f"ImageShark: open {local} (or http://{lan}:{port}); "

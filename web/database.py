@@ -156,39 +156,48 @@ class _CompiledStatement:
 
 
 _ASYNCPG_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-_COMPILED: dict[tuple[int, tuple[str, ...]], tuple[Executable, _CompiledStatement]] = {}
 _MAX_COMPILED = 256
 
 
-def _compiled(statement: Executable, params: Mapping[str, Any]) -> _CompiledStatement:
-    """``statement`` compiled for asyncpg, once per statement object and parameter names.
+class _CompiledStatements:
+    """Statements compiled for asyncpg, once per statement object and parameter names (one
+    cache per :class:`Database`).
 
     The direct path is meant for statements built once, as module constants with
     ``bindparam``; should other code pass statements built per call, the cache is emptied
-    whenever it reaches ``_MAX_COMPILED`` entries instead of growing without bound.
+    whenever it reaches ``max_entries`` entries instead of growing without bound.
     """
-    keys = tuple(sorted(params))
-    key = (id(statement), keys)
-    cached = _COMPILED.get(key)
-    if cached is None or cached[0] is not statement:
-        if len(_COMPILED) >= _MAX_COMPILED:
-            _COMPILED.clear()
-        assert isinstance(statement, ClauseElement)
-        cached = _COMPILED[key] = (statement, _CompiledStatement.of(statement, keys))
-    return cached[1]
+
+    def __init__(self, max_entries: int = _MAX_COMPILED) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[int, tuple[str, ...]], tuple[Executable, _CompiledStatement]]
+        self._entries = {}
+
+    def get(self, statement: Executable, params: Mapping[str, Any]) -> _CompiledStatement:
+        """``statement`` compiled for the names of ``params``."""
+        keys = tuple(sorted(params))
+        key = (id(statement), keys)
+        cached = self._entries.get(key)
+        if cached is None or cached[0] is not statement:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            assert isinstance(statement, ClauseElement)
+            cached = self._entries[key] = (statement, _CompiledStatement.of(statement, keys))
+        return cached[1]
 
 
 class _AsyncpgStatements:
     """:class:`Statements` straight on an asyncpg connection (PostgreSQL). asyncpg prepares
     each SQL text once per connection and reuses it (its statement cache)."""
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
+    def __init__(self, connection: asyncpg.Connection, compiled: _CompiledStatements) -> None:
         self.connection = connection
+        self.compiled = compiled
 
     async def first(
         self, statement: Executable, params: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:
-        compiled = _compiled(statement, params)
+        compiled = self.compiled.get(statement, params)
         # An asyncpg Record is a mapping of column name to value.
         row: Mapping[str, Any] | None = await self.connection.fetchrow(
             compiled.sql, *compiled.values(params)
@@ -198,18 +207,18 @@ class _AsyncpgStatements:
     async def all(
         self, statement: Executable, params: Mapping[str, Any]
     ) -> list[Mapping[str, Any]]:
-        compiled = _compiled(statement, params)
+        compiled = self.compiled.get(statement, params)
         rows: list[Mapping[str, Any]] = await self.connection.fetch(
             compiled.sql, *compiled.values(params)
         )
         return rows
 
     async def scalar(self, statement: Executable, params: Mapping[str, Any]) -> Any:
-        compiled = _compiled(statement, params)
+        compiled = self.compiled.get(statement, params)
         return await self.connection.fetchval(compiled.sql, *compiled.values(params))
 
     async def execute(self, statement: Executable, params: Mapping[str, Any]) -> None:
-        compiled = _compiled(statement, params)
+        compiled = self.compiled.get(statement, params)
         await self.connection.execute(compiled.sql, *compiled.values(params))
 
 
@@ -244,6 +253,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.sqlalchemy_url
         self.is_sqlite = self.url.startswith("sqlite")
+        self._compiled = _CompiledStatements()
         if self.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(self.url)
@@ -283,8 +293,8 @@ class Database:
     async def direct_read(self) -> AsyncIterator[Statements]:
         """Like :meth:`read`, for the few statements every upload runs: on PostgreSQL they
         bypass SQLAlchemy's execution layer and run on the pooled asyncpg connection itself
-        (same pool, same SQL, same parameter processing). A one-row read then costs about
-        100 µs of CPU instead of 255 (bench/README.md, "SQL on the upload path"). Give it
+        (same pool, same SQL, same parameter processing), at well under half the CPU per
+        statement (docs/decisions/0013-upload-path-sql.md). Give it
         statements built once (module constants with ``bindparam``): each is compiled for
         asyncpg on first use and kept.
 
@@ -296,7 +306,7 @@ class Database:
                 yield SQLAlchemyStatements(connection)
             return
         async with self._driver_connection() as connection:
-            yield _AsyncpgStatements(connection)
+            yield _AsyncpgStatements(connection, self._compiled)
 
     @asynccontextmanager
     async def direct_transaction(self) -> AsyncIterator[Statements]:
@@ -310,7 +320,7 @@ class Database:
                 yield SQLAlchemyStatements(connection)
             return
         async with self._driver_connection() as connection, connection.transaction():
-            yield _AsyncpgStatements(connection)
+            yield _AsyncpgStatements(connection, self._compiled)
 
     @asynccontextmanager
     async def _driver_connection(self) -> AsyncIterator[asyncpg.Connection]:

@@ -20,6 +20,9 @@ class ApiError(Exception):
     :param code: stable snake_case identifier, e.g. ``"room_not_found"``.
     :param message: human-readable explanation, safe to show to a guest.
     :param headers: extra response headers, e.g. ``{"Retry-After": "5"}`` (seconds).
+
+    Build a new one for every raise (a function such as ``room_not_found()``, never a module
+    constant): a raised exception keeps its traceback, and with it the raising request's frames.
     """
 
     def __init__(

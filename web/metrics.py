@@ -1,17 +1,17 @@
 """Prometheus metrics of one replica, served at ``/metrics``.
 
-The collectors live in a registry owned by :class:`Metrics` (built by ``create_app``), not in
-module globals, so several apps in one process (tests) keep separate counts.
+Every collector lives in the app's own registry (built by ``create_app`` and handed to
+:class:`Metrics` and to the live side's fan-out), never in prometheus_client's process-wide
+default registry, so several apps in one process (tests) keep separate counts.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,19 +29,17 @@ class Metrics:
 
     :param connected_clients: returns the number of Socket.IO clients connected here.
     :param active_rooms: returns the number of rooms with a client connected here.
-    :param shared: collectors owned by other modules (the fan-out's counters, which the
-        broadcast path updates without reaching an app), served here too.
+    :param registry: the app's registry, where other parts (the fan-out's counters) have
+        registered theirs; served whole. None: a new one.
     """
 
     def __init__(
         self,
         connected_clients: Callable[[], float],
         active_rooms: Callable[[], float],
-        shared: Iterable[Collector] = (),
+        registry: CollectorRegistry | None = None,
     ) -> None:
-        self.registry = CollectorRegistry()
-        for collector in shared:
-            self.registry.register(collector)
+        self.registry = registry if registry is not None else CollectorRegistry()
         Gauge(
             "imageshark_connected_clients",
             "Socket.IO clients connected to this replica.",

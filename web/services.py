@@ -11,7 +11,9 @@ from realtime.bus import RoomEventBus
 from web.database import Database
 from web.images.service import ImageService
 from web.pipeline import RenditionPool
+from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
+from web.rooms.views import LanAddress
 from web.settings import Settings
 from web.signing import SigningSecret
 from web.storage import LocalImageStore
@@ -30,6 +32,8 @@ class Services:
     images: ImageService
     sio: socketio.AsyncServer
     signing: SigningSecret
+    qr: QrCodes
+    lan: LanAddress
 
     @property
     def signing_key(self) -> bytes:

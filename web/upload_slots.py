@@ -1,7 +1,7 @@
 """A cap on the uploads one client address has in progress at once on this replica.
 
 A request body that arrives slowly holds a connection, a buffer of up to about 1 MiB and
-a spill file for as long as it lasts; 300 such uploads from one address cost about 270 MB.
+a spill file for as long as it lasts (docs/decisions/0016-open-uploads-per-address.md).
 The rate limits count uploads started per minute, not uploads open, so this counts those.
 Per replica and in memory: it bounds this process's resources, which is what it protects.
 """

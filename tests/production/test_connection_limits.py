@@ -86,8 +86,9 @@ async def test_slowloris_is_cut_off_and_healthz_keeps_answering(tmp_path: Path) 
         partial = [pair for pair in opened if pair is not None]
         assert len(partial) > SERVER_FILES, "the flood must exceed the server's descriptors"
         try:
-            # Broken: no answer at all (37 attempts in 20 s all reset) while the partial
-            # sockets hold every descriptor. Polled: the server has no event to wait on.
+            # Broken: no answer at all while the partial sockets hold every descriptor
+            # (docs/decisions/0019-header-deadline-and-connection-cap.md). Polled: the server
+            # has no event to wait on.
             healthz_seconds = await _first_healthz(replica.base_url, deadline=30)
             assert healthz_seconds < 20, healthz_seconds
             async with asyncio.timeout(60):

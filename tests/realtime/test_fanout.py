@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 import socketio
-from prometheus_client import REGISTRY
 from socketio import packet
 from websockets.asyncio.client import connect as ws_connect
 
@@ -26,20 +25,22 @@ from tests.conftest import serve_asgi
 ROOM = "room"
 
 
-def deliveries(path: str) -> float:
-    """The process-wide count of broadcast packets handed over by ``path``."""
-    value = REGISTRY.get_sample_value("imageshark_fanout_deliveries_total", {"path": path})
+def deliveries(sio: socketio.AsyncServer, path: str) -> float:
+    """The count of broadcast packets ``sio``'s manager handed over by ``path``."""
+    registry = sio.manager.counters.registry
+    value = registry.get_sample_value("imageshark_fanout_deliveries_total", {"path": path})
     return value or 0.0
 
 
 class Counted:
-    """Counter deltas since creation."""
+    """Counter deltas of ``sio``'s manager since creation."""
 
-    def __init__(self) -> None:
-        self.start = {path: deliveries(path) for path in ("direct", "queued")}
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+        self.start = {path: deliveries(sio, path) for path in ("direct", "queued")}
 
     def __getitem__(self, path: str) -> float:
-        return deliveries(path) - self.start[path]
+        return deliveries(self.sio, path) - self.start[path]
 
 
 async def fanout_server(
@@ -123,7 +124,7 @@ async def test_websocket_recipients_get_one_direct_write_each(
     clients = [Recorder() for _ in range(3)]
     for client in clients:
         await client.connect(base_url, "websocket")
-    counted = Counted()
+    counted = Counted(sio)
     payload = {"text": "é ✓ \u2028", "nested": [1, 2.5, None, True]}
     await sio.emit("n", payload, room=ROOM)
     for client in clients:
@@ -146,7 +147,7 @@ async def test_a_server_offering_compression_queues_every_packet(
         await compressed.send("40")
         assert str(await compressed.recv()).startswith("40{")
         assert [e.name for e in compressed.protocol.extensions] == ["permessage-deflate"]
-        counted = Counted()
+        counted = Counted(sio)
         for i in range(3):
             await sio.emit("n", {"i": i}, room=ROOM)
         received = [json.loads(str(await compressed.recv())[2:]) for _ in range(3)]
@@ -162,7 +163,7 @@ async def test_polling_recipients_and_binary_packets_are_queued(
     polling, websocket = Recorder(), Recorder()
     await polling.connect(base_url, "polling")
     await websocket.connect(base_url, "websocket")
-    counted = Counted()
+    counted = Counted(sio)
     await sio.emit("n", {"i": 1}, room=ROOM)
     await sio.emit("n", {"blob": b"\x00\xffbytes"}, room=ROOM)  # binary attachment
     expected = [{"i": 1}, {"blob": b"\x00\xffbytes"}]
@@ -184,7 +185,7 @@ async def test_direct_and_queued_packets_keep_their_order(
     client = Recorder()
     await client.connect(base_url, "websocket")
     eio_sid = next(eio for _, eio in sio.manager.get_participants("/", ROOM))
-    counted = Counted()
+    counted = Counted(sio)
     total = 300
     for i in range(total):
         if i % 3 == 0:
@@ -217,7 +218,7 @@ async def test_a_client_that_stops_reading_holds_up_nobody(
         assert str(await slow.recv()).startswith("0{")  # Engine.IO open
         await slow.send("40")
         assert str(await slow.recv()).startswith("40{")  # Socket.IO connect acknowledged
-        counted = Counted()
+        counted = Counted(sio)
         blob = "x" * 256 * 1024
         total = 64  # 16 MiB: more than the loopback socket buffers take
         async with asyncio.timeout(30):  # no emit waits for a reader
@@ -276,7 +277,7 @@ async def test_broadcasts_follow_the_websocket_that_completed_the_upgrade(
             # python-engineio's writer starts once the upgrade is done and first sends the
             # no-op packets each probe queued to end a pending poll.
             assert [await upgraded.recv() for _ in range(2)] == ["6", "6"]
-            counted = Counted()
+            counted = Counted(sio)
             for i in range(3):
                 await sio.emit("n", {"i": i}, room=ROOM)
             received = []

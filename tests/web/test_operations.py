@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import AppClient, SettingsFactory, _app_client
+from tests.conftest import AppClient, LiveServer, SettingsFactory, _app_client
 from tests.photos import make_image_bytes
+from tests.realtime.live_client import LiveClient
 from tests.web.test_rooms import create_room
 from web.logs import configure_logging
 from web.settings import Settings
@@ -93,8 +99,63 @@ async def test_metrics_are_open_without_a_token(client: AppClient) -> None:
 
 
 async def test_metrics_serve_the_fan_out_counters(client: AppClient) -> None:
-    """The fan-out's counters live in its module (the broadcast path updates them without an
-    app) and are served with the app's own collectors."""
+    """The fan-out's counters, made by the live side on the app's registry, are served with
+    the app's own collectors."""
     text = (await client.http.get("/metrics")).text
     assert "# TYPE imageshark_fanout_deliveries_total counter" in text
     assert "# TYPE imageshark_fanout_skipped_total counter" in text
+
+
+def _documented_metrics() -> dict[str, set[str]]:
+    """The metric families docs/API.md lists under ``GET /metrics``, each with the labels it
+    documents (``imageshark_uploads_total{outcome}``: ``{"outcome"}``)."""
+    text = (Path(__file__).parents[2] / "docs" / "API.md").read_text(encoding="utf-8")
+    start = text.index("- `GET /metrics`")
+    section = text[start : text.index("\n- ", start + 1)]
+    found = re.findall(r"`(imageshark_[a-z_]+)(?:\{([a-z_,]+)\})?`", section)
+    return {name: set(filter(None, labels.split(","))) for name, labels in found}
+
+
+async def test_metrics_serve_every_documented_family_on_the_app_registry(
+    live_server: LiveServer,
+) -> None:
+    """After an upload reached a live client, /metrics of the real server has a sample of every
+    family docs/API.md lists, with the labels it documents; none of them is in
+    prometheus_client's process-wide default registry."""
+    documented = _documented_metrics()
+    assert len(documented) >= 8 and "imageshark_fanout_deliveries_total" in documented
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        created = await http.post("/api/rooms", json={"title": "Metrics"})
+        assert created.status_code == 201
+        room = created.json()
+        guest = LiveClient(live_server.base_url, room["token"], "guest")
+        await guest.connect("websocket")
+        try:
+            response = await http.post(
+                f"/api/rooms/{room['token']}/images",
+                files={"file": ("a.jpg", make_image_bytes("jpeg"), "image/jpeg")},
+            )
+            assert response.status_code == 201
+            assert await guest.next("image_added") == ("image_added", response.json())
+            text = (await http.get("/metrics")).text
+        finally:
+            await guest.close()
+    samples: dict[str, list[dict[str, str]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample.labels)
+    for name, labels in documented.items():
+        # A histogram's family is served as its _bucket, _count and _sum samples.
+        served = samples.get(name) or samples.get(f"{name}_count")
+        assert served, f"{name} is documented but not served"
+        assert any(labels <= set(sample) for sample in served), (name, labels, served)
+    values = _samples(text)
+    assert values['imageshark_uploads_total{outcome="created"}'] == 1
+    assert values["imageshark_upload_to_emit_seconds_count"] == 1
+    assert (
+        values['imageshark_fanout_deliveries_total{path="direct"}']
+        + values['imageshark_fanout_deliveries_total{path="queued"}']
+        >= 1
+    )
+    ours = [family.name for family in REGISTRY.collect() if family.name.startswith("imageshark")]
+    assert ours == []

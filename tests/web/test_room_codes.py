@@ -116,7 +116,7 @@ async def test_loopback_request_gets_lan_address_or_warning(
             "/api/rooms", json={"title": "Loop"}, headers={"host": "127.0.0.1:8123"}
         )
         room = response.json()
-        lan = views.lan_address()
+        lan = views.LanAddress().get()
         if lan is not None:
             assert room["join_url"] == f"http://{lan}:8123/j/{room['code']}"
             assert room["join_url_reachable"] is True and room["join_url_warning"] is None

@@ -13,7 +13,7 @@ async def test_anonymous_uploads_are_refused_when_the_host_requires_a_join(
     backend_client: AppClient,
 ) -> None:
     room = await new_room(backend_client, max_uploads_per_guest=1)
-    # Before: anonymous uploads bypassed the per-guest quota (each one accepted).
+    # Without require_join, anonymous uploads are not held to the per-guest quota.
     assert (await upload(backend_client, room["token"], photo(1))).status_code == 201
     assert (await upload(backend_client, room["token"], photo(2))).status_code == 201
     changed = await backend_client.http.patch(
@@ -44,7 +44,7 @@ async def test_a_room_byte_quota_refuses_the_upload_that_would_pass_it(
     assert room["max_bytes"] == len(first) + len(second) - 1
     stored = await upload(backend_client, room["token"], first)
     assert stored.status_code == 201, stored.text
-    # Before: no byte quota at all (20 uploads of 42 MB were accepted into one room).
+    # One byte short of both: the second is refused (docs/decisions/0018-room-byte-quota.md).
     refused = await upload(backend_client, room["token"], second)
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["code"] == "room_storage_full"

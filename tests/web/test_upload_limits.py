@@ -72,7 +72,7 @@ async def test_a_stalled_upload_is_refused_with_408_and_leaves_no_file(
         token = (await http.post("/api/rooms", json={"title": "stall"})).json()["token"]
     reader, writer = await _open_stalled(stall_server.base_url, token)
     try:
-        # Broken: no answer at all (the upload was held forever, 0.9 MB of memory each).
+        # Broken: no answer at all (docs/decisions/0016-open-uploads-per-address.md).
         async with asyncio.timeout(20):
             answer = await reader.read()  # to EOF: the server also closes the connection
     finally:

@@ -41,9 +41,8 @@ from web.images.repository import Image, ImageRepository
 from web.storage import LocalImageStore
 
 PAGE_SIZE = 200
-# Chunk sizes: 1 MiB reads and 256 KiB output chunks export 50 originals of 3.3 MB at about
-# 420 MB/s over loopback (2 cores, warm page cache) for 2-5 MiB more server memory; 64 KiB for
-# both gives 195 MB/s, as each chunk costs two thread hand-offs.
+# Chunks large enough that the two thread hand-offs per chunk do not cap the throughput
+# (docs/decisions/0014-archive-chunk-sizes.md).
 READ_CHUNK_BYTES = 1024 * 1024
 ZIP_CHUNK_BYTES = 256 * 1024
 INDEX_NAME = "index.csv"

@@ -31,6 +31,7 @@ from starlette.routing import Route
 from web.errors import ApiError
 from web.images.archive import file_name_part, original_extension, room_archive
 from web.images.repository import APPROVED, Image
+from web.images.service import image_not_found
 from web.pipeline.renditions import FULL_NAME
 from web.rooms.endpoints import json_body, room_for, viewer_of
 from web.rooms.repository import Room
@@ -197,10 +198,6 @@ def _title_part(room: Room) -> str:
 # --- handlers --------------------------------------------------------------------------------
 
 
-def _image_not_found() -> ApiError:
-    return ApiError(404, "image_not_found", "This image does not exist in this room.")
-
-
 def _may_see(viewer: Viewer, image: Image) -> bool:
     if image.status == APPROVED or viewer.is_host:
         return True
@@ -229,7 +226,7 @@ async def download_full(request: Request) -> Response:
     viewer = await _full_viewer(request, room, image_id)
     image = await app.images.get(room, image_id)
     if not _may_see(viewer, image):
-        raise _image_not_found()  # a pending image is not there for other guests
+        raise image_not_found()  # a pending image is not there for other guests
     original = app.store.original_file(image.storage_key)
     folder = original.parent
     full = folder / FULL_NAME
@@ -237,11 +234,11 @@ async def download_full(request: Request) -> Response:
         try:
             await app.renditions.render_full(original, folder, app.images.spec)
         except FileNotFoundError:
-            raise _image_not_found() from None  # deleted meanwhile
+            raise image_not_found() from None  # deleted meanwhile
         if await app.images.repository.get(room.id, image.id) is None:
             # Deleted while rendering: the folder's removal may have missed the new file.
             await app.store.delete(image.storage_key)
-            raise _image_not_found()
+            raise image_not_found()
     return FileResponse(
         full,
         media_type="image/jpeg",

@@ -10,9 +10,9 @@ from starlette.routing import Route
 from web.errors import ApiError
 from web.images.repository import PENDING
 from web.rooms.endpoints import (
-    NOT_JOINED,
     PARTICIPANT_HEADER,
     client_address,
+    not_joined,
     room_for,
     viewer_of,
 )
@@ -43,7 +43,7 @@ async def list_images(request: Request) -> Response:
     viewer = await viewer_of(request, room)
     mine = request.query_params.get("mine", "").lower() in ("1", "true", "yes")
     if mine and viewer.participant is None:
-        raise NOT_JOINED
+        raise not_joined()
     page = await app.images.page(
         room,
         request.query_params.get("after"),

@@ -305,7 +305,7 @@ class ImageService:
         if image_id.isascii() and image_id.isdigit() and len(image_id) < 19:
             image = await self.repository.get(room.id, int(image_id))
         if image is None:
-            raise IMAGE_NOT_FOUND
+            raise image_not_found()
         return image
 
     async def visible(self, room: Room, image_id: str, viewer: Viewer) -> Image:
@@ -316,7 +316,7 @@ class ImageService:
             return image
         if viewer.participant is not None and viewer.participant.id == image.participant_id:
             return image
-        raise IMAGE_NOT_FOUND
+        raise image_not_found()
 
     async def approve(self, room: Room, image_id: str) -> dict[str, Any]:
         """Approve a pending image (host already checked): it reaches every client as
@@ -331,7 +331,7 @@ class ImageService:
                 image, render_payload=image_view, now=self.rooms.clock()
             )
         except LookupError:
-            raise IMAGE_NOT_FOUND from None
+            raise image_not_found() from None
         if event is not None:
             await self.bus.publish(event)
         return image_view(approved)
@@ -377,7 +377,9 @@ class ImageService:
         await self.bus.publish(event)
 
 
-IMAGE_NOT_FOUND = ApiError(404, "image_not_found", "This image does not exist in this room.")
+def image_not_found() -> ApiError:
+    """A new 404 ``image_not_found``."""
+    return ApiError(404, "image_not_found", "This image does not exist in this room.")
 
 
 def _require_uploads_open(uploads_open: bool) -> None:

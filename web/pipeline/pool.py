@@ -7,13 +7,8 @@ must not pile up unbounded memory or latency.
 
 Each worker is one process with one socket pair to the web process, on which the event loop
 itself writes jobs and reads replies (non-blocking, ``loop.add_reader``): a job is one message
-out to an idle worker and one message back. ``concurrent.futures.ProcessPoolExecutor`` routes
-every job through two threads of the web process (a queue feeder and a result manager), each of
-which must take the GIL from the event loop: 0.8-1.0 ms per job beyond the worker's own time on
-an idle replica, against 0.4-0.5 ms here (bench/README.md, "The rendition pool without
-threads"); and a loop busy fanning an event out to a large room gives the GIL up only every
-switch interval (``sys.getswitchinterval()``, 5 ms), so under load each hand-off can wait that
-long.
+out to an idle worker and one message back, with no thread of the web process in between to
+take the GIL from the event loop (docs/decisions/0006-rendition-pool-without-threads.md).
 
 Each worker runs one job at a time, so a worker that dies (a decoder crash, the OOM killer) takes
 exactly one job with it. That job is retried once, in a fresh worker: an innocent bystander of a
@@ -104,11 +99,8 @@ class WorkerStartError(RuntimeError):
 
 
 def _context() -> ForkServerContext | SpawnContext:
-    # Not fork: the parent runs an event loop and threads, whose locks a forked child would
-    # inherit mid-use. forkserver forks workers from a clean server that has already imported
-    # the pipeline, so replacing a crashed worker costs milliseconds, not an interpreter start.
-    # It also preloads NumPy and OpenCV, which only the workers use (the web process never
-    # imports them): the workers share those pages instead of loading ~58 MB each.
+    # Not fork (the parent's locks would be inherited mid-use): a fork server that preloads the
+    # pipeline, NumPy and OpenCV (docs/decisions/0007-forkserver-preloads-numpy-and-opencv.md).
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["web.pipeline.renditions", "numpy", "cv2"])

@@ -187,21 +187,16 @@ _DECODE_ERRORS: tuple[type[Exception], ...] = (
     zlib.error,
 )
 
-# The display resize. After DCT scaling the remaining reduction of a 12 MP photo is about 1.25x.
-# Pillow's resampler is scalar C: its bilinear filter took 17.5 ms there (bicubic 24.8, Lanczos
-# 34.5, box 12.6), a third of the whole render. OpenCV's INTER_LINEAR is vectorised (SSE/AVX) and
-# takes about 3.5 ms plus 3 ms to move the pixels between Pillow and NumPy, for an SSIM of the
-# luma against Lanczos from the full-size decode of 0.9865 against Pillow bilinear's 0.9881
-# (bench/pipeline.py, bench/README.md). INTER_LINEAR samples 2x2 neighbours, so it is only used
-# for a reduction of at most 2x; a larger one is first box-reduced by its whole factor with
-# Pillow's ``reduce`` (exact averaging, no aliasing), which is how PNG, WebP and other formats
-# without DCT scaling get there. Only 8-bit L and RGB go through OpenCV: Pillow premultiplies
-# alpha before resampling RGBA, which a plain per-channel resize would not.
+# The display resize: OpenCV's vectorised bilinear, several times faster than Pillow's for the
+# same quality (docs/decisions/0008-rendition-resampling.md). It samples 2x2 neighbours, so it
+# takes a reduction of at most 2x; a larger one is first box-reduced by its whole factor with
+# Pillow's ``reduce``. Only 8-bit L and RGB go through OpenCV: Pillow premultiplies alpha before
+# resampling RGBA, which a plain per-channel resize would not.
 _DISPLAY_MAX_BILINEAR_FACTOR = 2.0
 _DISPLAY_FILTER = Image.Resampling.BILINEAR
 _OPENCV_MODES = frozenset({"L", "RGB"})
 # The thumbnail is a ~4x reduction of the finished display image: box-reduce by the whole
-# factor, then bicubic for any remainder. 1 ms instead of 4 ms at gap 2.0, SSIM 0.9970 vs 0.9972.
+# factor, then bicubic for any remainder (docs/decisions/0008-rendition-resampling.md).
 _THUMB_FILTER = Image.Resampling.BICUBIC
 _THUMB_REDUCING_GAP = 1.0
 
@@ -218,7 +213,7 @@ _TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
 def init_worker(tune_malloc: bool = True) -> None:
     """Worker initializer: register the HEIF opener, tune malloc, warm the code paths.
 
-    :param tune_malloc: raise glibc's mmap and trim thresholds (see ``bench/README.md``).
+    :param tune_malloc: raise glibc's mmap and trim thresholds (see :func:`_tune_malloc`).
     """
     _register_heif()
     import cv2  # see _resize_display for why OpenCV is imported where it is used
@@ -251,8 +246,7 @@ def _tune_malloc() -> None:
     """Keep freed image buffers in the heap instead of returning them to the kernel.
 
     With glibc's defaults, image buffers of several MB are mmap'ed and unmapped for every image,
-    so each image page-faults its ~30 MB of buffers afresh (bench/README.md: 7900 minor faults
-    and 19 % of the time per 12 MP photo, gone with these settings).
+    which then page-faults them afresh (docs/decisions/0011-worker-malloc-tuning.md).
     Raising M_MMAP_THRESHOLD to its maximum serves Pillow's blocks (16 MB at most) from the heap,
     and raising M_TRIM_THRESHOLD keeps that heap mapped between images. No-op without glibc.
     """
@@ -317,8 +311,7 @@ def fsync_together(descriptors: list[int]) -> None:
     """fsync every descriptor, all at once, and return when all are durable (blocking).
 
     Each fsync waits for its own device writes; issued from parallel threads, the disk takes
-    them together instead of one after another. For an upload's three files and its folder
-    on the benchmark VM's virtio disk: 1.14-1.42 ms in sequence, 0.77-0.83 ms together.
+    them together instead of one after another (docs/decisions/0012-fsync-together.md).
 
     :param descriptors: open file or directory descriptors.
     :raises OSError: the first fsync error, after every fsync has finished.
@@ -378,8 +371,8 @@ def render_bytes(data: bytes, spec: RenditionSpec) -> Renditions:
     thumb = _resize(display, thumb_size, _THUMB_FILTER, _THUMB_REDUCING_GAP)
 
     display_jpeg = _encode(display, spec.display_quality, optimize=False)
-    # Huffman optimisation costs ~4 ms on the display image for 1 % less; on the thumbnail it is
-    # well under a millisecond and thumbnails are fetched in screenfuls.
+    # Huffman optimisation only where it is cheap or pays back: thumbnails are fetched in
+    # screenfuls (docs/decisions/0009-jpeg-encoding-options.md).
     thumb_jpeg = _encode(thumb, spec.thumb_quality, optimize=True)
     result = RenditionResult(
         format=decoded.kind.format,
@@ -438,7 +431,8 @@ def render_full_bytes(data: bytes, spec: RenditionSpec) -> tuple[bytes, tuple[in
     """
     decoded = _decode(data, spec, draft_max_px=None)
     image = _upright_srgb(decoded.image, decoded.icc_profile, decoded.orientation)
-    # Optimised Huffman tables: ~5 % smaller for a file made once and downloaded many times.
+    # Optimised Huffman tables for a file made once and downloaded many times
+    # (docs/decisions/0009-jpeg-encoding-options.md).
     return _encode(image, spec.full_quality, optimize=True), image.size
 
 
@@ -677,9 +671,8 @@ def _resize_display(image: Image.Image, size: tuple[int, int]) -> Image.Image:
             return image
     if image.mode not in _OPENCV_MODES:
         return image.resize(size, _DISPLAY_FILTER)
-    # Imported here, not with the module: NumPy and OpenCV take ~58 MB per process, and the
-    # web process imports this module for its types without ever resizing. The rendition
-    # pool's fork server preloads both (web/pipeline/pool.py), so workers share them.
+    # Imported here: the web process imports this module for its types and never loads them
+    # (docs/decisions/0007-forkserver-preloads-numpy-and-opencv.md).
     import cv2
     import numpy as np
 
@@ -709,11 +702,12 @@ def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
 def _srgb_transform(icc_profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     """A cached transform from ``icc_profile`` to sRGB for ``mode`` images, or ``None``.
 
-    ``None`` when the profile is sRGB already (converting would cost ~17 ms per display image
-    for nothing), when it does not match the image's colour space, or when it is unreadable: a
-    bad profile is a reason to show the pixels as they are, not to refuse the photo. Phones
-    embed one of a handful of profiles (sRGB, Display P3), so a small cache per worker process
-    saves rebuilding the transform for every photo.
+    ``None`` when the profile is sRGB already (converting would be costly work for nothing),
+    when it does not match the image's colour space, or when it is unreadable: a bad profile is
+    a reason to show the pixels as they are, not to refuse the photo. Phones embed one of a
+    handful of profiles (sRGB, Display P3), so a small cache per worker process saves
+    rebuilding the transform for every photo
+    (docs/decisions/0010-srgb-conversion-only-when-needed.md).
     """
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
@@ -758,8 +752,8 @@ def _encode(image: Image.Image, quality: int, *, optimize: bool) -> bytes:
 
     Pillow's JPEG writer copies ``image.info["comment"]`` by default, and resize/transpose copy
     ``info`` from the original, so it is emptied first; EXIF, XMP and ICC are written only when
-    passed, which they never are. Progressive encoding would cost 5x the encode time (4 -> 20 ms)
-    for 3 % less data, so it is off.
+    passed, which they never are. Baseline, not progressive: progressive encoding costs far
+    more time than the data it saves (docs/decisions/0009-jpeg-encoding-options.md).
     """
     image.info = {}
     buf = io.BytesIO()

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from web.errors import ApiError
-from web.rooms.qr import qr_payload, qr_png, qr_svg
+from web.rooms.qr import qr_payload
 from web.rooms.repository import Participant, Room
 from web.rooms.service import Viewer
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
@@ -24,8 +24,12 @@ MAX_JSON_DEPTH = 32
 are one level deep); far below where the json module would raise RecursionError (~1000)."""
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _JSON_BRACKET = re.compile(r"[\[\]{}]")
-NOT_JOINED = ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
 PARTICIPANT_HEADER = "x-participant-key"
+
+
+def not_joined() -> ApiError:
+    """A new 401 ``not_joined``."""
+    return ApiError(401, "not_joined", "Join the room first (no participant cookie or key).")
 
 
 def require_json_content_type(request: Request) -> None:
@@ -158,9 +162,10 @@ async def host_view(app: Services, request: Request, room: Room) -> dict[str, An
     """The host's JSON view of ``room`` (counts read now)."""
     return host_room_view(
         room,
-        public_base_url(request, app.settings),
+        public_base_url(request, app.settings, app.lan),
         await app.rooms.repository.image_count(room.id),
         await app.rooms.repository.image_count(room.id, status="pending"),
+        app.qr,
     )
 
 
@@ -171,10 +176,12 @@ async def room_for(request: Request) -> Room:
 
 async def create_room(request: Request) -> Response:
     app = services(request)
-    base_url = public_base_url(request, app.settings)  # a bad Host is refused before storing
+    base_url = public_base_url(
+        request, app.settings, app.lan
+    )  # a bad Host is refused before storing
     body = await json_body(request)
     room, host_key = await app.rooms.create(body, client_address(request))
-    view = host_room_view(room, base_url, image_count=0, pending_count=0)
+    view = host_room_view(room, base_url, image_count=0, pending_count=0, qr=app.qr)
     return JSONResponse({**view, "host_key": host_key}, status_code=201)
 
 
@@ -198,7 +205,7 @@ async def get_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     count = await app.rooms.repository.image_count(room.id)
-    view = room_view(room, public_base_url(request, app.settings), count)
+    view = room_view(room, public_base_url(request, app.settings, app.lan), count, app.qr)
     passcode = await passcode_for(request, room)
     if passcode is None:
         return JSONResponse(view)
@@ -237,7 +244,7 @@ async def get_me(request: Request) -> Response:
     room = await room_for(request)
     participant = await current_participant(request, room)
     if participant is None:
-        raise NOT_JOINED
+        raise not_joined()
     if request.method == "PATCH":
         participant = await app.rooms.rename(participant, (await json_body(request)).get("name"))
     count = await app.rooms.repository.upload_count(room.id, participant.id)
@@ -256,15 +263,15 @@ async def get_me(request: Request) -> Response:
 async def room_qr(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    url = qr_payload(join_url(public_base_url(request, app.settings), room))
+    url = qr_payload(join_url(public_base_url(request, app.settings, app.lan), room))
     if request.url.path.endswith(".png"):
         return Response(
-            await to_thread.run_sync(qr_png, url),
+            await to_thread.run_sync(app.qr.png, url),
             media_type="image/png",
             headers={"Cache-Control": "public, max-age=3600"},
         )
     return Response(
-        await to_thread.run_sync(qr_svg, url),
+        await to_thread.run_sync(app.qr.svg, url),
         media_type="image/svg+xml",
         headers={"Cache-Control": "public, max-age=3600"},
     )

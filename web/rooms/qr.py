@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -27,11 +28,11 @@ def qr_payload(url: str) -> str:
 
     Scheme and host are case-insensitive (RFC 3986 §3.1, §3.2.2) and so is the short join
     path ``/J/{CODE}``; in upper case every character is in the QR alphanumeric set
-    (0-9 A-Z space $ % * + - . / :), 5.5 bits a character instead of 8 in byte mode. Measured
-    at level M: ``http://192.168.1.20:8000/r/<24-char token>`` needs version 4 (33 modules);
-    ``HTTP://192.168.1.20:8000/J/7K3QX9AB`` version 2 (25 modules), so each module is 32%
-    larger at the same QR size. URLs with lower-case-sensitive parts (``/r/{token}``) are
-    returned unchanged, and so are URLs under a base path (it may be case-sensitive).
+    (0-9 A-Z space $ % * + - . / :), 5.5 bits a character instead of 8 in byte mode: a smaller
+    code, so larger modules at the same size
+    (docs/decisions/0015-upper-case-short-join-urls-in-qr-codes.md). URLs with
+    lower-case-sensitive parts (``/r/{token}``) are returned unchanged, and so are URLs under a
+    base path (it may be case-sensitive).
     """
     parts = urlsplit(url)
     if _SHORT_PATH.fullmatch(parts.path) and not parts.query and not parts.fragment:
@@ -50,28 +51,51 @@ def _code(data: str) -> qrcode.QRCode:
     return code
 
 
-@lru_cache(maxsize=256)
-def qr_png(data: str) -> bytes:
-    """A black-on-white PNG QR code of ``data`` (blocking: a few ms; call from a thread)."""
+QR_CACHE_SIZE = 256
+"""Join URLs whose codes each :class:`QrCodes` keeps (a few bytes to a few KB each)."""
+
+
+class QrCodes:
+    """The QR codes of join URLs, each drawn once and kept in this object's bounded caches
+    (one object per app, built by ``create_app``). Thread-safe: call from worker threads.
+
+    :param cache_size: URLs kept per kind (PNG, SVG, module count), least recently used out.
+    """
+
+    def __init__(self, cache_size: int = QR_CACHE_SIZE) -> None:
+        self._png: Callable[[str], bytes] = lru_cache(maxsize=cache_size)(_png)
+        self._svg: Callable[[str], bytes] = lru_cache(maxsize=cache_size)(_svg)
+        self._modules: Callable[[str], int] = lru_cache(maxsize=cache_size)(_modules)
+
+    def png(self, data: str) -> bytes:
+        """A black-on-white PNG QR code of ``data`` (blocking: a few ms; call from a thread)."""
+        return self._png(data)
+
+    def svg(self, data: str) -> bytes:
+        """A scalable SVG QR code of ``data`` as one path on a white background (blocking)."""
+        return self._svg(data)
+
+    def modules(self, data: str) -> int:
+        """The width of the QR code of ``data`` in modules, quiet zone included (the symbol's
+        ``17 + 4 * version`` plus four modules on each side; 41 for a version 4 code).
+
+        What the wall divides its QR size by to draw every module in whole device pixels.
+        Blocking but cheap (about a millisecond to encode, then cached per URL).
+        """
+        return self._modules(data)
+
+
+def _png(data: str) -> bytes:
     buffer = io.BytesIO()
     _code(data).make_image(fill_color="black", back_color="white").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-@lru_cache(maxsize=256)
-def qr_modules(data: str) -> int:
-    """The width of the QR code of ``data`` in modules, quiet zone included (the symbol's
-    ``17 + 4 * version`` plus four modules on each side; 41 for a version 4 code).
-
-    What the wall divides its QR size by to draw every module in whole device pixels. Blocking
-    but cheap (about a millisecond to encode, then cached per URL).
-    """
+def _modules(data: str) -> int:
     return int(_code(data).modules_count) + 2 * QUIET_ZONE_MODULES
 
 
-@lru_cache(maxsize=256)
-def qr_svg(data: str) -> bytes:
-    """A scalable SVG QR code of ``data`` as one path on a white background (blocking)."""
+def _svg(data: str) -> bytes:
     image = _code(data).make_image(image_factory=qrcode.image.svg.SvgPathFillImage)
     buffer = io.BytesIO()
     image.save(buffer)

@@ -288,9 +288,8 @@ _PARTICIPANT_COLUMNS = (
 )
 
 # The statements of every upload, built once with bound parameters: SQLAlchemy then reuses
-# their cache key and compiled form instead of building and hashing a new statement per call
-# (about 75 µs of CPU per statement on asyncpg, measured with 2000 executions), and the direct
-# path (Database.direct_read) compiles each once for asyncpg.
+# their cache key and compiled form, and the direct path (Database.direct_read) compiles each
+# once for asyncpg (docs/decisions/0013-upload-path-sql.md).
 _ROOM_BY_TOKEN = select(rooms).where(rooms.c.token == bindparam("token"))
 _ROOM_BY_CODE = select(rooms).where(rooms.c.code == bindparam("code"))
 _PARTICIPANT_BY_KEY_HASH = select(*_PARTICIPANT_COLUMNS).where(

@@ -33,10 +33,16 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-ROOM_NOT_FOUND = ApiError(404, "room_not_found", "This room does not exist or has expired.")
-PASSCODE_REQUIRED = ApiError(
-    401, "passcode_required", "This room needs its passcode: join the room first."
-)
+def room_not_found() -> ApiError:
+    """A new 404 ``room_not_found``."""
+    return ApiError(404, "room_not_found", "This room does not exist or has expired.")
+
+
+def passcode_required() -> ApiError:
+    """A new 401 ``passcode_required``."""
+    return ApiError(401, "passcode_required", "This room needs its passcode: join the room first.")
+
+
 PARTICIPANT_COOKIE_SALT = "participant-cookie"
 
 
@@ -204,7 +210,7 @@ class RoomService:
         """
         room = await self.find(token) or await self.find_ended(token)
         if room is None or not (room.expires_at > self.clock() or room.in_grace(self.clock())):
-            raise ROOM_NOT_FOUND
+            raise room_not_found()
         return room
 
     async def get_for_upload(self, token: str) -> Room:
@@ -217,7 +223,7 @@ class RoomService:
             ended = await self.find_ended(token)
             if ended is not None and ended.in_grace(self.clock()):
                 raise ApiError(409, "room_ended", "This room has ended: its gallery is read-only.")
-            raise ROOM_NOT_FOUND
+            raise room_not_found()
         return room
 
     async def find_by_code(
@@ -244,7 +250,7 @@ class RoomService:
         """Like :meth:`find`, but raises ApiError 404 ``room_not_found`` instead of None."""
         room = await self.find(token)
         if room is None:
-            raise ROOM_NOT_FOUND
+            raise room_not_found()
         return room
 
     def require_open(self, room: Room) -> None:
@@ -310,7 +316,7 @@ class RoomService:
         else:
             await self.rate_limits.hit("join", f"{room.id}:{client_address}")
             if passcode is None or passcode == "":
-                raise PASSCODE_REQUIRED
+                raise passcode_required()
             # Passcodes are printable (room_settings), so anything else is simply wrong; a lone
             # surrogate could not even be hashed.
             if (
@@ -381,4 +387,4 @@ class RoomService:
         """Raise ApiError 401 ``passcode_required`` when the room has a passcode and the
         caller is neither one of its participants nor its host."""
         if not RoomService.admits(room, viewer):
-            raise PASSCODE_REQUIRED
+            raise passcode_required()

@@ -12,7 +12,7 @@ import ifaddr
 from starlette.requests import Request
 
 from web.errors import ApiError
-from web.rooms.qr import qr_modules, qr_payload
+from web.rooms.qr import QrCodes, qr_payload
 from web.rooms.repository import Room
 from web.rooms.service import room_settings_view
 from web.settings import Settings
@@ -26,30 +26,38 @@ WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 """Bind hosts meaning every interface (``IMAGESHARK_HOST``)."""
 LAN_ADDRESS_CACHE_SECONDS = 10.0
 
-_lan_cache: tuple[float, str | None] = (-LAN_ADDRESS_CACHE_SECONDS, None)
+
+class LanAddress:
+    """The machine's LAN address, read again at most every ``cache_seconds`` (one object per
+    app, built by ``create_app``; the CLI makes its own).
+
+    :param cache_seconds: how long a reading is reused, seconds of ``time.monotonic``.
+    """
+
+    def __init__(self, cache_seconds: float = LAN_ADDRESS_CACHE_SECONDS) -> None:
+        self.cache_seconds = cache_seconds
+        self._read: tuple[float, str | None] = (-cache_seconds, None)
+
+    def get(self) -> str | None:
+        """The first private, non-loopback, non-link-local IPv4 address assigned to one of the
+        machine's interfaces (read with ``ifaddr``, no traffic sent), or None."""
+        now = time.monotonic()
+        if now - self._read[0] < self.cache_seconds:
+            return self._read[1]
+        found = _read_lan_address()
+        self._read = (now, found)
+        return found
 
 
-def lan_address() -> str | None:
-    """The machine's LAN address: the first private, non-loopback, non-link-local IPv4 address
-    assigned to one of its interfaces (read with ``ifaddr``, no traffic sent), or None.
-    Cached for :data:`LAN_ADDRESS_CACHE_SECONDS` seconds."""
-    global _lan_cache
-    now = time.monotonic()
-    if now - _lan_cache[0] < LAN_ADDRESS_CACHE_SECONDS:
-        return _lan_cache[1]
-    found: str | None = None
+def _read_lan_address() -> str | None:
     for adapter in ifaddr.get_adapters():
         for ip in adapter.ips:
             if not isinstance(ip.ip, str):  # IPv6 entries are tuples
                 continue
             address = ipaddress.IPv4Address(ip.ip)
             if address.is_private and not address.is_loopback and not address.is_link_local:
-                found = str(address)
-                break
-        if found:
-            break
-    _lan_cache = (now, found)
-    return found
+                return str(address)
+    return None
 
 
 def is_loopback_host(host: str) -> bool:
@@ -86,12 +94,12 @@ def join_url_warning(url: str) -> str | None:
     return None
 
 
-def public_base_url(request: Request, settings: Settings) -> str:
+def public_base_url(request: Request, settings: Settings, lan: LanAddress) -> str:
     """The base URL guests use, without a trailing slash.
 
     ``IMAGESHARK_PUBLIC_BASE_URL`` when set (needed behind proxies that rewrite the host);
     else, when the request came to a loopback host and the service is bound to every interface
-    (``IMAGESHARK_HOST`` ``0.0.0.0``), the machine's LAN address (:func:`lan_address`) with the
+    (``IMAGESHARK_HOST`` ``0.0.0.0``), the machine's LAN address (``lan``) with the
     request's scheme and port; else the scheme and host of ``request`` as the client sent them.
 
     :raises ApiError: 400 ``invalid_host`` when the URL would come from a ``Host`` header that
@@ -108,10 +116,10 @@ def public_base_url(request: Request, settings: Settings) -> str:
     base = str(request.base_url).rstrip("/")
     parts = urlsplit(base)
     if settings.host in WILDCARD_HOSTS and is_loopback_host(parts.hostname or ""):
-        lan = lan_address()
-        if lan is not None:
+        address = lan.get()
+        if address is not None:
             port = f":{parts.port}" if parts.port is not None else ""
-            return f"{parts.scheme}://{lan}{port}{parts.path}"
+            return f"{parts.scheme}://{address}{port}{parts.path}"
     return base
 
 
@@ -129,8 +137,9 @@ def token_url(base_url: str, room: Room) -> str:
     return f"{base_url}/r/{room.token}"
 
 
-def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
-    """The room's public JSON view (never includes the host key or the passcode)."""
+def room_view(room: Room, base_url: str, image_count: int, qr: QrCodes) -> dict[str, Any]:
+    """The room's public JSON view (never includes the host key or the passcode); ``qr``
+    measures its join URL's code (``qr_modules``)."""
     join = token_url(base_url, room)
     short = join_url(base_url, room)
     warning = join_url_warning(short)
@@ -147,20 +156,20 @@ def room_view(room: Room, base_url: str, image_count: int) -> dict[str, Any]:
         "card_url": f"{join}/card",
         "qr_png_url": f"/api/rooms/{room.token}/qr.png",
         "qr_svg_url": f"/api/rooms/{room.token}/qr.svg",
-        "qr_modules": qr_modules(qr_payload(short)),
+        "qr_modules": qr.modules(qr_payload(short)),
         "image_count": image_count,
         "last_seq": room.last_seq,
     }
 
 
 def host_room_view(
-    room: Room, base_url: str, image_count: int, pending_count: int
+    room: Room, base_url: str, image_count: int, pending_count: int, qr: QrCodes
 ) -> dict[str, Any]:
     """The host's view: the public view plus the passcode (in clear, for the host to tell
     guests), the number of images waiting for approval and the original bytes the room holds
     (what ``max_bytes`` is checked against)."""
     return {
-        **room_view(room, base_url, image_count),
+        **room_view(room, base_url, image_count, qr),
         "passcode": room.passcode,
         "pending_count": pending_count,
         "stored_bytes": room.stored_bytes,
