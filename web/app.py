@@ -185,7 +185,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
             raise AccessRefused("passcode required: join the room first")
         return room.id, room.last_seq
 
-    sio, delivery, namespace = create_live_server(
+    sio, delivery, namespace, fast_paths = create_live_server(
         resolve_room,
         DatabaseRoomLog(database, image_repository),
         presence,
@@ -199,6 +199,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
         active_rooms=lambda: len(delivery.rooms),
         shared=(fanout.DELIVERIES, fanout.SKIPPED),
+        fast_paths=fast_paths,
     )
     image_service = ImageService(
         image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits

@@ -7,7 +7,7 @@ module globals, so several apps in one process (tests) keep separate counts.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,6 +31,8 @@ class Metrics:
     :param active_rooms: returns the number of rooms with a client connected here.
     :param shared: collectors owned by other modules (the fan-out's counters, which the
         broadcast path updates without reaching an app), served here too.
+    :param fast_paths: for each accelerator over library internals (``"fanout"``, ``"guard"``),
+        whether its start-up probe turned it on (realtime/internals.py).
     """
 
     def __init__(
@@ -38,10 +40,22 @@ class Metrics:
         connected_clients: Callable[[], float],
         active_rooms: Callable[[], float],
         shared: Iterable[Collector] = (),
+        fast_paths: Mapping[str, bool] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         for collector in shared:
             self.registry.register(collector)
+        fast_path = Gauge(
+            "imageshark_fast_path",
+            "1 for the live mode of each accelerator over library internals: 'direct' (ours) "
+            "or 'stock' (the library's own path, after its start-up probe found an internal "
+            "missing); 0 for the other mode.",
+            ["path", "mode"],
+            registry=self.registry,
+        )
+        for path, direct in (fast_paths or {}).items():
+            fast_path.labels(path=path, mode="direct").set(1 if direct else 0)
+            fast_path.labels(path=path, mode="stock").set(0 if direct else 1)
         Gauge(
             "imageshark_connected_clients",
             "Socket.IO clients connected to this replica.",
