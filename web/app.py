@@ -55,6 +55,10 @@ from web.uploads import DISK_FULL_ERRNOS, insufficient_storage
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
+# The collector's thresholds while the app runs, however it is served: with CPython's default
+# young threshold (700) a large room's fan-out churn set off ~210 ms full collections about
+# every second, the whole p99 of delivery (bench/README.md, "Live path": p99 292 -> 64 ms).
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
@@ -138,8 +142,9 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
         address is the rightmost X-Forwarded-For entry that is not one of them). Its
         lifespan opens the database pool, the rendition pool and the event bus, and closes
-        them at shutdown. Run it with ``imageshark serve``, or
-        ``uvicorn --factory --no-proxy-headers web.app:create_app``.
+        them at shutdown, and runs the collector with :data:`GC_THRESHOLDS`. Run it with
+        ``imageshark serve``, or ``uvicorn --factory web.app:create_app`` with the flags the
+        README lists ("Serving with plain uvicorn").
     """
     settings = settings or Settings()
     database = Database(settings)
@@ -239,9 +244,12 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         # out of the collector's sight so full collections stay short (gc.freeze docs).
         gc.collect()
         gc.freeze()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield {"services": state}
         finally:
+            gc.set_threshold(*thresholds)
             if catch_up is not None:
                 catch_up.cancel()
             recovery.cancel()

@@ -28,7 +28,7 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="TCP port (default: IMAGESHARK_PORT).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the service in this process (HTTP and Socket.IO on one port)."""
-    from web.app import create_app
+    from web.app import GC_THRESHOLDS, create_app
 
     settings = Settings()
     bind_host = host or settings.host
@@ -37,11 +37,8 @@ def serve(host: str | None, port: int | None) -> None:
     settings = settings.model_copy(update={"host": bind_host, "port": bind_port})
     configure_logging(settings)
     click.echo(guest_url_message(settings))
-    # Nearly everything the live path allocates dies by reference counting; with CPython's
-    # default young-generation threshold (700) the allocation churn of a fan-out to a large
-    # room triggers full collections of ~210 ms every second or so, which were the whole p99
-    # of delivery. 50 000 removed them (bench/README.md, "Live path": p99 292 -> 64 ms).
-    gc.set_threshold(50_000, 10, 10)
+    # The app's lifespan applies them too (any server); here they also cover start-up.
+    gc.set_threshold(*GC_THRESHOLDS)
     files_before, files = raise_open_file_limit()
     if files_before != files:
         logger.info("open-file limit raised from %d to %d", files_before, files)
