@@ -135,8 +135,14 @@ async def _may_view(
     return participant is not None
 
 
-def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
+def create_app(
+    settings: Settings | None = None, *, http_deadlines: bool = False
+) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
+
+    :param http_deadlines: whether the server runs web/connections.py's protocol (request
+        header and body deadlines), as ``imageshark serve`` does when its probe passes; shown
+        as ``imageshark_fast_path{path="http"}``. A plain ``uvicorn --factory`` cannot.
 
     :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind
         uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
@@ -204,7 +210,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
         active_rooms=lambda: len(delivery.rooms),
         shared=(fanout.DELIVERIES, fanout.SKIPPED),
-        fast_paths=fast_paths,
+        fast_paths={**fast_paths, "http": http_deadlines},
     )
     image_service = ImageService(
         image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits

@@ -49,8 +49,14 @@ def serve(host: str | None, port: int | None) -> None:
             files,
             settings.max_connections,
         )
+    # A deadline for each request's headers (slow-request floods); uvicorn has none.
+    # A backstop a little after the uploads' own idle timeout (their JSON 408 comes first).
+    http = http_protocol(
+        settings.header_timeout_seconds,
+        settings.upload_idle_timeout_seconds + BODY_TIMEOUT_MARGIN_SECONDS,
+    )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, http_deadlines=not isinstance(http, str)),
         host=bind_host,
         port=bind_port,
         # Compression costs the live path about as much CPU and latency as the rest of a
@@ -65,12 +71,7 @@ def serve(host: str | None, port: int | None) -> None:
         # The protocol whose connections room broadcasts can write to directly
         # (realtime/fanout.py); the others work too, through each socket's queue.
         ws="websockets-sansio",
-        # A deadline for each request's headers (slow-request floods); uvicorn has none.
-        # A backstop a little after the uploads' own idle timeout (their JSON 408 comes first).
-        http=http_protocol(
-            settings.header_timeout_seconds,
-            settings.upload_idle_timeout_seconds + BODY_TIMEOUT_MARGIN_SECONDS,
-        ),
+        http=http,
         limit_concurrency=settings.max_connections,
         # The app applies X-Forwarded-* itself, trusting IMAGESHARK_TRUSTED_PROXIES (web/app.py);
         # uvicorn's own layer (FORWARDED_ALLOW_IPS) would rewrite the peer before it.

@@ -31,8 +31,8 @@ class Metrics:
     :param active_rooms: returns the number of rooms with a client connected here.
     :param shared: collectors owned by other modules (the fan-out's counters, which the
         broadcast path updates without reaching an app), served here too.
-    :param fast_paths: for each accelerator over library internals (``"fanout"``, ``"guard"``),
-        whether its start-up probe turned it on (realtime/internals.py).
+    :param fast_paths: for each accelerator over library internals (``"fanout"``, ``"guard"``,
+        ``"http"``), whether it runs (realtime/internals.py).
     """
 
     def __init__(

@@ -1,7 +1,8 @@
 """The start-up probes of the accelerators over library internals (realtime/internals.py).
 
 On the locked library versions every accelerator finds what it reads and is live, and the
-app's ``imageshark_fast_path`` gauge says so. With an internal missing at start-up, the
+app's ``imageshark_fast_path`` gauge says so (``http`` is direct when ``imageshark serve``
+runs its protocol). With an internal missing at start-up, the
 direct broadcast path stays off: a real server still delivers every event, through
 python-socketio's own manager, and says so in one warning line and in the gauge.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import socketio
+from asgi_lifespan import LifespanManager
 from engineio.async_socket import AsyncSocket
 from packaging.requirements import Requirement
 from prometheus_client import REGISTRY
@@ -25,7 +27,7 @@ from websockets.frames import Frame
 
 from realtime import guard
 from realtime.fanout import SequentialFanOutManager, internals_missing, register_websockets
-from tests.conftest import AppClient, SettingsFactory, serve_asgi
+from tests.conftest import SettingsFactory, serve_asgi
 from tests.photos import make_image_bytes
 from tests.realtime.live_client import LiveClient
 from web.app import create_app
@@ -81,12 +83,25 @@ def test_every_probe_finds_its_internals_on_the_locked_versions(
     assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
 
 
-async def test_the_metrics_show_every_live_accelerator_direct(client: AppClient) -> None:
-    response = await client.http.get("/metrics")
+@pytest.mark.parametrize("http_deadlines", [True, False])
+async def test_the_metrics_show_every_accelerator_direct_on_the_locked_versions(
+    make_settings: SettingsFactory, http_deadlines: bool
+) -> None:
+    # imageshark serve passes http_deadlines when its protocol probe passed; plain uvicorn not.
+    app = create_app(make_settings(), http_deadlines=http_deadlines)
+    async with (
+        LifespanManager(app, startup_timeout=60) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        ) as http,
+    ):
+        response = await http.get("/metrics")
     assert response.status_code == 200
+    live, other = ("direct", "stock") if http_deadlines else ("stock", "direct")
     assert fast_path_modes(response.text) == {
         "fanout": {"direct": 1.0, "stock": 0.0},
         "guard": {"direct": 1.0, "stock": 0.0},
+        "http": {live: 1.0, other: 0.0},
     }
 
 
