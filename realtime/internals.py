@@ -5,8 +5,8 @@ path (``realtime/fanout.py``), the per-connection guard (``realtime/guard.py``) 
 request deadlines of ``imageshark serve`` (``web/connections.py``). Each one lists what it
 reads and checks it once, when the app is built; where anything is missing it logs one
 warning naming all of it and runs the library's stock path instead, so a library upgrade that
-renames an internal costs speed or a limit, never a delivery (docs/decisions/
-0002-direct-broadcast-fast-path.md). The library versions are bounded in pyproject.toml.
+renames an internal costs speed or a limit, never a delivery
+(docs/decisions/0002-direct-broadcast-fast-path.md). The versions are bounded in pyproject.toml.
 """
 
 from __future__ import annotations
