@@ -865,8 +865,8 @@ def as_replica(index: str, cli_args: list[str]) -> None:
         LiveDelivery._emit_to_room = emit_direct  # type: ignore[method-assign]
     original = web.app.create_app
 
-    def create_app(settings: Any = None) -> Any:
-        inner = original(settings)
+    def create_app(settings: Any = None, **options_of_serve: Any) -> Any:
+        inner = original(settings, **options_of_serve)
 
         async def app(scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] == "lifespan" and "freeze" in options:

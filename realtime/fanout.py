@@ -16,9 +16,13 @@ control, and its writer task is idle, waiting on an empty queue, so everything q
 has been written and nothing can overtake. Any other socket (long-polling, upgrading, a slow
 reader, another ASGI server) gets the packet through its queue, as before, in order.
 
-The fast path reads python-engineio's and uvicorn's internals (the socket's queue, the server's
-WebSocket wrapper, the protocol's state); those versions are pinned by uv.lock and the
-behaviour is covered by tests/realtime/test_fanout.py.
+The fast path reads internals of python-socketio, python-engineio, asyncio's queue, uvicorn and
+websockets (the socket's queue, the server's WebSocket wrapper, the protocol's state).
+:func:`register_websockets` probes every one of them (:func:`internals_missing`) before it
+turns the path on; where any is missing the manager's broadcasts go through python-socketio's
+own ``emit``, with one warning (docs/decisions/0002-direct-broadcast-fast-path.md). The
+versions are bounded in pyproject.toml; tests/realtime/test_fanout.py covers the behaviour and
+tests/realtime/test_fast_path_probe.py the probe and the fallback.
 """
 
 from __future__ import annotations
@@ -28,13 +32,17 @@ import time
 from typing import Any
 
 import socketio
+import uvicorn
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as engineio_asgi
+from engineio.async_socket import AsyncSocket
 from engineio.exceptions import SocketIsClosedError
 from prometheus_client import CollectorRegistry, Counter
 from socketio import packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
+
+from realtime.internals import missing_attributes, missing_parameters, report_fallback
 
 # The attribute of an Engine.IO socket that holds the uvicorn protocol of its WebSocket while
 # it has one.
@@ -131,17 +139,84 @@ class RegisteredWebSocket(engineio_asgi.WebSocket):  # type: ignore[misc]
         return data
 
 
-def register_websockets(server: socketio.AsyncServer) -> None:
-    """Make ``server``'s Engine.IO server wrap WebSockets with :class:`RegisteredWebSocket`.
+def internals_missing(server: socketio.AsyncServer) -> list[str]:
+    """What of the library internals the direct path reads ``server`` lacks, each named as
+    ``module.Class.attribute``; empty when all are there.
 
-    :param server: an ``async_mode="asgi"`` Socket.IO server, before it serves anyone.
-    :raises ValueError: for another async mode.
+    Instance attributes are looked up on a throwaway Engine.IO socket of ``server`` (which is
+    not registered anywhere) and on ``server``'s own objects; uvicorn's protocol and config,
+    which need a connection to build, by the names their ``__init__`` assigns.
+    """
+    eio = server.eio
+    missing = missing_attributes(eio, ("_async", "sockets", "ping_timeout"), "engineio.AsyncServer")
+    if "websocket" not in getattr(eio, "_async", {}):
+        missing.append("engineio.AsyncServer._async['websocket']")
+    missing += missing_attributes(
+        engineio_asgi.WebSocket, ("handler", "wait"), "engineio.async_drivers.asgi.WebSocket"
+    )
+    socket = AsyncSocket(eio, "fast-path-probe")
+    missing += missing_attributes(
+        socket,
+        (
+            "_websocket_handler",
+            "queue",
+            "sid",
+            "connected",
+            "upgraded",
+            "upgrading",
+            "closed",
+            "closing",
+            "last_ping",
+            "send",
+            "close",
+        ),
+        "engineio.AsyncSocket",
+    )
+    missing += missing_attributes(
+        getattr(socket, "queue", None), ("_queue", "_getters"), "asyncio.Queue"
+    )
+    missing += missing_attributes(
+        server.manager, ("rooms", "server", "get_participants"), "socketio.AsyncManager"
+    )
+    missing += missing_attributes(server, ("packet_class",), "socketio.AsyncServer")
+    missing += missing_attributes(
+        WebSocketsSansIOProtocol,
+        ("config", "close_sent", "disconnected", "writable", "transport", "send"),
+        "uvicorn.WebSocketsSansIOProtocol",
+    )
+    missing += missing_attributes(uvicorn.Config, ("ws_per_message_deflate",), "uvicorn.Config")
+    missing += missing_parameters(Frame, "serialize", ("mask", "extensions"), "websockets.Frame")
+    missing += missing_attributes(Opcode, ("TEXT",), "websockets.frames.Opcode")
+    return missing
+
+
+def register_websockets(server: socketio.AsyncServer) -> bool:
+    """Turn the direct path on for ``server``: probe the internals it reads and, when all are
+    there, make its Engine.IO server wrap WebSockets with :class:`RegisteredWebSocket` and its
+    :class:`SequentialFanOutManager` write broadcasts directly. Otherwise log one warning naming
+    what is missing and leave both stock: broadcasts go through python-socketio's own manager.
+
+    :param server: an ``async_mode="asgi"`` Socket.IO server whose ``client_manager`` is a
+        :class:`SequentialFanOutManager`, before it serves anyone.
+    :returns: whether the direct path is on.
+    :raises ValueError: for another async mode or another manager.
     """
     eio = server.eio
     if eio.async_mode != "asgi":
         raise ValueError(f"direct fan-out needs async_mode='asgi', not {eio.async_mode!r}")
+    manager = server.manager
+    if not isinstance(manager, SequentialFanOutManager):
+        raise ValueError("direct fan-out needs a SequentialFanOutManager as client_manager")
+    missing = internals_missing(server)
+    if missing:
+        report_fallback(
+            "fanout", missing, "room broadcasts go through python-socketio's own manager"
+        )
+        return False
     # A copy: the driver's table is shared by every server in the process.
     eio._async = {**eio._async, "websocket": RegisteredWebSocket}
+    manager.direct = True
+    return True
 
 
 def _direct_transport(socket: Any, stale_before: float) -> Any:
@@ -192,10 +267,14 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
     the library's behaviour.
 
     Pass an instance as ``client_manager`` to ``socketio.AsyncServer`` and call
-    :func:`register_websockets` on that server; without it every packet is queued.
+    :func:`register_websockets` on that server: until it finds every internal it needs
+    (``direct`` stays False), every emit is python-socketio's own.
 
     :param counters: where deliveries and skips are counted; None: counters of its own.
     """
+
+    #: Whether broadcasts take this class's path; set by :func:`register_websockets`.
+    direct = False
 
     def __init__(self, counters: FanOutCounters | None = None) -> None:
         super().__init__()
@@ -214,7 +293,7 @@ class SequentialFanOutManager(socketio.AsyncManager):  # type: ignore[misc]
     ) -> None:
         """Send ``event`` with ``data`` to ``room`` (or ``to``) in ``namespace``, except the
         clients in ``skip_sid`` (one sid, a list, or None)."""
-        if callback is not None:
+        if callback is not None or not self.direct:
             await super().emit(
                 event,
                 data,

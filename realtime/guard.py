@@ -17,8 +17,9 @@
 
 This reads python-socketio's and python-engineio's internals (the ``_handle_eio_*`` handlers,
 the Engine.IO socket's ``receive`` and its WebSocket wrapper) and uvicorn's (the protocol of a
-connection, behind ``asgi.send``). :class:`GuardedServer` checks them when it is built; if they
-are not as expected it logs one warning and serves as a plain ``socketio.AsyncServer``. The
+connection, behind ``asgi.send``). :class:`GuardedServer` checks them when it is built
+(realtime/internals.py); if they are not as expected it logs one warning and serves as a plain
+``socketio.AsyncServer``. The
 versions are bounded in pyproject.toml; tests/realtime/test_hostile_clients.py covers them.
 """
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import socket as socket_module
 import struct
@@ -36,6 +36,8 @@ from typing import Any
 import socketio
 from engineio.async_socket import AsyncSocket
 from socketio import packet
+
+from realtime.internals import missing_parameters, report_fallback
 
 logger = logging.getLogger(__name__)
 
@@ -85,28 +87,26 @@ class _Session:
         self.deadline = deadline
 
 
-def _internals_missing(server: socketio.AsyncServer) -> str | None:
-    """What of the library internals this module uses is not as expected, or None."""
-    expected = {
-        "_handle_eio_connect": ["eio_sid", "environ"],
-        "_handle_eio_message": ["eio_sid", "data"],
-        "_handle_eio_disconnect": ["eio_sid", "reason"],
-    }
-    for name, parameters in expected.items():
-        method = getattr(socketio.AsyncServer, name, None)
-        if method is None or list(inspect.signature(method).parameters)[1:] != parameters:
-            return f"socketio.AsyncServer.{name}({', '.join(parameters)})"
-    receive = getattr(AsyncSocket, "receive", None)
-    if receive is None or list(inspect.signature(receive).parameters) != ["self", "pkt"]:
-        return "engineio.async_socket.AsyncSocket.receive(pkt)"
+def _internals_missing(server: socketio.AsyncServer) -> list[str]:
+    """What of the library internals this module uses is not as expected (empty: nothing)."""
+    missing: list[str] = []
+    for name, parameters in (
+        ("_handle_eio_connect", ("eio_sid", "environ")),
+        ("_handle_eio_message", ("eio_sid", "data")),
+        ("_handle_eio_disconnect", ("eio_sid", "reason")),
+    ):
+        missing += missing_parameters(
+            socketio.AsyncServer, name, parameters, "socketio.AsyncServer"
+        )
+    missing += missing_parameters(AsyncSocket, "receive", ("pkt",), "engineio.AsyncSocket")
     if not isinstance(getattr(server, "_binary_packet", None), dict):
-        return "socketio.AsyncServer._binary_packet"
+        missing.append("socketio.AsyncServer._binary_packet")
     eio = server.eio
     if not isinstance(getattr(eio, "sockets", None), dict) or "websocket" not in getattr(
         eio, "_async", {}
     ):
-        return "engineio.AsyncServer.sockets / _async['websocket']"
-    return None
+        missing.append("engineio.AsyncServer.sockets / _async['websocket']")
+    return missing
 
 
 def _transport_of(environ: dict[str, Any]) -> asyncio.Transport | None:
@@ -164,12 +164,10 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         self._sessions: dict[str, _Session] = {}
         self._closing_tasks: set[asyncio.Task[None]] = set()
         missing = _internals_missing(self)
-        self.guarded = missing is None
-        if missing is not None:
-            logger.warning(
-                "python-socketio/python-engineio internals changed (%s not found): the live "
-                "side runs without its per-connection limits",
-                missing,
+        self.guarded = not missing
+        if missing:
+            report_fallback(
+                "guard", missing, "the live side runs without its per-connection limits"
             )
 
     def guard_websockets(self) -> None:

@@ -16,12 +16,16 @@ from realtime.presence import Presence
 
 class LiveSide(NamedTuple):
     """One replica's live side: its Socket.IO server, the delivery that emits bus events to
-    its clients, and the room namespace (start it in the lifespan: :meth:`RoomNamespace.start`).
+    its clients, the room namespace (start it in the lifespan: :meth:`RoomNamespace.start`),
+    and which of its accelerators over library internals are live.
     """
 
     server: socketio.AsyncServer
     delivery: LiveDelivery
     namespace: RoomNamespace
+    #: ``{"fanout": direct broadcast writes on, "guard": per-connection limits on}``; an
+    #: accelerator whose probe found an internal missing is False (realtime/internals.py).
+    fast_paths: dict[str, bool]
 
 
 def create_live_server(
@@ -56,7 +60,7 @@ def create_live_server(
         namespace before it is closed (see realtime/guard.py for the other limits).
     :param fanout_counters: the broadcasts' delivery counters (on the app's registry); None:
         counters of their own, served nowhere.
-    :returns: the server, its delivery and its namespace.
+    :returns: the server, its delivery, its namespace and which accelerators are live.
     """
     server = GuardedServer(
         async_mode="asgi",
@@ -69,9 +73,9 @@ def create_live_server(
         client_manager=SequentialFanOutManager(fanout_counters),
         limits=ConnectionLimits(connect_timeout=connect_timeout),
     )
-    register_websockets(server)
+    direct = register_websockets(server)
     server.guard_websockets()
     delivery = LiveDelivery(server, log, replay_limit)
     namespace = RoomNamespace(resolve_room, delivery, presence)
     server.register_namespace(namespace)
-    return LiveSide(server, delivery, namespace)
+    return LiveSide(server, delivery, namespace, {"fanout": direct, "guard": server.guarded})

@@ -58,6 +58,9 @@ from web.uploads import DISK_FULL_ERRNOS, insufficient_storage
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = "5"
+# The collector's thresholds while the app runs, however it is served: the default's full
+# collections stalled large rooms' fan-outs (docs/decisions/0003-gc-threshold-for-the-live-path.md).
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
@@ -134,15 +137,22 @@ async def _may_view(
     return participant is not None
 
 
-def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
+def create_app(
+    settings: Settings | None = None, *, http_deadlines: bool = False
+) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
+
+    :param http_deadlines: whether the server runs web/connections.py's protocol (request
+        header and body deadlines), as ``imageshark serve`` does when its probe passes; shown
+        as ``imageshark_fast_path{path="http"}``. A plain ``uvicorn --factory`` cannot.
 
     :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind
         uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
         address is the rightmost X-Forwarded-For entry that is not one of them). Its
         lifespan opens the database pool, the rendition pool and the event bus, and closes
-        them at shutdown. Run it with ``imageshark serve``, or
-        ``uvicorn --factory --no-proxy-headers web.app:create_app``.
+        them at shutdown, and runs the collector with :data:`GC_THRESHOLDS`. Run it with
+        ``imageshark serve``, or ``uvicorn --factory web.app:create_app`` with the flags the
+        README lists ("Serving with plain uvicorn").
     """
     settings = settings or Settings()
     database = Database(settings)
@@ -189,7 +199,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         return room.id, room.last_seq
 
     registry = CollectorRegistry()  # everything /metrics serves
-    sio, delivery, namespace = create_live_server(
+    sio, delivery, namespace, fast_paths = create_live_server(
         resolve_room,
         DatabaseRoomLog(database, image_repository),
         presence,
@@ -204,6 +214,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
         active_rooms=lambda: len(delivery.rooms),
         registry=registry,
+        fast_paths={**fast_paths, "http": http_deadlines},
     )
     image_service = ImageService(
         image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits
@@ -245,9 +256,12 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         # out of the collector's sight so full collections stay short (gc.freeze docs).
         gc.collect()
         gc.freeze()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield {"services": state}
         finally:
+            gc.set_threshold(*thresholds)
             if catch_up is not None:
                 catch_up.cancel()
             recovery.cancel()

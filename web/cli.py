@@ -28,7 +28,7 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="TCP port (default: IMAGESHARK_PORT).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the service in this process (HTTP and Socket.IO on one port)."""
-    from web.app import create_app
+    from web.app import GC_THRESHOLDS, create_app
 
     settings = Settings()
     bind_host = host or settings.host
@@ -39,7 +39,8 @@ def serve(host: str | None, port: int | None) -> None:
     click.echo(guest_url_message(settings))
     # The live path's garbage dies by reference counting; the default threshold's collections
     # stalled fan-outs to large rooms (docs/decisions/0003-gc-threshold-for-the-live-path.md).
-    gc.set_threshold(50_000, 10, 10)
+    # The app's lifespan applies them too (any server); here they also cover start-up.
+    gc.set_threshold(*GC_THRESHOLDS)
     files_before, files = raise_open_file_limit()
     if files_before != files:
         logger.info("open-file limit raised from %d to %d", files_before, files)
@@ -50,8 +51,14 @@ def serve(host: str | None, port: int | None) -> None:
             files,
             settings.max_connections,
         )
+    # A deadline for each request's headers (slow-request floods); uvicorn has none.
+    # A backstop a little after the uploads' own idle timeout (their JSON 408 comes first).
+    http = http_protocol(
+        settings.header_timeout_seconds,
+        settings.upload_idle_timeout_seconds + BODY_TIMEOUT_MARGIN_SECONDS,
+    )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, http_deadlines=not isinstance(http, str)),
         host=bind_host,
         port=bind_port,
         # Compression would cost more than the rest of a delivery, for payloads of a few hundred
@@ -63,12 +70,7 @@ def serve(host: str | None, port: int | None) -> None:
         # The protocol whose connections room broadcasts can write to directly
         # (realtime/fanout.py); the others work too, through each socket's queue.
         ws="websockets-sansio",
-        # A deadline for each request's headers (slow-request floods); uvicorn has none.
-        # A backstop a little after the uploads' own idle timeout (their JSON 408 comes first).
-        http=http_protocol(
-            settings.header_timeout_seconds,
-            settings.upload_idle_timeout_seconds + BODY_TIMEOUT_MARGIN_SECONDS,
-        ),
+        http=http,
         limit_concurrency=settings.max_connections,
         # The app applies X-Forwarded-* itself, trusting IMAGESHARK_TRUSTED_PROXIES (web/app.py);
         # uvicorn's own layer (FORWARDED_ALLOW_IPS) would rewrite the peer before it.

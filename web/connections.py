@@ -11,8 +11,9 @@ arrive in time followed by a body that never does held a connection just as long
 route (JSON bodies, Socket.IO long-polling), not only on uploads.
 
 It reads uvicorn internals (written against uvicorn 0.54; ``pyproject.toml`` caps the range):
-:func:`http_protocol` checks them at start-up and falls back to uvicorn's stock protocol, with
-a warning, when they are not as expected.
+:func:`http_protocol` checks them at start-up (realtime/internals.py) and falls back to
+uvicorn's stock protocol, with one warning naming what is missing, when they are not as
+expected.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import asyncio
 import logging
 import resource
 from typing import Any
+
+from realtime.internals import missing_attributes, report_fallback
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,8 @@ def _timeout_response(text: bytes) -> bytes:
 _HEADER_TIMEOUT_RESPONSE = _timeout_response(b"Request headers too slow")
 _BODY_TIMEOUT_RESPONSE = _timeout_response(b"Request body too slow")
 _UNLIMITED_TARGET = 1_048_576
-# What the subclass relies on; checked before it is used.
+# What the subclass relies on, of the protocol, its request cycle and its flow control;
+# checked before it is used.
 _REQUIRED_ATTRIBUTES = (
     "connection_made",
     "connection_lost",
@@ -51,6 +55,8 @@ _REQUIRED_ATTRIBUTES = (
     "cycle",
     "flow",
 )
+_REQUIRED_CYCLE_ATTRIBUTES = ("response_started", "response_complete", "keep_alive")
+_REQUIRED_FLOW_ATTRIBUTES = ("read_paused",)
 
 
 def http_protocol(
@@ -63,29 +69,35 @@ def http_protocol(
     if header_timeout is None:
         return "auto"
     try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        from uvicorn.protocols.http import flow_control, httptools_impl
     except ImportError as exc:  # httptools missing (not a CPython wheel platform)
         logger.warning("request header timeout disabled: httptools unavailable (%s)", exc)
         return "auto"
-    missing = [name for name in _REQUIRED_ATTRIBUTES if not _has(HttpToolsProtocol, name)]
+    missing = [
+        *missing_attributes(
+            getattr(httptools_impl, "HttpToolsProtocol", None),
+            _REQUIRED_ATTRIBUTES,
+            "uvicorn.HttpToolsProtocol",
+        ),
+        *missing_attributes(
+            getattr(httptools_impl, "RequestResponseCycle", None),
+            _REQUIRED_CYCLE_ATTRIBUTES,
+            "uvicorn.RequestResponseCycle",
+        ),
+        *missing_attributes(
+            getattr(flow_control, "FlowControl", None),
+            _REQUIRED_FLOW_ATTRIBUTES,
+            "uvicorn.FlowControl",
+        ),
+    ]
     if missing:
-        logger.warning(
-            "request header timeout disabled: this uvicorn's HttpToolsProtocol lacks %s",
-            ", ".join(missing),
-        )
+        report_fallback("http", missing, "request header timeout disabled")
         return "auto"
     return type(
         "HeaderTimeoutProtocol",
-        (HeaderTimeoutProtocol, HttpToolsProtocol),
+        (HeaderTimeoutProtocol, httptools_impl.HttpToolsProtocol),
         {"header_timeout": header_timeout, "body_timeout": body_timeout},
     )
-
-
-def _has(cls: type, name: str) -> bool:
-    """Whether ``cls`` has the method or the instance attribute ``name`` (set in __init__)."""
-    init = getattr(cls, "__init__", None)
-    names = getattr(getattr(init, "__code__", None), "co_names", ())
-    return hasattr(cls, name) or name in names
 
 
 class HeaderTimeoutProtocol:

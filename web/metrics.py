@@ -8,7 +8,7 @@ default registry, so several apps in one process (tests) keep separate counts.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,6 +31,8 @@ class Metrics:
     :param active_rooms: returns the number of rooms with a client connected here.
     :param registry: the app's registry, where other parts (the fan-out's counters) have
         registered theirs; served whole. None: a new one.
+    :param fast_paths: for each accelerator over library internals (``"fanout"``, ``"guard"``,
+        ``"http"``), whether it runs (realtime/internals.py).
     """
 
     def __init__(
@@ -38,8 +40,20 @@ class Metrics:
         connected_clients: Callable[[], float],
         active_rooms: Callable[[], float],
         registry: CollectorRegistry | None = None,
+        fast_paths: Mapping[str, bool] | None = None,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        fast_path = Gauge(
+            "imageshark_fast_path",
+            "1 for the live mode of each accelerator over library internals: 'direct' (ours) "
+            "or 'stock' (the library's own path, after its start-up probe found an internal "
+            "missing); 0 for the other mode.",
+            ["path", "mode"],
+            registry=self.registry,
+        )
+        for path, direct in (fast_paths or {}).items():
+            fast_path.labels(path=path, mode="direct").set(1 if direct else 0)
+            fast_path.labels(path=path, mode="stock").set(0 if direct else 1)
         Gauge(
             "imageshark_connected_clients",
             "Socket.IO clients connected to this replica.",

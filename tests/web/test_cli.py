@@ -1,4 +1,5 @@
-"""`imageshark serve`: the uvicorn settings the live path depends on."""
+"""`imageshark serve`: the uvicorn settings the live path depends on, and the part of them the
+app applies itself, for any server (`uvicorn --factory web.app:create_app`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from typing import Any
 
 import pytest
 import uvicorn
+from asgi_lifespan import LifespanManager
 from click.testing import CliRunner
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tests.conftest import SettingsFactory
 from web import cli
+from web.app import GC_THRESHOLDS, create_app
 
 
 def test_serve_runs_uvicorn_without_compression_or_websocket_pings(
@@ -36,3 +40,17 @@ def test_serve_runs_uvicorn_without_compression_or_websocket_pings(
     assert issubclass(options["http"], HttpToolsProtocol)
     assert options["http"].header_timeout == 10
     assert options["limit_concurrency"] == 10_000
+
+
+async def test_the_app_runs_with_the_collector_thresholds_of_serve(
+    make_settings: SettingsFactory,
+) -> None:
+    original = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's default, as a plain `uvicorn --factory` starts
+    try:
+        async with LifespanManager(create_app(make_settings()), startup_timeout=60):
+            assert gc.get_threshold() == GC_THRESHOLDS
+        # Given back at shutdown: several apps share a test process.
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*original)
