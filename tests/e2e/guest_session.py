@@ -63,7 +63,8 @@ class ConsoleLog:
     network: list[str] = field(default_factory=list)
 
     def allow(self, *patterns: str) -> None:
-        """Accept "Failed to load resource" messages containing any of ``patterns`` (regex)."""
+        """Accept "Failed to load resource" messages whose text or resource URL contains any
+        of ``patterns`` (regex)."""
         self.allowed.extend(re.compile(pattern) for pattern in patterns)
 
     def watch(self, page: Page, label: str) -> Page:
@@ -71,7 +72,9 @@ class ConsoleLog:
             if message.type != "error":
                 return
             text = message.text
-            if NETWORK_MESSAGE.match(text) and any(p.search(text) for p in self.allowed):
+            # Chromium names the failed resource in the message's location, not its text.
+            seen = f"{text} {message.location.get('url', '')}"
+            if NETWORK_MESSAGE.match(text) and any(p.search(seen) for p in self.allowed):
                 self.network.append(f"[{label}] {text}")
                 return
             self.errors.append(f"[{label}] console: {text} ({message.location})")
