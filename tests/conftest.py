@@ -196,6 +196,9 @@ async def serve_asgi(
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # A test's client may idle past uvicorn's 5 s default between two requests on a loaded
+        # machine; the server's close then races the next request, which fails with ReadError.
+        timeout_keep_alive=60,
     )
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
