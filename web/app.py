@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         if room is None:
             return None
         if room.passcode is not None and not await _may_view(room_service, room, auth, environ):
-            raise AccessRefused("passcode required: join the room first")
+            raise AccessRefused("passcode required: join the room first", "passcode_required")
         return room.id, room.last_seq
 
     sio, delivery, namespace = create_live_server(
