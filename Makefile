@@ -26,11 +26,12 @@ run: install
 test: install
 	$(UV) run --locked pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-## Type-check and lint.
+## Type-check and lint: the Python, and the browser modules' JSDoc types (jsconfig.json).
 check: install
 	$(UV) run --locked ruff check .
 	$(UV) run --locked ruff format --check .
 	$(UV) run --locked mypy
+	npx --no-install tsc --noEmit -p jsconfig.json
 
 clean:
 	rm -rf .venv node_modules static/vendor

@@ -23,7 +23,22 @@ ResolveRoom = Callable[[dict[str, Any], dict[str, Any]], Awaitable[tuple[int, in
 
 
 class AccessRefused(Exception):
-    """The room exists but refuses this client; the message is shown to it."""
+    """The room exists but refuses this client; the message is shown to it.
+
+    :param message: the refusal's text, shown to the client.
+    :param code: its machine-readable code (an HTTP error code of the same refusal, such as
+        ``passcode_required``), sent as ``code`` in the ``connect_error`` data.
+    """
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _refused(message: str, code: str) -> socketio.exceptions.ConnectionRefusedError:
+    """A refusal whose ``connect_error`` carries ``message`` and data ``{"message", "code"}``:
+    clients decide on ``code``, the text is for people."""
+    return socketio.exceptions.ConnectionRefusedError(message, {"message": message, "code": code})
 
 
 MAX_NAME_CHARS = 60
@@ -44,9 +59,12 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     A client connects with ``auth={"token": <room token>, "name": <display name>,
     "last_seq": <int, optional>}``. An unknown, expired or malformed token refuses the
-    connection with a ``connect_error`` saying why. The client is only ever in its own room, so
-    it only receives that room's events. With ``last_seq`` it first receives the events it
-    missed (or a ``snapshot``), then live ones, with no gap and no duplicate.
+    connection with a ``connect_error`` saying why: its ``message``, and its data
+    ``{"message", "code"}`` with a machine-readable ``code`` (``invalid_auth``,
+    ``room_not_found``, ``passcode_required``, ``database_unavailable``). The client is only
+    ever in its own room, so it only receives that room's events. With ``last_seq`` it first
+    receives the events it missed (or a ``snapshot``), then live ones, with no gap and no
+    duplicate.
 
     Every client of a room receives ``presence {"count"}``, the room's clients over all
     replicas, when it joins and when that count changes (at most once per
@@ -72,21 +90,21 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         """Admit the client to its room, or refuse with ConnectionRefusedError."""
         if not isinstance(auth, dict) or not isinstance(auth.get("token"), str):
-            raise socketio.exceptions.ConnectionRefusedError(
-                "auth must be an object with the room's token: {token, name}"
+            raise _refused(
+                "auth must be an object with the room's token: {token, name}", "invalid_auth"
             )
         try:
             found = await self.resolve_room(auth, environ)
         except AccessRefused as exc:
-            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from exc
+            raise _refused(str(exc), exc.code) from exc
         except Exception as exc:  # database unreachable: let the client retry shortly
             logger.warning("room lookup failed; connection refused for now", exc_info=True)
-            raise socketio.exceptions.ConnectionRefusedError(
-                "service temporarily unavailable, retry shortly"
+            raise _refused(
+                "service temporarily unavailable, retry shortly", "database_unavailable"
             ) from exc
         if found is None:
-            raise socketio.exceptions.ConnectionRefusedError(
-                "room not found: the token is unknown or the room has expired"
+            raise _refused(
+                "room not found: the token is unknown or the room has expired", "room_not_found"
             )
         room_id, room_seq = found
         name = auth.get("name")

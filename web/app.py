@@ -21,8 +21,6 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from realtime.bus import LocalBus, RedisBus, RoomEventBus
@@ -32,6 +30,7 @@ from realtime.namespace import AccessRefused
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web import health, pages
+from web.assets import build_id, static_mounts
 from web.database import Database
 from web.errors import ApiError, error_response, handle_api_error
 from web.events import DatabaseRoomLog
@@ -195,7 +194,7 @@ def create_app(
         if room is None:
             return None
         if room.passcode is not None and not await _may_view(room_service, room, auth, environ):
-            raise AccessRefused("passcode required: join the room first")
+            raise AccessRefused("passcode required: join the room first", "passcode_required")
         return room.id, room.last_seq
 
     registry = CollectorRegistry()  # everything /metrics serves
@@ -281,11 +280,7 @@ def create_app(
             *image_downloads.routes,
             *health.routes,
             metrics.route(settings.metrics_token),
-            Mount(
-                "/static",
-                StaticFiles(directory=settings.static_dir, check_dir=False),
-                name="static",
-            ),
+            *static_mounts(settings.static_dir, build_id(settings.static_dir)),
         ],
         exception_handlers={
             ApiError: handle_api_error,

@@ -1,22 +1,17 @@
+// @ts-check
 // HTTP helpers shared by every page: JSON calls, the API's error body, page data and
 // what this browser remembers about rooms (host keys, participant identities).
 
-const FALLBACK_MESSAGES = {
-  0: "Couldn't reach ImageShark. Check your connection and try again.",
-  400: "The request was not accepted.",
-  401: "You're not allowed to do that.",
-  403: "You're not allowed to do that.",
-  404: "This room doesn't exist or has expired.",
-  409: "That conflicts with the room's current state.",
-  413: "This file is too large.",
-  415: "This file isn't a supported image.",
-  422: "This image seems to be damaged.",
-  429: "Too many uploads at once. Please wait a moment.",
-  503: "The server is busy. Please try again in a moment.",
-};
+import { BAD_RESPONSE_MESSAGE, STATUS_MESSAGES, statusMessage } from "./messages.js";
 
 /** An error answered by the API (or a network failure, status 0). `message` is for people. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0: the network failed)
+   * @param {string} code the API's error code (`http_<status>` when the body had none)
+   * @param {string} message for people
+   * @param {number|null} [retryAfter] seconds from Retry-After, or null
+   */
   constructor(status, code, message, retryAfter = null) {
     super(message);
     this.name = "ApiError";
@@ -31,7 +26,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Seconds from a Retry-After header (delta-seconds or HTTP date), or null. */
+/**
+ * Seconds from a Retry-After header (delta-seconds or HTTP date), or null.
+ * @param {string|null|undefined} value
+ * @returns {number|null}
+ */
 export function parseRetryAfter(value) {
   if (!value) return null;
   const seconds = Number(value);
@@ -40,7 +39,13 @@ export function parseRetryAfter(value) {
   return Number.isNaN(date) ? null : Math.max(0, Math.round((date - Date.now()) / 1000));
 }
 
-/** Build an ApiError from a status, a response text (maybe the JSON error body) and Retry-After. */
+/**
+ * Build an ApiError from a status, a response text (maybe the JSON error body) and Retry-After.
+ * @param {number} status
+ * @param {unknown} text the response text, or its already parsed body
+ * @param {string|null} [retryAfterHeader]
+ * @returns {ApiError}
+ */
 export function errorFromResponse(status, text, retryAfterHeader = null) {
   let code = "http_" + status;
   let message = null;
@@ -54,22 +59,25 @@ export function errorFromResponse(status, text, retryAfterHeader = null) {
     // Not JSON (a proxy's HTML error page, say): fall back to a message for the status.
   }
   if (!message) {
-    message = FALLBACK_MESSAGES[status] || `Something went wrong (HTTP ${status}).`;
+    message = statusMessage(status);
   }
   return new ApiError(status, code, message, parseRetryAfter(retryAfterHeader));
 }
 
 /** A network-level failure as an ApiError with status 0. */
 export function networkError() {
-  return new ApiError(0, "network_error", FALLBACK_MESSAGES[0]);
+  return new ApiError(0, "network_error", STATUS_MESSAGES[0]);
 }
 
 /**
  * Call the JSON API. Resolves to the parsed body (null for 204); rejects with ApiError.
  * @param {string} path  e.g. "/api/rooms"
- * @param {{method?: string, json?: any, headers?: Record<string,string>, signal?: AbortSignal}} options
+ * @param {{method?: string, json?: any, headers?: Record<string,string>, signal?: AbortSignal,
+ *          keepalive?: boolean}} [options]
+ * @returns {Promise<any>} the JSON body, as the API documents it
  */
 export async function api(path, { method = "GET", json, headers = {}, signal, keepalive = false } = {}) {
+  /** @type {RequestInit & {headers: Record<string, string>}} */
   const init = {
     method,
     headers: { Accept: "application/json", ...headers },
@@ -96,7 +104,7 @@ export async function api(path, { method = "GET", json, headers = {}, signal, ke
   try {
     return JSON.parse(text);
   } catch {
-    throw new ApiError(response.status, "bad_response", "The server sent an unexpected answer.");
+    throw new ApiError(response.status, "bad_response", BAD_RESPONSE_MESSAGE);
   }
 }
 
@@ -120,6 +128,11 @@ export function readRoomData() {
  * Fetch every image of a room with id > after, ascending, page by page.
  * `headers`: extra request headers (e.g. the host's Authorization in a passcode room);
  * `path`: the listing to page through ("/images", or "/pending" for the host's queue).
+ * @param {string} token
+ * @param {number} [after]
+ * @param {{signal?: AbortSignal, onPage?: (items: any[]) => void,
+ *          headers?: Record<string, string>, path?: string}} [options]
+ * @returns {Promise<any[]>} the image objects, ascending id
  */
 export async function fetchImagesAfter(
   token,

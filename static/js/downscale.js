@@ -1,3 +1,4 @@
+// @ts-check
 // Getting a photo ready to send from a phone: optionally make a big camera photo smaller
 // (fewer bytes over a weak event Wi-Fi, same detail on the wall), and a small preview for
 // the upload list. Everything here degrades to "send the original, show a plain tile".
@@ -51,6 +52,7 @@ function encodeJpeg(canvas, quality) {
 function draw(bitmap, width, height) {
   const canvas = makeCanvas(width, height);
   const context = canvas.getContext("2d", { alpha: false });
+  if (!context) throw new Error("no 2D canvas context"); // callers keep the original file
   context.fillStyle = "#ffffff";
   context.fillRect(0, 0, width, height);
   context.imageSmoothingEnabled = true;
@@ -59,7 +61,14 @@ function draw(bitmap, width, height) {
   return canvas;
 }
 
-/** Fit width x height inside a square of `max` pixels, keeping the aspect ratio. */
+/**
+ * Fit width x height inside a square of `max` pixels, keeping the aspect ratio (never upscales,
+ * never below 1 pixel).
+ * @param {number} width
+ * @param {number} height
+ * @param {number} max
+ * @returns {{width: number, height: number}}
+ */
 export function fitInside(width, height, max) {
   const scale = Math.min(1, max / Math.max(width, height));
   return {
@@ -67,6 +76,29 @@ export function fitInside(width, height, max) {
     height: Math.max(1, Math.round(height * scale)),
   };
 }
+
+/**
+ * The size to downscale a width x height image to, or null when its longest side is already
+ * at most `maxPx` (it is sent as it is).
+ * @param {number} width
+ * @param {number} height
+ * @param {number} maxPx
+ * @returns {{width: number, height: number} | null}
+ */
+export function downscaleTarget(width, height, maxPx) {
+  if (Math.max(width, height) <= maxPx) return null;
+  return fitInside(width, height, maxPx);
+}
+
+/**
+ * @typedef {object} PreparedUpload
+ * @property {Blob} blob the bytes to send
+ * @property {string} name the file name to send
+ * @property {boolean} downscaled
+ * @property {number|null} width upright pixel width sent (null when not decoded in full)
+ * @property {number|null} height
+ * @property {Blob|null} preview a small JPEG for the upload list
+ */
 
 /**
  * Decode `file` upright (EXIF orientation applied), or null when the browser cannot.
@@ -105,12 +137,14 @@ async function previewFrom(bitmap) {
  * (or null). Never rejects.
  *
  * @param {File} file
- * @param {{downscale?: boolean, maxPx?: number, quality?: number}} options
+ * @param {{downscale?: boolean, maxPx?: number, quality?: number}} [options]
+ * @returns {Promise<PreparedUpload>}
  */
 export async function prepareUpload(
   file,
   { downscale = true, maxPx = DOWNSCALE_MAX_PX, quality = DOWNSCALE_QUALITY } = {},
 ) {
+  /** @type {PreparedUpload} */
   const original = { blob: file, name: file.name || "photo", downscaled: false, width: null, height: null, preview: null };
   if (!downscale || !DOWNSCALABLE.has(typeOf(file))) {
     // Only a preview is needed: let the decoder make it small instead of holding every pixel.
@@ -127,8 +161,8 @@ export async function prepareUpload(
     original.width = bitmap.width;
     original.height = bitmap.height;
     original.preview = await previewFrom(bitmap);
-    if (Math.max(bitmap.width, bitmap.height) <= maxPx) return original;
-    const size = fitInside(bitmap.width, bitmap.height, maxPx);
+    const size = downscaleTarget(bitmap.width, bitmap.height, maxPx);
+    if (!size) return original;
     let blob;
     try {
       blob = await encodeJpeg(draw(bitmap, size.width, size.height), quality);

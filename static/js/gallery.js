@@ -1,3 +1,4 @@
+// @ts-check
 // The thumbnail grid used by the host and participant pages, and the photo viewer
 // (lightbox) that opens the display rendition.
 
@@ -14,14 +15,14 @@ export function byline(image) {
   return image.uploader_name ? image.uploader_name : "Someone";
 }
 
-/**
- * A grid of image cards, newest first, bound to a RoomFeed.
- * @param {HTMLElement} container  the grid element (a <ul>)
- * @param {import("./live.js").RoomFeed} feed
- * @param {{canDelete?: (image) => boolean, onDelete?: (image) => void,
- *          onOpen?: (image) => void, empty?: HTMLElement}} options
- */
+/** A grid of image cards, newest first, bound to a RoomFeed. */
 export class Gallery {
+  /**
+   * @param {HTMLElement} container  the grid element (a <ul>)
+   * @param {import("./live.js").RoomFeed} feed
+   * @param {{canDelete?: (image: any) => boolean, onDelete?: (image: any) => void,
+   *          onOpen?: (image: any) => void, empty?: HTMLElement}} [options]
+   */
   constructor(container, feed, { canDelete = () => false, onDelete, onOpen, empty } = {}) {
     this.container = container;
     this.feed = feed;
@@ -50,12 +51,12 @@ export class Gallery {
     if (this.card(image.id)) return;
     const card = this._build(image, animate);
     // Newest first: most insertions go to the top, so check that case before scanning.
-    const first = this.container.firstElementChild;
+    const first = /** @type {HTMLElement|null} */ (this.container.firstElementChild);
     if (!first || Number(first.dataset.imageId) < image.id) {
       this.container.prepend(card);
     } else {
       let before = null;
-      for (const other of this.container.children) {
+      for (const other of /** @type {HTMLElement[]} */ ([...this.container.children])) {
         if (Number(other.dataset.imageId) < image.id) {
           before = other;
           break;
@@ -169,12 +170,18 @@ export function downloadUrl(token, image) {
  * `download(image)`: the link's URL (default: the room's full-resolution download).
  */
 export class Lightbox {
+  /**
+   * @param {import("./live.js").RoomFeed} feed
+   * @param {{canDelete?: (image: any) => boolean, onDelete?: (image: any) => void,
+   *          download?: (image: any) => string}} [options]
+   */
   constructor(feed, { canDelete = () => false, onDelete, download } = {}) {
     this.feed = feed;
     this.canDelete = canDelete;
     this.onDelete = onDelete;
     this.downloadUrl = download || ((image) => downloadUrl(feed.token, image));
     this.current = null;
+    /** @type {HTMLElement|null} */
     this.returnFocus = null;
 
     this.img = h("img", { class: "lightbox-img", alt: "" });
@@ -256,7 +263,7 @@ export class Lightbox {
   open(image) {
     this.show(image);
     if (!this.dialog.open) {
-      this.returnFocus = document.activeElement;
+      this.returnFocus = /** @type {HTMLElement|null} */ (document.activeElement);
       this.dialog.showModal();
       this._holdToasts(true);
     }

@@ -1,3 +1,4 @@
+// @ts-check
 // Who the guest is in a room, without accounts: joining sets a signed HTTP-only cookie that
 // the browser sends with every request (uploads, deletes, the live connection), so this page
 // never holds the key. Only the display name is remembered here, to prefill the next join.
@@ -66,7 +67,7 @@ export async function fetchMe(token) {
  * @throws {ApiError} 401 passcode_required, 403 wrong_passcode, 409 room_closed,
  *   422 invalid_name, 429 rate_limited (retryAfter in seconds)…
  */
-export async function join(token, name, passcode = null) {
+export async function join(token, name, passcode = /** @type {string|null} */ (null)) {
   const body = { name };
   if (passcode) body.passcode = passcode;
   const joined = await api(roomApi(token, "/participants"), { method: "POST", json: body });

@@ -1,3 +1,4 @@
+// @ts-check
 // Host page: the "room expires soon" banner (rendered by the server when the room expires
 // within a week). Shows the date in the host's time zone and, when the room's lifetime allows
 // a later expiry, an Extend button that PATCHes expires_at to the latest time allowed.
@@ -12,15 +13,15 @@ import { formatDateTime, toast } from "./ui.js";
 // check, run a moment later, still passes.
 const MARGIN_MS = 60_000;
 
-const banner = document.getElementById("expiry-warning");
+const banner = /** @type {HTMLElement} */ (document.getElementById("expiry-warning"));
 const room = readRoomData();
 
 if (banner && room) {
-  const expiresAt = new Date(banner.dataset.expiresAt);
+  const expiresAt = new Date(banner.dataset.expiresAt || "");
   const longestMs = Number(banner.dataset.longestHours) * 3_600_000;
-  const date = document.getElementById("expiry-warning-date");
+  const date = /** @type {HTMLTimeElement} */ (document.getElementById("expiry-warning-date"));
   date.textContent = formatDateTime(banner.dataset.expiresAt);
-  const button = document.getElementById("extend-room");
+  const button = /** @type {HTMLButtonElement} */ (document.getElementById("extend-room"));
   const latest = () => new Date(Date.now() + longestMs - MARGIN_MS);
   if (!(latest() > expiresAt)) {
     button.remove(); // the room already expires as late as its lifetime allows
@@ -44,9 +45,9 @@ if (banner && room) {
   }
 }
 
-const graceForm = document.getElementById("gallery-grace");
+const graceForm = /** @type {HTMLFormElement} */ (document.getElementById("gallery-grace"));
 if (graceForm && room) {
-  const input = document.getElementById("grace-days");
+  const input = /** @type {HTMLInputElement} */ (document.getElementById("grace-days"));
   graceForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const days = Number(input.value);

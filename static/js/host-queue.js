@@ -1,3 +1,4 @@
+// @ts-check
 // The host's approval queue (rooms with moderation "approve"): photos waiting, oldest first,
 // each with Approve and Reject; "Approve all" for the lot. It reloads on every
 // moderation_queue event; an approval made in another tab arrives as image_added and drops
@@ -10,15 +11,21 @@
 
 import { ApiError, fetchImagesAfter } from "./api.js";
 import { altText, byline } from "./gallery.js";
+import { ALREADY_APPROVED } from "./messages.js";
 import { h, timeElement, toast } from "./ui.js";
 
-const $ = (id) => document.getElementById(id);
+/**
+ * An element of this page's template (it renders every id looked up here).
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 /** How long a rejected photo can be brought back, in milliseconds, before the reject is sent. */
 export const REJECT_UNDO_MS = 8000;
 
 function undoRegion() {
-  let region = document.getElementById("undo-toasts");
+  let region = /** @type {HTMLElement} */ (document.getElementById("undo-toasts"));
   if (!region) {
     region = h("div", { id: "undo-toasts", class: "undo-toasts" });
     document.body.append(region);
@@ -43,7 +50,7 @@ export class ApprovalQueue {
     this.onApproved = onApproved;
     this.onCount = onCount;
     this.section = $("queue");
-    this.list = $("queue-list");
+    this.list = /** @type {HTMLUListElement} */ ($("queue-list"));
     this.items = new Map(); // id → pending image
     this.moderated = false;
     this.busy = false; // "Approve all" running
@@ -88,7 +95,7 @@ export class ApprovalQueue {
       if (this.items.has(image.id) || this.rejecting.has(image.id)) continue;
       this.items.set(image.id, image);
       const item = this.build(image);
-      const after = [...this.list.children].find((other) => Number(other.dataset.imageId) > image.id);
+      const after = /** @type {HTMLElement[]} */ ([...this.list.children]).find((other) => Number(other.dataset.imageId) > image.id);
       this.list.insertBefore(item, after || null);
     }
     this.updateChrome();
@@ -226,7 +233,7 @@ export class ApprovalQueue {
     entry.note.remove();
     this.rejecting.delete(id);
     this.replace([...this.items.values(), entry.image]);
-    this.list.querySelector(`[data-image-id="${id}"] button`)?.focus();
+    /** @type {HTMLButtonElement|null} */ (this.list.querySelector(`[data-image-id="${id}"] button`))?.focus();
     toast("Kept: the photo is waiting again.", "info");
   }
 
@@ -242,7 +249,7 @@ export class ApprovalQueue {
     } catch (error) {
       if (keepalive) return;
       if (error instanceof ApiError && (error.status === 404 || error.code === "not_pending")) {
-        if (error.code === "not_pending") toast("That photo was already approved.", "info");
+        if (error.code === "not_pending") toast(ALREADY_APPROVED, "info");
         return;
       }
       toast(error.message, "error", 6000);
@@ -261,7 +268,7 @@ export class ApprovalQueue {
     const images = [...this.items.values()].sort((a, b) => a.id - b.id);
     if (!images.length) return;
     this.busy = true;
-    const button = $("approve-all");
+    const button = /** @type {HTMLButtonElement} */ ($("approve-all"));
     button.disabled = true;
     let done = 0;
     try {

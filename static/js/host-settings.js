@@ -1,3 +1,4 @@
+// @ts-check
 // The host page's controls of the room's settings: the live switches (blank the wall, accept
 // photos, approve first), the wall's layout, QR size, captions and passcode, and the settings form
 // (title, expiry, passcode, limits, the wall's seconds per new photo). Switches and choices apply at once through PATCH; the
@@ -8,7 +9,12 @@ import { ApiError } from "./api.js";
 import { mergeRoom, roomSettings } from "./room-settings.js";
 import { formatDateTime, h, toast } from "./ui.js";
 
-const $ = (id) => document.getElementById(id);
+/**
+ * An element of this page's template (it renders every id looked up here).
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 /** What each instant change tells the host (also read out by screen readers: toasts are a live region). */
 const ANNOUNCE = {
@@ -101,15 +107,19 @@ export class RoomControls {
     this.reload = reload;
     this.onRender = onRender;
     this.state = null;
-    this.form = $("settings-form");
+    this.form = /** @type {HTMLFormElement} */ ($("settings-form"));
 
-    for (const toggle of document.querySelectorAll('[role="switch"][data-setting]')) {
+    for (const toggle of /** @type {NodeListOf<HTMLButtonElement>} */ (
+      document.querySelectorAll('[role="switch"][data-setting]')
+    )) {
       toggle.addEventListener("click", () => this.toggle(toggle));
     }
-    for (const radio of document.querySelectorAll('input[type="radio"][data-setting]')) {
+    for (const radio of /** @type {NodeListOf<HTMLInputElement>} */ (
+      document.querySelectorAll('input[type="radio"][data-setting]')
+    )) {
       radio.addEventListener("change", () => {
         const value = radio.dataset.type === "number" ? Number(radio.value) : radio.value;
-        if (radio.checked) this.change({ [radio.dataset.setting]: value });
+        if (radio.checked) this.change({ [/** @type {string} */ (radio.dataset.setting)]: value });
       });
     }
     this.form.addEventListener("input", () => this.updateFormButtons());
@@ -143,16 +153,20 @@ export class RoomControls {
     setSwitch($("keep-location-toggle"), state.keep_location);
     setSwitch($("show-passcode-toggle"), state.wall_show_passcode);
     $("show-passcode-setting").hidden = !state.passcode_required;
-    for (const radio of document.querySelectorAll('input[type="radio"][data-setting]')) {
-      radio.checked = String(state[radio.dataset.setting]) === radio.value;
+    for (const radio of /** @type {NodeListOf<HTMLInputElement>} */ (
+      document.querySelectorAll('input[type="radio"][data-setting]')
+    )) {
+      radio.checked = String(state[/** @type {string} */ (radio.dataset.setting)]) === radio.value;
     }
-    for (const control of document.querySelectorAll(
-      "[data-setting], #settings-form :is(input, button), #intermission-duration :is(input, button)",
+    for (const control of /** @type {NodeListOf<HTMLInputElement | HTMLButtonElement>} */ (
+      document.querySelectorAll(
+        "[data-setting], #settings-form :is(input, button), #intermission-duration :is(input, button)",
+      )
     )) {
       control.disabled = closed;
     }
     // Left alone while the host is typing a new duration.
-    const seconds = $("intermission-seconds");
+    const seconds = /** @type {HTMLInputElement} */ ($("intermission-seconds"));
     if (document.activeElement !== seconds) seconds.value = String(state.wall_intermission_seconds);
     this.fillForm({ previous });
     this.updateFormButtons();
@@ -160,7 +174,7 @@ export class RoomControls {
     $("room-title").textContent = state.title;
     $("expires").textContent = formatDateTime(state.expires_at);
     $("expires").setAttribute("datetime", state.expires_at);
-    $("expires-line").firstChild.textContent = closed ? "Closed · photos kept until " : "Open until ";
+    /** @type {Text} */ ($("expires-line").firstChild).textContent = closed ? "Closed · photos kept until " : "Open until ";
     $("closed-banner").hidden = !closed;
     $("close-room").hidden = closed;
     $("passcode-row").hidden = !state.passcode;
@@ -184,7 +198,7 @@ export class RoomControls {
 
   /** Send the intermission's duration (whole seconds, 5 to 120), or say what is wrong with it. */
   async saveIntermissionSeconds() {
-    const input = $("intermission-seconds");
+    const input = /** @type {HTMLInputElement} */ ($("intermission-seconds"));
     const error = $("error-wall_intermission_seconds");
     const value = input.value.trim();
     const ok = !input.validity.badInput && /^\d+$/.test(value) && Number(value) >= 5 && Number(value) <= 120;
@@ -234,7 +248,7 @@ export class RoomControls {
   fillForm({ previous = null, force = false } = {}) {
     for (const [field, spec] of Object.entries(FORM_FIELDS)) {
       const editing = !force && previous && this.isDirty(field, previous);
-      if (!editing) $(spec.id).value = spec.show(this.state);
+      if (!editing) /** @type {HTMLInputElement} */ ($(spec.id)).value = spec.show(this.state);
     }
     this.updateFormButtons();
   }
@@ -242,8 +256,8 @@ export class RoomControls {
   updateFormButtons() {
     const dirty = Object.keys(FORM_FIELDS).some((field) => this.isDirty(field));
     const closed = Boolean(this.state && this.state.closed);
-    $("settings-save").disabled = closed || !dirty;
-    $("settings-reset").disabled = closed || !dirty;
+    /** @type {HTMLButtonElement} */ ($("settings-save")).disabled = closed || !dirty;
+    /** @type {HTMLButtonElement} */ ($("settings-reset")).disabled = closed || !dirty;
   }
 
   clearErrors() {
@@ -260,19 +274,21 @@ export class RoomControls {
   }
 
   /** Check what the browser can check; returns the first field in error, or null. */
+  /** @returns {keyof typeof FORM_FIELDS | null} the first field in error, or null */
   validate() {
     this.clearErrors();
+    /** @type {keyof typeof FORM_FIELDS | null} */
     let first = null;
     const fail = (field, message) => {
       this.fieldError(field, message);
       first = first || field;
     };
-    if (!FORM_FIELDS.title.read($("setting-title"))) fail("title", "The room needs a title.");
-    const expires = FORM_FIELDS.expires_at.read($("setting-expires"));
+    if (!FORM_FIELDS.title.read(/** @type {HTMLInputElement} */ ($("setting-title")))) fail("title", "The room needs a title.");
+    const expires = FORM_FIELDS.expires_at.read(/** @type {HTMLInputElement} */ ($("setting-expires")));
     if (this.isDirty("expires_at") && (!expires || Number.isNaN(Date.parse(expires)))) {
       fail("expires_at", "Pick the date and time the room should close.");
     }
-    const passcode = FORM_FIELDS.passcode.read($("setting-passcode"));
+    const passcode = FORM_FIELDS.passcode.read(/** @type {HTMLInputElement} */ ($("setting-passcode")));
     if (passcode && (passcode.length < 4 || passcode.length > 64)) {
       fail("passcode", "A passcode has 4 to 64 characters (or leave it empty).");
     }
@@ -280,7 +296,7 @@ export class RoomControls {
       const value = FORM_FIELDS[field].read($(FORM_FIELDS[field].id));
       if (value !== "" && !/^\d+$/.test(value)) fail(field, "Enter a whole number, or leave it empty.");
     }
-    const minSeconds = FORM_FIELDS.wall_min_seconds.read($("setting-wall-min-seconds"));
+    const minSeconds = FORM_FIELDS.wall_min_seconds.read(/** @type {HTMLInputElement} */ ($("setting-wall-min-seconds")));
     if (this.isDirty("wall_min_seconds") && (!/^\d+$/.test(minSeconds) || Number(minSeconds) < 2 || Number(minSeconds) > 60)) {
       fail("wall_min_seconds", "Enter a whole number of seconds from 2 to 60.");
     }
@@ -300,7 +316,7 @@ export class RoomControls {
       changes[field] = spec.send ? spec.send(value) : value;
     }
     if (!Object.keys(changes).length) return;
-    const button = $("settings-save");
+    const button = /** @type {HTMLButtonElement} */ ($("settings-save"));
     button.disabled = true;
     try {
       const view = await this.patch(changes);

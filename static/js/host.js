@@ -1,3 +1,4 @@
+// @ts-check
 // Host page: QR code and join link; the host key (shown once, pasted, or passed in the URL
 // fragment); with the key, the room's controls (host-settings.js), the approval queue
 // (host-queue.js), closing the room and downloading every photo; the live photo grid with
@@ -23,7 +24,12 @@ import {
 
 const room = readRoomData();
 const token = room.token;
-const $ = (id) => document.getElementById(id);
+/**
+ * An element of this page's template (it renders every id looked up here).
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const KEY_ERRORS = new Set(["host_key_required", "wrong_host_key"]);
 
 // ---- Host key ------------------------------------------------------------------------------
@@ -59,6 +65,12 @@ function hostHeaders() {
 }
 
 /** Check a key against the room: {ok, view?, message?}. */
+/**
+ * Ask the server whether `key` is this room's host key.
+ * @param {string} key
+ * @returns {Promise<{ok: true, view: any} | {ok: false, message: string}>} ok with the host view
+ *   (null when the server could not tell: offline or busy), or why the key was refused
+ */
 async function verifyKey(key) {
   try {
     const view = await api(roomApi(token, "/host"), { headers: { Authorization: `Bearer ${key}` } });
@@ -73,7 +85,9 @@ async function verifyKey(key) {
 }
 
 function setHostOnly(visible) {
-  for (const element of document.querySelectorAll("[data-host-only]")) element.hidden = !visible;
+  for (const element of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-host-only]"))) {
+    element.hidden = !visible;
+  }
 }
 
 function acceptKey(key, view) {
@@ -121,7 +135,7 @@ async function initKey() {
 
 $("key-missing").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = $("key-input");
+  const input = /** @type {HTMLInputElement} */ ($("key-input"));
   const error = $("key-error");
   const key = input.value.trim();
   error.hidden = true;
@@ -150,23 +164,25 @@ $("key-saved").addEventListener("click", () => {
   $("host-key").textContent = "";
   $("copy-host-link").focus();
 });
-bindCopyButton($("copy-key"), () => hostKey || "");
-bindCopyButton($("copy-host-link"), hostLink, "Host link copied");
-bindCopyButton($("copy-host-link-banner"), hostLink, "Host link copied");
-bindCopyButton($("copy-join"), () => room.join_url);
+bindCopyButton(/** @type {HTMLButtonElement} */ ($("copy-key")), () => hostKey || "");
+bindCopyButton(/** @type {HTMLButtonElement} */ ($("copy-host-link")), hostLink, "Host link copied");
+bindCopyButton(/** @type {HTMLButtonElement} */ ($("copy-host-link-banner")), hostLink, "Host link copied");
+bindCopyButton(/** @type {HTMLButtonElement} */ ($("copy-join")), () => room.join_url);
 // For a separate projector PC: the wall's absolute link, with "Copied" shown beside the button.
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let copyWallStatusTimer;
 $("copy-wall-link").addEventListener("click", async () => {
   const status = $("copy-wall-status");
-  const link = new URL($("wall-link").getAttribute("href"), location.href).href;
+  const link = new URL($("wall-link").getAttribute("href") || "", location.href).href;
   if (await copyText(link)) {
     status.textContent = "Copied: paste it into the projector PC's browser.";
-    clearTimeout(status._timer);
-    status._timer = setTimeout(() => (status.textContent = ""), 5000);
+    clearTimeout(copyWallStatusTimer);
+    copyWallStatusTimer = setTimeout(() => (status.textContent = ""), 5000);
   } else {
     toast("Couldn't copy automatically. Select the text and copy it by hand.", "error");
   }
 });
-bindCopyButton($("copy-passcode"), () => (controls.state && controls.state.passcode) || "");
+bindCopyButton(/** @type {HTMLButtonElement} */ ($("copy-passcode")), () => (controls.state && controls.state.passcode) || "");
 
 /**
  * Call the room's API as the host. `path` is relative to the room ("/close", "/pending"…).
@@ -229,7 +245,8 @@ bindLiveIndicator($("live"), feed);
 bindPresence($("presence"), feed);
 
 // Settings changed in another tab (public view: the passcode and counts come from /host).
-let reloadTimer = null;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let reloadTimer;
 feed.addEventListener("room", (event) => {
   if (!hostKey || !controls.state) {
     $("room-title").textContent = event.detail.room.title || room.title;
@@ -300,7 +317,7 @@ lightbox.download.addEventListener("click", async (event) => {
     link.textContent = "Download full quality";
   }
 });
-const gallery = new Gallery($("gallery"), feed, {
+const gallery = new Gallery(/** @type {HTMLUListElement} */ ($("gallery")), feed, {
   canDelete: () => hostKey !== null,
   onDelete: deleteImage,
   onOpen: (image) => lightbox.open(image),
@@ -323,8 +340,8 @@ feed.addEventListener("loaderror", (event) => {
 // ---- Room actions --------------------------------------------------------------------------
 
 $("download-all").addEventListener("click", async () => {
-  const button = $("download-all");
-  const label = button.querySelector(".btn-label");
+  const button = /** @type {HTMLButtonElement} */ ($("download-all"));
+  const label = /** @type {HTMLElement} */ (button.querySelector(".btn-label"));
   button.disabled = true;
   label.textContent = "Preparing…";
   try {

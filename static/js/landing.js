@@ -1,16 +1,17 @@
+// @ts-check
 // Landing page: create a room (optionally with a passcode and photo approval, under "More
 // options"), remember its host key, go to the host page.
 
 import { api, memory } from "./api.js";
 import { formatDateTime, h } from "./ui.js";
 
-const form = document.getElementById("create-form");
-const input = document.getElementById("room-title");
-const errorBox = document.getElementById("create-error");
-const passcodeInput = document.getElementById("room-passcode");
-const moderationInput = document.getElementById("room-moderation");
-const advanced = document.getElementById("advanced");
-const submit = form.querySelector("button[type=submit]");
+const form = /** @type {HTMLFormElement} */ (document.getElementById("create-form"));
+const input = /** @type {HTMLInputElement} */ (document.getElementById("room-title"));
+const errorBox = /** @type {HTMLElement} */ (document.getElementById("create-error"));
+const passcodeInput = /** @type {HTMLInputElement} */ (document.getElementById("room-passcode"));
+const moderationInput = /** @type {HTMLInputElement} */ (document.getElementById("room-moderation"));
+const advanced = /** @type {HTMLDetailsElement} */ (document.getElementById("advanced"));
+const submit = /** @type {HTMLButtonElement} */ (form.querySelector("button[type=submit]"));
 
 /** Show `message` (or clear it) and mark the field it is about: the title, or the passcode. */
 function showError(message, field = input) {
@@ -40,7 +41,7 @@ form.addEventListener("submit", async (event) => {
   if (passcode) body.passcode = passcode;
   if (moderationInput.checked) body.moderation = "approve";
   submit.disabled = true;
-  submit.querySelector(".btn-label").textContent = "Creating…";
+  /** @type {HTMLElement} */ (submit.querySelector(".btn-label")).textContent = "Creating…";
   try {
     const room = await api("/api/rooms", { method: "POST", json: body });
     memory.setHostKey(room.token, room.host_key);
@@ -51,16 +52,16 @@ form.addEventListener("submit", async (event) => {
     const field = error.code === "invalid_passcode" ? passcodeInput : input;
     showError(error.message, field);
     submit.disabled = false;
-    submit.querySelector(".btn-label").textContent = "Create room";
+    /** @type {HTMLElement} */ (submit.querySelector(".btn-label")).textContent = "Create room";
     field.focus();
   }
 });
 
 // "Have a room code?": go to the short join URL /j/<code> (the server accepts any case; the
 // code alphabet has no I, L, O or U, so spaces and dashes typed from a printed card are dropped).
-const codeForm = document.getElementById("code-form");
-const codeInput = document.getElementById("room-code");
-const codeError = document.getElementById("code-error");
+const codeForm = /** @type {HTMLFormElement} */ (document.getElementById("code-form"));
+const codeInput = /** @type {HTMLInputElement} */ (document.getElementById("room-code"));
+const codeError = /** @type {HTMLElement} */ (document.getElementById("code-error"));
 codeForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const code = codeInput.value.replace(/[\s-]/g, "").toUpperCase();
@@ -87,7 +88,7 @@ const rooms = memory
   .hostedRooms()
   .filter((room) => !room.expires_at || Date.parse(room.expires_at) > Date.now());
 if (rooms.length) {
-  const list = document.getElementById("room-list");
+  const list = /** @type {HTMLUListElement} */ (document.getElementById("room-list"));
   for (const room of rooms) {
     list.append(
       h(
@@ -100,5 +101,5 @@ if (rooms.length) {
       ),
     );
   }
-  document.getElementById("my-rooms").hidden = false;
+  /** @type {HTMLElement} */ (document.getElementById("my-rooms")).hidden = false;
 }

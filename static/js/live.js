@@ -1,3 +1,4 @@
+// @ts-check
 // The room's image list, kept live: loaded over HTTP, then updated by Socket.IO events
 // (image_added, image_removed, presence), caught up over HTTP after every (re)connect.
 //
@@ -21,11 +22,35 @@
 import { api, ApiError, fetchImagesAfter, roomApi } from "./api.js";
 
 const POLL_WHILE_OFFLINE_MS = 15_000;
-const RETRY_REFUSED_MS = [2_000, 5_000, 10_000, 30_000];
-// Refusals that retrying cannot fix (the room is gone, or it needs a passcode the page must
-// ask for: "refused" tells it); anything else is retried.
-const PERMANENT_REFUSAL = /not found|expired|unknown|must be|passcode/i;
-const PASSCODE_REFUSAL = /passcode/i;
+export const RETRY_REFUSED_MS = [2_000, 5_000, 10_000, 30_000];
+// Refusal codes (connect_error data.code) that retrying cannot fix: the room is gone, the
+// auth is malformed, or it needs a passcode the page must ask for ("refused" tells it).
+// Any other refusal (database_unavailable, or none given) is retried.
+const PERMANENT_REFUSALS = new Set(["room_not_found", "invalid_auth", "passcode_required"]);
+
+/**
+ * What to do about a refused connection, decided on its machine-readable code.
+ * @param {{data?: {code?: string}} | null | undefined} error the connect_error
+ * @returns {{permanent: boolean, passcode: boolean}} permanent: retrying cannot help;
+ *   passcode: joining with the room's passcode would.
+ */
+export function refusalVerdict(error) {
+  const code = error && error.data && typeof error.data === "object" ? error.data.code : undefined;
+  return {
+    permanent: typeof code === "string" && PERMANENT_REFUSALS.has(code),
+    passcode: code === "passcode_required",
+  };
+}
+
+/**
+ * Milliseconds to wait before reconnecting after the `refusals`-th passing refusal in a row
+ * (0 for the first): the delays of RETRY_REFUSED_MS, then its last one.
+ * @param {number} refusals
+ * @returns {number}
+ */
+export function refusedRetryDelay(refusals) {
+  return RETRY_REFUSED_MS[Math.min(Math.max(0, refusals), RETRY_REFUSED_MS.length - 1)];
+}
 
 export class RoomFeed extends EventTarget {
   /**
@@ -52,8 +77,21 @@ export class RoomFeed extends EventTarget {
     this.state = "connecting";
     this._syncing = null;
     this._syncAgain = false;
-    this._pollTimer = null;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    this._pollTimer = undefined;
     this._refusals = 0;
+  }
+
+  /**
+   * Listen to one of the events listed above; `listener` gets it as a CustomEvent (its
+   * `detail` as documented).
+   * @param {string} type
+   * @param {(event: CustomEvent) => void} listener
+   * @param {boolean | AddEventListenerOptions} [options]
+   */
+  // @ts-expect-error: narrower than EventTarget's on purpose, every event here is a CustomEvent
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, /** @type {EventListener} */ (listener), options);
   }
 
   /** Highest image id held (0 when empty). */
@@ -72,7 +110,10 @@ export class RoomFeed extends EventTarget {
     return this.images.get(Number(id)) || null;
   }
 
-  /** Extra HTTP headers for the room's API calls (the host key, when there is one). */
+  /**
+   * Extra HTTP headers for the room's API calls (the host key, when there is one).
+   * @returns {Record<string, string>}
+   */
   headers() {
     const { hostKey } = this.credentials() || {};
     return hostKey ? { Authorization: `Bearer ${hostKey}` } : {};
@@ -233,16 +274,13 @@ export class RoomFeed extends EventTarget {
       if (socket.active) {
         // A transport problem: the client retries by itself.
         this._setStatus("offline", error && error.message);
-      } else if (error && PERMANENT_REFUSAL.test(error.message || "")) {
+      } else if (refusalVerdict(error).permanent) {
         // The room is gone: retrying will not help.
         this._setStatus("error", error.message);
-        this._emit("refused", {
-          message: error.message,
-          passcode: PASSCODE_REFUSAL.test(error.message || ""),
-        });
+        this._emit("refused", { message: error.message, passcode: refusalVerdict(error).passcode });
       } else {
         // Refused for a passing reason (e.g. the database is briefly unavailable): retry.
-        const delay = RETRY_REFUSED_MS[Math.min(this._refusals, RETRY_REFUSED_MS.length - 1)];
+        const delay = refusedRetryDelay(this._refusals);
         this._refusals += 1;
         this._setStatus("offline", error && error.message);
         setTimeout(() => {
@@ -289,7 +327,7 @@ export class RoomFeed extends EventTarget {
 
   _stopPolling() {
     clearInterval(this._pollTimer);
-    this._pollTimer = null;
+    this._pollTimer = undefined;
     this._refusals = 0;
   }
 

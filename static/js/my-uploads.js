@@ -1,3 +1,4 @@
+// @ts-check
 // "My uploads": every photo this guest sent to the room, with where it stands. Rows come from
 // two places: the upload queue (this visit: preparing, uploading n %, retrying in N s,
 // failed…) and the server's list of the guest's images (`GET .../images?mine=true`, earlier
@@ -5,39 +6,8 @@
 // of the same image.
 
 import { trashIcon } from "./gallery.js";
+import { refusalMessage, transientReason } from "./messages.js";
 import { formatBytes, h, timeElement } from "./ui.js";
-
-/** Guest-facing words for a refusal that concerns the room or the guest. */
-export function refusalMessage(error, me = null) {
-  switch (error && error.code) {
-    case "guest_quota_reached":
-      return me && me.max_uploads != null
-        ? `You've shared ${me.max_uploads} photos, the most this room allows per guest.`
-        : "You've reached this room's limit of photos per guest.";
-    case "room_quota_reached":
-      return "This room is full: it can't take more photos.";
-    case "room_storage_full":
-      return "This room is out of space: it can't take more photos.";
-    case "uploads_paused":
-      return "The host has paused uploads. Try again when they reopen.";
-    case "room_closed":
-      return "This room is closed: no new photos can be shared.";
-    case "passcode_required":
-    case "not_joined":
-    case "join_required":
-      return "Please join the room again, then retry.";
-    default:
-      return (error && error.message) || "Something went wrong.";
-  }
-}
-
-/** Short reason shown before "Retrying in N s". */
-function transientReason(error) {
-  if (!error || error.status === 0) return "Connection lost.";
-  if (error.status === 429) return "Too many uploads at once.";
-  if (error.status >= 500) return "The server is busy.";
-  return error.message || "Upload failed.";
-}
 
 const STATE_LABELS = {
   preparing: "Getting ready…",
@@ -283,6 +253,10 @@ export class MyUploads {
 
 /** One line of the list: a queue item, or an image known from the server. */
 class Row {
+  /**
+   * @param {MyUploads} view
+   * @param {{item?: import("./uploader.js").UploadItem|null, image?: any}} source
+   */
   constructor(view, { item = null, image = null }) {
     this.view = view;
     this.item = item;
@@ -409,7 +383,7 @@ class Row {
 
     const uploading = state === "uploading";
     this.progress.hidden = !uploading;
-    if (uploading) {
+    if (uploading && item) {
       // Indeterminate until the first progress event, then the percentage sent.
       if (item.progress > 0) this.progress.value = Math.min(item.progress, 99);
       else this.progress.removeAttribute("value");
@@ -431,8 +405,13 @@ class Row {
     );
   }
 
+  /**
+   * @param {string} state
+   * @returns {string}
+   */
   _message(state) {
-    const item = this.item;
+    // Only a queue item is ever uploading, retrying or failed: those cases have one.
+    const item = /** @type {import("./uploader.js").UploadItem} */ (this.item);
     switch (state) {
       case "uploading":
         if (item.progress >= 100) return "Processing…";

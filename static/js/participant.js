@@ -1,3 +1,4 @@
+// @ts-check
 // Participant page (phone first): join with a name (and the room's passcode when it has
 // one), share photos through a queue that survives bad connections, follow them in
 // "My uploads" (uploading, retrying, waiting for approval, on the wall), browse and download
@@ -18,7 +19,8 @@ import {
   rememberedName,
 } from "./guest-identity.js";
 import { RoomFeed } from "./live.js";
-import { MyUploads, refusalMessage } from "./my-uploads.js";
+import { JOIN_MESSAGES, refusalMessage } from "./messages.js";
+import { MyUploads } from "./my-uploads.js";
 import { ownerKey, PendingStore } from "./pending-store.js";
 import { bindOption, rememberedOption } from "./upload-options.js";
 import { UploadQueue } from "./uploader.js";
@@ -26,7 +28,12 @@ import { bindLiveIndicator, bindPresence, confirmDialog, startClock, toast } fro
 
 const room = readRoomData(); // kept current by room_updated / room_closed
 const token = room.token;
-const $ = (id) => document.getElementById(id);
+/**
+ * An element of this page's template (it renders every id looked up here).
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 /** The guest as the server knows them ({id, name, upload_count, max_uploads, uploads_left}), or null. */
 let me = null;
@@ -72,7 +79,7 @@ function render() {
   $("passcode-field").hidden = !passcodeRequired() || (renaming && Boolean(me));
   $("join-title").textContent = renaming ? "Change your name" : "Join to share photos";
   $("join-cancel").hidden = !renaming;
-  $("join-button").querySelector(".btn-label").textContent = renaming ? "Save name" : "Join";
+  /** @type {HTMLElement} */ ($("join-button").querySelector(".btn-label")).textContent = renaming ? "Save name" : "Join";
   $("upload").hidden = closed || !me || renaming;
 
   // Before a passcode room is joined there is no live connection to speak of.
@@ -98,7 +105,7 @@ function render() {
   let blockedReason = null;
   if (!uploadsOpen()) blockedReason = refusalMessage({ code: "uploads_paused" });
   else if (quotaFull()) blockedReason = `${refusalMessage({ code: "guest_quota_reached" }, me)} Delete one of yours to share another.`;
-  const input = $("file-input");
+  const input = /** @type {HTMLInputElement} */ ($("file-input"));
   input.disabled = Boolean(blockedReason);
   $("picker-button").classList.toggle("is-disabled", Boolean(blockedReason));
   $("picker-button").setAttribute("aria-disabled", blockedReason ? "true" : "false");
@@ -191,11 +198,12 @@ function afterJoin() {
   restorePending();
 }
 
-let rateLimitTimer = null;
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let rateLimitTimer;
 
 /** Refuse further tries until the server's Retry-After has passed, counting down. */
 function waitBeforeRetry(seconds) {
-  const button = $("join-button");
+  const button = /** @type {HTMLButtonElement} */ ($("join-button"));
   let left = Math.max(1, Math.ceil(seconds || 30));
   clearInterval(rateLimitTimer);
   button.disabled = true;
@@ -215,8 +223,8 @@ function waitBeforeRetry(seconds) {
 
 $("join-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const nameInput = $("name-input");
-  const passcodeInput = $("passcode-input");
+  const nameInput = /** @type {HTMLInputElement} */ ($("name-input"));
+  const passcodeInput = /** @type {HTMLInputElement} */ ($("passcode-input"));
   const name = nameInput.value.trim();
   nameInput.removeAttribute("aria-invalid");
   passcodeInput.removeAttribute("aria-invalid");
@@ -234,7 +242,7 @@ $("join-form").addEventListener("submit", async (event) => {
     passcodeInput.focus();
     return;
   }
-  const button = $("join-button");
+  const button = /** @type {HTMLButtonElement} */ ($("join-button"));
   button.disabled = true;
   showJoinError("");
   let waiting = false;
@@ -268,14 +276,14 @@ $("join-form").addEventListener("submit", async (event) => {
   } catch (error) {
     const code = error && error.code;
     if (code === "wrong_passcode") {
-      showJoinError("That passcode isn't right. Check it with the host and try again.");
+      showJoinError(JOIN_MESSAGES.wrong_passcode);
       passcodeInput.setAttribute("aria-invalid", "true");
       passcodeInput.focus();
       passcodeInput.select();
     } else if (code === "passcode_required") {
       room.passcode_required = true;
       render();
-      showJoinError("This room needs a passcode. The host can tell you what it is.");
+      showJoinError(JOIN_MESSAGES.passcode_required);
       passcodeInput.setAttribute("aria-invalid", "true");
       passcodeInput.focus();
     } else if (code === "rate_limited" || (error && error.status === 429)) {
@@ -295,11 +303,11 @@ $("join-form").addEventListener("submit", async (event) => {
 
 $("change-name").addEventListener("click", () => {
   renaming = true;
-  $("name-input").value = me ? me.name : "";
+  /** @type {HTMLInputElement} */ ($("name-input")).value = me ? me.name : "";
   showJoinError("");
   render();
   $("name-input").focus();
-  $("name-input").select();
+  /** @type {HTMLInputElement} */ ($("name-input")).select();
 });
 
 function cancelRename() {
@@ -320,7 +328,7 @@ $("join-form").addEventListener("keydown", (event) => {
 function slowNetwork() {
   const connection = navigator.connection;
   if (!connection) return false;
-  return Boolean(connection.saveData) || ["slow-2g", "2g", "3g"].includes(connection.effectiveType);
+  return Boolean(connection.saveData) || ["slow-2g", "2g", "3g"].includes(connection.effectiveType || "");
 }
 
 /** Why photos are made smaller by default: "host" (room setting), "slow" or null (originals). */
@@ -330,7 +338,7 @@ function downscaleReason() {
   return null;
 }
 
-const downscaleInput = $("downscale-input");
+const downscaleInput = /** @type {HTMLInputElement} */ ($("downscale-input"));
 const downscaleOn = bindOption(downscaleInput, "downscale", downscaleReason() !== null);
 
 /** Say whether photos go at full size, and why not; and whether they keep their location. */
@@ -353,7 +361,7 @@ if (navigator.connection && navigator.connection.addEventListener) {
   navigator.connection.addEventListener("change", renderUploadOptions);
 }
 renderUploadOptions();
-const captionEachOn = bindOption($("caption-each-input"), "caption-each", false);
+const captionEachOn = bindOption(/** @type {HTMLInputElement} */ ($("caption-each-input")), "caption-each", false);
 
 const queue = new UploadQueue({
   token,
@@ -478,7 +486,7 @@ function persist(item) {
     })
     .catch((error) => {
       item.storing = false;
-      storageFailed(error);
+      storageFailed();
     });
 }
 
@@ -537,7 +545,7 @@ function updateHeld() {
   $("held-actions").hidden = held.length === 0;
   const ready = held.filter((item) => item.state === "held").length;
   $("send-held").textContent = held.length === 1 ? "Share 1 photo" : `Share ${held.length} photos`;
-  $("send-held").disabled = ready === 0;
+  /** @type {HTMLButtonElement} */ ($("send-held")).disabled = ready === 0;
 }
 
 $("send-held").addEventListener("click", () => queue.send(heldItems()));
@@ -546,9 +554,10 @@ $("discard-held").addEventListener("click", () => {
 });
 
 $("file-input").addEventListener("change", (event) => {
-  const files = [...event.target.files];
+  const picker = /** @type {HTMLInputElement} */ (event.target);
+  const files = [...(picker.files || [])];
   // Reset so picking the same photo again fires "change"; the caption was for this batch.
-  event.target.value = "";
+  picker.value = "";
   if (!files.length) return;
   if (me && me.uploads_left != null && files.length > me.uploads_left) {
     toast(
@@ -557,8 +566,8 @@ $("file-input").addEventListener("change", (event) => {
       6000,
     );
   }
-  queue.add(files, { caption: $("caption-input").value.trim(), hold: captionEachOn() });
-  $("caption-input").value = "";
+  queue.add(files, { caption: /** @type {HTMLInputElement} */ ($("caption-input")).value.trim(), hold: captionEachOn() });
+  /** @type {HTMLInputElement} */ ($("caption-input")).value = "";
   render();
 });
 
@@ -590,19 +599,19 @@ async function deleteImage(image) {
 }
 
 const lightbox = new Lightbox(feed, { canDelete, onDelete: deleteImage });
-const gallery = new Gallery($("gallery"), feed, {
+const gallery = new Gallery(/** @type {HTMLUListElement} */ ($("gallery")), feed, {
   canDelete,
   onDelete: deleteImage,
   onOpen: (image) => lightbox.open(image),
   empty: $("empty"),
 });
 const myUploads = new MyUploads({
-  list: $("upload-list"),
+  list: /** @type {HTMLUListElement} */ ($("upload-list")),
   section: $("mine"),
   count: $("mine-count"),
   summary: $("upload-summary"),
   summaryText: $("upload-summary-text"),
-  retryAll: $("retry-all"),
+  retryAll: /** @type {HTMLButtonElement} */ ($("retry-all")),
   queue,
   onOpen: (image) => lightbox.open(image),
   onDelete: deleteImage,
@@ -695,7 +704,7 @@ function applyRoom(next) {
 
 async function init() {
   forgetStoredKey(token);
-  $("name-input").value = rememberedName();
+  /** @type {HTMLInputElement} */ ($("name-input")).value = rememberedName();
   if (joinedBefore(token)) {
     try {
       me = await fetchMe(token);

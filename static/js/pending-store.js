@@ -1,3 +1,4 @@
+// @ts-check
 // Photos on their way, kept in the browser's IndexedDB so a reload or a closed tab loses none:
 // each picked photo is written (the exact bytes to send, its name and caption) before it goes,
 // and deleted once the server acknowledged it (201/200) or the guest cancelled it. A photo the

@@ -1,3 +1,4 @@
+// @ts-check
 // The room's host-controlled settings as the pages use them: the fields of the room view
 // (docs/API.md, "Host controls, moderation and guests") with the documented defaults filled
 // in, so a page rendered by an older server, or a partial view, still has every field.

@@ -1,9 +1,15 @@
+// @ts-check
 // Small DOM helpers shared by the pages: element builder, toasts, copy, confirm dialog,
 // relative times, and the live-connection indicator.
 
 /**
  * Create an element. `props`: attributes (strings), `class`, `text`, `dataset`, and `on*`
  * functions as event listeners. Children: nodes or strings; null/false are skipped.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, any>} [props]
+ * @param {...any} children
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, props = {}, ...children) {
   const element = document.createElement(tag);
@@ -27,6 +33,7 @@ export function h(tag, props = {}, ...children) {
 // ---- Toasts ---------------------------------------------------------------------------------
 
 function toastRegion() {
+  /** @type {HTMLElement|null} */
   let region = document.getElementById("toasts");
   if (!region) {
     region = h("div", { id: "toasts", class: "toasts", role: "status", "aria-live": "polite" });
@@ -144,6 +151,7 @@ export function timeAgo(iso) {
   if (Number.isNaN(then)) return "";
   const seconds = Math.round((then - Date.now()) / 1000);
   if (Math.abs(seconds) < 45) return "just now";
+  /** @type {[number, Intl.RelativeTimeFormatUnit][]} */
   const steps = [
     [60, "second"],
     [60, "minute"],
@@ -172,6 +180,7 @@ export function timeElement(iso, className = "time") {
 export function startClock() {
   setInterval(() => {
     for (const element of document.querySelectorAll("time[datetime]")) {
+      if (!(element instanceof HTMLElement)) continue;
       if (element.dataset.static !== undefined) continue;
       element.textContent = timeAgo(element.getAttribute("datetime"));
     }

@@ -1,3 +1,4 @@
+// @ts-check
 // The guest's upload preferences, kept in this browser: whether large photos are made smaller
 // before sending (the page's default unless the guest chose), and whether each photo waits
 // for a caption.

@@ -1,3 +1,4 @@
+// @ts-check
 // The browser's upload queue: one photo per request, a few requests at a time, each retried
 // by itself when the network or the server fails it, and never sent twice in a different form.
 //
@@ -23,6 +24,7 @@
 //   "refused"  {item, error}          a refusal about the room or the guest (see ROOM_REFUSALS)
 
 import { ApiError, errorFromResponse, networkError, roomApi } from "./api.js";
+import { BAD_RESPONSE_MESSAGE } from "./messages.js";
 
 /** Refusals that waiting cannot fix and that concern every photo, not just this one. */
 export const ROOM_REFUSALS = new Set([
@@ -88,8 +90,21 @@ export class UploadItem {
     this.retryAt = 0;
     this.image = null;
     this.duplicate = false;
-    this._timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this._timer = undefined;
+    /** @type {XMLHttpRequest|null} */
     this._xhr = null;
+    this._cancelled = false;
+    /** Prepared but kept unsent until the queue's send(items). */
+    this.hold = false;
+    /** The pending-store record id, once kept there (see pending-store.js). */
+    /** @type {number|undefined} */
+    this.storeId = undefined;
+    /** Put back from an earlier visit by restore(). */
+    this.restored = false;
+    /** Whether the kept record holds the prepared bytes (false: the picked file). */
+    /** @type {boolean|undefined} */
+    this.storedPrepared = undefined;
   }
 
   /** Size in bytes of what is (or will be) sent. */
@@ -104,23 +119,34 @@ export class UploadItem {
 }
 
 /**
- * @param {{token: string, concurrency?: number,
- *          prepare: (file: File) => Promise<{blob: Blob, name: string, downscaled: boolean, preview: Blob|null}>,
- *          backoff?: {baseMs: number, maxMs: number, maxAutoRetries: number}}} options
- *   prepare: turns a picked file into the bytes to send (see downscale.js).
+ * @typedef {(item: UploadItem) => Promise<{image: any, duplicate: boolean}>} SendUpload
+ * Sends an item's bytes: resolves with the stored image (duplicate: answered 200, the room
+ * already had it), rejects with ApiError.
  */
+
 export class UploadQueue extends EventTarget {
-  constructor({ token, concurrency = 2, prepare, backoff = DEFAULT_BACKOFF }) {
+  /**
+   * @param {{token: string, concurrency?: number,
+   *          prepare: (file: File) => Promise<{blob: Blob, name: string, downscaled: boolean, preview: Blob|null}>,
+   *          backoff?: {baseMs?: number, maxMs?: number, maxAutoRetries?: number},
+   *          send?: SendUpload}} options
+   *   prepare: turns a picked file into the bytes to send (see downscale.js); send: how an item
+   *   goes to the server (default: POST .../images over XMLHttpRequest, with progress).
+   */
+  constructor({ token, concurrency = 2, prepare, backoff = DEFAULT_BACKOFF, send }) {
     super();
     this.token = token;
     this.concurrency = concurrency;
     this.prepare = prepare;
+    /** @type {SendUpload} */
+    this.send_ = send || ((item) => this._send(item));
     this.backoff = { ...DEFAULT_BACKOFF, ...backoff };
     /** @type {UploadItem[]} oldest first */
     this.items = [];
     this.active = 0;
     this._preparing = false;
     /** A refusal that stops every further send until lifted (see block/unblock). */
+    /** @type {ApiError|null} */
     this.blockedBy = null;
 
     window.addEventListener("online", () => this.retryWaiting());
@@ -136,10 +162,23 @@ export class UploadQueue extends EventTarget {
   }
 
   /**
+   * Listen to one of the events listed above; `listener` gets it as a CustomEvent (its
+   * `detail` as documented).
+   * @param {string} type
+   * @param {(event: CustomEvent) => void} listener
+   * @param {boolean | AddEventListenerOptions} [options]
+   */
+  // @ts-expect-error: narrower than EventTarget's on purpose, every event here is a CustomEvent
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, /** @type {EventListener} */ (listener), options);
+  }
+
+  /**
    * Add picked files. `hold`: keep them prepared but unsent until send(items) (so the guest
    * can caption each one first). Returns the new items.
    * @param {Iterable<File>} files
-   * @param {{caption?: string|null, hold?: boolean}} options
+   * @param {{caption?: string|null, hold?: boolean}} [options]
+   * @returns {UploadItem[]}
    */
   add(files, { caption = null, hold = false } = {}) {
     const added = [];
@@ -161,8 +200,9 @@ export class UploadQueue extends EventTarget {
    * record with `failed` comes back as a failed item showing that reason; one kept before it
    * was prepared (`prepared: false`) is prepared first. Returns the items;
    * each carries `storeId` (the record's id).
-   * @param {{id: number, name: string, caption: string|null, blob: Blob,
+   * @param {{id: number, name: string, caption: string|null, blob: Blob, prepared?: boolean,
    *          failed: {status: number, code: string, message: string}|null}[]} records
+   * @returns {UploadItem[]}
    */
   restore(records) {
     const restored = [];
@@ -374,7 +414,7 @@ export class UploadQueue extends EventTarget {
     item.progress = 0;
     this._set(item, "uploading");
     try {
-      const { image, duplicate } = await this._send(item);
+      const { image, duplicate } = await this.send_(item);
       item.image = image;
       // 200 to a retry: the earlier send was stored, only its answer got lost. Only a photo
       // the room had before this item is "already shared".
@@ -492,7 +532,7 @@ export class UploadQueue extends EventTarget {
           try {
             resolve({ image: JSON.parse(xhr.responseText), duplicate: xhr.status === 200 });
           } catch {
-            reject(new ApiError(502, "bad_response", "The server sent an unexpected answer."));
+            reject(new ApiError(502, "bad_response", BAD_RESPONSE_MESSAGE));
           }
         } else {
           reject(errorFromResponse(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));

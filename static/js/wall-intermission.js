@@ -1,3 +1,4 @@
+// @ts-check
 // The wall's "scan to join" intermission: every `wall_intermission_minutes` minutes (0: off)
 // the QR code fills the screen for `wall_intermission_seconds`, with the address to type and
 // the room's code beside it, for the guests who walked in after the first photos. Photos come
@@ -22,7 +23,8 @@ export class Intermission {
     this.onHide = onHide;
     this.everyMs = 0;
     this.durationMs = 0;
-    this.timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
     this.setState("off");
   }
 

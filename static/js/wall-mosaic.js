@@ -1,3 +1,4 @@
+// @ts-check
 // The wall's grid layout: as many of the newest photos as fit at a readable size, sharp at 4K
 // (the display rendition, not the thumbnail); when idle it pages through older photos, and a
 // new photo brings the first page back with the newcomer in front.
@@ -36,7 +37,8 @@ export class Mosaic {
     this.feed = feed;
     this.page = 0;
     this.active = false;
-    this.fadeTimer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.fadeTimer = undefined;
     this.resize = new ResizeObserver(() => this.active && this.render());
   }
 
@@ -121,8 +123,9 @@ export class Mosaic {
     this.list.style.setProperty("--rows", String(rows));
     this.list.dataset.page = String(this.page);
 
+    /** @type {Set<string | undefined>} */
     const keep = new Set(shown.map((image) => String(image.id)));
-    for (const tile of [...this.list.children]) {
+    for (const tile of /** @type {HTMLElement[]} */ ([...this.list.children])) {
       if (!keep.has(tile.dataset.imageId)) tile.remove();
     }
     shown.forEach((image, index) => {

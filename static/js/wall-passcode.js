@@ -1,3 +1,4 @@
+// @ts-check
 // What a passcode room's wall says about its passcode, under the QR code: "Passcode 4821" when
 // the host lets the wall show it (wall_show_passcode), else "Passcode needed · ask the host".
 // A room without a passcode, or a closed one (nobody joins any more), says nothing. The

@@ -1,3 +1,4 @@
+// @ts-check
 // The wall's spotlight layout: one photo large with a cross-fade, and a strip of the most
 // recent photos under it. New photos queue for the spotlight, in upload order, and each stays
 // large for at least the wall's minimum time; a long queue (a burst) is shown faster, down to
@@ -60,10 +61,13 @@ export class Spotlight {
     this.current = null;
     this.generation = 0; // bumps on every change; a slower preload of an older choice is dropped
     this.active = false;
+    /** @type {number} the least time a queued photo stays large, in ms (set by minSeconds) */
+    this.minMs;
     this.minSeconds = minSeconds;
     this.queueCap = Math.max(1, queueCap);
     this.onDrained = onDrained;
     this.queue = []; // images waiting for their turn, oldest first
+    /** @type {ReturnType<typeof setTimeout> | null} */
     this.turnTimer = null;
     this.busy = false; // a turn (a queued photo or the catch-up mosaic) is running
     this.held = false; // hold(): no turn starts or ends until release()
@@ -175,7 +179,7 @@ export class Spotlight {
   }
 
   stopTimer() {
-    clearTimeout(this.turnTimer);
+    if (this.turnTimer !== null) clearTimeout(this.turnTimer);
     this.turnTimer = null;
     this.pausedMs = null;
   }
@@ -325,12 +329,13 @@ export class Spotlight {
 
   renderStrip() {
     const recent = this.feed.sorted().slice(0, STRIP_SIZE);
+    /** @type {Set<string | undefined>} */
     const keep = new Set(recent.map((image) => String(image.id)));
-    for (const tile of [...this.strip.children]) {
+    for (const tile of /** @type {HTMLElement[]} */ ([...this.strip.children])) {
       if (!keep.has(tile.dataset.imageId)) tile.remove();
     }
     recent.forEach((image, index) => {
-      let tile = this.strip.querySelector(`[data-image-id="${image.id}"]`);
+      let tile = /** @type {HTMLElement|null} */ (this.strip.querySelector(`[data-image-id="${image.id}"]`));
       if (!tile) {
         tile = h(
           "li",
@@ -343,7 +348,8 @@ export class Spotlight {
             decoding: "async",
           }),
         );
-        setTimeout(() => tile.classList.remove("is-new"), 1200);
+        const added = tile;
+        setTimeout(() => added.classList.remove("is-new"), 1200);
       }
       if (this.strip.children[index] !== tile) this.strip.insertBefore(tile, this.strip.children[index] || null);
     });
@@ -352,6 +358,6 @@ export class Spotlight {
 
   markStrip() {
     const id = this.current ? String(this.current.id) : null;
-    for (const tile of this.strip.children) tile.classList.toggle("is-current", tile.dataset.imageId === id);
+    for (const tile of /** @type {HTMLElement[]} */ ([...this.strip.children])) tile.classList.toggle("is-current", tile.dataset.imageId === id);
   }
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // The wall, for a projector. The host's settings drive it live (room_updated): the newest
 // photo large with a strip of recent ones ("spotlight") or a page of tiles ("grid"); the QR
 // code off or small to large; captions on or off; "blanked" shows nothing but the title on
@@ -13,6 +14,7 @@
 
 import { api, ApiError, memory, readRoomData, roomApi } from "./api.js";
 import { RoomFeed } from "./live.js";
+import { WALL_WRONG_PASSCODE } from "./messages.js";
 import { mergeRoom, roomSettings, secondsParam } from "./room-settings.js";
 import { bindLiveIndicator, timeAgo } from "./ui.js";
 import { Intermission } from "./wall-intermission.js";
@@ -25,7 +27,12 @@ const WALL_NAME = "Wall";
 
 const room = readRoomData();
 const token = room.token;
-const $ = (id) => document.getElementById(id);
+/**
+ * An element of this page's template (it renders every id looked up here).
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const wall = $("wall");
 const overlay = $("wall-intermission");
 
@@ -45,7 +52,7 @@ const minSecondsOverride = secondsParam("min_seconds", null);
 const wallMinSeconds = () => minSecondsOverride ?? state.wall_min_seconds;
 const spotlight = new Spotlight({
   figure: $("spotlight"),
-  strip: $("strip"),
+  strip: /** @type {HTMLOListElement} */ ($("strip")),
   feed,
   minSeconds: wallMinSeconds(),
   queueCap: Math.round(secondsParam("queue_cap", DEFAULT_QUEUE_CAP)),
@@ -54,7 +61,7 @@ const spotlight = new Spotlight({
     intermission.poke(); // One that fell due meanwhile may start now.
   },
 });
-const mosaic = new Mosaic({ stage: $("mosaic-stage"), list: $("mosaic"), pageLabel: $("mosaic-page"), feed });
+const mosaic = new Mosaic({ stage: $("mosaic-stage"), list: /** @type {HTMLUListElement} */ ($("mosaic")), pageLabel: $("mosaic-page"), feed });
 let layout = null; // the active one of spotlight / mosaic, once the photos are loaded
 let ready = false;
 
@@ -65,7 +72,8 @@ class IdleCycle {
   constructor(seconds, onIdle) {
     this.ms = seconds * 1000;
     this.onIdle = onIdle;
-    this.timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.timer = undefined;
   }
 
   poke() {
@@ -250,7 +258,7 @@ feed.addEventListener("presence", (event) => {
 
 // Keep "3 minutes ago" current.
 setInterval(() => {
-  for (const element of document.querySelectorAll(".caption-time")) {
+  for (const element of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll(".caption-time"))) {
     element.textContent = timeAgo(element.dataset.created);
   }
 }, 30_000);
@@ -299,9 +307,11 @@ function hasAccess() {
 
 $("gate-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = $("gate-passcode");
+  const input = /** @type {HTMLInputElement} */ ($("gate-passcode"));
   const error = $("gate-error");
-  const button = event.target.querySelector("button[type=submit]");
+  const button = /** @type {HTMLButtonElement} */ (
+    /** @type {HTMLFormElement} */ (event.target).querySelector("button[type=submit]")
+  );
   const passcode = input.value;
   error.hidden = true;
   if (!passcode.trim()) {
@@ -320,7 +330,7 @@ $("gate-form").addEventListener("submit", async (event) => {
     hideGate();
     startFeed();
   } catch (failure) {
-    error.textContent = failure.status === 403 ? "That passcode isn't right. Try again." : failure.message;
+    error.textContent = failure.status === 403 ? WALL_WRONG_PASSCODE : failure.message;
     error.hidden = false;
     input.setAttribute("aria-invalid", "true");
     input.select();
@@ -340,7 +350,7 @@ feed.addEventListener("refused", (event) => {
 
 // ---- Projector niceties --------------------------------------------------------------------
 
-const fullscreenButton = $("fullscreen");
+const fullscreenButton = /** @type {HTMLButtonElement} */ ($("fullscreen"));
 function syncFullscreenButton() {
   fullscreenButton.hidden = !document.fullscreenEnabled || Boolean(document.fullscreenElement);
 }
@@ -358,7 +368,8 @@ document.addEventListener("keydown", (event) => {
 syncFullscreenButton();
 
 // Hide the mouse pointer and controls when the mouse rests.
-let idleTimer = null;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let idleTimer;
 function wake() {
   document.body.classList.remove("is-idle");
   clearTimeout(idleTimer);

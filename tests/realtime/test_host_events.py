@@ -88,8 +88,11 @@ async def test_settings_and_closing_are_live_and_replayed(live_server: LiveServe
             await late.close()
 
 
-async def _refusal(base_url: str, auth: dict[str, Any], cookie: str | None = None) -> str | None:
-    """Connect with ``auth``; None when admitted, else the connect_error message."""
+async def _refusal(
+    base_url: str, auth: dict[str, Any], cookie: str | None = None
+) -> dict[str, Any] | None:
+    """Connect with ``auth``; None when admitted, else the connect_error's
+    ``{"message", "data"}``."""
     client = socketio.AsyncClient(reconnection=False)
     reasons: list[Any] = []
     client.on("connect_error", reasons.append)
@@ -100,7 +103,8 @@ async def _refusal(base_url: str, auth: dict[str, Any], cookie: str | None = Non
         )
     except socketio.exceptions.ConnectionError:
         reason = reasons[0]
-        return str(reason["message"] if isinstance(reason, dict) else reason)
+        assert isinstance(reason, dict)
+        return reason
     await client.disconnect()
     return None
 
@@ -113,7 +117,8 @@ async def test_passcode_room_admits_participants_and_host_only(
         room = await _room(http, passcode="orchid")
         token = room["token"]
         refused = await _refusal(live_server.base_url, {"token": token, "name": "x"})
-        assert refused is not None and "passcode" in refused
+        assert refused is not None and "passcode" in refused["message"]
+        assert refused["data"]["code"] == "passcode_required"
         joined = await http.post(
             f"/api/rooms/{token}/participants", json={"name": "Guest", "passcode": "orchid"}
         )
@@ -128,7 +133,9 @@ async def test_passcode_room_admits_participants_and_host_only(
             auth["host_key"] = room["host_key"]
         assert await _refusal(live_server.base_url, auth, cookie) is None
         forged = {**auth, "host_key": "not-the-key", "participant_key": "not-a-key"}
-        assert await _refusal(live_server.base_url, forged) is not None
+        forged_refusal = await _refusal(live_server.base_url, forged)
+        assert forged_refusal is not None
+        assert forged_refusal["data"]["code"] == "passcode_required"
 
 
 async def test_room_updated_never_carries_the_passcode_the_wall_may_show(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 import socketio
 
+from realtime.bus import RoomEvent
+from realtime.delivery import LiveDelivery
+from realtime.namespace import RoomNamespace
+from realtime.presence import LocalPresence
 from tests.conftest import LiveServer
 from tests.photos import make_image_bytes
 from tests.realtime.live_client import LiveClient
@@ -87,16 +92,16 @@ async def test_presence_counts_connected_clients(live_server: LiveServer) -> Non
 
 
 @pytest.mark.parametrize(
-    "auth",
+    ("auth", "code"),
     [
-        {"token": "D" * 24, "name": "x"},
-        {"token": "not a token", "name": "x"},
-        {"name": "no token"},
-        None,
+        ({"token": "D" * 24, "name": "x"}, "room_not_found"),
+        ({"token": "not a token", "name": "x"}, "room_not_found"),
+        ({"name": "no token"}, "invalid_auth"),
+        (None, "invalid_auth"),
     ],
 )
 async def test_unknown_or_missing_token_is_refused_with_reason(
-    live_server: LiveServer, auth: dict | None
+    live_server: LiveServer, auth: dict | None, code: str
 ) -> None:
     client = socketio.AsyncClient(reconnection=False)
     reasons: list[object] = []
@@ -107,5 +112,35 @@ async def test_unknown_or_missing_token_is_refused_with_reason(
         )
     assert not client.connected
     assert len(reasons) == 1
-    message = reasons[0]["message"] if isinstance(reasons[0], dict) else str(reasons[0])
-    assert "token" in message
+    assert isinstance(reasons[0], dict)
+    assert "token" in reasons[0]["message"]
+    # The machine-readable code clients decide on; the data repeats the message unchanged.
+    assert reasons[0]["data"] == {"message": reasons[0]["message"], "code": code}
+
+
+class _UnreadLog:
+    """A room log for a namespace that refuses before it reads any."""
+
+    async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
+        raise AssertionError("a refused connection reads no events")
+
+    async def snapshot(self, room_id: int) -> tuple[int, list[dict[str, Any]]]:
+        raise AssertionError("a refused connection reads no snapshot")
+
+    async def last_seqs(self, room_ids: list[int]) -> dict[int, int]:
+        raise AssertionError("a refused connection reads no seq")
+
+
+async def test_room_lookup_failure_is_refused_as_retryable_with_its_code() -> None:
+    async def unreachable(auth: dict[str, Any], environ: dict[str, Any]) -> tuple[int, int]:
+        raise OSError("database unreachable")
+
+    server = socketio.AsyncServer(async_mode="asgi")
+    namespace = RoomNamespace(unreachable, LiveDelivery(server, _UnreadLog()), LocalPresence())
+    with pytest.raises(socketio.exceptions.ConnectionRefusedError) as refused:
+        await namespace.on_connect("sid", {}, {"token": "D" * 24, "name": "x"})
+    message = "service temporarily unavailable, retry shortly"
+    assert refused.value.error_args == {
+        "message": message,
+        "data": {"message": message, "code": "database_unavailable"},
+    }
