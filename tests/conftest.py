@@ -158,7 +158,9 @@ class AppClient:
 
 
 async def _app_client(settings: Settings) -> AsyncIterator[AppClient]:
-    app = create_app(settings)
+    # Rendition workers start at the first upload: most tests never render, and warming a
+    # worker up is most of an app's start-up.
+    app = create_app(settings, renditions_on_demand=True)
     async with LifespanManager(app, startup_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -240,9 +242,17 @@ async def serve_asgi(
         sock.close()
 
 
-async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Serve ``create_app(settings)`` with uvicorn on 127.0.0.1 and a free port until closed."""
-    async for base_url, server in serve_asgi(create_app(settings)):
+async def run_server(
+    settings: Settings, *, renditions_on_demand: bool = True
+) -> AsyncIterator[LiveServer]:
+    """Serve ``create_app(settings)`` with uvicorn on 127.0.0.1 and a free port until closed.
+
+    :param renditions_on_demand: start the rendition workers at the first upload (most tests
+        never render); ``False``: at start-up, as ``imageshark serve`` does, for tests that
+        time uploads.
+    """
+    app = create_app(settings, renditions_on_demand=renditions_on_demand)
+    async for base_url, server in serve_asgi(app):
         yield LiveServer(base_url=base_url, settings=settings, server=server)
 
 

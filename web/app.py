@@ -131,8 +131,14 @@ async def _may_view(
     return participant is not None
 
 
-def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
+def create_app(
+    settings: Settings | None = None, *, renditions_on_demand: bool = False
+) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
+
+    :param renditions_on_demand: start the rendition workers at the first upload instead of
+        at start-up (the test suite's servers, most of which never render; see
+        :class:`~web.pipeline.RenditionPool`).
 
     :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind
         uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
@@ -149,6 +155,7 @@ def create_app(settings: Settings | None = None) -> ProxyHeadersMiddleware:
         settings.rendition_queue,
         room_queue_limit=settings.rendition_room_queue,
         timeout_seconds=settings.rendition_timeout_seconds,
+        on_demand=renditions_on_demand,
     )
     bus: RoomEventBus = (
         RedisBus(settings.redis_url.get_secret_value(), settings.redis_prefix)
