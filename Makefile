@@ -3,7 +3,7 @@
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: run test install browser-assets check bench clean
+.PHONY: run test test-fast install browser-assets check bench clean
 
 ## Install Python dependencies (locked in uv.lock) and build the browser assets.
 install: .venv/.installed static/vendor/socket.io.min.js
@@ -22,9 +22,15 @@ static/vendor/socket.io.min.js: package.json package-lock.json scripts/copy-vend
 run: install
 	$(UV) run --locked imageshark serve
 
-## Run the whole test suite (needs PostgreSQL and Redis on localhost, and Debian's chromium).
+## Run the whole test suite (needs PostgreSQL and Redis on localhost, and Debian's chromium);
+## .ci/run runs this. The 20 slowest tests are listed at the end.
 test: install
-	$(UV) run --locked pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(UV) run --locked pytest -n 2 --dist loadgroup --durations=20 $(PYTEST_ARGS)
+
+## The quick tier while working (needs PostgreSQL and Redis): the whole suite without the browser
+## tests, the server-process tests and the deployment checks (markers in tests/conftest.py).
+test-fast: install
+	$(UV) run --locked pytest -n 2 --dist loadgroup -m "not browser and not processes and not deploy" --durations=25 $(PYTEST_ARGS)
 
 ## Type-check and lint: the Python, and the browser modules' JSDoc types (jsconfig.json).
 check: install

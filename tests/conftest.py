@@ -24,12 +24,40 @@ import redis.asyncio as aioredis
 import uvicorn
 from asgi_lifespan import LifespanManager
 
+from tests.production import processes
 from web.app import create_app
 from web.migrate import upgrade
 from web.settings import Settings
 
 PG_ADMIN_DSN = os.environ.get("IMAGESHARK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("IMAGESHARK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+# Tiers: every test in these folders carries the marker (pyproject.toml registers them), so a
+# new test is in its tier without being marked by hand. ``make test-fast`` leaves the three out.
+TIER_FOLDERS = {"e2e": "browser", "production": "processes", "deploy": "deploy"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by these markers
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier: by the folder under ``tests/`` it lives in, and
+    ``browser`` for any test that uses the ``browser`` fixture."""
+    tests = Path(__file__).parent
+    for item in items:
+        tiers = set()
+        folder = item.path.relative_to(tests).parts[0]
+        if folder in TIER_FOLDERS:
+            tiers.add(TIER_FOLDERS[folder])
+        if "browser" in getattr(item, "fixturenames", ()):
+            tiers.add("browser")
+        for name in sorted(tiers - {marker.name for marker in item.iter_markers()}):
+            item.add_marker(name)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tell the process helpers whether this test may start server processes: only a test
+    marked ``processes`` may, so none slips into ``make test-fast`` unmarked."""
+    processes.allowed = item.get_closest_marker("processes") is not None
 
 
 def pg_dsn_for(database: str) -> str:
@@ -130,7 +158,9 @@ class AppClient:
 
 
 async def _app_client(settings: Settings) -> AsyncIterator[AppClient]:
-    app = create_app(settings)
+    # Rendition workers start at the first upload: most tests never render, and warming a
+    # worker up is most of an app's start-up.
+    app = create_app(settings, renditions_on_demand=True)
     async with LifespanManager(app, startup_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -215,9 +245,17 @@ async def serve_asgi(
         sock.close()
 
 
-async def run_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Serve ``create_app(settings)`` with uvicorn on 127.0.0.1 and a free port until closed."""
-    async for base_url, server in serve_asgi(create_app(settings)):
+async def run_server(
+    settings: Settings, *, renditions_on_demand: bool = True
+) -> AsyncIterator[LiveServer]:
+    """Serve ``create_app(settings)`` with uvicorn on 127.0.0.1 and a free port until closed.
+
+    :param renditions_on_demand: start the rendition workers at the first upload (most tests
+        never render); ``False``: at start-up, as ``imageshark serve`` does, for tests that
+        time uploads.
+    """
+    app = create_app(settings, renditions_on_demand=renditions_on_demand)
+    async for base_url, server in serve_asgi(app):
         yield LiveServer(base_url=base_url, settings=settings, server=server)
 
 

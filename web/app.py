@@ -137,13 +137,19 @@ async def _may_view(
 
 
 def create_app(
-    settings: Settings | None = None, *, http_deadlines: bool = False
+    settings: Settings | None = None,
+    *,
+    http_deadlines: bool = False,
+    renditions_on_demand: bool = False,
 ) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
 
     :param http_deadlines: whether the server runs web/connections.py's protocol (request
         header and body deadlines), as ``imageshark serve`` does when its probe passes; shown
         as ``imageshark_fast_path{path="http"}``. A plain ``uvicorn --factory`` cannot.
+    :param renditions_on_demand: start the rendition workers at the first upload instead of
+        at start-up (the test suite's servers, most of which never render; see
+        :class:`~web.pipeline.RenditionPool`).
 
     :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind
         uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
@@ -161,6 +167,7 @@ def create_app(
         settings.rendition_queue,
         room_queue_limit=settings.rendition_room_queue,
         timeout_seconds=settings.rendition_timeout_seconds,
+        on_demand=renditions_on_demand,
     )
     bus: RoomEventBus = (
         RedisBus(settings.redis_url.get_secret_value(), settings.redis_prefix)

@@ -22,7 +22,8 @@ BOMBS = 4
 
 @pytest.fixture
 async def two_worker_server(make_settings: SettingsFactory) -> AsyncIterator[LiveServer]:
-    async for server in run_server(make_settings(rendition_workers=2)):
+    # Workers warm before the timed uploads, as in a running service.
+    async for server in run_server(make_settings(rendition_workers=2), renditions_on_demand=False):
         yield server
 
 

@@ -103,6 +103,29 @@ async def test_renders_in_a_worker_and_writes_both_files(
     assert pool.pending == 0
 
 
+async def test_an_on_demand_pool_starts_its_workers_at_the_first_render(
+    tmp_path: Path,
+) -> None:
+    before = {child.pid for child in multiprocessing.active_children()}
+    pool = RenditionPool(workers=2, queue_limit=2, on_demand=True)
+    await pool.start()
+    try:
+        assert {child.pid for child in multiprocessing.active_children()} == before
+        sources = [tmp_path / "first", tmp_path / "second"]
+        for source in sources:
+            source.write_bytes(PHOTO)
+        results = await asyncio.gather(
+            *(pool.render(s, out_dir(tmp_path, f"out-{s.name}"), SPEC) for s in sources)
+        )
+        assert [(r.display_width, r.display_height) for r in results] == [(500, 375)] * 2
+        started = {child.pid for child in multiprocessing.active_children()} - before
+        assert len(started) == 2, "both workers start at the first render"
+        assert pool.pending == 0
+    finally:
+        await pool.close()
+    assert not {child.pid for child in multiprocessing.active_children()} & started
+
+
 @pytest.mark.parametrize(
     ("name", "error"),
     [

@@ -16,6 +16,10 @@ from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[2]
 
+allowed = True
+"""Whether child processes may start: tests/conftest.py clears it for each test not marked
+``processes``, so such a test fails at its first start instead of joining ``make test-fast``."""
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
@@ -51,7 +55,15 @@ class _Process:
     async def spawn(self, ready: asyncio.Event) -> asyncio.Task[None]:
         """Start the process and the task that reads its output into ``output``, setting
         ``ready`` at the line containing the ready marker; returns that task, which ends when
-        the process closes its output."""
+        the process closes its output.
+
+        :raises RuntimeError: in a test not marked ``processes`` (see :data:`allowed`).
+        """
+        if not allowed:
+            raise RuntimeError(
+                f"{self.name}: a test that starts server processes must be marked "
+                "@pytest.mark.processes (tests/production is marked by its folder)"
+            )
         self.process = await asyncio.create_subprocess_exec(
             *self.args,
             cwd=REPO,

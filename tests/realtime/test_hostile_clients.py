@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -95,6 +96,7 @@ async def test_connection_of_a_client_that_stops_reading_is_closed(
             ws.transport.abort()
 
 
+@pytest.mark.processes  # imageshark serve subprocesses
 async def test_malformed_packet_flood_is_logged_once_and_closed(tmp_path: Path) -> None:
     replica = _replica(tmp_path, "malformed")
     async with running(replica):
@@ -158,6 +160,7 @@ def _p99(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
+@pytest.mark.processes  # imageshark serve subprocesses
 async def test_noop_flood_is_closed_and_leaves_other_rooms_alone(tmp_path: Path) -> None:
     replica = _replica(tmp_path, "noop")
     async with running(replica):

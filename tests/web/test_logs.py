@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.photos import make_image_bytes
 from tests.production.processes import Replica, running
@@ -36,6 +37,7 @@ async def _access_line(replica: Replica, path: str, seen: int) -> dict:
     return json.loads(await replica.wait_for_output(is_access, 30, after=seen))
 
 
+@pytest.mark.processes  # imageshark serve subprocesses
 async def test_presigned_links_are_redacted_in_the_access_log(tmp_path: Path) -> None:
     env = {
         "IMAGESHARK_DATA_DIR": str(tmp_path),

@@ -170,6 +170,9 @@ class RenditionPool:
         ``workers + room_queue_limit`` renders of one room are accepted at once. Default:
         ``queue_limit`` (no bound beyond the pool's).
     :param timeout_seconds: longest a worker may spend on one job, seconds; ``None``: no limit.
+    :param on_demand: ``start()`` starts no worker; the first render starts them all and waits
+        for them (the test suite's servers, most of which never render; a service starts them
+        at start-up so that its first upload does not wait).
     :raises ValueError: on ``workers < 1``, a negative limit, or ``timeout_seconds <= 0``.
     """
 
@@ -180,6 +183,7 @@ class RenditionPool:
         *,
         room_queue_limit: int | None = None,
         timeout_seconds: float | None = None,
+        on_demand: bool = False,
     ) -> None:
         if room_queue_limit is None:
             room_queue_limit = queue_limit
@@ -199,6 +203,8 @@ class RenditionPool:
         self._context = _context()
         self._started = False
         self._closing = False
+        self._on_demand = on_demand
+        self._starting: asyncio.Task[None] | None = None  # on demand: the workers' start
         self._workers: set[_Worker] = set()
         self._idle: list[_Worker] = []
         # Waiting jobs by room, rooms in the order they last had a job taken (or arrived).
@@ -217,7 +223,8 @@ class RenditionPool:
         return self._pending
 
     async def start(self) -> None:
-        """Start the worker processes and wait until every one has warmed up (a coroutine).
+        """Start the worker processes and wait until every one has warmed up (a coroutine);
+        with ``on_demand``, only mark the pool started (the first render starts them).
 
         :raises WorkerStartError: if a worker exits before it is ready.
         :raises RuntimeError: if already started.
@@ -226,20 +233,33 @@ class RenditionPool:
             raise RuntimeError("RenditionPool is already started")
         self._started = True
         self._closing = False
-        workers = await self._spawn(self._size)
+        if self._on_demand:
+            return
         try:
-            await asyncio.gather(*(worker.ready for worker in workers))
+            await self._start_workers()
         except WorkerStartError:
             await self.close()
             raise
+
+    async def _start_workers(self) -> None:
+        workers = await self._spawn(self._size)
+        await asyncio.gather(*(worker.ready for worker in workers))
         self._idle.extend(worker for worker in workers if worker.alive)
         self._dispatch()
+
+    async def _start_on_demand(self) -> None:
+        # A worker that dies at start-up is replaced (``_lost``), as at any other time; the
+        # queued jobs wait for the replacement.
+        with contextlib.suppress(WorkerStartError):
+            await self._start_workers()
 
     async def close(self) -> None:
         """Stop accepting renders, let accepted ones finish, stop the workers (a coroutine)."""
         self._closing = True
         for task in list(self._respawns):
             task.cancel()
+        if self._starting is not None:
+            await self._starting  # its workers are then in ``_workers``, stopped below
         if self._pending:
             if any(worker.alive for worker in self._workers):
                 self._drained = asyncio.Event()
@@ -361,6 +381,8 @@ class RenditionPool:
         self._pending += 1
         self._room_pending[room] += 1
         self._queues.setdefault(room, collections.deque()).append(job)
+        if self._on_demand and self._starting is None:
+            self._starting = asyncio.ensure_future(self._start_on_demand())
         self._dispatch()
         result: _Result = await job.future
         return result
