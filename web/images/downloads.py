@@ -22,17 +22,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from anyio import to_thread
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from web.errors import ApiError
 from web.images.archive import file_name_part, original_extension, room_archive
+from web.images.endpoints import media_response
 from web.images.repository import APPROVED, Image
 from web.images.service import image_not_found
-from web.pipeline.renditions import FULL_NAME
 from web.rooms.endpoints import json_body, room_for, viewer_of
 from web.rooms.repository import Room
 from web.rooms.service import Viewer
@@ -227,22 +226,14 @@ async def download_full(request: Request) -> Response:
     image = await app.images.get(room, image_id)
     if not _may_see(viewer, image):
         raise image_not_found()  # a pending image is not there for other guests
-    original = app.store.original_file(image.storage_key)
-    folder = original.parent
-    full = folder / FULL_NAME
-    if not await to_thread.run_sync(full.is_file):
-        try:
-            await app.renditions.render_full(original, folder, app.images.spec)
-        except FileNotFoundError:
-            raise image_not_found() from None  # deleted meanwhile
-        if await app.images.repository.get(room.id, image.id) is None:
-            # Deleted while rendering: the folder's removal may have missed the new file.
-            await app.store.delete(image.storage_key)
-            raise image_not_found()
-    return FileResponse(
+    full = await app.media.full_size(
+        image.storage_key, app.images.spec, app.images.repository.existing_keys
+    )
+    if full is None:
+        raise image_not_found()  # deleted meanwhile
+    return media_response(
         full,
-        media_type="image/jpeg",
-        headers={
+        {
             "Content-Disposition": attachment(f"{_title_part(room)}-{image.id}.jpg"),
             "Cache-Control": PRIVATE,
         },
@@ -255,14 +246,12 @@ async def download_original(request: Request) -> Response:
     image_id = request.path_params["image_id"]
     _require_host_or_link(request, room, original_path(room, image_id))
     image = await app.images.get(room, image_id)
-    original = app.store.original_file(image.storage_key)
-    if not await to_thread.run_sync(original.is_file):
+    original = await app.media.original(image.storage_key, image.mime_type)
+    if original is None:
         raise ApiError(404, "not_found", "The original file is missing.")
     name = f"{_title_part(room)}-{image.id}.{original_extension(image.mime_type)}"
-    return FileResponse(
-        original,
-        media_type=image.mime_type,
-        headers={"Content-Disposition": attachment(name), "Cache-Control": PRIVATE},
+    return media_response(
+        original, {"Content-Disposition": attachment(name), "Cache-Control": PRIVATE}
     )
 
 
@@ -271,7 +260,7 @@ async def download_archive(request: Request) -> Response:
     room = await room_for(request)
     _require_host_or_link(request, room, archive_path(room))
     return StreamingResponse(
-        room_archive(room.id, app.images.repository, app.store),
+        room_archive(room.id, app.images.repository, app.media),
         media_type="application/zip",
         headers={
             "Content-Disposition": attachment(f"{_title_part(room)}.zip"),
