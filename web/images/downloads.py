@@ -2,8 +2,9 @@
 archive, and presigned links to these downloads.
 
 - ``GET .../images/{id}/download``: the photo at full resolution, upright, sRGB, without
-  metadata, made by the rendition pool on first request and kept as ``full.jpg`` in the image's
-  media folder; for anyone who may see the image, or by a presigned link.
+  metadata, made by the rendition pool on first request and kept with the image's files
+  (:meth:`web.media.MediaStore.full_size`); for anyone who may see the image, or by a
+  presigned link.
 - ``GET .../images/{id}/original`` and ``GET .../archive.zip``: host only, by the host key or by
   a presigned link.
 - ``POST .../links``: the host asks for a presigned link (10 minutes) so that a browser can
