@@ -38,6 +38,7 @@ from web.images import downloads as image_downloads
 from web.images import endpoints as image_endpoints
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
+from web.media import LocalMedia, MediaStore
 from web.metrics import Metrics
 from web.migrate import upgrade
 from web.origins import CrossOriginGuard, OriginPolicy
@@ -101,13 +102,13 @@ async def _periodic_catch_up(delivery: LiveDelivery, period: float) -> None:
             logger.warning("periodic catch-up failed", exc_info=True)
 
 
-async def _periodic_recovery(store: LocalImageStore, images: ImageRepository) -> None:
+async def _periodic_recovery(media: MediaStore, images: ImageRepository) -> None:
     """Now and again, finish the uploads of replicas that died and were not restarted (on
     NFS their locks are only freed when the lease expires, after this one started)."""
     while True:
         await asyncio.sleep(RECOVERY_PERIOD_SECONDS)
         try:
-            published, removed = await store.recover(images.existing_keys)
+            published, removed = await media.recover(images.existing_keys)
         except Exception:  # database briefly down: try again next period
             logger.warning("recovery of interrupted uploads failed", exc_info=True)
             continue
@@ -161,13 +162,15 @@ def create_app(
     """
     settings = settings or Settings()
     database = Database(settings)
-    store = LocalImageStore(settings.data_dir)
-    renditions = RenditionPool(
-        settings.rendition_workers,
-        settings.rendition_queue,
-        room_queue_limit=settings.rendition_room_queue,
-        timeout_seconds=settings.rendition_timeout_seconds,
-        on_demand=renditions_on_demand,
+    media = LocalMedia(
+        LocalImageStore(settings.data_dir),
+        RenditionPool(
+            settings.rendition_workers,
+            settings.rendition_queue,
+            room_queue_limit=settings.rendition_room_queue,
+            timeout_seconds=settings.rendition_timeout_seconds,
+            on_demand=renditions_on_demand,
+        ),
     )
     bus: RoomEventBus = (
         RedisBus(settings.redis_url.get_secret_value(), settings.redis_prefix)
@@ -223,13 +226,12 @@ def create_app(
         fast_paths={**fast_paths, "http": http_deadlines},
     )
     image_service = ImageService(
-        image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits
+        image_repository, room_service, media, bus, settings, metrics, rate_limits
     )
     state = Services(
         settings=settings,
         database=database,
-        store=store,
-        renditions=renditions,
+        media=media,
         bus=bus,
         rooms=room_service,
         images=image_service,
@@ -244,12 +246,12 @@ def create_app(
         if settings.migrate_on_start:
             await to_thread.run_sync(upgrade, settings)
         await signing.load(database)
-        published, removed = await store.recover(image_repository.existing_keys)
+        published, removed = await media.recover(image_repository.existing_keys)
         if published or removed:
             logger.warning(
                 "recovered interrupted uploads: %d finished, %d removed", published, removed
             )
-        await renditions.start()
+        await media.start()
         await bus.start(delivery.deliver, delivery.catch_up)
         await namespace.start()
         catch_up = (
@@ -257,7 +259,7 @@ def create_app(
             if isinstance(bus, RedisBus)
             else None
         )
-        recovery = asyncio.create_task(_periodic_recovery(store, image_repository))
+        recovery = asyncio.create_task(_periodic_recovery(media, image_repository))
         # Start-up objects (modules, templates, pools) live as long as the process: move them
         # out of the collector's sight so full collections stay short (gc.freeze docs).
         gc.collect()
@@ -274,8 +276,7 @@ def create_app(
             await presence.close()
             await bus.close()
             await delivery.close()
-            await renditions.close()
-            await store.close()
+            await media.close()
             await rate_limits.close()
             await database.close()
 

@@ -10,13 +10,12 @@ from starlette.requests import HTTPConnection
 from realtime.bus import RoomEventBus
 from web.database import Database
 from web.images.service import ImageService
-from web.pipeline import RenditionPool
+from web.media import MediaStore
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
 from web.rooms.views import LanAddress
 from web.settings import Settings
 from web.signing import SigningSecret
-from web.storage import LocalImageStore
 
 
 @dataclass(frozen=True)
@@ -25,8 +24,7 @@ class Services:
 
     settings: Settings
     database: Database
-    store: LocalImageStore
-    renditions: RenditionPool
+    media: MediaStore
     bus: RoomEventBus
     rooms: RoomService
     images: ImageService

@@ -26,6 +26,7 @@ do; NFSv3 without ``lockd``, or mounted with ``nolock``/``local_lock``, does not
 
 The store's blocking file-system calls run in a worker thread; staging an upload
 (:func:`stage_upload`) is done by the rendition worker that renders it, in the same job.
+The services reach the store only through :class:`web.media.LocalMedia`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Receiving a ``multipart/form-data`` upload: spooled, size-limited while streaming.
 
+The image service reads an upload through :class:`UploadBody`, knowing nothing of HTTP;
+:class:`MultipartBody` is that body for a Starlette request, over :func:`receive_upload`.
+
 Parsing is python-multipart's push parser; this module only feeds it the request body as it
 arrives, keeps the ``file`` part in memory up to :data:`SPOOL_BYTES` and spills a larger one to
 disk through aiofiles in batches of at least that size, and enforces the limits:
@@ -21,7 +24,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiofiles
 import aiofiles.os
@@ -68,6 +71,63 @@ class ReceivedUpload:
             return self.path
         assert self.body is not None, "a received upload has a path or a body"
         return self.body
+
+
+class UploadBody(Protocol):
+    """An upload's body as the image service reads it: one file and a few text fields."""
+
+    async def receive(
+        self,
+        destination: Path,
+        *,
+        max_bytes: int,
+        idle_timeout: float | None,
+        min_free_bytes: int | None,
+    ) -> ReceivedUpload:
+        """Read the whole body, enforcing the limits while it streams.
+
+        :param destination: a path that does not exist yet, where a file too large for memory
+            is spilled (the caller owns it afterwards); removed again on any error.
+        :param max_bytes: largest accepted file, bytes.
+        :param idle_timeout: longest wait for the next chunk, seconds (None: none).
+        :param min_free_bytes: free space ``destination``'s disk must keep, bytes (None: not
+            checked).
+        :returns: the received file (with its size and SHA-256) and the other fields.
+        :raises ApiError: as :func:`receive_upload` (415, 400, 413, 408, 507).
+        """
+        ...
+
+
+class MultipartBody:
+    """:class:`UploadBody` of a Starlette ``multipart/form-data`` request, streamed by
+    :func:`receive_upload`.
+
+    :param request: the upload request, its body not read yet.
+    :param file_field: the form field holding the file.
+    """
+
+    def __init__(self, request: Request, *, file_field: str = "file") -> None:
+        self.request = request
+        self.file_field = file_field
+
+    async def receive(
+        self,
+        destination: Path,
+        *,
+        max_bytes: int,
+        idle_timeout: float | None,
+        min_free_bytes: int | None,
+    ) -> ReceivedUpload:
+        """See :meth:`UploadBody.receive`; also raises ``ClientDisconnect`` when the client
+        goes away."""
+        return await receive_upload(
+            self.request,
+            destination,
+            max_bytes=max_bytes,
+            file_field=self.file_field,
+            idle_timeout=idle_timeout,
+            min_free_bytes=min_free_bytes,
+        )
 
 
 def too_large(max_bytes: int) -> ApiError:

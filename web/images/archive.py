@@ -31,14 +31,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-import aiofiles
-from aiofiles.threadpool.binary import AsyncBufferedReader
 from stream_zip import NO_COMPRESSION_64, AsyncMemberFile, async_stream_zip
 
 from web.images.repository import Image, ImageRepository
-from web.storage import LocalImageStore
+from web.media import MediaReader, MediaStore
 
 PAGE_SIZE = 200
 # Chunks large enough that the two thread hand-offs per chunk do not cap the throughput
@@ -145,7 +142,7 @@ class _Index:
         return "\ufeff".encode() + self.text.getvalue().encode()
 
 
-async def _crc32_and_size(handle: AsyncBufferedReader) -> tuple[int, int]:
+async def _crc32_and_size(handle: MediaReader) -> tuple[int, int]:
     crc, size = 0, 0
     while chunk := await handle.read(READ_CHUNK_BYTES):
         crc = zlib.crc32(chunk, crc)
@@ -154,7 +151,7 @@ async def _crc32_and_size(handle: AsyncBufferedReader) -> tuple[int, int]:
     return crc, size
 
 
-async def _chunks(handle: AsyncBufferedReader) -> AsyncIterator[bytes]:
+async def _chunks(handle: MediaReader) -> AsyncIterator[bytes]:
     while chunk := await handle.read(READ_CHUNK_BYTES):
         yield chunk
 
@@ -166,7 +163,7 @@ async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
 async def _members(
     room_id: int,
     repository: ImageRepository,
-    store: LocalImageStore,
+    media: MediaStore,
     reader: ThreadPoolExecutor,
 ) -> AsyncGenerator[AsyncMemberFile, None]:
     """The archive's entries in id order, then index.csv; each original is open only while
@@ -176,10 +173,8 @@ async def _members(
     while True:
         page = await repository.page(room_id, after, PAGE_SIZE)
         for image in page:
-            path: Path = store.original_file(image.storage_key)
-            try:
-                handle = await aiofiles.open(path, "rb", executor=reader)
-            except FileNotFoundError:
+            handle = await media.open_original(image.storage_key, reader)
+            if handle is None:
                 continue  # deleted since the page was read
             try:
                 crc, size = await _crc32_and_size(handle)
@@ -208,7 +203,7 @@ async def _members(
 
 
 async def room_archive(
-    room_id: int, repository: ImageRepository, store: LocalImageStore
+    room_id: int, repository: ImageRepository, media: MediaStore
 ) -> AsyncIterator[bytes]:
     """The ZIP archive of a room's approved originals and index.csv, as it is produced.
 
@@ -217,7 +212,7 @@ async def room_archive(
 
     :param room_id: the room whose approved images are archived, in upload (id) order.
     :param repository: where the images are listed, 200 at a time.
-    :param store: where their originals are read.
+    :param media: where their originals are read.
     :raises sqlalchemy.exc.DBAPIError: the database failed while listing (the archive is then
         cut short; the client sees a truncated download).
     """
@@ -227,7 +222,7 @@ async def room_archive(
     # waiting for a read that needs a thread: a deadlock. So each archive reads through a
     # thread of its own.
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-reader")
-    members = _members(room_id, repository, store, reader)
+    members = _members(room_id, repository, media, reader)
     try:
         async for chunk in async_stream_zip(members, chunk_size=ZIP_CHUNK_BYTES):
             yield chunk

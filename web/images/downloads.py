@@ -2,8 +2,9 @@
 archive, and presigned links to these downloads.
 
 - ``GET .../images/{id}/download``: the photo at full resolution, upright, sRGB, without
-  metadata, made by the rendition pool on first request and kept as ``full.jpg`` in the image's
-  media folder; for anyone who may see the image, or by a presigned link.
+  metadata, made by the rendition pool on first request and kept with the image's files
+  (:meth:`web.media.MediaStore.full_size`); for anyone who may see the image, or by a
+  presigned link.
 - ``GET .../images/{id}/original`` and ``GET .../archive.zip``: host only, by the host key or by
   a presigned link.
 - ``POST .../links``: the host asks for a presigned link (10 minutes) so that a browser can
@@ -22,17 +23,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from anyio import to_thread
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from web.errors import ApiError
 from web.images.archive import file_name_part, original_extension, room_archive
+from web.images.endpoints import media_response
 from web.images.repository import APPROVED, Image
 from web.images.service import image_not_found
-from web.pipeline.renditions import FULL_NAME
 from web.rooms.endpoints import json_body, room_for, viewer_of
 from web.rooms.repository import Room
 from web.rooms.service import Viewer
@@ -227,22 +227,14 @@ async def download_full(request: Request) -> Response:
     image = await app.images.get(room, image_id)
     if not _may_see(viewer, image):
         raise image_not_found()  # a pending image is not there for other guests
-    original = app.store.original_file(image.storage_key)
-    folder = original.parent
-    full = folder / FULL_NAME
-    if not await to_thread.run_sync(full.is_file):
-        try:
-            await app.renditions.render_full(original, folder, app.images.spec)
-        except FileNotFoundError:
-            raise image_not_found() from None  # deleted meanwhile
-        if await app.images.repository.get(room.id, image.id) is None:
-            # Deleted while rendering: the folder's removal may have missed the new file.
-            await app.store.delete(image.storage_key)
-            raise image_not_found()
-    return FileResponse(
+    full = await app.media.full_size(
+        image.storage_key, app.images.spec, app.images.repository.existing_keys
+    )
+    if full is None:
+        raise image_not_found()  # deleted meanwhile
+    return media_response(
         full,
-        media_type="image/jpeg",
-        headers={
+        {
             "Content-Disposition": attachment(f"{_title_part(room)}-{image.id}.jpg"),
             "Cache-Control": PRIVATE,
         },
@@ -255,14 +247,12 @@ async def download_original(request: Request) -> Response:
     image_id = request.path_params["image_id"]
     _require_host_or_link(request, room, original_path(room, image_id))
     image = await app.images.get(room, image_id)
-    original = app.store.original_file(image.storage_key)
-    if not await to_thread.run_sync(original.is_file):
+    original = await app.media.original(image.storage_key, image.mime_type)
+    if original is None:
         raise ApiError(404, "not_found", "The original file is missing.")
     name = f"{_title_part(room)}-{image.id}.{original_extension(image.mime_type)}"
-    return FileResponse(
-        original,
-        media_type=image.mime_type,
-        headers={"Content-Disposition": attachment(name), "Cache-Control": PRIVATE},
+    return media_response(
+        original, {"Content-Disposition": attachment(name), "Cache-Control": PRIVATE}
     )
 
 
@@ -271,7 +261,7 @@ async def download_archive(request: Request) -> Response:
     room = await room_for(request)
     _require_host_or_link(request, room, archive_path(room))
     return StreamingResponse(
-        room_archive(room.id, app.images.repository, app.store),
+        room_archive(room.id, app.images.repository, app.media),
         media_type="application/zip",
         headers={
             "Content-Disposition": attachment(f"{_title_part(room)}.zip"),

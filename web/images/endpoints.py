@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from web.errors import ApiError
 from web.images.repository import PENDING
+from web.media import MediaFile
 from web.rooms.endpoints import (
     PARTICIPANT_HEADER,
     client_address,
@@ -17,6 +17,7 @@ from web.rooms.endpoints import (
     viewer_of,
 )
 from web.services import services
+from web.uploads import MultipartBody
 
 
 def media_cache_control(max_age_seconds: int) -> str:
@@ -28,11 +29,21 @@ def media_cache_control(max_age_seconds: int) -> str:
     return f"private, max-age={max_age_seconds}"
 
 
+def media_response(found: MediaFile, headers: dict[str, str]) -> Response:
+    """The response sending ``found`` with ``headers``: a local file as a ``FileResponse``
+    (``ETag``, ``Last-Modified``, ranges), bytes as they are."""
+    if found.path is not None:
+        return FileResponse(found.path, media_type=found.content_type, headers=headers)
+    return Response(found.body, media_type=found.content_type, headers=headers)
+
+
 async def upload_image(request: Request) -> Response:
     app = services(request)
     room = await app.rooms.get_for_upload(request.path_params["token"])
     viewer = await viewer_of(request, room)
-    image, created = await app.images.upload(room, viewer, request, client_address(request))
+    image, created = await app.images.upload(
+        room, viewer, MultipartBody(request), client_address(request)
+    )
     return JSONResponse(image, status_code=201 if created else 200)
 
 
@@ -111,17 +122,11 @@ async def delete_image(request: Request) -> Response:
 async def rendition_file(request: Request) -> Response:
     app = services(request)
     key, name = request.path_params["key"], request.path_params["name"]
-    path = app.store.public_file(key, name)
-    if path is None:
+    found = await app.media.rendition(key, name)
+    if found is None:
         raise ApiError(404, "not_found", "No such image file.")
     headers = {"Cache-Control": media_cache_control(app.settings.media_max_age_seconds)}
-    if await to_thread.run_sync(path.is_file):
-        return FileResponse(path, media_type="image/jpeg", headers=headers)
-    # Committed, not yet moved into media/: a page filling a gap from the event log asks now.
-    staged = await app.store.read_staged_rendition(key, name)
-    if staged is None:
-        raise ApiError(404, "not_found", "No such image file.")
-    return Response(staged, media_type="image/jpeg", headers=headers)
+    return media_response(found, headers)
 
 
 routes = [

@@ -9,8 +9,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
-
 from realtime.bus import RoomEventBus
 from web.errors import ApiError
 from web.images.repository import (
@@ -21,16 +19,16 @@ from web.images.repository import (
     ImageRepository,
 )
 from web.images.views import image_view
+from web.media import MediaStore, StagedMedia
 from web.metrics import Metrics
-from web.pipeline import RenditionPool, RenditionSpec
+from web.pipeline import RenditionSpec
 from web.rate_limits import RateLimiter
 from web.rooms.repository import LockedRoom, Room
 from web.rooms.room_settings import clean_text
 from web.rooms.service import RoomService, Viewer
 from web.settings import Settings
-from web.storage import LocalImageStore, new_storage_key
 from web.upload_slots import UploadSlots
-from web.uploads import DISK_FULL_ERRNOS, insufficient_storage, receive_upload
+from web.uploads import DISK_FULL_ERRNOS, UploadBody, insufficient_storage
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +41,7 @@ class ImageService:
 
     :param repository: image and event-log storage.
     :param rooms: room rules (open/closed, host key).
-    :param store: image files.
-    :param renditions: the process pool that makes renditions.
+    :param media: image files and the renderers that make them (stage, publish, delete).
     :param bus: where committed events are published for every replica.
     :param settings: limits and rendition sizes.
     :param metrics: the replica's Prometheus collectors.
@@ -55,8 +52,7 @@ class ImageService:
         self,
         repository: ImageRepository,
         rooms: RoomService,
-        store: LocalImageStore,
-        renditions: RenditionPool,
+        media: MediaStore,
         bus: RoomEventBus,
         settings: Settings,
         metrics: Metrics,
@@ -66,8 +62,7 @@ class ImageService:
         self.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_address)
         self.repository = repository
         self.rooms = rooms
-        self.store = store
-        self.renditions = renditions
+        self.media = media
         self.bus = bus
         self.settings = settings
         self.metrics = metrics
@@ -79,9 +74,9 @@ class ImageService:
         )
 
     async def upload(
-        self, room: Room, viewer: Viewer, request: Request, client_address: str
+        self, room: Room, viewer: Viewer, body: UploadBody, client_address: str
     ) -> tuple[dict[str, Any], bool]:
-        """Receive one image from a multipart request and publish it to the room.
+        """Receive one image from an upload body and publish it to the room.
 
         Acknowledged only once the files and the row are durable; ``image_added`` (or, in a
         moderated room, ``moderation_queue``) is published after that. The same bytes sent
@@ -89,6 +84,8 @@ class ImageService:
 
         :param viewer: the uploader (participant and/or host; the host skips moderation, the
             pause and the rate limit).
+        :param body: the request's body, not read yet (e.g. :class:`web.uploads.MultipartBody`);
+            read only once the room, the viewer and the rate limit have let it through.
         :param client_address: the caller's address, the rate-limit key without a participant.
         :returns: (the image object, True if it was created; False for a repeated upload).
         :raises ApiError: 409 room closed or uploads paused; 401 passcode required;
@@ -101,7 +98,7 @@ class ImageService:
         try:
             try:
                 with self.upload_slots.hold(client_address):
-                    image, created = await self._upload(room, viewer, request, client_address)
+                    image, created = await self._upload(room, viewer, body, client_address)
             except OSError as exc:  # the disk filled up while staging or rendering
                 if exc.errno not in DISK_FULL_ERRNOS:
                     raise
@@ -115,7 +112,7 @@ class ImageService:
         return image, created
 
     async def _upload(
-        self, room: Room, viewer: Viewer, request: Request, client_address: str
+        self, room: Room, viewer: Viewer, body: UploadBody, client_address: str
     ) -> tuple[dict[str, Any], bool]:
         self.rooms.require_open(room)
         self.rooms.require_viewer(room, viewer)
@@ -158,16 +155,15 @@ class ImageService:
             return PENDING if locked.moderation == "approve" else APPROVED
 
         size = 0  # the received file's length, for admit()'s byte quota
-        received = await receive_upload(
-            request,
-            self.store.new_upload_path(),
+        received = await body.receive(
+            self.media.new_upload_path(),
             max_bytes=self.settings.max_upload_bytes,
             idle_timeout=self.settings.upload_idle_timeout_seconds,
             min_free_bytes=self.settings.min_free_disk_bytes,
         )
         size = received.size
         leftover = received.path  # a spilled body file, until it is moved into staging
-        key: str | None = None
+        staged: StagedMedia | None = None
         try:
             if received.size == 0:
                 raise ApiError(400, "empty_file", "The file is empty.")
@@ -179,7 +175,7 @@ class ImageService:
             )
             existing = await self.repository.by_sha256(room.id, received.sha256)
             if existing is not None:
-                if await self.store.ensure_published(
+                if await self.media.ensure_published(
                     existing.storage_key, self.repository.existing_keys
                 ):
                     return image_view(existing), False
@@ -189,22 +185,20 @@ class ImageService:
                     extra={"room_id": room.id, "image_id": existing.id},
                 )
                 await self._remove(existing)
-            key = new_storage_key()
-            staged = self.store.staging_folder(key)
-            result = await self.renditions.stage_and_render(
+            staged = await self.media.stage_and_render(
                 received.content,
-                staged,
                 # Read before the upload's transaction: a change racing it may apply next time.
                 dataclasses.replace(self.spec, keep_location=room.keep_location),
                 room=room.id,
             )
-            leftover = None  # moved into the staging folder
+            leftover = None  # consumed by the staging
+            result = staged.rendition
             image, event = await self.repository.add(
                 {
                     "room_id": room.id,
                     "participant_id": participant.id if participant else None,
                     "caption": caption,
-                    "storage_key": key,
+                    "storage_key": staged.key,
                     "sha256": received.sha256,
                     "mime_type": result.mime_type,
                     "original_bytes": received.size,
@@ -222,20 +216,20 @@ class ImageService:
             )
         except DuplicateImage:
             # A concurrent upload of the same bytes won the race; answer with its image.
-            assert key is not None
-            await self.store.discard(self.store.staging_folder(key))
+            assert staged is not None
+            await self.media.discard(staged)
             winner = await self.repository.by_sha256(room.id, received.sha256)
             if winner is None:  # deleted in between: vanishingly rare; let the client retry
                 raise ApiError(409, "conflict", "Please retry the upload.") from None
             return image_view(winner), False
         except BaseException:
-            if key is not None:
-                await self.store.discard(self.store.staging_folder(key))
+            if staged is not None:
+                await self.media.discard(staged)
             raise
         finally:
             if leftover is not None:
-                await self.store.discard(leftover)
-        await self.store.publish(key)
+                await self.media.discard_upload(leftover)
+        await self.media.publish(staged)
         self.metrics.rendition_seconds.observe(result.render_seconds)
         self.metrics.upload_bytes.inc(received.size)
         await self.bus.publish(event)
@@ -373,7 +367,7 @@ class ImageService:
         if event is None:
             return
         with contextlib.suppress(OSError):
-            await self.store.delete(image.storage_key)
+            await self.media.delete(image.storage_key)
         await self.bus.publish(event)
 
 
