@@ -10,44 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from web.event_log import RoomEvent
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RoomEvent:
-    """One room event: ``kind`` is the Socket.IO event name, ``payload`` its argument (which
-    carries the same ``seq``); ``seq`` numbers the room's events from 1 with no gaps."""
-
-    room_id: int
-    seq: int
-    kind: str
-    payload: dict[str, Any]
-
-    def to_json(self) -> str:
-        """Encode for the wire (compact JSON). The fields are listed rather than taken with
-        ``dataclasses.asdict``, which deep-copies the payload first."""
-        fields = {"room_id": self.room_id, "seq": self.seq, "kind": self.kind}
-        return json.dumps({**fields, "payload": self.payload}, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> RoomEvent:
-        """Decode what :meth:`to_json` made; raises ValueError/KeyError/TypeError if malformed."""
-        fields = json.loads(data)
-        return cls(
-            room_id=int(fields["room_id"]),
-            seq=int(fields["seq"]),
-            kind=str(fields["kind"]),
-            payload=dict(fields["payload"]),
-        )
 
 
 Deliver = Callable[[RoomEvent], Awaitable[None]]

@@ -33,11 +33,12 @@ from web import health, pages
 from web.assets import build_id, static_mounts
 from web.database import Database
 from web.errors import ApiError, error_response, handle_api_error
-from web.events import DatabaseRoomLog
+from web.event_log import DatabaseRoomLog
 from web.images import downloads as image_downloads
 from web.images import endpoints as image_endpoints
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
+from web.images.views import image_view
 from web.metrics import Metrics
 from web.migrate import upgrade
 from web.origins import CrossOriginGuard, OriginPolicy
@@ -207,7 +208,7 @@ def create_app(
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
         resolve_room,
-        DatabaseRoomLog(database, image_repository),
+        DatabaseRoomLog(database, image_repository, image_view),
         presence,
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
@@ -223,7 +224,15 @@ def create_app(
         fast_paths={**fast_paths, "http": http_deadlines},
     )
     image_service = ImageService(
-        image_repository, room_service, store, renditions, bus, settings, metrics, rate_limits
+        database,
+        image_repository,
+        room_service,
+        store,
+        renditions,
+        bus,
+        settings,
+        metrics,
+        rate_limits,
     )
     state = Services(
         settings=settings,

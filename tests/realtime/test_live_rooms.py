@@ -9,13 +9,13 @@ import httpx
 import pytest
 import socketio
 
-from realtime.bus import RoomEvent
 from realtime.delivery import LiveDelivery
 from realtime.namespace import RoomNamespace
 from realtime.presence import LocalPresence
 from tests.conftest import LiveServer
 from tests.photos import make_image_bytes
 from tests.realtime.live_client import LiveClient
+from web.event_log import RoomEvent
 
 
 async def _room(http: httpx.AsyncClient, title: str) -> dict:

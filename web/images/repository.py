@@ -1,4 +1,5 @@
-"""SQL for images and the per-room event log. All image and event queries live here."""
+"""SQL for images. All image queries live here; their room events are logged through
+:mod:`web.event_log` in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from realtime.bus import RoomEvent
 from web.database import Database, SQLAlchemyStatements, Statements
-from web.rooms.repository import LockedRoom, lock_room, log_event, next_seq
-from web.schema import images, participants, room_events
+from web.event_log import RoomEvent, log_event, next_seq
+from web.rooms.repository import LockedRoom, lock_room
+from web.schema import images, participants
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +83,6 @@ _PENDING_IMAGES = (
     .where(images.c.room_id == bindparam("room_id"), images.c.status == PENDING)
 )
 _INSERT_IMAGE = insert(images).returning(*images.c)
-# Every (re)connecting client's catch-up, and every gap a replica notices.
-_EVENTS_AFTER = (
-    select(room_events.c.room_id, room_events.c.seq, room_events.c.kind, room_events.c.payload)
-    .where(
-        room_events.c.room_id == bindparam("room_id"),
-        room_events.c.seq > bindparam("after_seq"),
-    )
-    .order_by(room_events.c.seq)
-    .limit(bindparam("limit"))
-)
 
 
 class ImageRepository:
@@ -266,14 +257,6 @@ class ImageRepository:
             event = RoomEvent(image.room_id, seq, "image_added", render_payload(approved))
             await log_event(SQLAlchemyStatements(connection), event, now)
         return approved, event
-
-    async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
-        """Up to ``limit`` events of ``room_id`` with seq > ``after_seq``, in seq order."""
-        async with self.database.direct_read() as statements:
-            rows = await statements.all(
-                _EVENTS_AFTER, {"room_id": room_id, "after_seq": after_seq, "limit": limit}
-            )
-        return [RoomEvent(**row) for row in rows]
 
 
 async def _queue_event(statements: Statements, room_id: int, seq: int) -> RoomEvent:

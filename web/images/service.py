@@ -12,7 +12,9 @@ from typing import Any
 from starlette.requests import Request
 
 from realtime.bus import RoomEventBus
+from web.database import Database
 from web.errors import ApiError
+from web.event_log import events_after
 from web.images.repository import (
     APPROVED,
     PENDING,
@@ -41,6 +43,7 @@ DEFAULT_PAGE = 50
 class ImageService:
     """Everything that happens to a room's images.
 
+    :param database: the replica's connection pool (the event log's reads).
     :param repository: image and event-log storage.
     :param rooms: room rules (open/closed, host key).
     :param store: image files.
@@ -53,6 +56,7 @@ class ImageService:
 
     def __init__(
         self,
+        database: Database,
         repository: ImageRepository,
         rooms: RoomService,
         store: LocalImageStore,
@@ -62,6 +66,7 @@ class ImageService:
         metrics: Metrics,
         rate_limits: RateLimiter,
     ) -> None:
+        self.database = database
         self.rate_limits = rate_limits
         self.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_address)
         self.repository = repository
@@ -288,7 +293,7 @@ class ImageService:
         """
         after_seq = _int_param("after", after, default=0, low=0, high=2**63 - 1)
         size = _int_param("limit", limit, default=MAX_PAGE, low=1, high=MAX_PAGE)
-        found = await self.repository.events_after(room.id, after_seq, size + 1)
+        found = await events_after(self.database, room.id, after_seq, size + 1)
         items = found[:size]
         return {
             "items": [

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from realtime.bus import RoomEvent
 from web.database import Database, SQLAlchemyStatements, Statements
-from web.schema import images, participants, room_events, rooms
+from web.event_log import BUMP_SEQ, RoomEvent, log_event, next_seq
+from web.schema import images, participants, rooms
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,11 +296,7 @@ _PARTICIPANT_BY_KEY_HASH = select(*_PARTICIPANT_COLUMNS).where(
     participants.c.key_hash == bindparam("key_hash"),
     participants.c.room_id == bindparam("room_id"),
 )
-_BUMP_SEQ = (
-    update(rooms).where(rooms.c.id == bindparam("room_id")).values(last_seq=rooms.c.last_seq + 1)
-)
-_NEXT_SEQ = _BUMP_SEQ.returning(rooms.c.last_seq)
-_LOCK_ROOM = _BUMP_SEQ.returning(
+_LOCK_ROOM = BUMP_SEQ.returning(
     rooms.c.last_seq,
     rooms.c.closed_at,
     rooms.c.uploads_open,
@@ -312,7 +308,6 @@ _LOCK_ROOM = _BUMP_SEQ.returning(
     rooms.c.stored_bytes,
     rooms.c.require_join,
 )
-_INSERT_EVENT = insert(room_events)
 
 
 async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
@@ -331,26 +326,11 @@ async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
     return Room(**row._mapping)
 
 
-async def log_event(statements: Statements, event: RoomEvent, now: datetime) -> None:
-    """Append ``event`` to the room event log inside the transaction of ``statements`` (wrap
-    a connection of :meth:`Database.transaction` in ``SQLAlchemyStatements``)."""
-    await statements.execute(
-        _INSERT_EVENT,
-        {
-            "room_id": event.room_id,
-            "seq": event.seq,
-            "kind": event.kind,
-            "payload": event.payload,
-            "created_at": now,
-        },
-    )
-
-
 async def lock_room(statements: Statements, room_id: int) -> LockedRoom:
-    """Allocate the room's next event sequence number, like :func:`next_seq`, and read the
-    settings an upload is judged by under the same row lock, so a concurrent settings change
-    is either wholly before or wholly after the upload. Raises LookupError if the room does
-    not exist."""
+    """Allocate the room's next event sequence number, like :func:`web.event_log.next_seq`,
+    and read the settings an upload is judged by under the same row lock, so a concurrent
+    settings change is either wholly before or wholly after the upload. Raises LookupError if
+    the room does not exist."""
     row = await statements.first(_LOCK_ROOM, {"room_id": room_id})
     if row is None:
         raise LookupError(f"room {room_id} does not exist")
@@ -366,16 +346,3 @@ async def lock_room(statements: Statements, room_id: int) -> LockedRoom:
         stored_bytes=int(row["stored_bytes"]),
         require_join=bool(row["require_join"]),
     )
-
-
-async def next_seq(connection: AsyncConnection, room_id: int) -> int:
-    """Allocate the room's next event sequence number inside ``connection``'s transaction.
-
-    The UPDATE takes the room row's write lock until commit, so transactions that change one
-    room commit one at a time and in ``seq`` order; ids drawn after this call therefore sort in
-    commit order within the room. Raises LookupError if the room does not exist.
-    """
-    seq = await connection.scalar(_NEXT_SEQ, {"room_id": room_id})
-    if seq is None:
-        raise LookupError(f"room {room_id} does not exist")
-    return int(seq)

@@ -10,8 +10,9 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 
-from realtime.bus import RoomEvent, RoomEventBus
+from realtime.bus import RoomEventBus
 from web.errors import ApiError
+from web.event_log import RoomEvent
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
 from web.rooms.room_settings import clean_text, validate_room_settings
