@@ -14,6 +14,7 @@ import socketio
 from anyio import to_thread
 from asgi_correlation_id import CorrelationIdMiddleware
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
@@ -23,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from realtime.bus import LocalBus, RedisBus, RoomEventBus
+from realtime.bus import LocalBus, RedisBus, RoomEventBus, redis_client
 from realtime.delivery import LiveDelivery
 from realtime.fanout import FanOutCounters
 from realtime.namespace import AccessRefused
@@ -170,16 +171,15 @@ def create_app(
         timeout_seconds=settings.rendition_timeout_seconds,
         on_demand=renditions_on_demand,
     )
-    bus: RoomEventBus = (
-        RedisBus(settings.redis_url.get_secret_value(), settings.redis_prefix)
-        if settings.redis_url is not None
-        else LocalBus()
-    )
-    presence: Presence = (
-        RedisPresence(bus.client, settings.redis_prefix, ttl=settings.presence_ttl_seconds)
-        if isinstance(bus, RedisBus)
-        else LocalPresence()
-    )
+    bus: RoomEventBus
+    presence: Presence
+    redis: Redis | None = None
+    if settings.redis_url is not None:
+        redis = redis_client(settings.redis_url.get_secret_value())
+        bus = RedisBus(redis, settings.redis_prefix)
+        presence = RedisPresence(redis, settings.redis_prefix, ttl=settings.presence_ttl_seconds)
+    else:
+        bus, presence = LocalBus(), LocalPresence()
     rate_limits = RateLimiter(
         {
             "upload": settings.upload_rate_limit,
@@ -263,7 +263,7 @@ def create_app(
         await namespace.start()
         catch_up = (
             asyncio.create_task(_periodic_catch_up(delivery, settings.catch_up_seconds))
-            if isinstance(bus, RedisBus)
+            if bus.may_lose_events
             else None
         )
         recovery = asyncio.create_task(_periodic_recovery(store, image_repository))
@@ -282,6 +282,8 @@ def create_app(
             recovery.cancel()
             await presence.close()
             await bus.close()
+            if redis is not None:
+                await redis.aclose()
             await delivery.close()
             await renditions.close()
             await store.close()
