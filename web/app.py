@@ -7,7 +7,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from http.cookies import SimpleCookie
 from typing import Any
 
 import socketio
@@ -27,7 +26,6 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from realtime.bus import LocalBus, RedisBus, RoomEventBus, redis_client
 from realtime.delivery import LiveDelivery
 from realtime.fanout import FanOutCounters
-from realtime.namespace import AccessRefused
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web import health, pages
@@ -46,9 +44,8 @@ from web.origins import CrossOriginGuard, OriginPolicy
 from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
 from web.rooms import endpoints as room_endpoints
-from web.rooms.endpoints import participant_cookie
 from web.rooms.qr import QrCodes
-from web.rooms.repository import Room, RoomRepository
+from web.rooms.repository import RoomRepository
 from web.rooms.service import RoomService
 from web.rooms.views import LanAddress
 from web.services import Services
@@ -119,25 +116,6 @@ async def _periodic_recovery(store: LocalImageStore, images: ImageRepository) ->
             )
 
 
-async def _may_view(
-    rooms: RoomService, room: Room, auth: dict[str, Any], environ: dict[str, Any]
-) -> bool:
-    """Whether a Socket.IO client may see a passcode room: it sent the host key
-    (``auth.host_key``), a participant key (``auth.participant_key``) or the signed
-    participant cookie with its handshake."""
-    if rooms.is_host_key(room, auth.get("host_key")):
-        return True
-    key = auth.get("participant_key")
-    cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-    morsel = cookies.get(participant_cookie(room))
-    participant = await rooms.participant(
-        room,
-        key=key if isinstance(key, str) else None,
-        cookie=morsel.value if morsel is not None else None,
-    )
-    return participant is not None
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -197,17 +175,9 @@ def create_app(
     room_service = RoomService(RoomRepository(database), settings, bus, rate_limits, signing)
     image_repository = ImageRepository(database)
 
-    async def resolve_room(auth: dict[str, Any], environ: dict[str, Any]) -> tuple[int, int] | None:
-        room = await room_service.find(auth["token"])
-        if room is None:
-            return None
-        if room.passcode is not None and not await _may_view(room_service, room, auth, environ):
-            raise AccessRefused("passcode required: join the room first", "passcode_required")
-        return room.id, room.last_seq
-
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
-        resolve_room,
+        room_service.admit_live,
         DatabaseRoomLog(database, image_repository, image_view),
         presence,
         ping_interval=settings.ping_interval_seconds,

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from web.errors import ApiError
 from web.rooms.qr import qr_payload
 from web.rooms.repository import Participant, Room
-from web.rooms.service import Viewer
+from web.rooms.service import Viewer, participant_cookie
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
 from web.services import Services, services
 
@@ -119,11 +119,6 @@ def _nesting_depth(text: str) -> int:
         else:
             depth -= 1
     return deepest
-
-
-def participant_cookie(room: Room) -> str:
-    """Name of the HTTP-only cookie that carries a participant key for ``room``."""
-    return f"imageshark_p_{room.id}"
 
 
 async def current_participant(request: Request, room: Room) -> Participant | None:

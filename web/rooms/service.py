@@ -11,6 +11,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 
 from realtime.bus import RoomEventBus
+from realtime.namespace import AccessRefused, Handshake
 from web.errors import ApiError
 from web.event_log import RoomEvent
 from web.rate_limits import RateLimiter
@@ -45,6 +46,12 @@ def passcode_required() -> ApiError:
 
 
 PARTICIPANT_COOKIE_SALT = "participant-cookie"
+
+
+def participant_cookie(room: Room) -> str:
+    """Name of the HTTP-only cookie that carries a participant's signed identity for
+    ``room`` (set by ``POST /api/rooms/{token}/join``, read by the API and the live side)."""
+    return f"imageshark_p_{room.id}"
 
 
 CODE_ATTEMPTS = 5
@@ -376,6 +383,35 @@ class RoomService:
             if isinstance(participant_id, int) and not isinstance(participant_id, bool):
                 return await self.repository.participant_by_id(room.id, participant_id)
         return None
+
+    async def admit_live(self, handshake: Handshake) -> tuple[int, int] | None:
+        """Admit a live (Socket.IO) connection to the room of ``handshake.token``: the live
+        side's :data:`realtime.namespace.ResolveRoom`.
+
+        A passcode room admits only a client that presents its host key, a participant key
+        or the room's signed participant cookie.
+
+        :returns: ``(room_id, last_seq)``; None when the token is malformed, unknown or
+            expired.
+        :raises AccessRefused: ``passcode_required`` for anyone else in a passcode room.
+        :raises sqlalchemy.exc.DBAPIError: the database failed or is unreachable.
+        """
+        room = await self.find(handshake.token)
+        if room is None:
+            return None
+        if room.passcode is not None and not await self._may_view_live(room, handshake):
+            raise AccessRefused("passcode required: join the room first", "passcode_required")
+        return room.id, room.last_seq
+
+    async def _may_view_live(self, room: Room, handshake: Handshake) -> bool:
+        if self.is_host_key(room, handshake.host_key):
+            return True
+        participant = await self.participant(
+            room,
+            key=handshake.participant_key,
+            cookie=handshake.cookies.get(participant_cookie(room)),
+        )
+        return participant is not None
 
     @staticmethod
     def admits(room: Room, viewer: Viewer) -> bool:
