@@ -172,7 +172,9 @@ def create_app(
     )
     signing = SigningSecret(settings.secret_key)
     origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
-    room_service = RoomService(RoomRepository(database), settings, bus, rate_limits, signing)
+    room_service = RoomService(
+        database, RoomRepository(database), settings, bus, rate_limits, signing
+    )
     image_repository = ImageRepository(database)
 
     registry = CollectorRegistry()  # everything /metrics serves

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,8 +9,8 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from web.database import Database, SQLAlchemyStatements, Statements
-from web.event_log import BUMP_SEQ, RoomEvent, log_event, next_seq
+from web.database import Database, Statements
+from web.event_log import BUMP_SEQ
 from web.schema import images, participants, rooms
 
 
@@ -129,63 +128,36 @@ class RoomRepository:
             )
             return Room(**result.one()._mapping)
 
-    async def update(
-        self,
-        room_id: int,
-        values: dict[str, Any],
-        *,
-        now: datetime,
-        render_payload: Callable[[Room], dict[str, Any]],
-    ) -> tuple[Room, RoomEvent | None]:
-        """Change room settings and log ``room_updated`` in one transaction.
+    @staticmethod
+    async def locked(connection: AsyncConnection, room_id: int) -> Room:
+        """The room row, write-locked until ``connection``'s transaction ends (a no-op UPDATE
+        takes the lock on both PostgreSQL and SQLite, where SELECT ... FOR UPDATE does not
+        exist).
 
-        :param values: columns to set (only those that differ from the stored ones change).
-        :param render_payload: ``(Room) -> dict``, the event's argument (``seq`` is added).
-        :returns: the room as stored afterwards, and the event (None when nothing changed).
         :raises LookupError: the room does not exist.
         """
-        async with self.database.transaction() as connection:
-            current = await _locked_room_row(connection, room_id)
-            changed = {
-                key: value for key, value in values.items() if getattr(current, key) != value
-            }
-            if not changed:
-                return current, None
-            seq = await next_seq(connection, room_id)
-            row = (
-                await connection.execute(
-                    update(rooms).where(rooms.c.id == room_id).values(**changed).returning(*rooms.c)
-                )
-            ).one()
-            room = Room(**row._mapping)
-            event = RoomEvent(room_id, seq, "room_updated", {**render_payload(room), "seq": seq})
-            await log_event(SQLAlchemyStatements(connection), event, now)
-        return room, event
-
-    async def close(self, room_id: int, *, now: datetime) -> tuple[Room, RoomEvent | None]:
-        """Close the room (no more joins or uploads) and log ``room_closed``, once.
-
-        :returns: the room afterwards, and the event (None when it was already closed).
-        :raises LookupError: the room does not exist.
-        """
-        async with self.database.transaction() as connection:
-            current = await _locked_room_row(connection, room_id)
-            if current.closed_at is not None:
-                return current, None
-            seq = await next_seq(connection, room_id)
-            row = (
-                await connection.execute(
-                    update(rooms)
-                    .where(rooms.c.id == room_id)
-                    .values(closed_at=now)
-                    .returning(*rooms.c)
-                )
-            ).one()
-            event = RoomEvent(
-                room_id, seq, "room_closed", {"seq": seq, "closed_at": now.isoformat()}
+        row = (
+            await connection.execute(
+                update(rooms)
+                .where(rooms.c.id == room_id)
+                .values(last_seq=rooms.c.last_seq)
+                .returning(*rooms.c)
             )
-            await log_event(SQLAlchemyStatements(connection), event, now)
-        return Room(**row._mapping), event
+        ).first()
+        if row is None:
+            raise LookupError(f"room {room_id} does not exist")
+        return Room(**row._mapping)
+
+    @staticmethod
+    async def change(connection: AsyncConnection, room_id: int, values: dict[str, Any]) -> Room:
+        """Set the room's columns ``values`` inside ``connection``'s transaction; return the
+        room as stored afterwards."""
+        row = (
+            await connection.execute(
+                update(rooms).where(rooms.c.id == room_id).values(**values).returning(*rooms.c)
+            )
+        ).one()
+        return Room(**row._mapping)
 
     async def by_code(self, code: str) -> Room | None:
         """The room with the short code ``code`` (upper case), or None."""
@@ -308,22 +280,6 @@ _LOCK_ROOM = BUMP_SEQ.returning(
     rooms.c.stored_bytes,
     rooms.c.require_join,
 )
-
-
-async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
-    """The room row, write-locked until commit (a no-op UPDATE takes the lock on both
-    PostgreSQL and SQLite, where SELECT ... FOR UPDATE does not exist)."""
-    row = (
-        await connection.execute(
-            update(rooms)
-            .where(rooms.c.id == room_id)
-            .values(last_seq=rooms.c.last_seq)
-            .returning(*rooms.c)
-        )
-    ).first()
-    if row is None:
-        raise LookupError(f"room {room_id} does not exist")
-    return Room(**row._mapping)
 
 
 async def lock_room(statements: Statements, room_id: int) -> LockedRoom:

@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from realtime.bus import RoomEventBus
 from realtime.namespace import AccessRefused, Handshake
+from web.database import Database, SQLAlchemyStatements
 from web.errors import ApiError
-from web.event_log import RoomEvent
+from web.event_log import RoomEvent, log_event, next_seq
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
 from web.rooms.room_settings import clean_text, validate_room_settings
@@ -98,6 +99,8 @@ def room_settings_view(room: Room) -> dict[str, Any]:
 class RoomService:
     """Room operations shared by the HTTP API, the pages and the live side.
 
+    :param database: the replica's connection pool: each change's transaction (the room and
+        its room event) is opened here.
     :param repository: room and participant storage.
     :param settings: room lifetime, limits and defaults.
     :param bus: where committed room events are published for every replica.
@@ -109,6 +112,7 @@ class RoomService:
 
     def __init__(
         self,
+        database: Database,
         repository: RoomRepository,
         settings: Settings,
         bus: RoomEventBus,
@@ -116,6 +120,7 @@ class RoomService:
         signing: SigningSecret,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self.database = database
         self.repository = repository
         self.settings = settings
         self.bus = bus
@@ -172,21 +177,39 @@ class RoomService:
         values = validate_room_settings(
             body, now=self.clock(), longest_lifetime=self.longest_lifetime
         )
-        updated, event = await self.repository.update(
-            room.id, values, now=self.clock(), render_payload=room_settings_view
-        )
-        await self._publish(event)
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            current = await self.repository.locked(connection, room.id)
+            changed = {
+                key: value for key, value in values.items() if getattr(current, key) != value
+            }
+            if not changed:
+                return current
+            seq = await next_seq(connection, room.id)
+            updated = await self.repository.change(connection, room.id, changed)
+            payload = {**room_settings_view(updated), "seq": seq}
+            event = RoomEvent(room.id, seq, "room_updated", payload)
+            await log_event(SQLAlchemyStatements(connection), event, now)
+        await self.bus.publish(event)
         return updated
 
     async def close(self, room: Room) -> Room:
-        """Close the room for good: no more joins or uploads. Publishes ``room_closed`` once."""
-        closed, event = await self.repository.close(room.id, now=self.clock())
-        await self._publish(event)
-        return closed
+        """Close the room for good: no more joins or uploads. Publishes ``room_closed`` once.
 
-    async def _publish(self, event: RoomEvent | None) -> None:
-        if event is not None:
-            await self.bus.publish(event)
+        :raises LookupError: the room no longer exists.
+        """
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            current = await self.repository.locked(connection, room.id)
+            if current.closed_at is not None:
+                return current
+            seq = await next_seq(connection, room.id)
+            closed = await self.repository.change(connection, room.id, {"closed_at": now})
+            payload = {"seq": seq, "closed_at": now.isoformat()}
+            event = RoomEvent(room.id, seq, "room_closed", payload)
+            await log_event(SQLAlchemyStatements(connection), event, now)
+        await self.bus.publish(event)
+        return closed
 
     async def find(self, token: str) -> Room | None:
         """The live room with ``token``; None when malformed, unknown or expired."""
