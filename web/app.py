@@ -172,10 +172,10 @@ def create_app(
     )
     signing = SigningSecret(settings.secret_key)
     origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
-    room_service = RoomService(
-        database, RoomRepository(database), settings, bus, rate_limits, signing
-    )
     image_repository = ImageRepository(database)
+    room_service = RoomService(
+        database, RoomRepository(database), image_repository, settings, bus, rate_limits, signing
+    )
 
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(

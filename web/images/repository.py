@@ -128,6 +128,24 @@ class ImageRepository:
             rows = await connection.execute(query.order_by(images.c.id).limit(limit))
             return [Image(**row._mapping) for row in rows]
 
+    async def count(self, room_id: int, status: str = APPROVED) -> int:
+        """How many images of ``status`` (``approved`` or ``pending``) the room holds."""
+        async with self.database.read() as connection:
+            count = await connection.scalar(
+                select(func.count())
+                .select_from(images)
+                .where(images.c.room_id == room_id, images.c.status == status)
+            )
+        return int(count or 0)
+
+    async def count_uploads(self, room_id: int, participant_id: int) -> int:
+        """How many images (approved or pending) the participant has in the room."""
+        async with self.database.read() as connection:
+            count = await connection.scalar(
+                _UPLOADER_IMAGES, {"room_id": room_id, "participant_id": participant_id}
+            )
+        return int(count or 0)
+
     async def existing_keys(self, keys: Iterable[str]) -> set[str]:
         """Those of ``keys`` that are the storage key of some image."""
         wanted = list(keys)

@@ -158,8 +158,8 @@ async def host_view(app: Services, request: Request, room: Room) -> dict[str, An
     return host_room_view(
         room,
         public_base_url(request, app.settings, app.lan),
-        await app.rooms.repository.image_count(room.id),
-        await app.rooms.repository.image_count(room.id, status="pending"),
+        await app.rooms.image_count(room),
+        await app.rooms.image_count(room, status="pending"),
         app.qr,
     )
 
@@ -199,7 +199,7 @@ async def passcode_for(request: Request, room: Room) -> str | None:
 async def get_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    count = await app.rooms.repository.image_count(room.id)
+    count = await app.rooms.image_count(room)
     view = room_view(room, public_base_url(request, app.settings, app.lan), count, app.qr)
     passcode = await passcode_for(request, room)
     if passcode is None:
@@ -242,7 +242,7 @@ async def get_me(request: Request) -> Response:
         raise not_joined()
     if request.method == "PATCH":
         participant = await app.rooms.rename(participant, (await json_body(request)).get("name"))
-    count = await app.rooms.repository.upload_count(room.id, participant.id)
+    count = await app.rooms.upload_count(room, participant)
     limit = room.max_uploads_per_guest
     return JSONResponse(
         {

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from web.database import Database, Statements
 from web.event_log import BUMP_SEQ
-from web.schema import images, participants, rooms
+from web.schema import participants, rooms
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,16 +171,6 @@ class RoomRepository:
             row = await statements.first(_ROOM_BY_TOKEN, {"token": token})
         return Room(**row) if row else None
 
-    async def image_count(self, room_id: int, status: str = "approved") -> int:
-        """How many images of ``status`` (``approved`` or ``pending``) the room holds."""
-        async with self.database.read() as connection:
-            count = await connection.scalar(
-                select(func.count())
-                .select_from(images)
-                .where(images.c.room_id == room_id, images.c.status == status)
-            )
-        return int(count or 0)
-
     async def participant_by_id(self, room_id: int, participant_id: int) -> Participant | None:
         """The participant ``participant_id`` of ``room_id``, or None."""
         async with self.database.read() as connection:
@@ -192,16 +182,6 @@ class RoomRepository:
                 )
             ).first()
         return Participant(**row._mapping) if row else None
-
-    async def upload_count(self, room_id: int, participant_id: int) -> int:
-        """How many images (approved or pending) the participant has in the room."""
-        async with self.database.read() as connection:
-            count = await connection.scalar(
-                select(func.count())
-                .select_from(images)
-                .where(images.c.room_id == room_id, images.c.participant_id == participant_id)
-            )
-        return int(count or 0)
 
     async def add_participant(
         self, *, room_id: int, name: str, key_hash: str, now: datetime

@@ -15,6 +15,7 @@ from realtime.namespace import AccessRefused, Handshake
 from web.database import Database, SQLAlchemyStatements
 from web.errors import ApiError
 from web.event_log import RoomEvent, log_event, next_seq
+from web.images.repository import ImageRepository
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
 from web.rooms.room_settings import clean_text, validate_room_settings
@@ -102,6 +103,7 @@ class RoomService:
     :param database: the replica's connection pool: each change's transaction (the room and
         its room event) is opened here.
     :param repository: room and participant storage.
+    :param images: image storage, for the counts the room views show.
     :param settings: room lifetime, limits and defaults.
     :param bus: where committed room events are published for every replica.
     :param rate_limits: the join-attempt limits (``"join"`` with a passcode, ``"open_join"``
@@ -114,6 +116,7 @@ class RoomService:
         self,
         database: Database,
         repository: RoomRepository,
+        images: ImageRepository,
         settings: Settings,
         bus: RoomEventBus,
         rate_limits: RateLimiter,
@@ -122,6 +125,7 @@ class RoomService:
     ) -> None:
         self.database = database
         self.repository = repository
+        self.images = images
         self.settings = settings
         self.bus = bus
         self.rate_limits = rate_limits
@@ -425,6 +429,15 @@ class RoomService:
         if room.passcode is not None and not await self._may_view_live(room, handshake):
             raise AccessRefused("passcode required: join the room first", "passcode_required")
         return room.id, room.last_seq
+
+    async def image_count(self, room: Room, status: str = "approved") -> int:
+        """How many images of ``status`` (``"approved"``: what the room shows; ``"pending"``:
+        the moderation queue) the room holds now."""
+        return await self.images.count(room.id, status)
+
+    async def upload_count(self, room: Room, participant: Participant) -> int:
+        """How many images (approved or pending) ``participant`` has in the room now."""
+        return await self.images.count_uploads(room.id, participant.id)
 
     async def _may_view_live(self, room: Room, handshake: Handshake) -> bool:
         if self.is_host_key(room, handshake.host_key):
