@@ -10,52 +10,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from web.event_log import RoomEvent
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RoomEvent:
-    """One room event: ``kind`` is the Socket.IO event name, ``payload`` its argument (which
-    carries the same ``seq``); ``seq`` numbers the room's events from 1 with no gaps."""
-
-    room_id: int
-    seq: int
-    kind: str
-    payload: dict[str, Any]
-
-    def to_json(self) -> str:
-        """Encode for the wire (compact JSON). The fields are listed rather than taken with
-        ``dataclasses.asdict``, which deep-copies the payload first."""
-        fields = {"room_id": self.room_id, "seq": self.seq, "kind": self.kind}
-        return json.dumps({**fields, "payload": self.payload}, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, data: str | bytes) -> RoomEvent:
-        """Decode what :meth:`to_json` made; raises ValueError/KeyError/TypeError if malformed."""
-        fields = json.loads(data)
-        return cls(
-            room_id=int(fields["room_id"]),
-            seq=int(fields["seq"]),
-            kind=str(fields["kind"]),
-            payload=dict(fields["payload"]),
-        )
 
 
 Deliver = Callable[[RoomEvent], Awaitable[None]]
 OnResync = Callable[[], Awaitable[None]]
 
 
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client for the bus and presence of one replica (they share its connection
+    pool): connect timeout 2 s, command timeout 5 s, connection health checked every 10 s.
+    The caller closes it (``aclose``) after closing both.
+
+    :param url: Redis URL (``redis://host:port/db``).
+    """
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+    )
+
+
 class RoomEventBus(Protocol):
     """What the rest of the service needs from a bus."""
+
+    @property
+    def backend(self) -> str | None:
+        """The outside service carrying events between replicas, by the name readiness
+        reports it under (``"redis"``), or None when events never leave the process."""
+
+    @property
+    def may_lose_events(self) -> bool:
+        """Whether a published event can fail to reach a replica with nothing after it to
+        reveal the gap, so replicas must catch up from the log now and again."""
+
+    async def ping(self) -> None:
+        """Raise (the backend's error) if :attr:`backend` does not answer; a no-op without
+        one."""
 
     async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
         """Begin delivering events to ``deliver``; ``on_resync`` is awaited whenever events may
@@ -66,7 +64,7 @@ class RoomEventBus(Protocol):
         database log, so replicas catch up on resync)."""
 
     async def close(self) -> None:
-        """Stop the listener and close connections."""
+        """Stop delivering (and listening); a client given to the bus stays open."""
 
 
 async def listen_forever(
@@ -121,8 +119,14 @@ async def deliver_locally(deliver: Deliver, event: RoomEvent) -> None:
 class LocalBus:
     """The embedded default: one process, events delivered directly."""
 
+    backend: str | None = None
+    may_lose_events = False
+
     def __init__(self) -> None:
         self._deliver: Deliver | None = None
+
+    async def ping(self) -> None:
+        """Nothing to reach: the bus is this process."""
 
     async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
         self._deliver = deliver
@@ -143,15 +147,17 @@ class RedisBus:
     disconnected; the listener therefore reconnects with capped exponential backoff and calls
     ``on_resync`` after every (re)subscription so the caller can catch up from the event log.
 
-    :param url: Redis URL.
+    :param client: the replica's Redis client (:func:`redis_client`; shared with presence,
+        closed by the caller after :meth:`close`).
     :param prefix: key and channel prefix (one per deployment, or per test).
     """
 
-    def __init__(self, url: str, prefix: str) -> None:
+    backend = "redis"
+    may_lose_events = True
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.channel = f"{prefix}:room-events"
-        self.client: redis.Redis = redis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
-        )
+        self.client = client
         self._task: asyncio.Task[None] | None = None
         self._deliver: Deliver | None = None
         self.subscribed = asyncio.Event()
@@ -206,4 +212,3 @@ class RedisBus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.client.aclose()

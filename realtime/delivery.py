@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 import socketio
 
-from realtime.bus import RoomEvent
 from realtime.rooms import room_name
+from web.event_log import RoomEvent
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 
 import socketio
@@ -15,10 +17,35 @@ from realtime.rooms import room_name
 
 logger = logging.getLogger(__name__)
 
-ResolveRoom = Callable[[dict[str, Any], dict[str, Any]], Awaitable[tuple[int, int] | None]]
-"""Admits a connection: called with the client's ``auth`` object (it holds a string
-``token``) and the WSGI-style ``environ`` of its handshake (cookies); returns
-``(room_id, last_seq)``, None if the token is unknown, expired or malformed, or raises
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    """What a connecting client presents: from its ``auth`` object the room ``token``, the
+    ``host_key`` and ``participant_key`` (None unless strings), and its handshake's cookies
+    (``{name: value}``)."""
+
+    token: str
+    host_key: str | None
+    participant_key: str | None
+    cookies: Mapping[str, str]
+
+    @classmethod
+    def of(cls, auth: dict[str, Any], environ: dict[str, Any]) -> Handshake:
+        """Parse the ``auth`` object (whose ``token`` is a string) and the WSGI-style
+        ``environ`` of a connection's handshake (its ``HTTP_COOKIE``)."""
+        host_key, participant_key = auth.get("host_key"), auth.get("participant_key")
+        cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+        return cls(
+            token=auth["token"],
+            host_key=host_key if isinstance(host_key, str) else None,
+            participant_key=participant_key if isinstance(participant_key, str) else None,
+            cookies={name: morsel.value for name, morsel in cookies.items()},
+        )
+
+
+ResolveRoom = Callable[[Handshake], Awaitable[tuple[int, int] | None]]
+"""Admits a connection (``RoomService.admit_live``): called with its :class:`Handshake`;
+returns ``(room_id, last_seq)``, None if the token is unknown, expired or malformed, or raises
 :class:`AccessRefused` when the room refuses this client."""
 
 
@@ -94,7 +121,7 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 "auth must be an object with the room's token: {token, name}", "invalid_auth"
             )
         try:
-            found = await self.resolve_room(auth, environ)
+            found = await self.resolve_room(Handshake.of(auth, environ))
         except AccessRefused as exc:
             raise _refused(str(exc), exc.code) from exc
         except Exception as exc:  # database unreachable: let the client retry shortly

@@ -128,8 +128,8 @@ return #rooms
 class RedisPresence:
     """Room counts summed over every replica through Redis (see the module docstring).
 
-    :param client: a Redis client (the event bus's: presence shares its connection pool; the
-        caller closes it, after :meth:`close`).
+    :param client: a Redis client (:func:`realtime.bus.redis_client`, shared with the event
+        bus's connection pool; the caller closes it, after :meth:`close`).
     :param prefix: key and channel prefix (one per deployment, or per test).
     :param ttl: seconds, > 0: a replica whose heartbeat is this old no longer counts; the
         heartbeat is refreshed every ``ttl / 3`` seconds.

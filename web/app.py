@@ -7,13 +7,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from http.cookies import SimpleCookie
 from typing import Any
 
 import socketio
 from anyio import to_thread
 from asgi_correlation_id import CorrelationIdMiddleware
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
@@ -23,21 +23,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from realtime.bus import LocalBus, RedisBus, RoomEventBus
+from realtime.bus import LocalBus, RedisBus, RoomEventBus, redis_client
 from realtime.delivery import LiveDelivery
 from realtime.fanout import FanOutCounters
-from realtime.namespace import AccessRefused
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web import health, pages
 from web.assets import build_id, static_mounts
 from web.database import Database
 from web.errors import ApiError, error_response, handle_api_error
-from web.events import DatabaseRoomLog
+from web.event_log import DatabaseRoomLog
 from web.images import downloads as image_downloads
 from web.images import endpoints as image_endpoints
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
+from web.images.views import image_view
 from web.media import LocalMedia, MediaStore
 from web.metrics import Metrics
 from web.migrate import upgrade
@@ -45,9 +45,8 @@ from web.origins import CrossOriginGuard, OriginPolicy
 from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
 from web.rooms import endpoints as room_endpoints
-from web.rooms.endpoints import participant_cookie
 from web.rooms.qr import QrCodes
-from web.rooms.repository import Room, RoomRepository
+from web.rooms.repository import RoomRepository
 from web.rooms.service import RoomService
 from web.rooms.views import LanAddress
 from web.services import Services
@@ -118,25 +117,6 @@ async def _periodic_recovery(media: MediaStore, images: ImageRepository) -> None
             )
 
 
-async def _may_view(
-    rooms: RoomService, room: Room, auth: dict[str, Any], environ: dict[str, Any]
-) -> bool:
-    """Whether a Socket.IO client may see a passcode room: it sent the host key
-    (``auth.host_key``), a participant key (``auth.participant_key``) or the signed
-    participant cookie with its handshake."""
-    if rooms.is_host_key(room, auth.get("host_key")):
-        return True
-    key = auth.get("participant_key")
-    cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-    morsel = cookies.get(participant_cookie(room))
-    participant = await rooms.participant(
-        room,
-        key=key if isinstance(key, str) else None,
-        cookie=morsel.value if morsel is not None else None,
-    )
-    return participant is not None
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -172,16 +152,15 @@ def create_app(
             on_demand=renditions_on_demand,
         ),
     )
-    bus: RoomEventBus = (
-        RedisBus(settings.redis_url.get_secret_value(), settings.redis_prefix)
-        if settings.redis_url is not None
-        else LocalBus()
-    )
-    presence: Presence = (
-        RedisPresence(bus.client, settings.redis_prefix, ttl=settings.presence_ttl_seconds)
-        if isinstance(bus, RedisBus)
-        else LocalPresence()
-    )
+    bus: RoomEventBus
+    presence: Presence
+    redis: Redis | None = None
+    if settings.redis_url is not None:
+        redis = redis_client(settings.redis_url.get_secret_value())
+        bus = RedisBus(redis, settings.redis_prefix)
+        presence = RedisPresence(redis, settings.redis_prefix, ttl=settings.presence_ttl_seconds)
+    else:
+        bus, presence = LocalBus(), LocalPresence()
     rate_limits = RateLimiter(
         {
             "upload": settings.upload_rate_limit,
@@ -196,21 +175,15 @@ def create_app(
     )
     signing = SigningSecret(settings.secret_key)
     origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
-    room_service = RoomService(RoomRepository(database), settings, bus, rate_limits, signing)
     image_repository = ImageRepository(database)
-
-    async def resolve_room(auth: dict[str, Any], environ: dict[str, Any]) -> tuple[int, int] | None:
-        room = await room_service.find(auth["token"])
-        if room is None:
-            return None
-        if room.passcode is not None and not await _may_view(room_service, room, auth, environ):
-            raise AccessRefused("passcode required: join the room first", "passcode_required")
-        return room.id, room.last_seq
+    room_service = RoomService(
+        database, RoomRepository(database), image_repository, settings, bus, rate_limits, signing
+    )
 
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
-        resolve_room,
-        DatabaseRoomLog(database, image_repository),
+        room_service.admit_live,
+        DatabaseRoomLog(database, image_repository, image_view),
         presence,
         ping_interval=settings.ping_interval_seconds,
         ping_timeout=settings.ping_timeout_seconds,
@@ -226,7 +199,7 @@ def create_app(
         fast_paths={**fast_paths, "http": http_deadlines},
     )
     image_service = ImageService(
-        image_repository, room_service, media, bus, settings, metrics, rate_limits
+        database, image_repository, room_service, media, bus, settings, metrics, rate_limits
     )
     state = Services(
         settings=settings,
@@ -256,7 +229,7 @@ def create_app(
         await namespace.start()
         catch_up = (
             asyncio.create_task(_periodic_catch_up(delivery, settings.catch_up_seconds))
-            if isinstance(bus, RedisBus)
+            if bus.may_lose_events
             else None
         )
         recovery = asyncio.create_task(_periodic_recovery(media, image_repository))
@@ -275,6 +248,8 @@ def create_app(
             recovery.cancel()
             await presence.close()
             await bus.close()
+            if redis is not None:
+                await redis.aclose()
             await delivery.close()
             await media.close()
             await rate_limits.close()

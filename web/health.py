@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from realtime.bus import RedisBus
 from web.services import services
 
 
@@ -30,12 +29,13 @@ async def readyz(request: Request) -> Response:
         checks["database"] = "ok"
     except Exception as exc:  # any driver error means "not ready"
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    if isinstance(app.bus, RedisBus):
+    backend = app.bus.backend
+    if backend is not None:
         try:
             await app.bus.ping()
-            checks["redis"] = "ok"
+            checks[backend] = "ok"
         except Exception as exc:
-            checks["redis"] = f"unavailable: {type(exc).__name__}"
+            checks[backend] = f"unavailable: {type(exc).__name__}"
     if checks["database"] != "ok":
         status, code = "unavailable", 503
     elif any(value != "ok" for value in checks.values()):

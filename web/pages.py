@@ -117,7 +117,7 @@ async def _render_room(
                 headers=SECURITY_HEADERS,
             )
         return not_found(request)
-    count = await app.rooms.repository.image_count(room.id)
+    count = await app.rooms.image_count(room)
     view = room_view(room, public_base_url(request, app.settings, app.lan), count, app.qr)
     warning = None
     if room.closed_at is None and room.expires_at - app.rooms.clock() <= EXPIRY_WARNING:

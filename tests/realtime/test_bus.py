@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from realtime.bus import RoomEvent
+from web.event_log import RoomEvent
 
 
 def test_room_event_json_is_compact_complete_and_round_trips() -> None:

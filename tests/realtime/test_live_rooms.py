@@ -9,13 +9,13 @@ import httpx
 import pytest
 import socketio
 
-from realtime.bus import RoomEvent
 from realtime.delivery import LiveDelivery
-from realtime.namespace import RoomNamespace
+from realtime.namespace import Handshake, RoomNamespace
 from realtime.presence import LocalPresence
 from tests.conftest import LiveServer
 from tests.photos import make_image_bytes
 from tests.realtime.live_client import LiveClient
+from web.event_log import RoomEvent
 
 
 async def _room(http: httpx.AsyncClient, title: str) -> dict:
@@ -132,7 +132,7 @@ class _UnreadLog:
 
 
 async def test_room_lookup_failure_is_refused_as_retryable_with_its_code() -> None:
-    async def unreachable(auth: dict[str, Any], environ: dict[str, Any]) -> tuple[int, int]:
+    async def unreachable(handshake: Handshake) -> tuple[int, int]:
         raise OSError("database unreachable")
 
     server = socketio.AsyncServer(async_mode="asgi")

@@ -1,19 +1,19 @@
-"""SQL for images and the per-room event log. All image and event queries live here."""
+"""SQL for images. All image queries live here; the image service logs each write's room
+event (:mod:`web.event_log`) in the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from realtime.bus import RoomEvent
-from web.database import Database, SQLAlchemyStatements, Statements
-from web.rooms.repository import LockedRoom, lock_room, log_event, next_seq
-from web.schema import images, participants, room_events
+from web.database import Database, Statements
+from web.schema import images, participants
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +47,6 @@ class DuplicateImage(Exception):
 APPROVED = "approved"
 PENDING = "pending"
 
-Admission = Callable[[LockedRoom, Callable[[], Awaitable[int]]], Awaitable[str]]
-"""Decides, inside an upload's transaction, whether the room takes the image and with which
-status: called with the room as locked (which includes its image count) and a function
-counting the uploader's images; returns ``"approved"`` or ``"pending"`` or raises to refuse
-(rolling back)."""
-
 
 _IMAGE_COLUMNS = (*images.c, participants.c.name.label("uploader_name"))
 
@@ -82,20 +76,11 @@ _PENDING_IMAGES = (
     .where(images.c.room_id == bindparam("room_id"), images.c.status == PENDING)
 )
 _INSERT_IMAGE = insert(images).returning(*images.c)
-# Every (re)connecting client's catch-up, and every gap a replica notices.
-_EVENTS_AFTER = (
-    select(room_events.c.room_id, room_events.c.seq, room_events.c.kind, room_events.c.payload)
-    .where(
-        room_events.c.room_id == bindparam("room_id"),
-        room_events.c.seq > bindparam("after_seq"),
-    )
-    .order_by(room_events.c.seq)
-    .limit(bindparam("limit"))
-)
 
 
 class ImageRepository:
-    """Reads and writes images, always together with their room events.
+    """Reads and writes images. The writes run inside a transaction the caller opened (the
+    image service, which logs the room event in the same one).
 
     :param database: the replica's connection pool.
     """
@@ -143,6 +128,24 @@ class ImageRepository:
             rows = await connection.execute(query.order_by(images.c.id).limit(limit))
             return [Image(**row._mapping) for row in rows]
 
+    async def count(self, room_id: int, status: str = APPROVED) -> int:
+        """How many images of ``status`` (``approved`` or ``pending``) the room holds."""
+        async with self.database.read() as connection:
+            count = await connection.scalar(
+                select(func.count())
+                .select_from(images)
+                .where(images.c.room_id == room_id, images.c.status == status)
+            )
+        return int(count or 0)
+
+    async def count_uploads(self, room_id: int, participant_id: int) -> int:
+        """How many images (approved or pending) the participant has in the room."""
+        async with self.database.read() as connection:
+            count = await connection.scalar(
+                _UPLOADER_IMAGES, {"room_id": room_id, "participant_id": participant_id}
+            )
+        return int(count or 0)
+
     async def existing_keys(self, keys: Iterable[str]) -> set[str]:
         """Those of ``keys`` that are the storage key of some image."""
         wanted = list(keys)
@@ -157,127 +160,75 @@ class ImageRepository:
                 found.update(row[0] for row in rows)
         return found
 
-    async def add(
-        self,
+    @staticmethod
+    async def uploader_image_count(
+        statements: Statements, room_id: int, participant_id: int
+    ) -> int:
+        """How many images (approved or pending) the participant has in the room, as the
+        transaction of ``statements`` sees them."""
+        count = await statements.scalar(
+            _UPLOADER_IMAGES, {"room_id": room_id, "participant_id": participant_id}
+        )
+        return int(count or 0)
+
+    @staticmethod
+    async def pending_count(statements: Statements, room_id: int) -> int:
+        """The length of the room's moderation queue, as the transaction of ``statements``
+        sees it."""
+        return int(await statements.scalar(_PENDING_IMAGES, {"room_id": room_id}) or 0)
+
+    @staticmethod
+    async def insert(
+        statements: Statements,
         values: dict[str, Any],
         *,
-        uploader_name: str | None,
-        render_payload: Callable[[Image], dict[str, Any]],
-        admit: Admission,
+        seq: int,
+        status: str,
         now: datetime,
-    ) -> tuple[Image, RoomEvent]:
-        """Insert an image and its event in one transaction, under the room row's lock.
-
-        The event is ``image_added`` for an approved image, ``moderation_queue`` (with the new
-        queue length) for a pending one.
+        uploader_name: str | None,
+    ) -> Image:
+        """Insert an image inside the transaction of ``statements`` and return it.
 
         :param values: image columns except ``id``, ``seq``, ``status`` and ``created_at``.
-        :param render_payload: ``(Image) -> dict``, builds the event payload (the API's image
-            object) once the id and seq are known.
-        :param admit: decides the status or refuses, see :data:`Admission`.
-        :raises DuplicateImage: the room already has an image with the same ``sha256``.
-        :raises LookupError: the room was deleted meanwhile.
+        :param seq: the room event sequence number allocated for it in this transaction.
+        :param status: ``"approved"`` or ``"pending"``.
+        :param uploader_name: the participant's display name, for the returned image.
+        :raises sqlalchemy.exc.IntegrityError: on a violated constraint, raised by the
+            transaction (see :func:`is_duplicate_image`).
         """
-        room_id = values["room_id"]
-        participant_id = values.get("participant_id")
-        try:
-            async with self.database.direct_transaction() as statements:
-                locked = await lock_room(statements, room_id)
+        row = await statements.first(
+            _INSERT_IMAGE, {**values, "seq": seq, "status": status, "created_at": now}
+        )
+        assert row is not None  # INSERT ... RETURNING gives the row
+        return Image(**row, uploader_name=uploader_name)
 
-                async def uploader_images() -> int:
-                    if participant_id is None:
-                        return 0
-                    count = await statements.scalar(
-                        _UPLOADER_IMAGES, {"room_id": room_id, "participant_id": participant_id}
-                    )
-                    return int(count or 0)
+    @staticmethod
+    async def delete_row(connection: AsyncConnection, image_id: int) -> str | None:
+        """Delete the image inside ``connection``'s transaction; return the status it had,
+        or None when it was already gone."""
+        deleted = await connection.execute(
+            delete(images).where(images.c.id == image_id).returning(images.c.status)
+        )
+        status = deleted.scalar()
+        return str(status) if status is not None else None
 
-                status = await admit(locked, uploader_images)
-                seq = locked.seq
-                row = await statements.first(
-                    _INSERT_IMAGE, {**values, "seq": seq, "status": status, "created_at": now}
-                )
-                assert row is not None  # INSERT ... RETURNING gives the row
-                image = Image(**row, uploader_name=uploader_name)
-                if status == APPROVED:
-                    event = RoomEvent(room_id, seq, "image_added", render_payload(image))
-                else:
-                    event = await _queue_event(statements, room_id, seq)
-                await log_event(statements, event, now)
-        except IntegrityError as exc:
-            if "sha256" in str(exc.orig) or "uq_images_room_id_sha256" in str(exc.orig):
-                raise DuplicateImage from exc
-            raise
-        return image, event
-
-    async def remove(self, image: Image, *, now: datetime) -> RoomEvent | None:
-        """Delete an image and log its event in one transaction: ``image_removed`` for an
-        approved image, ``moderation_queue`` for a pending one (guests never saw it).
-
-        :returns: the event, or None when the image was already gone.
-        """
-        async with self.database.transaction() as connection:
-            seq = await next_seq(connection, image.room_id)
-            deleted = await connection.execute(
-                delete(images).where(images.c.id == image.id).returning(images.c.status)
-            )
-            status = deleted.scalar()
-            if status is None:
-                # Roll back the seq bump: nothing happened.
-                await connection.rollback()
-                return None
-            if status == APPROVED:
-                event = RoomEvent(image.room_id, seq, "image_removed", {"id": image.id, "seq": seq})
-            else:
-                event = await _queue_event(SQLAlchemyStatements(connection), image.room_id, seq)
-            await log_event(SQLAlchemyStatements(connection), event, now)
-        return event
-
-    async def approve(
-        self,
-        image: Image,
-        *,
-        render_payload: Callable[[Image], dict[str, Any]],
-        now: datetime,
-    ) -> tuple[Image, RoomEvent | None]:
-        """Approve a pending image: it takes a new ``seq`` and its ``image_added`` is logged,
-        in one transaction.
-
-        :returns: the image as stored afterwards, and the event (None when it was approved
-            already).
-        :raises LookupError: the image is gone.
-        """
-        async with self.database.transaction() as connection:
-            seq = await next_seq(connection, image.room_id)
-            updated = await connection.execute(
-                update(images)
-                .where(images.c.id == image.id, images.c.status == PENDING)
-                .values(status=APPROVED, seq=seq)
-                .returning(images.c.id)
-            )
-            if updated.first() is None:
-                await connection.rollback()
-                current = await self.get(image.room_id, image.id)
-                if current is None:
-                    raise LookupError(f"image {image.id} is gone")
-                return current, None
-            row = (await connection.execute(_image_query().where(images.c.id == image.id))).one()
-            approved = Image(**row._mapping)
-            event = RoomEvent(image.room_id, seq, "image_added", render_payload(approved))
-            await log_event(SQLAlchemyStatements(connection), event, now)
-        return approved, event
-
-    async def events_after(self, room_id: int, after_seq: int, limit: int) -> list[RoomEvent]:
-        """Up to ``limit`` events of ``room_id`` with seq > ``after_seq``, in seq order."""
-        async with self.database.direct_read() as statements:
-            rows = await statements.all(
-                _EVENTS_AFTER, {"room_id": room_id, "after_seq": after_seq, "limit": limit}
-            )
-        return [RoomEvent(**row) for row in rows]
+    @staticmethod
+    async def approve_pending(connection: AsyncConnection, image_id: int, seq: int) -> Image | None:
+        """Approve a pending image at ``seq`` inside ``connection``'s transaction and return
+        it as stored; None (nothing changed) when it is not pending or gone."""
+        updated = await connection.execute(
+            update(images)
+            .where(images.c.id == image_id, images.c.status == PENDING)
+            .values(status=APPROVED, seq=seq)
+            .returning(images.c.id)
+        )
+        if updated.first() is None:
+            return None
+        row = (await connection.execute(_image_query().where(images.c.id == image_id))).one()
+        return Image(**row._mapping)
 
 
-async def _queue_event(statements: Statements, room_id: int, seq: int) -> RoomEvent:
-    """The ``moderation_queue`` event at ``seq``, with the queue length as the transaction
-    sees it."""
-    pending = int(await statements.scalar(_PENDING_IMAGES, {"room_id": room_id}) or 0)
-    return RoomEvent(room_id, seq, "moderation_queue", {"seq": seq, "pending_count": pending})
+def is_duplicate_image(error: IntegrityError) -> bool:
+    """Whether ``error``, raised by a transaction that inserted an image, is the room's
+    unique ``(room_id, sha256)``: the room already holds these bytes."""
+    return "sha256" in str(error.orig) or "uq_images_room_id_sha256" in str(error.orig)

@@ -6,24 +6,29 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from realtime.bus import RoomEventBus
+from web.database import Database, SQLAlchemyStatements, Statements
 from web.errors import ApiError
+from web.event_log import RoomEvent, events_after, log_event, next_seq
 from web.images.repository import (
     APPROVED,
     PENDING,
     DuplicateImage,
     Image,
     ImageRepository,
+    is_duplicate_image,
 )
 from web.images.views import image_view
 from web.media import MediaStore, StagedMedia
 from web.metrics import Metrics
 from web.pipeline import RenditionSpec
 from web.rate_limits import RateLimiter
-from web.rooms.repository import LockedRoom, Room
+from web.rooms.repository import LockedRoom, Room, lock_room
 from web.rooms.room_settings import clean_text
 from web.rooms.service import RoomService, Viewer
 from web.settings import Settings
@@ -39,6 +44,8 @@ DEFAULT_PAGE = 50
 class ImageService:
     """Everything that happens to a room's images.
 
+    :param database: the replica's connection pool: each change's transaction (the image
+        and its room event) is opened here.
     :param repository: image and event-log storage.
     :param rooms: room rules (open/closed, host key).
     :param media: image files and the renderers that make them (stage, publish, delete).
@@ -50,6 +57,7 @@ class ImageService:
 
     def __init__(
         self,
+        database: Database,
         repository: ImageRepository,
         rooms: RoomService,
         media: MediaStore,
@@ -58,6 +66,7 @@ class ImageService:
         metrics: Metrics,
         rate_limits: RateLimiter,
     ) -> None:
+        self.database = database
         self.rate_limits = rate_limits
         self.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_address)
         self.repository = repository
@@ -125,43 +134,12 @@ class ImageService:
             else:
                 await self.rate_limits.hit("anonymous_upload", f"{room.id}:{client_address}")
 
-        async def admit(locked: LockedRoom, uploader_images: Callable[[], Awaitable[int]]) -> str:
-            if locked.closed_at is not None:
-                raise ApiError(409, "room_closed", "This room is closed to new photos.")
-            if viewer.is_host:
-                return APPROVED
-            _require_uploads_open(locked.uploads_open)
-            _require_participant(locked.require_join, participant)
-            if locked.max_bytes is not None and locked.stored_bytes + size > locked.max_bytes:
-                raise ApiError(
-                    429,
-                    "room_storage_full",
-                    f"This room is full: it holds its limit of {_megabytes(locked.max_bytes)} "
-                    "of photos.",
-                )
-            if locked.max_images is not None and locked.stored_images >= locked.max_images:
-                raise ApiError(
-                    429,
-                    "room_quota_reached",
-                    f"This room is full: it holds its limit of {locked.max_images} photos.",
-                )
-            limit = locked.max_uploads_per_guest
-            if participant is not None and limit is not None and await uploader_images() >= limit:
-                raise ApiError(
-                    429,
-                    "guest_quota_reached",
-                    f"You have uploaded {limit} photos, the most one guest may add here.",
-                )
-            return PENDING if locked.moderation == "approve" else APPROVED
-
-        size = 0  # the received file's length, for admit()'s byte quota
         received = await body.receive(
             self.media.new_upload_path(),
             max_bytes=self.settings.max_upload_bytes,
             idle_timeout=self.settings.upload_idle_timeout_seconds,
             min_free_bytes=self.settings.min_free_disk_bytes,
         )
-        size = received.size
         leftover = received.path  # a spilled body file, until it is moved into staging
         staged: StagedMedia | None = None
         try:
@@ -193,7 +171,7 @@ class ImageService:
             )
             leftover = None  # consumed by the staging
             result = staged.rendition
-            image, event = await self.repository.add(
+            image, event = await self._store(
                 {
                     "room_id": room.id,
                     "participant_id": participant.id if participant else None,
@@ -209,9 +187,7 @@ class ImageService:
                     "thumb_width": result.thumb_width,
                     "thumb_height": result.thumb_height,
                 },
-                uploader_name=participant.name if participant else None,
-                render_payload=image_view,
-                admit=admit,
+                viewer=viewer,
                 now=self.rooms.clock(),
             )
         except DuplicateImage:
@@ -243,6 +219,100 @@ class ImageService:
             },
         )
         return image_view(image), True
+
+    async def _store(
+        self, values: dict[str, Any], *, viewer: Viewer, now: datetime
+    ) -> tuple[Image, RoomEvent]:
+        """Insert an image and its room event in one transaction, under the room row's lock,
+        once :meth:`_admit` took it: ``image_added`` for an approved image,
+        ``moderation_queue`` (with the new queue length) for a pending one.
+
+        :param values: image columns except ``id``, ``seq``, ``status`` and ``created_at``.
+        :raises ApiError: the room refuses it (see :meth:`_admit`); nothing is stored.
+        :raises DuplicateImage: the room already has an image with the same ``sha256``.
+        :raises LookupError: the room was deleted meanwhile.
+        """
+        room_id = values["room_id"]
+        participant = viewer.participant
+        try:
+            async with self.database.direct_transaction() as statements:
+                locked = await lock_room(statements, room_id)
+                status = await self._admit(
+                    statements, room_id, locked, viewer, values["original_bytes"]
+                )
+                image = await self.repository.insert(
+                    statements,
+                    values,
+                    seq=locked.seq,
+                    status=status,
+                    now=now,
+                    uploader_name=participant.name if participant else None,
+                )
+                if status == APPROVED:
+                    event = RoomEvent(room_id, locked.seq, "image_added", image_view(image))
+                else:
+                    event = await self._queue_event(statements, room_id, locked.seq)
+                await log_event(statements, event, now)
+        except IntegrityError as exc:
+            if is_duplicate_image(exc):
+                raise DuplicateImage from exc
+            raise
+        return image, event
+
+    async def _admit(
+        self,
+        statements: Statements,
+        room_id: int,
+        locked: LockedRoom,
+        viewer: Viewer,
+        size: int,
+    ) -> str:
+        """Whether the room, as locked in the upload's transaction, takes ``size`` bytes from
+        ``viewer``, and with which status: ``"approved"``, or ``"pending"`` in a moderated
+        room; the host skips the pause, the quotas and moderation.
+
+        :raises ApiError: 409 ``room_closed`` or ``uploads_paused``; 401 ``join_required``;
+            429 ``room_storage_full``, ``room_quota_reached`` or ``guest_quota_reached``.
+        """
+        participant = viewer.participant
+        if locked.closed_at is not None:
+            raise ApiError(409, "room_closed", "This room is closed to new photos.")
+        if viewer.is_host:
+            return APPROVED
+        _require_uploads_open(locked.uploads_open)
+        _require_participant(locked.require_join, participant)
+        if locked.max_bytes is not None and locked.stored_bytes + size > locked.max_bytes:
+            raise ApiError(
+                429,
+                "room_storage_full",
+                f"This room is full: it holds its limit of {_megabytes(locked.max_bytes)} "
+                "of photos.",
+            )
+        if locked.max_images is not None and locked.stored_images >= locked.max_images:
+            raise ApiError(
+                429,
+                "room_quota_reached",
+                f"This room is full: it holds its limit of {locked.max_images} photos.",
+            )
+        limit = locked.max_uploads_per_guest
+        if (
+            participant is not None
+            and limit is not None
+            and await self.repository.uploader_image_count(statements, room_id, participant.id)
+            >= limit
+        ):
+            raise ApiError(
+                429,
+                "guest_quota_reached",
+                f"You have uploaded {limit} photos, the most one guest may add here.",
+            )
+        return PENDING if locked.moderation == "approve" else APPROVED
+
+    async def _queue_event(self, statements: Statements, room_id: int, seq: int) -> RoomEvent:
+        """The ``moderation_queue`` event at ``seq``, with the queue length as the
+        transaction of ``statements`` sees it."""
+        pending = await self.repository.pending_count(statements, room_id)
+        return RoomEvent(room_id, seq, "moderation_queue", {"seq": seq, "pending_count": pending})
 
     async def page(
         self,
@@ -282,7 +352,7 @@ class ImageService:
         """
         after_seq = _int_param("after", after, default=0, low=0, high=2**63 - 1)
         size = _int_param("limit", limit, default=MAX_PAGE, low=1, high=MAX_PAGE)
-        found = await self.repository.events_after(room.id, after_seq, size + 1)
+        found = await events_after(self.database, room.id, after_seq, size + 1)
         items = found[:size]
         return {
             "items": [
@@ -320,14 +390,19 @@ class ImageService:
         :raises ApiError: 404 unknown image.
         """
         image = await self.get(room, image_id)
-        try:
-            approved, event = await self.repository.approve(
-                image, render_payload=image_view, now=self.rooms.clock()
-            )
-        except LookupError:
-            raise image_not_found() from None
-        if event is not None:
-            await self.bus.publish(event)
+        now = self.rooms.clock()
+        async with self.database.transaction() as connection:
+            seq = await next_seq(connection, image.room_id)
+            approved = await self.repository.approve_pending(connection, image.id, seq)
+            if approved is None:  # approved already, or gone: nothing happened
+                await connection.rollback()
+                current = await self.repository.get(image.room_id, image.id)
+                if current is None:
+                    raise image_not_found()
+                return image_view(current)
+            event = RoomEvent(image.room_id, seq, "image_added", image_view(approved))
+            await log_event(SQLAlchemyStatements(connection), event, now)
+        await self.bus.publish(event)
         return image_view(approved)
 
     async def reject(self, room: Room, image_id: str) -> None:
@@ -363,9 +438,23 @@ class ImageService:
         await self._remove(image)
 
     async def _remove(self, image: Image) -> None:
-        event = await self.repository.remove(image, now=self.rooms.clock())
-        if event is None:
-            return
+        """Delete an image and log its event in one transaction (``image_removed`` for an
+        approved image, ``moderation_queue`` for a pending one: guests never saw it), then
+        its files, then publish the event; nothing when the image was already gone."""
+        now = self.rooms.clock()
+        async with self.database.transaction() as connection:
+            seq = await next_seq(connection, image.room_id)
+            status = await self.repository.delete_row(connection, image.id)
+            if status is None:
+                await connection.rollback()  # undo the seq bump: nothing happened
+                return
+            if status == APPROVED:
+                event = RoomEvent(image.room_id, seq, "image_removed", {"id": image.id, "seq": seq})
+            else:
+                event = await self._queue_event(
+                    SQLAlchemyStatements(connection), image.room_id, seq
+                )
+            await log_event(SQLAlchemyStatements(connection), event, now)
         with contextlib.suppress(OSError):
             await self.media.delete(image.storage_key)
         await self.bus.publish(event)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from web.errors import ApiError
 from web.rooms.qr import qr_payload
 from web.rooms.repository import Participant, Room
-from web.rooms.service import Viewer
+from web.rooms.service import Viewer, participant_cookie
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
 from web.services import Services, services
 
@@ -121,11 +121,6 @@ def _nesting_depth(text: str) -> int:
     return deepest
 
 
-def participant_cookie(room: Room) -> str:
-    """Name of the HTTP-only cookie that carries a participant key for ``room``."""
-    return f"imageshark_p_{room.id}"
-
-
 async def current_participant(request: Request, room: Room) -> Participant | None:
     """The participant making ``request``: ``X-Participant-Key`` header, else the signed
     cookie; None for neither (or one that does not belong to ``room``)."""
@@ -163,8 +158,8 @@ async def host_view(app: Services, request: Request, room: Room) -> dict[str, An
     return host_room_view(
         room,
         public_base_url(request, app.settings, app.lan),
-        await app.rooms.repository.image_count(room.id),
-        await app.rooms.repository.image_count(room.id, status="pending"),
+        await app.rooms.image_count(room),
+        await app.rooms.image_count(room, status="pending"),
         app.qr,
     )
 
@@ -204,7 +199,7 @@ async def passcode_for(request: Request, room: Room) -> str | None:
 async def get_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    count = await app.rooms.repository.image_count(room.id)
+    count = await app.rooms.image_count(room)
     view = room_view(room, public_base_url(request, app.settings, app.lan), count, app.qr)
     passcode = await passcode_for(request, room)
     if passcode is None:
@@ -247,7 +242,7 @@ async def get_me(request: Request) -> Response:
         raise not_joined()
     if request.method == "PATCH":
         participant = await app.rooms.rename(participant, (await json_body(request)).get("name"))
-    count = await app.rooms.repository.upload_count(room.id, participant.id)
+    count = await app.rooms.upload_count(room, participant)
     limit = room.max_uploads_per_guest
     return JSONResponse(
         {

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from realtime.bus import RoomEvent
-from web.database import Database, SQLAlchemyStatements, Statements
-from web.schema import images, participants, room_events, rooms
+from web.database import Database, Statements
+from web.event_log import BUMP_SEQ
+from web.schema import participants, rooms
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,63 +128,36 @@ class RoomRepository:
             )
             return Room(**result.one()._mapping)
 
-    async def update(
-        self,
-        room_id: int,
-        values: dict[str, Any],
-        *,
-        now: datetime,
-        render_payload: Callable[[Room], dict[str, Any]],
-    ) -> tuple[Room, RoomEvent | None]:
-        """Change room settings and log ``room_updated`` in one transaction.
+    @staticmethod
+    async def locked(connection: AsyncConnection, room_id: int) -> Room:
+        """The room row, write-locked until ``connection``'s transaction ends (a no-op UPDATE
+        takes the lock on both PostgreSQL and SQLite, where SELECT ... FOR UPDATE does not
+        exist).
 
-        :param values: columns to set (only those that differ from the stored ones change).
-        :param render_payload: ``(Room) -> dict``, the event's argument (``seq`` is added).
-        :returns: the room as stored afterwards, and the event (None when nothing changed).
         :raises LookupError: the room does not exist.
         """
-        async with self.database.transaction() as connection:
-            current = await _locked_room_row(connection, room_id)
-            changed = {
-                key: value for key, value in values.items() if getattr(current, key) != value
-            }
-            if not changed:
-                return current, None
-            seq = await next_seq(connection, room_id)
-            row = (
-                await connection.execute(
-                    update(rooms).where(rooms.c.id == room_id).values(**changed).returning(*rooms.c)
-                )
-            ).one()
-            room = Room(**row._mapping)
-            event = RoomEvent(room_id, seq, "room_updated", {**render_payload(room), "seq": seq})
-            await log_event(SQLAlchemyStatements(connection), event, now)
-        return room, event
-
-    async def close(self, room_id: int, *, now: datetime) -> tuple[Room, RoomEvent | None]:
-        """Close the room (no more joins or uploads) and log ``room_closed``, once.
-
-        :returns: the room afterwards, and the event (None when it was already closed).
-        :raises LookupError: the room does not exist.
-        """
-        async with self.database.transaction() as connection:
-            current = await _locked_room_row(connection, room_id)
-            if current.closed_at is not None:
-                return current, None
-            seq = await next_seq(connection, room_id)
-            row = (
-                await connection.execute(
-                    update(rooms)
-                    .where(rooms.c.id == room_id)
-                    .values(closed_at=now)
-                    .returning(*rooms.c)
-                )
-            ).one()
-            event = RoomEvent(
-                room_id, seq, "room_closed", {"seq": seq, "closed_at": now.isoformat()}
+        row = (
+            await connection.execute(
+                update(rooms)
+                .where(rooms.c.id == room_id)
+                .values(last_seq=rooms.c.last_seq)
+                .returning(*rooms.c)
             )
-            await log_event(SQLAlchemyStatements(connection), event, now)
-        return Room(**row._mapping), event
+        ).first()
+        if row is None:
+            raise LookupError(f"room {room_id} does not exist")
+        return Room(**row._mapping)
+
+    @staticmethod
+    async def change(connection: AsyncConnection, room_id: int, values: dict[str, Any]) -> Room:
+        """Set the room's columns ``values`` inside ``connection``'s transaction; return the
+        room as stored afterwards."""
+        row = (
+            await connection.execute(
+                update(rooms).where(rooms.c.id == room_id).values(**values).returning(*rooms.c)
+            )
+        ).one()
+        return Room(**row._mapping)
 
     async def by_code(self, code: str) -> Room | None:
         """The room with the short code ``code`` (upper case), or None."""
@@ -199,16 +171,6 @@ class RoomRepository:
             row = await statements.first(_ROOM_BY_TOKEN, {"token": token})
         return Room(**row) if row else None
 
-    async def image_count(self, room_id: int, status: str = "approved") -> int:
-        """How many images of ``status`` (``approved`` or ``pending``) the room holds."""
-        async with self.database.read() as connection:
-            count = await connection.scalar(
-                select(func.count())
-                .select_from(images)
-                .where(images.c.room_id == room_id, images.c.status == status)
-            )
-        return int(count or 0)
-
     async def participant_by_id(self, room_id: int, participant_id: int) -> Participant | None:
         """The participant ``participant_id`` of ``room_id``, or None."""
         async with self.database.read() as connection:
@@ -220,16 +182,6 @@ class RoomRepository:
                 )
             ).first()
         return Participant(**row._mapping) if row else None
-
-    async def upload_count(self, room_id: int, participant_id: int) -> int:
-        """How many images (approved or pending) the participant has in the room."""
-        async with self.database.read() as connection:
-            count = await connection.scalar(
-                select(func.count())
-                .select_from(images)
-                .where(images.c.room_id == room_id, images.c.participant_id == participant_id)
-            )
-        return int(count or 0)
 
     async def add_participant(
         self, *, room_id: int, name: str, key_hash: str, now: datetime
@@ -296,11 +248,7 @@ _PARTICIPANT_BY_KEY_HASH = select(*_PARTICIPANT_COLUMNS).where(
     participants.c.key_hash == bindparam("key_hash"),
     participants.c.room_id == bindparam("room_id"),
 )
-_BUMP_SEQ = (
-    update(rooms).where(rooms.c.id == bindparam("room_id")).values(last_seq=rooms.c.last_seq + 1)
-)
-_NEXT_SEQ = _BUMP_SEQ.returning(rooms.c.last_seq)
-_LOCK_ROOM = _BUMP_SEQ.returning(
+_LOCK_ROOM = BUMP_SEQ.returning(
     rooms.c.last_seq,
     rooms.c.closed_at,
     rooms.c.uploads_open,
@@ -312,45 +260,13 @@ _LOCK_ROOM = _BUMP_SEQ.returning(
     rooms.c.stored_bytes,
     rooms.c.require_join,
 )
-_INSERT_EVENT = insert(room_events)
-
-
-async def _locked_room_row(connection: AsyncConnection, room_id: int) -> Room:
-    """The room row, write-locked until commit (a no-op UPDATE takes the lock on both
-    PostgreSQL and SQLite, where SELECT ... FOR UPDATE does not exist)."""
-    row = (
-        await connection.execute(
-            update(rooms)
-            .where(rooms.c.id == room_id)
-            .values(last_seq=rooms.c.last_seq)
-            .returning(*rooms.c)
-        )
-    ).first()
-    if row is None:
-        raise LookupError(f"room {room_id} does not exist")
-    return Room(**row._mapping)
-
-
-async def log_event(statements: Statements, event: RoomEvent, now: datetime) -> None:
-    """Append ``event`` to the room event log inside the transaction of ``statements`` (wrap
-    a connection of :meth:`Database.transaction` in ``SQLAlchemyStatements``)."""
-    await statements.execute(
-        _INSERT_EVENT,
-        {
-            "room_id": event.room_id,
-            "seq": event.seq,
-            "kind": event.kind,
-            "payload": event.payload,
-            "created_at": now,
-        },
-    )
 
 
 async def lock_room(statements: Statements, room_id: int) -> LockedRoom:
-    """Allocate the room's next event sequence number, like :func:`next_seq`, and read the
-    settings an upload is judged by under the same row lock, so a concurrent settings change
-    is either wholly before or wholly after the upload. Raises LookupError if the room does
-    not exist."""
+    """Allocate the room's next event sequence number, like :func:`web.event_log.next_seq`,
+    and read the settings an upload is judged by under the same row lock, so a concurrent
+    settings change is either wholly before or wholly after the upload. Raises LookupError if
+    the room does not exist."""
     row = await statements.first(_LOCK_ROOM, {"room_id": room_id})
     if row is None:
         raise LookupError(f"room {room_id} does not exist")
@@ -366,16 +282,3 @@ async def lock_room(statements: Statements, room_id: int) -> LockedRoom:
         stored_bytes=int(row["stored_bytes"]),
         require_join=bool(row["require_join"]),
     )
-
-
-async def next_seq(connection: AsyncConnection, room_id: int) -> int:
-    """Allocate the room's next event sequence number inside ``connection``'s transaction.
-
-    The UPDATE takes the room row's write lock until commit, so transactions that change one
-    room commit one at a time and in ``seq`` order; ids drawn after this call therefore sort in
-    commit order within the room. Raises LookupError if the room does not exist.
-    """
-    seq = await connection.scalar(_NEXT_SEQ, {"room_id": room_id})
-    if seq is None:
-        raise LookupError(f"room {room_id} does not exist")
-    return int(seq)

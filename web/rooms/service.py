@@ -10,8 +10,12 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 
-from realtime.bus import RoomEvent, RoomEventBus
+from realtime.bus import RoomEventBus
+from realtime.namespace import AccessRefused, Handshake
+from web.database import Database, SQLAlchemyStatements
 from web.errors import ApiError
+from web.event_log import RoomEvent, log_event, next_seq
+from web.images.repository import ImageRepository
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
 from web.rooms.room_settings import clean_text, validate_room_settings
@@ -44,6 +48,12 @@ def passcode_required() -> ApiError:
 
 
 PARTICIPANT_COOKIE_SALT = "participant-cookie"
+
+
+def participant_cookie(room: Room) -> str:
+    """Name of the HTTP-only cookie that carries a participant's signed identity for
+    ``room`` (set by ``POST /api/rooms/{token}/join``, read by the API and the live side)."""
+    return f"imageshark_p_{room.id}"
 
 
 CODE_ATTEMPTS = 5
@@ -90,7 +100,10 @@ def room_settings_view(room: Room) -> dict[str, Any]:
 class RoomService:
     """Room operations shared by the HTTP API, the pages and the live side.
 
+    :param database: the replica's connection pool: each change's transaction (the room and
+        its room event) is opened here.
     :param repository: room and participant storage.
+    :param images: image storage, for the counts the room views show.
     :param settings: room lifetime, limits and defaults.
     :param bus: where committed room events are published for every replica.
     :param rate_limits: the join-attempt limits (``"join"`` with a passcode, ``"open_join"``
@@ -101,14 +114,18 @@ class RoomService:
 
     def __init__(
         self,
+        database: Database,
         repository: RoomRepository,
+        images: ImageRepository,
         settings: Settings,
         bus: RoomEventBus,
         rate_limits: RateLimiter,
         signing: SigningSecret,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self.database = database
         self.repository = repository
+        self.images = images
         self.settings = settings
         self.bus = bus
         self.rate_limits = rate_limits
@@ -164,21 +181,39 @@ class RoomService:
         values = validate_room_settings(
             body, now=self.clock(), longest_lifetime=self.longest_lifetime
         )
-        updated, event = await self.repository.update(
-            room.id, values, now=self.clock(), render_payload=room_settings_view
-        )
-        await self._publish(event)
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            current = await self.repository.locked(connection, room.id)
+            changed = {
+                key: value for key, value in values.items() if getattr(current, key) != value
+            }
+            if not changed:
+                return current
+            seq = await next_seq(connection, room.id)
+            updated = await self.repository.change(connection, room.id, changed)
+            payload = {**room_settings_view(updated), "seq": seq}
+            event = RoomEvent(room.id, seq, "room_updated", payload)
+            await log_event(SQLAlchemyStatements(connection), event, now)
+        await self.bus.publish(event)
         return updated
 
     async def close(self, room: Room) -> Room:
-        """Close the room for good: no more joins or uploads. Publishes ``room_closed`` once."""
-        closed, event = await self.repository.close(room.id, now=self.clock())
-        await self._publish(event)
-        return closed
+        """Close the room for good: no more joins or uploads. Publishes ``room_closed`` once.
 
-    async def _publish(self, event: RoomEvent | None) -> None:
-        if event is not None:
-            await self.bus.publish(event)
+        :raises LookupError: the room no longer exists.
+        """
+        now = self.clock()
+        async with self.database.transaction() as connection:
+            current = await self.repository.locked(connection, room.id)
+            if current.closed_at is not None:
+                return current
+            seq = await next_seq(connection, room.id)
+            closed = await self.repository.change(connection, room.id, {"closed_at": now})
+            payload = {"seq": seq, "closed_at": now.isoformat()}
+            event = RoomEvent(room.id, seq, "room_closed", payload)
+            await log_event(SQLAlchemyStatements(connection), event, now)
+        await self.bus.publish(event)
+        return closed
 
     async def find(self, token: str) -> Room | None:
         """The live room with ``token``; None when malformed, unknown or expired."""
@@ -375,6 +410,44 @@ class RoomService:
             if isinstance(participant_id, int) and not isinstance(participant_id, bool):
                 return await self.repository.participant_by_id(room.id, participant_id)
         return None
+
+    async def admit_live(self, handshake: Handshake) -> tuple[int, int] | None:
+        """Admit a live (Socket.IO) connection to the room of ``handshake.token``: the live
+        side's :data:`realtime.namespace.ResolveRoom`.
+
+        A passcode room admits only a client that presents its host key, a participant key
+        or the room's signed participant cookie.
+
+        :returns: ``(room_id, last_seq)``; None when the token is malformed, unknown or
+            expired.
+        :raises AccessRefused: ``passcode_required`` for anyone else in a passcode room.
+        :raises sqlalchemy.exc.DBAPIError: the database failed or is unreachable.
+        """
+        room = await self.find(handshake.token)
+        if room is None:
+            return None
+        if room.passcode is not None and not await self._may_view_live(room, handshake):
+            raise AccessRefused("passcode required: join the room first", "passcode_required")
+        return room.id, room.last_seq
+
+    async def image_count(self, room: Room, status: str = "approved") -> int:
+        """How many images of ``status`` (``"approved"``: what the room shows; ``"pending"``:
+        the moderation queue) the room holds now."""
+        return await self.images.count(room.id, status)
+
+    async def upload_count(self, room: Room, participant: Participant) -> int:
+        """How many images (approved or pending) ``participant`` has in the room now."""
+        return await self.images.count_uploads(room.id, participant.id)
+
+    async def _may_view_live(self, room: Room, handshake: Handshake) -> bool:
+        if self.is_host_key(room, handshake.host_key):
+            return True
+        participant = await self.participant(
+            room,
+            key=handshake.participant_key,
+            cookie=handshake.cookies.get(participant_cookie(room)),
+        )
+        return participant is not None
 
     @staticmethod
     def admits(room: Room, viewer: Viewer) -> bool:
