@@ -204,7 +204,6 @@ def create_app(
     state = Services(
         settings=settings,
         database=database,
-        media=media,
         bus=bus,
         rooms=room_service,
         images=image_service,

@@ -10,7 +10,6 @@ from starlette.requests import HTTPConnection
 from realtime.bus import RoomEventBus
 from web.database import Database
 from web.images.service import ImageService
-from web.media import MediaStore
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
 from web.rooms.views import LanAddress
@@ -24,7 +23,6 @@ class Services:
 
     settings: Settings
     database: Database
-    media: MediaStore
     bus: RoomEventBus
     rooms: RoomService
     images: ImageService

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from web.errors import ApiError
-from web.images.archive import file_name_part, original_extension, room_archive
+from web.images.archive import file_name_part, original_extension
 from web.images.endpoints import media_response
 from web.images.repository import APPROVED, Image
 from web.images.service import image_not_found
@@ -227,9 +227,7 @@ async def download_full(request: Request) -> Response:
     image = await app.images.get(room, image_id)
     if not _may_see(viewer, image):
         raise image_not_found()  # a pending image is not there for other guests
-    full = await app.media.full_size(
-        image.storage_key, app.images.spec, app.images.repository.existing_keys
-    )
+    full = await app.images.full_size(image)
     if full is None:
         raise image_not_found()  # deleted meanwhile
     return media_response(
@@ -247,7 +245,7 @@ async def download_original(request: Request) -> Response:
     image_id = request.path_params["image_id"]
     _require_host_or_link(request, room, original_path(room, image_id))
     image = await app.images.get(room, image_id)
-    original = await app.media.original(image.storage_key, image.mime_type)
+    original = await app.images.original(image)
     if original is None:
         raise ApiError(404, "not_found", "The original file is missing.")
     name = f"{_title_part(room)}-{image.id}.{original_extension(image.mime_type)}"
@@ -261,7 +259,7 @@ async def download_archive(request: Request) -> Response:
     room = await room_for(request)
     _require_host_or_link(request, room, archive_path(room))
     return StreamingResponse(
-        room_archive(room.id, app.images.repository, app.media),
+        app.images.archive(room),
         media_type="application/zip",
         headers={
             "Content-Disposition": attachment(f"{_title_part(room)}.zip"),

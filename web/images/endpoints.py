@@ -122,7 +122,7 @@ async def delete_image(request: Request) -> Response:
 async def rendition_file(request: Request) -> Response:
     app = services(request)
     key, name = request.path_params["key"], request.path_params["name"]
-    found = await app.media.rendition(key, name)
+    found = await app.images.rendition(key, name)
     if found is None:
         raise ApiError(404, "not_found", "No such image file.")
     headers = {"Cache-Control": media_cache_control(app.settings.media_max_age_seconds)}

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from realtime.bus import RoomEventBus
 from web.database import Database, SQLAlchemyStatements, Statements
 from web.errors import ApiError
 from web.event_log import RoomEvent, events_after, log_event, next_seq
+from web.images.archive import room_archive
 from web.images.repository import (
     APPROVED,
     PENDING,
@@ -24,7 +26,7 @@ from web.images.repository import (
     is_duplicate_image,
 )
 from web.images.views import image_view
-from web.media import MediaStore, StagedMedia
+from web.media import MediaFile, MediaStore, StagedMedia
 from web.metrics import Metrics
 from web.pipeline import RenditionSpec
 from web.rate_limits import RateLimiter
@@ -371,6 +373,36 @@ class ImageService:
         if image is None:
             raise image_not_found()
         return image
+
+    async def rendition(self, key: str, name: str) -> MediaFile | None:
+        """A published (or staged, see :meth:`web.media.MediaStore.rendition`) rendition file.
+
+        :param key: the image's storage key (from its URL).
+        :param name: the rendition's file name (``display.jpg``, ``thumb.jpg``).
+        :returns: the file, or None when there is none by that key and name.
+        """
+        return await self.media.rendition(key, name)
+
+    async def full_size(self, image: Image) -> MediaFile | None:
+        """The image at full resolution, rendered on first request and kept.
+
+        :returns: the JPEG, or None when the image was deleted meanwhile (what was rendered
+            for it is removed).
+        :raises ApiError: 503 renderers busy; OSError from the disk.
+        """
+        return await self.media.full_size(
+            image.storage_key, self.spec, self.repository.existing_keys
+        )
+
+    async def original(self, image: Image) -> MediaFile | None:
+        """The file as uploaded (GPS tags blanked unless the room keeps locations), or None
+        when it is missing from storage."""
+        return await self.media.original(image.storage_key, image.mime_type)
+
+    def archive(self, room: Room) -> AsyncIterator[bytes]:
+        """The room's ZIP archive as it is produced (see :func:`web.images.archive.room_archive`):
+        chunks of up to 256 KiB, approved originals in upload order and ``index.csv``."""
+        return room_archive(room.id, self.repository, self.media)
 
     async def visible(self, room: Room, image_id: str, viewer: Viewer) -> Image:
         """The image if ``viewer`` may see it: approved ones for every viewer, pending ones
