@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -10,10 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import socketio
-from anyio import to_thread
 from asgi_correlation_id import CorrelationIdMiddleware
-from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
@@ -23,36 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from realtime.bus import LocalBus, RedisBus, RoomEventBus, redis_client
-from realtime.delivery import LiveDelivery
-from realtime.fanout import FanOutCounters
-from realtime.presence import LocalPresence, Presence, RedisPresence
-from realtime.server import create_live_server
 from web import health, pages
 from web.assets import build_id, static_mounts
-from web.database import Database
 from web.errors import ApiError, error_response, handle_api_error
-from web.event_log import DatabaseRoomLog
 from web.images import downloads as image_downloads
 from web.images import endpoints as image_endpoints
-from web.images.repository import ImageRepository
-from web.images.service import ImageService
-from web.images.views import image_view
-from web.media import LocalMedia, MediaStore
-from web.metrics import Metrics
-from web.migrate import upgrade
-from web.origins import CrossOriginGuard, OriginPolicy
-from web.pipeline import RenditionPool
-from web.rate_limits import RateLimiter
+from web.origins import CrossOriginGuard
+from web.replica import build_replica
 from web.rooms import endpoints as room_endpoints
-from web.rooms.qr import QrCodes
-from web.rooms.repository import RoomRepository
-from web.rooms.service import RoomService
-from web.rooms.views import LanAddress
-from web.services import Services
 from web.settings import Settings
-from web.signing import SigningSecret
-from web.storage import RECOVERY_PERIOD_SECONDS, LocalImageStore
 from web.uploads import DISK_FULL_ERRNOS, insufficient_storage
 
 logger = logging.getLogger(__name__)
@@ -91,32 +66,6 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "Something went wrong on our side.")
 
 
-async def _periodic_catch_up(delivery: LiveDelivery, period: float) -> None:
-    """Every ``period`` seconds, emit logged events the bus lost (see LiveDelivery.catch_up)."""
-    while True:
-        await asyncio.sleep(period)
-        try:
-            await delivery.catch_up()
-        except Exception:  # database briefly down: try again next period
-            logger.warning("periodic catch-up failed", exc_info=True)
-
-
-async def _periodic_recovery(media: MediaStore, images: ImageRepository) -> None:
-    """Now and again, finish the uploads of replicas that died and were not restarted (on
-    NFS their locks are only freed when the lease expires, after this one started)."""
-    while True:
-        await asyncio.sleep(RECOVERY_PERIOD_SECONDS)
-        try:
-            published, removed = await media.recover(images.existing_keys)
-        except Exception:  # database briefly down: try again next period
-            logger.warning("recovery of interrupted uploads failed", exc_info=True)
-            continue
-        if published or removed:
-            logger.warning(
-                "recovered interrupted uploads: %d finished, %d removed", published, removed
-            )
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -141,97 +90,13 @@ def create_app(
         README lists ("Serving with plain uvicorn").
     """
     settings = settings or Settings()
-    database = Database(settings)
-    media = LocalMedia(
-        LocalImageStore(settings.data_dir),
-        RenditionPool(
-            settings.rendition_workers,
-            settings.rendition_queue,
-            room_queue_limit=settings.rendition_room_queue,
-            timeout_seconds=settings.rendition_timeout_seconds,
-            on_demand=renditions_on_demand,
-        ),
-    )
-    bus: RoomEventBus
-    presence: Presence
-    redis: Redis | None = None
-    if settings.redis_url is not None:
-        redis = redis_client(settings.redis_url.get_secret_value())
-        bus = RedisBus(redis, settings.redis_prefix)
-        presence = RedisPresence(redis, settings.redis_prefix, ttl=settings.presence_ttl_seconds)
-    else:
-        bus, presence = LocalBus(), LocalPresence()
-    rate_limits = RateLimiter(
-        {
-            "upload": settings.upload_rate_limit,
-            "anonymous_upload": settings.anonymous_upload_rate_limit,
-            "join": settings.join_rate_limit,
-            "create_room": settings.room_create_rate_limit,
-            "open_join": settings.open_join_rate_limit,
-            "code_lookup": settings.open_join_rate_limit,
-        },
-        settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
-        settings.redis_prefix,
-    )
-    signing = SigningSecret(settings.secret_key)
-    origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
-    image_repository = ImageRepository(database)
-    room_service = RoomService(
-        database, RoomRepository(database), image_repository, settings, bus, rate_limits, signing
-    )
-
-    registry = CollectorRegistry()  # everything /metrics serves
-    sio, delivery, namespace, fast_paths = create_live_server(
-        room_service.admit_live,
-        DatabaseRoomLog(database, image_repository, image_view),
-        presence,
-        ping_interval=settings.ping_interval_seconds,
-        ping_timeout=settings.ping_timeout_seconds,
-        replay_limit=settings.replay_limit,
-        allowed_origin=origins.allows_handshake,
-        connect_timeout=settings.connect_timeout_seconds,
-        fanout_counters=FanOutCounters(registry),
-    )
-    metrics = Metrics(
-        connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
-        active_rooms=lambda: len(delivery.rooms),
-        registry=registry,
-        fast_paths={**fast_paths, "http": http_deadlines},
-    )
-    image_service = ImageService(
-        database, image_repository, room_service, media, bus, settings, metrics, rate_limits
-    )
-    state = Services(
-        settings=settings,
-        database=database,
-        bus=bus,
-        rooms=room_service,
-        images=image_service,
-        sio=sio,
-        signing=signing,
-        qr=QrCodes(),
-        lan=LanAddress(),
+    replica = build_replica(
+        settings, http_deadlines=http_deadlines, renditions_on_demand=renditions_on_demand
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        if settings.migrate_on_start:
-            await to_thread.run_sync(upgrade, settings)
-        await signing.load(database)
-        published, removed = await media.recover(image_repository.existing_keys)
-        if published or removed:
-            logger.warning(
-                "recovered interrupted uploads: %d finished, %d removed", published, removed
-            )
-        await media.start()
-        await bus.start(delivery.deliver, delivery.catch_up)
-        await namespace.start()
-        catch_up = (
-            asyncio.create_task(_periodic_catch_up(delivery, settings.catch_up_seconds))
-            if bus.may_lose_events
-            else None
-        )
-        recovery = asyncio.create_task(_periodic_recovery(media, image_repository))
+        await replica.start()
         # Start-up objects (modules, templates, pools) live as long as the process: move them
         # out of the collector's sight so full collections stay short (gc.freeze docs).
         gc.collect()
@@ -239,20 +104,10 @@ def create_app(
         thresholds = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
         try:
-            yield {"services": state}
+            yield {"services": replica.services}
         finally:
             gc.set_threshold(*thresholds)
-            if catch_up is not None:
-                catch_up.cancel()
-            recovery.cancel()
-            await presence.close()
-            await bus.close()
-            if redis is not None:
-                await redis.aclose()
-            await delivery.close()
-            await media.close()
-            await rate_limits.close()
-            await database.close()
+            await replica.stop()
 
     starlette_app = Starlette(
         routes=[
@@ -261,7 +116,7 @@ def create_app(
             *image_endpoints.routes,
             *image_downloads.routes,
             *health.routes,
-            metrics.route(settings.metrics_token),
+            replica.metrics.route(settings.metrics_token),
             *static_mounts(settings.static_dir, build_id(settings.static_dir)),
         ],
         exception_handlers={
@@ -275,11 +130,13 @@ def create_app(
         },
         middleware=[
             Middleware(CorrelationIdMiddleware, header_name="X-Request-ID"),
-            Middleware(CrossOriginGuard, policy=origins),
+            Middleware(CrossOriginGuard, policy=replica.origins),
         ],
         lifespan=lifespan,
     )
-    service = socketio.ASGIApp(sio, other_asgi_app=starlette_app, socketio_path="socket.io")
+    service = socketio.ASGIApp(
+        replica.services.sio, other_asgi_app=starlette_app, socketio_path="socket.io"
+    )
     # Here rather than in the server's options, so every way of serving the app uses the same
     # trust; with a list (never "*") uvicorn walks X-Forwarded-For from the right.
     return ProxyHeadersMiddleware(service, trusted_hosts=list(settings.trusted_proxies))

@@ -1,0 +1,233 @@
+"""One replica's collaborators: built from the settings, started and stopped in order.
+
+:func:`build_replica` is the composition root's first half (the second, :func:`web.app.create_app`,
+puts the HTTP routes, error handlers and middleware around it): it picks the implementation of
+each interface the settings ask for (SQLite or PostgreSQL, local media, in-process or Redis
+bus and presence, memory or Redis rate limits) and wires the services to them. Nothing here
+reads a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from anyio import to_thread
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from realtime.bus import LocalBus, RedisBus, RoomEventBus, redis_client
+from realtime.delivery import LiveDelivery
+from realtime.fanout import FanOutCounters
+from realtime.namespace import RoomNamespace
+from realtime.presence import LocalPresence, Presence, RedisPresence
+from realtime.server import create_live_server
+from web.database import Database
+from web.event_log import DatabaseRoomLog
+from web.images.repository import ImageRepository
+from web.images.service import ImageService
+from web.images.views import image_view
+from web.media import LocalMedia, MediaStore
+from web.metrics import Metrics
+from web.migrate import upgrade
+from web.origins import OriginPolicy
+from web.pipeline import RenditionPool
+from web.rate_limits import RateLimiter
+from web.rooms.qr import QrCodes
+from web.rooms.repository import RoomRepository
+from web.rooms.service import RoomService
+from web.rooms.views import LanAddress
+from web.services import Services
+from web.settings import Settings
+from web.signing import SigningSecret
+from web.storage import RECOVERY_PERIOD_SECONDS, LocalImageStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Replica:
+    """Everything one replica runs on, and its start-up and shutdown order.
+
+    :ivar services: what request handlers reach (``request.state.services``).
+    :ivar metrics: the replica's Prometheus collectors (served at ``/metrics``).
+    :ivar origins: the allowed browser origins (the HTTP guard and the live handshake).
+    """
+
+    settings: Settings
+    database: Database
+    media: MediaStore
+    bus: RoomEventBus
+    presence: Presence
+    redis: Redis | None
+    rate_limits: RateLimiter
+    signing: SigningSecret
+    images: ImageRepository
+    delivery: LiveDelivery
+    namespace: RoomNamespace
+    services: Services
+    metrics: Metrics
+    origins: OriginPolicy
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Migrate (when ``migrate_on_start``), load the signing secret, finish uploads a
+        crashed process left staged, start the renderers, the bus and the namespace, then the
+        periodic catch-up (a bus that ``may_lose_events``) and recovery.
+
+        :raises sqlalchemy.exc.DBAPIError: the database is unreachable; redis errors likewise.
+        """
+        if self.settings.migrate_on_start:
+            await to_thread.run_sync(upgrade, self.settings)
+        await self.signing.load(self.database)
+        await self._recover()
+        await self.media.start()
+        await self.bus.start(self.delivery.deliver, self.delivery.catch_up)
+        await self.namespace.start()
+        if self.bus.may_lose_events:
+            self._tasks.append(asyncio.create_task(self._periodic_catch_up()))
+        self._tasks.append(asyncio.create_task(self._periodic_recovery()))
+
+    async def stop(self) -> None:
+        """Stop the periodic tasks, then close everything in the reverse order of use."""
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+        await self.presence.close()
+        await self.bus.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.delivery.close()
+        await self.media.close()
+        await self.rate_limits.close()
+        await self.database.close()
+
+    async def _recover(self) -> None:
+        published, removed = await self.media.recover(self.images.existing_keys)
+        if published or removed:
+            logger.warning(
+                "recovered interrupted uploads: %d finished, %d removed", published, removed
+            )
+
+    async def _periodic_catch_up(self) -> None:
+        """Every ``catch_up_seconds``, emit logged events the bus lost (LiveDelivery.catch_up)."""
+        while True:
+            await asyncio.sleep(self.settings.catch_up_seconds)
+            try:
+                await self.delivery.catch_up()
+            except Exception:  # database briefly down: try again next period
+                logger.warning("periodic catch-up failed", exc_info=True)
+
+    async def _periodic_recovery(self) -> None:
+        """Now and again, finish the uploads of replicas that died and were not restarted (on
+        NFS their locks are only freed when the lease expires, after this one started)."""
+        while True:
+            await asyncio.sleep(RECOVERY_PERIOD_SECONDS)
+            try:
+                await self._recover()
+            except Exception:  # database briefly down: try again next period
+                logger.warning("recovery of interrupted uploads failed", exc_info=True)
+
+
+def _event_transport(settings: Settings) -> tuple[RoomEventBus, Presence, Redis | None]:
+    """The bus and presence the settings ask for: Redis (one client shared by both) when
+    ``redis_url`` is set, else in-process; and that client, for closing."""
+    if settings.redis_url is None:
+        return LocalBus(), LocalPresence(), None
+    redis = redis_client(settings.redis_url.get_secret_value())
+    presence = RedisPresence(redis, settings.redis_prefix, ttl=settings.presence_ttl_seconds)
+    return RedisBus(redis, settings.redis_prefix), presence, redis
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter:
+    """The named rate limits, in Redis when ``redis_url`` is set (shared by every replica)."""
+    return RateLimiter(
+        {
+            "upload": settings.upload_rate_limit,
+            "anonymous_upload": settings.anonymous_upload_rate_limit,
+            "join": settings.join_rate_limit,
+            "create_room": settings.room_create_rate_limit,
+            "open_join": settings.open_join_rate_limit,
+            "code_lookup": settings.open_join_rate_limit,
+        },
+        settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
+        settings.redis_prefix,
+    )
+
+
+def build_replica(
+    settings: Settings, *, http_deadlines: bool = False, renditions_on_demand: bool = False
+) -> Replica:
+    """Build (not start) every collaborator of one replica for ``settings``.
+
+    :param http_deadlines: whether the server runs web/connections.py's protocol; shown as
+        ``imageshark_fast_path{path="http"}``.
+    :param renditions_on_demand: start the rendition workers at the first upload instead of
+        at start-up (see :class:`~web.pipeline.RenditionPool`).
+    :returns: the replica; :meth:`Replica.start` opens it, :meth:`Replica.stop` closes it.
+    """
+    database = Database(settings)
+    media = LocalMedia(
+        LocalImageStore(settings.data_dir),
+        RenditionPool(
+            settings.rendition_workers,
+            settings.rendition_queue,
+            room_queue_limit=settings.rendition_room_queue,
+            timeout_seconds=settings.rendition_timeout_seconds,
+            on_demand=renditions_on_demand,
+        ),
+    )
+    bus, presence, redis = _event_transport(settings)
+    rate_limits = _rate_limiter(settings)
+    signing = SigningSecret(settings.secret_key)
+    origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
+    images = ImageRepository(database)
+    rooms = RoomService(
+        database, RoomRepository(database), images, settings, bus, rate_limits, signing
+    )
+    registry = CollectorRegistry()  # everything /metrics serves
+    sio, delivery, namespace, fast_paths = create_live_server(
+        rooms.admit_live,
+        DatabaseRoomLog(database, images, image_view),
+        presence,
+        ping_interval=settings.ping_interval_seconds,
+        ping_timeout=settings.ping_timeout_seconds,
+        replay_limit=settings.replay_limit,
+        allowed_origin=origins.allows_handshake,
+        connect_timeout=settings.connect_timeout_seconds,
+        fanout_counters=FanOutCounters(registry),
+    )
+    metrics = Metrics(
+        connected_clients=lambda: sum(len(room.clients) for room in delivery.rooms.values()),
+        active_rooms=lambda: len(delivery.rooms),
+        registry=registry,
+        fast_paths={**fast_paths, "http": http_deadlines},
+    )
+    services = Services(
+        settings=settings,
+        database=database,
+        bus=bus,
+        rooms=rooms,
+        images=ImageService(database, images, rooms, media, bus, settings, metrics, rate_limits),
+        sio=sio,
+        signing=signing,
+        qr=QrCodes(),
+        lan=LanAddress(),
+    )
+    return Replica(
+        settings=settings,
+        database=database,
+        media=media,
+        bus=bus,
+        presence=presence,
+        redis=redis,
+        rate_limits=rate_limits,
+        signing=signing,
+        images=images,
+        delivery=delivery,
+        namespace=namespace,
+        services=services,
+        metrics=metrics,
+        origins=origins,
+    )
