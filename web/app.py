@@ -29,7 +29,7 @@ from realtime.fanout import FanOutCounters
 from realtime.namespace import AccessRefused
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
-from web import health, pages
+from web import health, openapi, pages
 from web.assets import build_id, static_mounts
 from web.database import Database
 from web.errors import ApiError, error_response, handle_api_error
@@ -279,14 +279,18 @@ def create_app(
             await rate_limits.close()
             await database.close()
 
+    operations = [
+        *room_endpoints.operations,
+        *image_endpoints.operations,
+        *image_downloads.operations,
+        *health.operations,
+        metrics.operation(settings.metrics_token),
+    ]
     starlette_app = Starlette(
         routes=[
             *pages.routes,
-            *room_endpoints.routes,
-            *image_endpoints.routes,
-            *image_downloads.routes,
-            *health.routes,
-            metrics.route(settings.metrics_token),
+            *(operation.route() for operation in operations),
+            *openapi.routes(operations),
             *static_mounts(settings.static_dir, build_id(settings.static_dir)),
         ],
         exception_handlers={

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +14,7 @@ from realtime.bus import RoomEvent, RoomEventBus
 from web.errors import ApiError
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
-from web.rooms.room_settings import clean_text, validate_room_settings
+from web.rooms.room_settings import clean_text
 from web.security import (
     digest,
     is_well_formed_token,
@@ -26,6 +26,9 @@ from web.security import (
 )
 from web.settings import Settings
 from web.signing import SigningSecret
+
+if TYPE_CHECKING:
+    from web.rooms.schemas import RoomChanges, RoomCreation
 
 
 def utc_now() -> datetime:
@@ -120,21 +123,18 @@ class RoomService:
         """How far ahead a room's expiry may be set (``IMAGESHARK_ROOM_TTL_HOURS``)."""
         return timedelta(hours=self.settings.room_ttl_hours)
 
-    async def create(self, body: dict[str, Any], client_address: str) -> tuple[Room, str]:
-        """Create a room from a ``POST /api/rooms`` body; return it with its host key (the
-        only time the key is known).
+    async def create(self, creation: RoomCreation, client_address: str) -> tuple[Room, str]:
+        """Create a room from a parsed ``POST /api/rooms`` body; return it with its host key
+        (the only time the key is known).
 
-        :param body: ``title`` (required) and any settable field of
-            :func:`web.rooms.room_settings.validate_room_settings`.
+        :param creation: the title and the other settings the body named (checked).
         :param client_address: the caller's address, for the room-creation rate limit.
-        :raises ApiError: 422 for a missing title or a bad setting; 429 ``rate_limited``
-            (with Retry-After) over ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
+        :raises ApiError: 429 ``rate_limited`` (with Retry-After) over
+            ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
         """
         await self.rate_limits.hit("create_room", client_address)
         now = self.clock()
-        values = validate_room_settings(
-            {"title": body.get("title"), **body}, now=now, longest_lifetime=self.longest_lifetime
-        )
+        values = creation.values()
         values.setdefault("expires_at", now + self.longest_lifetime)
         values.setdefault("max_uploads_per_guest", self.settings.max_uploads_per_guest)
         values.setdefault("max_images", self.settings.max_images_per_room)
@@ -154,18 +154,15 @@ class RoomService:
             return room, host_key
         raise AssertionError("unreachable")
 
-    async def update(self, room: Room, body: dict[str, Any]) -> Room:
-        """Apply a host's ``PATCH``: validate, store, log and publish ``room_updated``.
+    async def update(self, room: Room, changes: RoomChanges) -> Room:
+        """Apply a host's parsed ``PATCH``: store, log and publish ``room_updated``.
 
-        :raises ApiError: 422 bad or unknown field; 409 ``room_closed``.
+        :raises ApiError: 409 ``room_closed``.
         """
         if room.closed_at is not None:
             raise ApiError(409, "room_closed", "This room is closed; its settings are final.")
-        values = validate_room_settings(
-            body, now=self.clock(), longest_lifetime=self.longest_lifetime
-        )
         updated, event = await self.repository.update(
-            room.id, values, now=self.clock(), render_payload=room_settings_view
+            room.id, changes.values(), now=self.clock(), render_payload=room_settings_view
         )
         await self._publish(event)
         return updated
