@@ -199,8 +199,9 @@ operations = [
             Parameter(
                 "mine",
                 "query",
-                "`true`: only the caller's uploads, pending ones included.",
-                {"type": "boolean"},
+                "`true`, `1` or `yes` (any case): only the caller's uploads, pending ones "
+                "included; any other value: the room's images.",
+                {"type": "string", "examples": ["true"]},
             ),
         ),
         security=_VIEWERS,

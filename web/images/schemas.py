@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue
 
 from web.wire import Timestamp, WireModel
 
@@ -63,8 +63,11 @@ class EventPage(WireModel):
 
 
 class UploadForm(WireModel):
-    """``POST /api/rooms/{token}/images``'s ``multipart/form-data`` fields (documentation:
-    the body is streamed by :func:`web.uploads.receive_upload`, never parsed whole)."""
+    """``POST /api/rooms/{token}/images``'s ``multipart/form-data`` fields; any other field is
+    ignored. (Documentation: the body is streamed by :func:`web.uploads.receive_upload`,
+    never parsed whole.)"""
+
+    model_config = ConfigDict(extra="ignore")
 
     file: bytes = Field(description="One image, its type decided by its bytes.")
     caption: str | None = Field(None, max_length=500, description="Whitespace is folded.")
