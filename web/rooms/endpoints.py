@@ -25,7 +25,6 @@ from web.rooms.schemas import (
     RoomCreation,
     RoomView,
     name_context,
-    settings_context,
 )
 from web.rooms.service import Viewer
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
@@ -195,12 +194,7 @@ async def create_room(request: Request) -> Response:
     base_url = public_base_url(
         request, app.settings, app.lan
     )  # a bad Host is refused before storing
-    creation = parse_body(
-        RoomCreation,
-        await json_body(request),
-        context=settings_context(app.rooms.clock(), app.rooms.longest_lifetime),
-    )
-    room, host_key = await app.rooms.create(creation, client_address(request))
+    room, host_key = await app.rooms.create(await json_body(request), client_address(request))
     view = host_room_view(room, base_url, image_count=0, pending_count=0, qr=app.qr)
     return json_answer(CreatedRoom.model_validate({**view, "host_key": host_key}), status=201)
 
@@ -247,12 +241,7 @@ async def update_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     app.rooms.require_host(room, request.headers.get("authorization"))
-    changes = parse_body(
-        RoomChanges,
-        await json_body(request),
-        context=settings_context(app.rooms.clock(), app.rooms.longest_lifetime),
-    )
-    room = await app.rooms.update(room, changes)
+    room = await app.rooms.update(room, await json_body(request))
     return json_answer(await host_view(app, request, room))
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
@@ -15,6 +15,7 @@ from web.errors import ApiError
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
 from web.rooms.room_settings import clean_text
+from web.rooms.schemas import RoomChanges, RoomCreation, settings_context
 from web.security import (
     digest,
     is_well_formed_token,
@@ -26,9 +27,7 @@ from web.security import (
 )
 from web.settings import Settings
 from web.signing import SigningSecret
-
-if TYPE_CHECKING:
-    from web.rooms.schemas import RoomChanges, RoomCreation
+from web.wire import parse_body
 
 
 def utc_now() -> datetime:
@@ -123,17 +122,22 @@ class RoomService:
         """How far ahead a room's expiry may be set (``IMAGESHARK_ROOM_TTL_HOURS``)."""
         return timedelta(hours=self.settings.room_ttl_hours)
 
-    async def create(self, creation: RoomCreation, client_address: str) -> tuple[Room, str]:
-        """Create a room from a parsed ``POST /api/rooms`` body; return it with its host key
-        (the only time the key is known).
+    async def create(self, body: Mapping[str, Any], client_address: str) -> tuple[Room, str]:
+        """Create a room from a ``POST /api/rooms`` body; return it with its host key (the
+        only time the key is known).
 
-        :param creation: the title and the other settings the body named (checked).
+        :param body: the request's JSON object, parsed here as
+            :class:`~web.rooms.schemas.RoomCreation` (after the rate limit: every attempt
+            counts): ``title`` (required) and any settable field.
         :param client_address: the caller's address, for the room-creation rate limit.
-        :raises ApiError: 429 ``rate_limited`` (with Retry-After) over
-            ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
+        :raises ApiError: 422 for a missing title, a bad setting or an unknown field; 429
+            ``rate_limited`` (with Retry-After) over ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
         """
         await self.rate_limits.hit("create_room", client_address)
         now = self.clock()
+        creation = parse_body(
+            RoomCreation, body, context=settings_context(now, self.longest_lifetime)
+        )
         values = creation.values()
         values.setdefault("expires_at", now + self.longest_lifetime)
         values.setdefault("max_uploads_per_guest", self.settings.max_uploads_per_guest)
@@ -154,13 +158,17 @@ class RoomService:
             return room, host_key
         raise AssertionError("unreachable")
 
-    async def update(self, room: Room, changes: RoomChanges) -> Room:
-        """Apply a host's parsed ``PATCH``: store, log and publish ``room_updated``.
+    async def update(self, room: Room, body: Mapping[str, Any]) -> Room:
+        """Apply a host's ``PATCH`` body (parsed here as :class:`~web.rooms.schemas.RoomChanges`):
+        store, log and publish ``room_updated``.
 
-        :raises ApiError: 409 ``room_closed``.
+        :raises ApiError: 409 ``room_closed``; 422 bad or unknown field.
         """
         if room.closed_at is not None:
             raise ApiError(409, "room_closed", "This room is closed; its settings are final.")
+        changes = parse_body(
+            RoomChanges, body, context=settings_context(self.clock(), self.longest_lifetime)
+        )
         updated, event = await self.repository.update(
             room.id, changes.values(), now=self.clock(), render_payload=room_settings_view
         )
