@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,19 @@ async def test_every_room_setting_is_declared(client: AppClient) -> None:
     assert schemas["RoomCreation"]["required"] == ["title"]
     assert schemas["RoomChanges"].get("required", []) == []
     assert schemas["RoomChanges"]["additionalProperties"] is False
+
+
+async def test_docs_page_loads_swagger_ui_from_our_own_static_files(client: AppClient) -> None:
+    page = await client.http.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"].startswith("default-src 'self';")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assets = re.findall(r'(?:src|href)="(?:http://testserver)?(/static/[^"]+)"', page.text)
+    assert any(asset.endswith("/swagger-ui-bundle.js") for asset in assets)
+    assert any(asset.endswith("/swagger-ui.css") for asset in assets)
+    assert any(asset.endswith("/js/api-docs.js") for asset in assets)
+    for asset in assets:
+        assert (await client.http.get(asset)).status_code == 200, asset
 
 
 # --- fuzzing a real server ----------------------------------------------------------------

@@ -63,7 +63,10 @@ def settings_context(now: datetime, longest_lifetime: timedelta) -> dict[str, An
 
 
 class RoomChanges(WireModel):
-    """``PATCH /api/rooms/{token}``: any of the settable fields; what is absent stays."""
+    """``PATCH /api/rooms/{token}``: any of the settable fields; what is absent stays.
+
+    Parse with :func:`settings_context` as the context (:func:`web.wire.parse_body`).
+    """
 
     title: Title = unchanged()
     uploads_open: bool = unchanged()
@@ -101,6 +104,7 @@ class RoomChanges(WireModel):
 
     @staticmethod
     def _defaults(data: dict[str, Any]) -> dict[str, Any]:
+        # What the checks see for fields the body left out (nothing here: they stay).
         return data
 
     def values(self) -> dict[str, Any]:
@@ -187,9 +191,11 @@ class CreatedRoom(HostRoomView):
 
 
 class JoinRequest(WireModel):
-    """``POST /api/rooms/{token}/participants``."""
+    """``POST /api/rooms/{token}/participants``; parse with :func:`name_context`."""
 
-    name: str = Field(min_length=1, description="Display name (1-60 characters).")
+    name: str = Field(
+        min_length=1, description="Display name (1 to `IMAGESHARK_MAX_NAME_CHARS`, 60)."
+    )
     passcode: str | None = Field(None, description="Only where the room has one.")
 
     @field_validator("passcode", mode="before")
@@ -207,9 +213,11 @@ class JoinRequest(WireModel):
 
 
 class Rename(WireModel):
-    """``PATCH /api/rooms/{token}/me``."""
+    """``PATCH /api/rooms/{token}/me``; parse with :func:`name_context`."""
 
-    name: str = Field(min_length=1, description="The new display name (1-60 characters).")
+    name: str = Field(
+        min_length=1, description="The new display name (1 to `IMAGESHARK_MAX_NAME_CHARS`, 60)."
+    )
 
     @model_validator(mode="before")
     @classmethod
