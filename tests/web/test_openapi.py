@@ -22,8 +22,6 @@ from starlette.routing import Route
 
 from tests.conftest import AppClient, SettingsFactory, run_server
 from tests.photos import make_image_bytes
-from web.app import create_app
-from web.settings import Settings
 
 FUZZ_EXAMPLES = 12
 """Hypothesis examples per operation in the fuzzing phase (the coverage phase adds its own
@@ -50,17 +48,16 @@ async def test_document_is_valid_openapi_3_1(client: AppClient) -> None:
     validate(document)  # raises OpenAPIValidationError with the first problem
 
 
-def _app_routes(settings: Settings) -> list[Route]:
-    """The HTTP routes of the app ``create_app`` builds (under Socket.IO and the proxy
+def _app_routes(client: AppClient) -> list[Route]:
+    """The HTTP routes of the client's app (the Starlette app under Socket.IO and the proxy
     middleware), mounts such as static files left out."""
-    service = create_app(settings, renditions_on_demand=True)
-    starlette_app = service.app.other_asgi_app  # type: ignore[attr-defined]
+    starlette_app = client.app.app.other_asgi_app
     return [route for route in starlette_app.routes if isinstance(route, Route)]
 
 
 async def test_every_api_route_is_documented_with_its_errors(client: AppClient) -> None:
     document = (await client.http.get("/openapi.json")).json()
-    routes = _app_routes(client.settings)
+    routes = _app_routes(client)
     api_routes = [route for route in routes if route.include_in_schema]
     assert len(api_routes) >= 25
     for route in api_routes:
