@@ -38,16 +38,17 @@ class ImagePage(WireModel):
     next_after: int | None = Field(description="`null` on the last page.")
 
 
-EventKind = Literal[
-    "image_added", "image_removed", "room_updated", "room_closed", "moderation_queue"
-]
-
-
 class LoggedEvent(WireModel):
     """One entry of a room's event log, as it went out over Socket.IO."""
 
     seq: int
-    kind: EventKind = Field(description="The Socket.IO event name.")
+    # A string, not an enumeration: a new kind of event must not turn old clients' pages into
+    # errors, nor this answer into a server error.
+    kind: str = Field(
+        description="The Socket.IO event name: `image_added`, `image_removed`, `room_updated`, "
+        "`room_closed`, `moderation_queue`.",
+        examples=["image_added"],
+    )
     payload: dict[str, JsonValue] = Field(
         description="The event's argument: the image object (`image_added`), `{id, seq}` "
         "(`image_removed`), the room's settings with `seq` (`room_updated`), `{seq, closed_at}` "
