@@ -42,8 +42,7 @@ class LoggedEvent(WireModel):
     """One entry of a room's event log, as it went out over Socket.IO."""
 
     seq: int
-    # A string, not an enumeration: a new kind of event must not turn old clients' pages into
-    # errors, nor this answer into a server error.
+    # A string, not an enumeration: a new kind of event must not make this answer fail.
     kind: str = Field(
         description="The Socket.IO event name: `image_added`, `image_removed`, `room_updated`, "
         "`room_closed`, `moderation_queue`.",
