@@ -20,7 +20,7 @@ import httpx
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
-from tests.conftest import AppClient, SettingsFactory, run_server
+from tests.conftest import AppClient, SettingsFactory, _app_client, run_server
 from tests.photos import make_image_bytes
 
 FUZZ_EXAMPLES = 12
@@ -79,6 +79,16 @@ async def test_every_api_route_is_documented_with_its_errors(client: AppClient) 
     assert not any(
         path.startswith("/r/") or path in ("/docs", "/openapi.json") for path, _ in documented
     )
+
+
+async def test_metrics_token_is_a_security_scheme_when_set(make_settings: SettingsFactory) -> None:
+    async for client in _app_client(make_settings(metrics_token="s3cret-metrics")):
+        document = (await client.http.get("/openapi.json")).json()
+        metrics = document["paths"]["/metrics"]["get"]
+        assert metrics["security"] == [{"metricsToken": []}]
+        assert "metrics_token_required" in metrics["responses"]["401"]["description"]
+        assert "s3cret" not in json.dumps(document)
+        validate(document)
 
 
 async def test_every_room_setting_is_declared(client: AppClient) -> None:
