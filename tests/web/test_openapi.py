@@ -23,11 +23,13 @@ from starlette.routing import Route
 from tests.conftest import AppClient, SettingsFactory, _app_client, run_server
 from tests.photos import make_image_bytes
 
-FUZZ_EXAMPLES = 12
+FUZZ_EXAMPLES = 100
 """Hypothesis examples per operation in the fuzzing phase (the coverage phase adds its own
-boundary and malformed cases): about 1,200 requests in 40 s on two workers
+boundary and malformed cases): about 2,500 requests in 16 s
 (docs/decisions/0022-openapi-from-declared-types.md)."""
-FUZZ_WORKERS = 2
+FUZZ_WORKERS = 1
+"""One: with more, schemathesis' threads race in Hypothesis' lambda-source cache (a KeyError
+reported as an error of the run)."""
 FUZZ_BUDGET_SECONDS = 60
 CHECKS = (
     "not_a_server_error",
@@ -229,6 +231,7 @@ async def test_fuzzed_requests_get_documented_answers(
             str(FUZZ_WORKERS),
             "--checks",
             ",".join(CHECKS),
+            "--report", "junit", "--report-junit-path", "/tmp/openapi-junit.xml",
             "--request-timeout",
             "30",
             stdout=asyncio.subprocess.PIPE,
