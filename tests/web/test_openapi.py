@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from tests.conftest import AppClient, SettingsFactory, _app_client, run_server
 from tests.photos import make_image_bytes
+from web.settings import Settings
 
 FUZZ_EXAMPLES = 100
 """Hypothesis examples per operation in the fuzzing phase (the coverage phase adds its own
@@ -120,12 +122,16 @@ async def test_docs_page_loads_swagger_ui_from_our_own_static_files(client: AppC
 # --- fuzzing a real server ----------------------------------------------------------------
 
 
-async def _fuzz_room(http: httpx.AsyncClient, images: int) -> dict[str, Any]:
-    """A room with ``images`` uploaded images and a participant: values for the fuzzer's
-    path parameters and credentials, so its requests reach a room instead of 404."""
-    room = (await http.post("/api/rooms", json={"title": "Fuzzed"})).json()
+async def _fuzz_room(
+    http: httpx.AsyncClient, images: int, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """A room with ``settings`` holding ``images`` uploaded images and a participant: values
+    for the fuzzer's path parameters and credentials, so its requests reach a room instead of
+    404."""
+    room = (await http.post("/api/rooms", json={"title": "Fuzzed", **settings})).json()
     token = room["token"]
-    joined = (await http.post(f"/api/rooms/{token}/participants", json={"name": "Fuzz"})).json()
+    joining = {"name": "Fuzz", "passcode": settings.get("passcode")}
+    joined = (await http.post(f"/api/rooms/{token}/participants", json=joining)).json()
     uploaded = []
     for number in range(images):
         image = await http.post(
@@ -190,12 +196,27 @@ def fuzz_config(room: dict[str, Any], closing: dict[str, Any]) -> str:
     return "\n".join([*lines, ""])
 
 
-async def test_fuzzed_requests_get_documented_answers(
-    make_settings: SettingsFactory, tmp_path: Path
-) -> None:
-    """schemathesis, every phase but the stateful one, positive and negative modes,
-    deterministic, through the served document: no 5xx, every answer as documented."""
-    settings = make_settings(
+FUZZ_ROOMS = {
+    "open-room-sqlite": {},
+    # The passcode on the wall: the room view with the passcode; uploads wait for approval.
+    "passcode-room-postgresql": {
+        "passcode": "4821",
+        "wall_show_passcode": True,
+        "moderation": "approve",
+    },
+}
+
+
+@pytest.fixture(params=list(FUZZ_ROOMS))
+def fuzz_settings(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> Settings:
+    """The server's settings for the scenario ``request.param`` names (its database)."""
+    database = (
+        {"database_url": request.getfixturevalue("pg_database_url")}
+        if request.param.endswith("postgresql")
+        else {}
+    )
+    return make_settings(
+        **database,
         # The fuzzer is one client address: lift the per-address limits (429 is documented,
         # but would stop most requests before they reach the checks worth fuzzing).
         room_create_rate_limit=UNLIMITED,
@@ -204,10 +225,19 @@ async def test_fuzzed_requests_get_documented_answers(
         upload_rate_limit=UNLIMITED,
         anonymous_upload_rate_limit=UNLIMITED,
     )
+
+
+async def test_fuzzed_requests_get_documented_answers(
+    fuzz_settings: Settings, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """schemathesis, every phase but the stateful one, positive and negative modes,
+    deterministic, through the served document: no 5xx, every answer as documented."""
+    scenario = request.node.callspec.params["fuzz_settings"]
+    settings = fuzz_settings
     async for server in run_server(settings):
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
-            room = await _fuzz_room(http, images=2)
-            closing = await _fuzz_room(http, images=0)
+            room = await _fuzz_room(http, images=2, settings=FUZZ_ROOMS[scenario])
+            closing = await _fuzz_room(http, images=0, settings=FUZZ_ROOMS[scenario])
         config = tmp_path / "schemathesis.toml"
         config.write_text(fuzz_config(room, closing))
         started = time.monotonic()
@@ -231,7 +261,10 @@ async def test_fuzzed_requests_get_documented_answers(
             str(FUZZ_WORKERS),
             "--checks",
             ",".join(CHECKS),
-            "--report", "junit", "--report-junit-path", "/tmp/openapi-junit.xml",
+            "--report",
+            "junit",
+            "--report-junit-path",
+            "/tmp/openapi-junit.xml",
             "--request-timeout",
             "30",
             stdout=asyncio.subprocess.PIPE,
