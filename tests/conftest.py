@@ -214,7 +214,10 @@ async def serve_asgi(
     :yields: the base URL (``http://127.0.0.1:<port>``) and the uvicorn server.
     :raises RuntimeError: if uvicorn does not start within 60 seconds.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio's own loop sets TCP_NODELAY only on sockets whose proto
+    # says TCP, and without it every answer written in two parts waited ~40 ms for the
+    # client's delayed ACK (uvloop, which `imageshark serve` runs on, sets it on any).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

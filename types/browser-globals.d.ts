@@ -3,6 +3,14 @@
 interface Window {
   /** The Socket.IO client (static/vendor/socket.io.min.js, loaded by the live pages). */
   io?: typeof import("socket.io-client").io;
+  /** Swagger UI (static/vendor/swagger-ui/swagger-ui-bundle.js, loaded by /docs). */
+  SwaggerUIBundle?: (options: {
+    url: string;
+    domNode: Element;
+    deepLinking?: boolean;
+    validatorUrl?: string | null;
+    tryItOutEnabled?: boolean;
+  }) => unknown;
 }
 
 interface Navigator {

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from web import health, pages
+from web import health, openapi, pages
 from web.assets import build_id, static_mounts
 from web.errors import ApiError, error_response, handle_api_error
 from web.images import downloads as image_downloads
@@ -109,14 +109,18 @@ def create_app(
             gc.set_threshold(*thresholds)
             await replica.stop()
 
+    operations = [
+        *room_endpoints.operations,
+        *image_endpoints.operations,
+        *image_downloads.operations,
+        *health.operations,
+        replica.metrics.operation(settings.metrics_token),
+    ]
     starlette_app = Starlette(
         routes=[
             *pages.routes,
-            *room_endpoints.routes,
-            *image_endpoints.routes,
-            *image_downloads.routes,
-            *health.routes,
-            replica.metrics.route(settings.metrics_token),
+            *(operation.route() for operation in operations),
+            *openapi.routes(operations),
             *static_mounts(settings.static_dir, build_id(settings.static_dir)),
         ],
         exception_handlers={

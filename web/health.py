@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from web.services import services
+from web.wire import Answer, Operation, WireModel, json_answer
+
+
+class Liveness(WireModel):
+    """``GET /healthz``'s body."""
+
+    status: Literal["ok"]
+
+
+class Readiness(WireModel):
+    """``GET /readyz``'s body: the verdict and each dependency's check."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    checks: dict[str, str] = Field(
+        description="`database` (and `redis` when configured): `ok` or `unavailable: <error type>`."
+    )
 
 
 async def healthz(request: Request) -> Response:
     """200 while the process serves requests (liveness)."""
-    return JSONResponse({"status": "ok"})
+    return json_answer(Liveness(status="ok"))
 
 
 async def readyz(request: Request) -> Response:
@@ -36,13 +54,37 @@ async def readyz(request: Request) -> Response:
             checks[backend] = "ok"
         except Exception as exc:
             checks[backend] = f"unavailable: {type(exc).__name__}"
+    status: Literal["ok", "degraded", "unavailable"]
     if checks["database"] != "ok":
         status, code = "unavailable", 503
     elif any(value != "ok" for value in checks.values()):
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    return JSONResponse({"status": status, "checks": checks}, status_code=code)
+    return json_answer(Readiness(status=status, checks=checks), status=code)
 
 
-routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+operations = [
+    Operation(
+        "GET",
+        "/healthz",
+        healthz,
+        "liveness",
+        "Liveness probe",
+        "operations",
+        {200: Answer("The process serves requests.", Liveness)},
+    ),
+    Operation(
+        "GET",
+        "/readyz",
+        readyz,
+        "readiness",
+        "Readiness probe",
+        "operations",
+        {
+            200: Answer("Ready (`ok`), or `degraded` when only Redis does not answer.", Readiness),
+            503: Answer("The database does not answer (`unavailable`).", Readiness),
+        },
+    ),
+]
+routes = [operation.route() for operation in operations]

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from web.errors import error_response
+from web.wire import Answer, Binary, Operation
 
 # Rendition and upload-to-emit times on this kind of machine run from ~20 ms (small photos)
 # to ~1 s (queued 12 MP photos); buckets resolve that range.
@@ -89,7 +90,11 @@ class Metrics:
         )
 
     def route(self, token: SecretStr | None = None) -> Route:
-        """The ``GET /metrics`` route in Prometheus' text format.
+        """The ``GET /metrics`` route (see :meth:`operation`)."""
+        return self.operation(token).route()
+
+    def operation(self, token: SecretStr | None = None) -> Operation:
+        """The ``GET /metrics`` operation, in Prometheus' text format.
 
         :param token: when given, requests must carry ``Authorization: Bearer <token>``; others
             get ``401 metrics_token_required`` (no or another header) without any metric.
@@ -108,4 +113,14 @@ class Metrics:
                 )
             return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
-        return Route("/metrics", metrics, methods=["GET"])
+        return Operation(
+            "GET",
+            "/metrics",
+            metrics,
+            "metrics",
+            "Prometheus metrics",
+            "operations",
+            {200: Answer("Prometheus text format.", Binary("text/plain"))},
+            {401: ("metrics_token_required",)} if token is not None else {},
+            security=("metricsToken",) if token is not None else ("anonymous",),
+        )

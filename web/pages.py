@@ -155,12 +155,23 @@ def not_found(request: Request) -> Response:
     )
 
 
+# HTML pages, not API operations: the OpenAPI document leaves them out.
 routes = [
-    Route("/", landing, methods=["GET"]),
-    Route("/j/{code}", code_page, methods=["GET"]),
-    Route("/J/{code}", code_page, methods=["GET"]),
-    Route("/r/{token}", partial(room_page, template="participant.html"), methods=["GET"]),
-    Route("/r/{token}/wall", wall_page, methods=["GET"]),
-    Route("/r/{token}/host", partial(room_page, template="host.html"), methods=["GET"]),
-    Route("/r/{token}/card", table_card_page, methods=["GET"]),
+    Route("/", landing, methods=["GET"], include_in_schema=False),
+    Route("/j/{code}", code_page, methods=["GET"], include_in_schema=False),
+    Route("/J/{code}", code_page, methods=["GET"], include_in_schema=False),
+    Route(
+        "/r/{token}",
+        partial(room_page, template="participant.html"),
+        methods=["GET"],
+        include_in_schema=False,
+    ),
+    Route("/r/{token}/wall", wall_page, methods=["GET"], include_in_schema=False),
+    Route(
+        "/r/{token}/host",
+        partial(room_page, template="host.html"),
+        methods=["GET"],
+        include_in_schema=False,
+    ),
+    Route("/r/{token}/card", table_card_page, methods=["GET"], include_in_schema=False),
 ]

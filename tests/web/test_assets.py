@@ -31,7 +31,8 @@ async def _room_pages(client: AppClient) -> list[str]:
     created = await client.http.post("/api/rooms", json={"title": "Assets"})
     assert created.status_code == 201
     token = created.json()["token"]
-    return ["/", f"/r/{token}", f"/r/{token}/wall", f"/r/{token}/host", f"/r/{token}/card"]
+    pages = ["/", f"/r/{token}", f"/r/{token}/wall", f"/r/{token}/host", f"/r/{token}/card"]
+    return [*pages, "/docs"]  # the API reference page, which links assets too
 
 
 async def test_pages_link_assets_under_the_build_prefix_and_imports_stay_under_it(

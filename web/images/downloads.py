@@ -25,8 +25,7 @@ from urllib.parse import quote
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response, StreamingResponse
 
 from web.errors import ApiError
 from web.images.archive import file_name_part, original_extension
@@ -35,8 +34,10 @@ from web.images.repository import APPROVED, Image
 from web.images.service import image_not_found
 from web.rooms.endpoints import json_body, room_for, viewer_of
 from web.rooms.repository import Room
+from web.rooms.schemas import LinkRequest, SignedLink, invalid_link_path
 from web.rooms.service import Viewer
 from web.services import services
+from web.wire import Answer, Binary, Operation, Parameter, json_answer, parse_body
 
 LINK_SALT = "download-link"
 LINK_SECONDS = 600
@@ -158,18 +159,12 @@ async def create_link(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     app.rooms.require_host(room, request.headers.get("authorization"))
-    body = await json_body(request)
-    path = body.get("path")
-    if not isinstance(path, str) or not _is_linkable(room, path):
-        raise ApiError(
-            422,
-            "invalid_path",
-            "Links can be made for this room's archive.zip, or an image's original or "
-            "full-resolution download only.",
-        )
+    path = parse_body(LinkRequest, await json_body(request)).path
+    if not _is_linkable(room, path):
+        raise invalid_link_path()
     url, expires_at = _links(request).sign(path)
-    return JSONResponse(
-        {"url": url, "expires_at": expires_at.isoformat()},
+    return json_answer(
+        SignedLink(url=url, expires_at=expires_at.isoformat()),
         headers={"Cache-Control": PRIVATE},
     )
 
@@ -268,9 +263,82 @@ async def download_archive(request: Request) -> Response:
     )
 
 
-routes = [
-    Route("/api/rooms/{token}/images/{image_id}/download", download_full, methods=["GET"]),
-    Route("/api/rooms/{token}/images/{image_id}/original", download_original, methods=["GET"]),
-    Route("/api/rooms/{token}/archive.zip", download_archive, methods=["GET"]),
-    Route("/api/rooms/{token}/links", create_link, methods=["POST"]),
+_SIGNATURE = Parameter(
+    SIGNATURE_PARAM,
+    "query",
+    "A presigned link's signature (`POST .../links`), instead of other credentials.",
+    {"type": "string", "maxLength": _MAX_SIGNATURE_CHARS},
+)
+_ATTACHMENT = {"Content-Disposition": '`attachment; filename="<room title>-<id>.<ext>"`'}
+_HOST_OR_LINK = {
+    401: ("host_key_required",),
+    403: ("wrong_host_key", "invalid_link"),
+}
+
+operations = [
+    Operation(
+        "GET",
+        "/api/rooms/{token}/images/{image_id}/download",
+        download_full,
+        "downloadImage",
+        "Download an image at full resolution",
+        "downloads",
+        {200: Answer("Upright sRGB JPEG without metadata.", Binary("image/jpeg"), _ATTACHMENT)},
+        {
+            401: ("passcode_required",),
+            403: ("invalid_link",),
+            404: ("room_not_found", "image_not_found"),
+            503: ("busy",),
+        },
+        parameters=(_SIGNATURE,),
+        security=("anonymous", "hostKey", "participantKey", "participantCookie"),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/images/{image_id}/original",
+        download_original,
+        "downloadOriginal",
+        "Download an image's original file (host)",
+        "downloads",
+        {200: Answer("The file as stored.", Binary("image/*"), _ATTACHMENT)},
+        {**_HOST_OR_LINK, 404: ("room_not_found", "image_not_found", "not_found")},
+        parameters=(_SIGNATURE,),
+        security=("hostKey", "anonymous"),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/archive.zip",
+        download_archive,
+        "downloadArchive",
+        "Download every approved original as a ZIP archive (host)",
+        "downloads",
+        {
+            200: Answer(
+                "Streamed ZIP: `originals/...` and `index.csv`.",
+                Binary("application/zip"),
+                {"Content-Disposition": '`attachment; filename="<room title>.zip"`'},
+            )
+        },
+        {**_HOST_OR_LINK, 404: ("room_not_found",)},
+        parameters=(_SIGNATURE,),
+        security=("hostKey", "anonymous"),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{token}/links",
+        create_link,
+        "createLink",
+        "Presign a download link (host)",
+        "downloads",
+        {200: Answer("A link valid for 10 minutes without other credentials.", SignedLink)},
+        {
+            401: ("host_key_required",),
+            403: ("wrong_host_key",),
+            404: ("room_not_found",),
+            422: ("invalid_path", "unknown_field"),
+        },
+        body=LinkRequest,
+        security=("hostKey",),
+    ),
 ]
+routes = [operation.route() for operation in operations]

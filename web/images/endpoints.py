@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response
 
 from web.errors import ApiError
 from web.images.repository import PENDING
+from web.images.schemas import EventPage, ImageBody, ImagePage, UploadForm
 from web.media import MediaFile
 from web.rooms.endpoints import (
     PARTICIPANT_HEADER,
@@ -18,6 +18,7 @@ from web.rooms.endpoints import (
 )
 from web.services import services
 from web.uploads import MultipartBody
+from web.wire import Answer, Binary, Operation, Parameter, Security, json_answer
 
 
 def media_cache_control(max_age_seconds: int) -> str:
@@ -44,7 +45,7 @@ async def upload_image(request: Request) -> Response:
     image, created = await app.images.upload(
         room, viewer, MultipartBody(request), client_address(request)
     )
-    return JSONResponse(image, status_code=201 if created else 200)
+    return json_answer(ImageBody.model_validate(image), status=201 if created else 200)
 
 
 async def list_images(request: Request) -> Response:
@@ -62,7 +63,7 @@ async def list_images(request: Request) -> Response:
         status=None if mine else "approved",
         participant_id=viewer.participant.id if mine and viewer.participant else None,
     )
-    return JSONResponse(page)
+    return json_answer(ImagePage.model_validate(page))
 
 
 async def list_pending(request: Request) -> Response:
@@ -75,14 +76,16 @@ async def list_pending(request: Request) -> Response:
         request.query_params.get("limit"),
         status=PENDING,
     )
-    return JSONResponse(page)
+    return json_answer(ImagePage.model_validate(page))
 
 
 async def approve_image(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     app.rooms.require_host(room, request.headers.get("authorization"))
-    return JSONResponse(await app.images.approve(room, request.path_params["image_id"]))
+    return json_answer(
+        ImageBody.model_validate(await app.images.approve(room, request.path_params["image_id"]))
+    )
 
 
 async def reject_image(request: Request) -> Response:
@@ -100,7 +103,7 @@ async def list_events(request: Request) -> Response:
     page = await app.images.events(
         room, request.query_params.get("after"), request.query_params.get("limit")
     )
-    return JSONResponse(page)
+    return json_answer(EventPage.model_validate(page))
 
 
 async def delete_image(request: Request) -> Response:
@@ -129,13 +132,160 @@ async def rendition_file(request: Request) -> Response:
     return media_response(found, headers)
 
 
-routes = [
-    Route("/api/rooms/{token}/images", upload_image, methods=["POST"]),
-    Route("/api/rooms/{token}/images", list_images, methods=["GET"]),
-    Route("/api/rooms/{token}/events", list_events, methods=["GET"]),
-    Route("/api/rooms/{token}/pending", list_pending, methods=["GET"]),
-    Route("/api/rooms/{token}/images/{image_id}/approve", approve_image, methods=["POST"]),
-    Route("/api/rooms/{token}/images/{image_id}/reject", reject_image, methods=["POST"]),
-    Route("/api/rooms/{token}/images/{image_id}", delete_image, methods=["DELETE"]),
-    Route("/media/{key}/{name}", rendition_file, methods=["GET", "HEAD"]),
+def _page(after: str, default: int) -> tuple[Parameter, Parameter]:
+    return (
+        Parameter(
+            "after",
+            "query",
+            f"Only items after this {after} (default: from the start).",
+            {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        ),
+        Parameter(
+            "limit",
+            "query",
+            f"Page size (default {default}).",
+            {"type": "integer", "minimum": 1, "maximum": 200},
+        ),
+    )
+
+
+_VIEWERS: tuple[Security, ...] = ("anonymous", "hostKey", "participantKey", "participantCookie")
+_PAGE_ERRORS = {422: ("invalid_after", "invalid_limit")}
+_HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key",)}
+
+operations = [
+    Operation(
+        "POST",
+        "/api/rooms/{token}/images",
+        upload_image,
+        "uploadImage",
+        "Upload an image",
+        "images",
+        {
+            201: Answer("Stored; `image_added` (or `moderation_queue`) is emitted.", ImageBody),
+            200: Answer("The same bytes were already in the room: the stored image.", ImageBody),
+        },
+        {
+            400: (
+                "empty_file",
+                "file_missing",
+                "malformed_multipart",
+                "one_file_per_request",
+            ),
+            401: ("passcode_required", "join_required"),
+            404: ("room_not_found",),
+            408: ("upload_timeout",),
+            409: ("room_closed", "uploads_paused", "room_ended", "conflict"),
+            413: ("file_too_large", "image_too_large", "field_too_large"),
+            415: ("multipart_required", "unsupported_media_type"),
+            422: ("corrupt_image", "invalid_caption", "image_too_costly"),
+            429: ("rate_limited", "guest_quota_reached", "room_quota_reached", "room_storage_full"),
+            503: ("busy",),
+            507: ("insufficient_storage",),
+        },
+        form=UploadForm,
+        security=_VIEWERS,
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/images",
+        list_images,
+        "listImages",
+        "Page through a room's images",
+        "images",
+        {
+            200: Answer(
+                "Approved images in upload order (with `mine`: the caller's own).", ImagePage
+            )
+        },
+        {401: ("passcode_required", "not_joined"), 404: ("room_not_found",), **_PAGE_ERRORS},
+        parameters=(
+            *_page("image id", 50),
+            Parameter(
+                "mine",
+                "query",
+                "`true`, `1` or `yes` (any case): only the caller's uploads, pending ones "
+                "included; any other value: the room's images.",
+                {"type": "string", "examples": ["true"]},
+            ),
+        ),
+        security=_VIEWERS,
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/events",
+        list_events,
+        "listEvents",
+        "Page through a room's event log",
+        "images",
+        {200: Answer("Logged events after `after`, in order.", EventPage)},
+        {401: ("passcode_required",), 404: ("room_not_found",), **_PAGE_ERRORS},
+        parameters=_page("seq", 200),
+        security=_VIEWERS,
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/pending",
+        list_pending,
+        "listPending",
+        "The moderation queue (host)",
+        "moderation",
+        {200: Answer("Pending images, oldest first.", ImagePage)},
+        {**_HOST_ONLY, 404: ("room_not_found",), **_PAGE_ERRORS},
+        parameters=_page("image id", 50),
+        security=("hostKey",),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{token}/images/{image_id}/approve",
+        approve_image,
+        "approveImage",
+        "Approve a pending image (host)",
+        "moderation",
+        {200: Answer("The image, approved; `image_added` is emitted.", ImageBody)},
+        {**_HOST_ONLY, 404: ("room_not_found", "image_not_found")},
+        security=("hostKey",),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{token}/images/{image_id}/reject",
+        reject_image,
+        "rejectImage",
+        "Reject (delete) a pending image (host)",
+        "moderation",
+        {204: Answer("Deleted; `moderation_queue` is emitted.")},
+        {**_HOST_ONLY, 404: ("room_not_found", "image_not_found"), 409: ("not_pending",)},
+        security=("hostKey",),
+    ),
+    Operation(
+        "DELETE",
+        "/api/rooms/{token}/images/{image_id}",
+        delete_image,
+        "deleteImage",
+        "Delete an image (host or uploader)",
+        "images",
+        {204: Answer("Deleted; `image_removed` is emitted.")},
+        {
+            401: ("credentials_required", "passcode_required"),
+            403: ("forbidden",),
+            404: ("room_not_found", "image_not_found"),
+        },
+        security=("hostKey", "participantKey", "participantCookie"),
+    ),
+    Operation(
+        "GET",
+        "/media/{key}/{name}",
+        rendition_file,
+        "getRendition",
+        "A rendition file (display or thumbnail)",
+        "images",
+        {
+            200: Answer(
+                "The JPEG; cached privately for `IMAGESHARK_MEDIA_MAX_AGE_SECONDS`.",
+                Binary("image/jpeg"),
+            )
+        },
+        {404: ("not_found",)},
+    ),
 ]
+routes = [operation.route() for operation in operations]

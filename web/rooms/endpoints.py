@@ -8,15 +8,28 @@ from typing import Any
 
 from anyio import to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from web.errors import ApiError
 from web.rooms.qr import qr_payload
 from web.rooms.repository import Participant, Room
+from web.rooms.schemas import (
+    CreatedRoom,
+    HostRoomView,
+    Joined,
+    JoinRequest,
+    Me,
+    MemberRoomView,
+    Rename,
+    RoomChanges,
+    RoomCreation,
+    RoomView,
+    name_context,
+)
 from web.rooms.service import Viewer, participant_cookie
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
 from web.services import Services, services
+from web.wire import Answer, Binary, Operation, json_answer, parse_body
 
 MAX_JSON_BYTES = 16 * 1024
 MAX_JSON_DEPTH = 32
@@ -153,14 +166,16 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def host_view(app: Services, request: Request, room: Room) -> dict[str, Any]:
-    """The host's JSON view of ``room`` (counts read now)."""
-    return host_room_view(
-        room,
-        public_base_url(request, app.settings, app.lan),
-        await app.rooms.image_count(room),
-        await app.rooms.image_count(room, status="pending"),
-        app.qr,
+async def host_view(app: Services, request: Request, room: Room) -> HostRoomView:
+    """The host's view of ``room`` (counts read now)."""
+    return HostRoomView.model_validate(
+        host_room_view(
+            room,
+            public_base_url(request, app.settings, app.lan),
+            await app.rooms.image_count(room),
+            await app.rooms.image_count(room, status="pending"),
+            app.qr,
+        )
     )
 
 
@@ -174,10 +189,9 @@ async def create_room(request: Request) -> Response:
     base_url = public_base_url(
         request, app.settings, app.lan
     )  # a bad Host is refused before storing
-    body = await json_body(request)
-    room, host_key = await app.rooms.create(body, client_address(request))
+    room, host_key = await app.rooms.create(await json_body(request), client_address(request))
     view = host_room_view(room, base_url, image_count=0, pending_count=0, qr=app.qr)
-    return JSONResponse({**view, "host_key": host_key}, status_code=201)
+    return json_answer(CreatedRoom.model_validate({**view, "host_key": host_key}), status=201)
 
 
 async def passcode_for(request: Request, room: Room) -> str | None:
@@ -203,10 +217,10 @@ async def get_room(request: Request) -> Response:
     view = room_view(room, public_base_url(request, app.settings, app.lan), count, app.qr)
     passcode = await passcode_for(request, room)
     if passcode is None:
-        return JSONResponse(view)
+        return json_answer(RoomView.model_validate(view))
     # An answer that depends on the caller's credentials: no cache may keep or share it.
-    return JSONResponse(
-        {**view, "passcode": passcode},
+    return json_answer(
+        MemberRoomView.model_validate({**view, "passcode": passcode}),
         headers={"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"},
     )
 
@@ -215,7 +229,7 @@ async def get_room_as_host(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     app.rooms.require_host(room, request.headers.get("authorization"))
-    return JSONResponse(await host_view(app, request, room))
+    return json_answer(await host_view(app, request, room))
 
 
 async def update_room(request: Request) -> Response:
@@ -223,7 +237,7 @@ async def update_room(request: Request) -> Response:
     room = await room_for(request)
     app.rooms.require_host(room, request.headers.get("authorization"))
     room = await app.rooms.update(room, await json_body(request))
-    return JSONResponse(await host_view(app, request, room))
+    return json_answer(await host_view(app, request, room))
 
 
 async def close_room(request: Request) -> Response:
@@ -231,7 +245,7 @@ async def close_room(request: Request) -> Response:
     room = await room_for(request)
     app.rooms.require_host(room, request.headers.get("authorization"))
     room = await app.rooms.close(room)
-    return JSONResponse(await host_view(app, request, room))
+    return json_answer(await host_view(app, request, room))
 
 
 async def get_me(request: Request) -> Response:
@@ -241,17 +255,20 @@ async def get_me(request: Request) -> Response:
     if participant is None:
         raise not_joined()
     if request.method == "PATCH":
-        participant = await app.rooms.rename(participant, (await json_body(request)).get("name"))
+        rename = parse_body(
+            Rename, await json_body(request), context=name_context(app.settings.max_name_chars)
+        )
+        participant = await app.rooms.rename(participant, rename.name)
     count = await app.rooms.upload_count(room, participant)
     limit = room.max_uploads_per_guest
-    return JSONResponse(
-        {
-            "id": participant.id,
-            "name": participant.name,
-            "upload_count": count,
-            "max_uploads": limit,
-            "uploads_left": max(limit - count, 0) if limit is not None else None,
-        }
+    return json_answer(
+        Me(
+            id=participant.id,
+            name=participant.name,
+            upload_count=count,
+            max_uploads=limit,
+            uploads_left=max(limit - count, 0) if limit is not None else None,
+        )
     )
 
 
@@ -275,17 +292,18 @@ async def room_qr(request: Request) -> Response:
 async def join_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    body = await json_body(request)
+    body = parse_body(
+        JoinRequest, await json_body(request), context=name_context(app.settings.max_name_chars)
+    )
     participant, key = await app.rooms.join(
         room,
-        body.get("name"),
-        body.get("passcode"),
+        body.name,
+        body.passcode,
         client_address(request),
         current=await current_participant(request, room),
     )
-    response = JSONResponse(
-        {"id": participant.id, "name": participant.name, "participant_key": key},
-        status_code=201,
+    response = json_answer(
+        Joined(id=participant.id, name=participant.name, participant_key=key), status=201
     )
     seconds_left = int((room.expires_at - app.rooms.clock()).total_seconds())
     response.set_cookie(
@@ -299,14 +317,154 @@ async def join_room(request: Request) -> Response:
     return response
 
 
-routes = [
-    Route("/api/rooms", create_room, methods=["POST"]),
-    Route("/api/rooms/{token}", get_room, methods=["GET"]),
-    Route("/api/rooms/{token}", update_room, methods=["PATCH"]),
-    Route("/api/rooms/{token}/close", close_room, methods=["POST"]),
-    Route("/api/rooms/{token}/me", get_me, methods=["GET", "PATCH"]),
-    Route("/api/rooms/{token}/host", get_room_as_host, methods=["GET"]),
-    Route("/api/rooms/{token}/qr.png", room_qr, methods=["GET"]),
-    Route("/api/rooms/{token}/qr.svg", room_qr, methods=["GET"]),
-    Route("/api/rooms/{token}/participants", join_room, methods=["POST"]),
+_HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key",)}
+_ROOM_URLS = {400: ("invalid_host",), 404: ("room_not_found",)}
+_QR_CACHE = {"Cache-Control": "`public, max-age=3600`"}
+
+operations = [
+    Operation(
+        "POST",
+        "/api/rooms",
+        create_room,
+        "createRoom",
+        "Create a room",
+        "rooms",
+        {201: Answer("The room, with its host key (sent only here).", CreatedRoom)},
+        {
+            400: ("invalid_host",),
+            422: ("invalid_title", "invalid_<field>", "unknown_field"),
+            429: ("rate_limited",),
+        },
+        body=RoomCreation,
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}",
+        get_room,
+        "getRoom",
+        "Read a room's public view",
+        "rooms",
+        {
+            200: Answer(
+                "The public view; with the passcode for the host or a participant when the "
+                "room's wall shows it (then `Cache-Control: private, no-store`).",
+                RoomView | MemberRoomView,
+            )
+        },
+        _ROOM_URLS,
+        security=("anonymous", "hostKey", "participantKey", "participantCookie"),
+    ),
+    Operation(
+        "PATCH",
+        "/api/rooms/{token}",
+        update_room,
+        "updateRoom",
+        "Change a room's settings",
+        "rooms",
+        {200: Answer("The host's view after the change; `room_updated` is emitted.", HostRoomView)},
+        {
+            **_ROOM_URLS,
+            **_HOST_ONLY,
+            409: ("room_closed",),
+            422: ("invalid_<field>", "unknown_field"),
+        },
+        body=RoomChanges,
+        security=("hostKey",),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{token}/close",
+        close_room,
+        "closeRoom",
+        "Close a room for good",
+        "rooms",
+        {
+            200: Answer(
+                "The host's view of the closed room; `room_closed` is emitted once.", HostRoomView
+            )
+        },
+        {**_ROOM_URLS, **_HOST_ONLY},
+        security=("hostKey",),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/host",
+        get_room_as_host,
+        "getRoomAsHost",
+        "Read the host's view (checks a host key)",
+        "rooms",
+        {200: Answer("The host's view.", HostRoomView)},
+        {**_ROOM_URLS, **_HOST_ONLY},
+        security=("hostKey",),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/qr.png",
+        room_qr,
+        "getRoomQrPng",
+        "The join URL's QR code as PNG",
+        "rooms",
+        {200: Answer("16 pixels a module, 4-module quiet zone.", Binary("image/png"), _QR_CACHE)},
+        _ROOM_URLS,
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/qr.svg",
+        room_qr,
+        "getRoomQrSvg",
+        "The join URL's QR code as SVG",
+        "rooms",
+        {200: Answer("4-module quiet zone.", Binary("image/svg+xml"), _QR_CACHE)},
+        _ROOM_URLS,
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{token}/participants",
+        join_room,
+        "joinRoom",
+        "Join a room as a participant",
+        "participants",
+        {
+            201: Answer(
+                "The participant; the key is also set as the HTTP-only cookie "
+                "`imageshark_p_<room id>`.",
+                Joined,
+                {"Set-Cookie": "`imageshark_p_<room id>=...; HttpOnly; SameSite=Lax`"},
+            )
+        },
+        {
+            401: ("passcode_required",),
+            403: ("wrong_passcode",),
+            404: ("room_not_found",),
+            409: ("room_closed",),
+            422: ("invalid_name", "unknown_field"),
+            429: ("rate_limited",),
+        },
+        body=JoinRequest,
+        security=("anonymous", "participantKey", "participantCookie"),
+    ),
+    Operation(
+        "GET",
+        "/api/rooms/{token}/me",
+        get_me,
+        "getMe",
+        "The caller as a participant",
+        "participants",
+        {200: Answer("The participant and their upload quota.", Me)},
+        {401: ("not_joined",), 404: ("room_not_found",)},
+        security=("participantKey", "participantCookie"),
+    ),
+    Operation(
+        "PATCH",
+        "/api/rooms/{token}/me",
+        get_me,
+        "renameMe",
+        "Rename the calling participant",
+        "participants",
+        {200: Answer("The renamed participant; their uploads list the new name.", Me)},
+        {401: ("not_joined",), 404: ("room_not_found",), 422: ("invalid_name", "unknown_field")},
+        body=Rename,
+        security=("participantKey", "participantCookie"),
+    ),
 ]
+routes = [operation.route() for operation in operations]

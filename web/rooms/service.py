@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +18,8 @@ from web.event_log import RoomEvent, log_event, next_seq
 from web.images.repository import ImageRepository
 from web.rate_limits import RateLimiter
 from web.rooms.repository import Participant, Room, RoomRepository
-from web.rooms.room_settings import clean_text, validate_room_settings
+from web.rooms.room_settings import clean_text
+from web.rooms.schemas import RoomChanges, RoomCreation, settings_context
 from web.security import (
     digest,
     is_well_formed_token,
@@ -30,6 +31,7 @@ from web.security import (
 )
 from web.settings import Settings
 from web.signing import SigningSecret
+from web.wire import parse_body
 
 
 def utc_now() -> datetime:
@@ -137,21 +139,23 @@ class RoomService:
         """How far ahead a room's expiry may be set (``IMAGESHARK_ROOM_TTL_HOURS``)."""
         return timedelta(hours=self.settings.room_ttl_hours)
 
-    async def create(self, body: dict[str, Any], client_address: str) -> tuple[Room, str]:
+    async def create(self, body: Mapping[str, Any], client_address: str) -> tuple[Room, str]:
         """Create a room from a ``POST /api/rooms`` body; return it with its host key (the
         only time the key is known).
 
-        :param body: ``title`` (required) and any settable field of
-            :func:`web.rooms.room_settings.validate_room_settings`.
+        :param body: the request's JSON object, parsed here as
+            :class:`~web.rooms.schemas.RoomCreation` (after the rate limit: every attempt
+            counts): ``title`` (required) and any settable field.
         :param client_address: the caller's address, for the room-creation rate limit.
-        :raises ApiError: 422 for a missing title or a bad setting; 429 ``rate_limited``
-            (with Retry-After) over ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
+        :raises ApiError: 422 for a missing title, a bad setting or an unknown field; 429
+            ``rate_limited`` (with Retry-After) over ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
         """
         await self.rate_limits.hit("create_room", client_address)
         now = self.clock()
-        values = validate_room_settings(
-            {"title": body.get("title"), **body}, now=now, longest_lifetime=self.longest_lifetime
+        creation = parse_body(
+            RoomCreation, body, context=settings_context(now, self.longest_lifetime)
         )
+        values = creation.values()
         values.setdefault("expires_at", now + self.longest_lifetime)
         values.setdefault("max_uploads_per_guest", self.settings.max_uploads_per_guest)
         values.setdefault("max_images", self.settings.max_images_per_room)
@@ -171,21 +175,24 @@ class RoomService:
             return room, host_key
         raise AssertionError("unreachable")
 
-    async def update(self, room: Room, body: dict[str, Any]) -> Room:
-        """Apply a host's ``PATCH``: validate, store, log and publish ``room_updated``.
+    async def update(self, room: Room, body: Mapping[str, Any]) -> Room:
+        """Apply a host's ``PATCH`` body (parsed here as :class:`~web.rooms.schemas.RoomChanges`):
+        store, log and publish ``room_updated``.
 
-        :raises ApiError: 422 bad or unknown field; 409 ``room_closed``.
+        :raises ApiError: 409 ``room_closed``; 422 bad or unknown field.
         """
         if room.closed_at is not None:
             raise ApiError(409, "room_closed", "This room is closed; its settings are final.")
-        values = validate_room_settings(
-            body, now=self.clock(), longest_lifetime=self.longest_lifetime
+        changes = parse_body(
+            RoomChanges, body, context=settings_context(self.clock(), self.longest_lifetime)
         )
         now = self.clock()
         async with self.database.transaction() as connection:
             current = await self.repository.locked(connection, room.id)
             changed = {
-                key: value for key, value in values.items() if getattr(current, key) != value
+                key: value
+                for key, value in changes.values().items()
+                if getattr(current, key) != value
             }
             if not changed:
                 return current
