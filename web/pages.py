@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -155,23 +155,18 @@ def not_found(request: Request) -> Response:
     )
 
 
-# HTML pages, not API operations: the OpenAPI document leaves them out.
+def _page(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Route:
+    """An HTML page's route: ``GET`` only, and left out of the OpenAPI document (a page, not
+    an API operation)."""
+    return Route(path, endpoint, methods=["GET"], include_in_schema=False)
+
+
 routes = [
-    Route("/", landing, methods=["GET"], include_in_schema=False),
-    Route("/j/{code}", code_page, methods=["GET"], include_in_schema=False),
-    Route("/J/{code}", code_page, methods=["GET"], include_in_schema=False),
-    Route(
-        "/r/{token}",
-        partial(room_page, template="participant.html"),
-        methods=["GET"],
-        include_in_schema=False,
-    ),
-    Route("/r/{token}/wall", wall_page, methods=["GET"], include_in_schema=False),
-    Route(
-        "/r/{token}/host",
-        partial(room_page, template="host.html"),
-        methods=["GET"],
-        include_in_schema=False,
-    ),
-    Route("/r/{token}/card", table_card_page, methods=["GET"], include_in_schema=False),
+    _page("/", landing),
+    _page("/j/{code}", code_page),
+    _page("/J/{code}", code_page),
+    _page("/r/{token}", partial(room_page, template="participant.html")),
+    _page("/r/{token}/wall", wall_page),
+    _page("/r/{token}/host", partial(room_page, template="host.html")),
+    _page("/r/{token}/card", table_card_page),
 ]
