@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
+import pytest_asyncio
 from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -104,7 +104,7 @@ REJOIN_FORM = """
 """
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")  # with the tests (tests/e2e/conftest.py)
 async def attacker_origin() -> AsyncIterator[str]:
     """A second server on 127.0.0.1 (another port): the other origin's page."""
 

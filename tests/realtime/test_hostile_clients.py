@@ -66,7 +66,8 @@ async def test_sessions_that_never_connect_a_namespace_are_closed(
 async def test_connection_of_a_client_that_stops_reading_is_closed(
     make_settings: SettingsFactory,
 ) -> None:
-    settings = make_settings(ping_interval_seconds=2, ping_timeout_seconds=5)
+    # A short heartbeat: only the missing pongs can end this connection, and sooner is faster.
+    settings = make_settings(ping_interval_seconds=1, ping_timeout_seconds=2)
     async for server in run_server(settings):
         room = await create_room(server.base_url)
         host, port = server.base_url.removeprefix("http://").split(":")
@@ -87,7 +88,7 @@ async def test_connection_of_a_client_that_stops_reading_is_closed(
             poller = select.poll()
             # No input events asked for: poll() returns on a hang-up or an error only.
             poller.register(sock.fileno(), 0)
-            bound = 2 + 5 + 5 + 8  # ping interval + timeout + the sweep + slack, seconds
+            bound = 1 + 2 + 2 + 8  # ping interval + timeout + the sweep + slack, seconds
             events = await asyncio.to_thread(poller.poll, bound * 1000)
             assert events, f"connection still open {bound} s after the client stopped reading"
             assert events[0][1] & (select.POLLHUP | select.POLLERR)

@@ -77,17 +77,23 @@ async def test_presence_counts_connected_clients(live_server: LiveServer) -> Non
     first = LiveClient(live_server.base_url, room["token"], "one")
     second = LiveClient(live_server.base_url, room["token"], "two")
 
-    async def count_becomes(expected: int) -> None:
-        # Changes within a second are coalesced: intermediate counts may be skipped.
-        while (await first.next("presence"))[1]["count"] != expected:
-            pass
+    async def count_becomes(expected: int, before: int) -> None:
+        # Changes within a second are coalesced: intermediate counts may be skipped, but
+        # every count on the way is the one before the change or the one after.
+        seen: list[int] = []
+        while not seen or seen[-1] != expected:
+            try:
+                seen.append((await first.next("presence"))[1]["count"])
+            except TimeoutError:
+                raise AssertionError(f"presence never became {expected}: {seen}") from None
+        assert set(seen) <= {before, expected}, seen
 
     await first.connect()
-    await count_becomes(1)
+    await count_becomes(1, before=1)
     await second.connect()
-    await count_becomes(2)
+    await count_becomes(2, before=1)
     await second.close()
-    await count_becomes(1)
+    await count_becomes(1, before=2)
     await first.close()
 
 

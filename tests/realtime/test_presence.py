@@ -131,6 +131,8 @@ async def test_unreachable_redis_counts_this_replica_only(started: Callable) -> 
     a, on_a = await started(f"redis://127.0.0.1:{free_port()}/0")
     await set_count(a, on_a, 3)
     await on_a.wait_total(ROOM, 3)
+    assert not a.reachable.is_set()  # the total came without Redis: this replica's own count
+    assert on_a.totals == {ROOM: 3}
 
 
 async def test_embedded_presence_reports_the_local_count() -> None:
