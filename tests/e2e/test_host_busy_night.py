@@ -47,10 +47,15 @@ async def top_of(page: Page, selector: str) -> float:
     return top
 
 
-async def settled(page: Page) -> None:
-    """Wait until the page's running CSS animations end (a new queue item pops in from 92 %
-    scale, so a box measured during it is a few pixels short)."""
-    await page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")
+async def settled_box(image: Any) -> dict[str, float] | None:
+    """The bounding box of a queue item's preview ``image`` (a locator) once the item's
+    pop-in animation has ended: it scales in from 92 %, so a box read during it is a few
+    pixels short."""
+    await image.evaluate(
+        "(el) => Promise.all(el.closest('.queue-item').getAnimations().map((a) => a.finished))"
+    )
+    box: dict[str, float] | None = await image.bounding_box()
+    return box
 
 
 async def pending_ids(http: Any, room: dict[str, Any]) -> list[int]:
@@ -82,8 +87,7 @@ async def test_urgent_things_come_first_on_a_laptop_and_a_phone(
         wall_box = await laptop.get_by_test_id("wall-link").bounding_box()
         assert wall_box and wall_box["y"] + wall_box["height"] <= LAPTOP_1440["height"]
         await expect(laptop.locator('[data-testid="pending-image"]')).to_have_count(2)
-        await settled(laptop)
-        preview = await laptop.locator(".queue-thumb img").first.bounding_box()
+        preview = await settled_box(laptop.locator(".queue-thumb img").first)
         assert preview and preview["width"] >= 240 and preview["height"] >= 240, preview
         print(f"laptop 1440x900: open-wall y={wall_box['y']:.0f}, preview {preview['width']:.0f}px")
 
@@ -98,8 +102,7 @@ async def test_urgent_things_come_first_on_a_laptop_and_a_phone(
         # Phone: previews nearly full width; the photo list starts within two screens.
         phone = await host_page(browser, room, PHONE_390, is_mobile=True, has_touch=True)
         await expect(phone.locator('[data-testid="pending-image"]')).to_have_count(2)
-        await settled(phone)
-        preview = await phone.locator(".queue-thumb img").first.bounding_box()
+        preview = await settled_box(phone.locator(".queue-thumb img").first)
         assert preview and preview["width"] >= PHONE_390["width"] * 0.75, preview
         photos_top = await top_of(phone, "#gallery")
         wall_top = await top_of(phone, '[data-testid="wall-link"]')
