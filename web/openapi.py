@@ -24,9 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from web.errors import ErrorBody
 from web.pages import SECURITY_HEADERS, templates
-from web.wire import Binary, Operation
+from web.wire import Binary, ErrorBody, Operation
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,6 +30,20 @@ class WireModel(BaseModel):
     """Base of every JSON body: strict types, no undeclared field (in or out)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorDetail(WireModel):
+    """What went wrong: ``code`` for programs, ``message`` for people."""
+
+    code: str = Field(pattern=r"^[a-z0-9_]+$", examples=["room_not_found"])
+    message: str = Field(examples=["This room does not exist or has expired."])
+
+
+class ErrorBody(WireModel):
+    """The body of every error answer (the wire contract's ``{"error": {...}}``, rendered by
+    :func:`web.errors.error_response`)."""
+
+    error: ErrorDetail
 
 
 Body = TypeVar("Body", bound=WireModel)
