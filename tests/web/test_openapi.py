@@ -12,7 +12,6 @@ import asyncio
 import json
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,9 @@ boundary and malformed cases): about 2,500 requests in 16 s
 FUZZ_WORKERS = 1
 """One: with more, schemathesis' threads race in Hypothesis' lambda-source cache (a KeyError
 reported as an error of the run)."""
-FUZZ_BUDGET_SECONDS = 60
+FUZZ_TIMEOUT_SECONDS = 300
+"""A hung run fails after this long (a guard, not a speed target: bench and decision 0022
+have the timings)."""
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -240,7 +241,6 @@ async def test_fuzzed_requests_get_documented_answers(
             closing = await _fuzz_room(http, images=0, settings=FUZZ_ROOMS[scenario])
         config = tmp_path / "schemathesis.toml"
         config.write_text(fuzz_config(room, closing))
-        started = time.monotonic()
         fuzzer = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -264,15 +264,13 @@ async def test_fuzzed_requests_get_documented_answers(
             "--report",
             "junit",
             "--report-junit-path",
-            "/tmp/openapi-junit.xml",
+            str(tmp_path / "junit.xml"),
             "--request-timeout",
             "30",
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path,
         )
-        output, _ = await asyncio.wait_for(fuzzer.communicate(), timeout=5 * FUZZ_BUDGET_SECONDS)
-        elapsed = time.monotonic() - started
+        output, _ = await asyncio.wait_for(fuzzer.communicate(), timeout=FUZZ_TIMEOUT_SECONDS)
         report = output.decode(errors="replace")
         assert fuzzer.returncode == 0, report
-        assert elapsed < FUZZ_BUDGET_SECONDS, f"fuzzing took {elapsed:.0f} s\n{report}"
