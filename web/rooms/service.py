@@ -9,6 +9,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from realtime.bus import RoomEventBus
 from realtime.namespace import AccessRefused, Handshake
@@ -196,11 +197,9 @@ class RoomService:
             }
             if not changed:
                 return current
-            seq = await next_seq(connection, room.id)
-            updated = await self.repository.change(connection, room.id, changed)
-            payload = {**room_settings_view(updated), "seq": seq}
-            event = RoomEvent(room.id, seq, "room_updated", payload)
-            await log_event(SQLAlchemyStatements(connection), event, now)
+            updated, event = await self._change_logged(
+                connection, room.id, changed, "room_updated", room_settings_view, now
+            )
         await self.bus.publish(event)
         return updated
 
@@ -214,13 +213,34 @@ class RoomService:
             current = await self.repository.locked(connection, room.id)
             if current.closed_at is not None:
                 return current
-            seq = await next_seq(connection, room.id)
-            closed = await self.repository.change(connection, room.id, {"closed_at": now})
-            payload = {"seq": seq, "closed_at": now.isoformat()}
-            event = RoomEvent(room.id, seq, "room_closed", payload)
-            await log_event(SQLAlchemyStatements(connection), event, now)
+            closed, event = await self._change_logged(
+                connection,
+                room.id,
+                {"closed_at": now},
+                "room_closed",
+                lambda _: {"closed_at": now.isoformat()},
+                now,
+            )
         await self.bus.publish(event)
         return closed
+
+    async def _change_logged(
+        self,
+        connection: AsyncConnection,
+        room_id: int,
+        values: dict[str, Any],
+        kind: str,
+        view: Callable[[Room], dict[str, Any]],
+        now: datetime,
+    ) -> tuple[Room, RoomEvent]:
+        """Inside ``connection``'s transaction, with the room row locked: take the next
+        ``seq``, apply ``values`` to the room and log the ``kind`` event whose payload is
+        ``view`` of the changed room plus its ``seq``."""
+        seq = await next_seq(connection, room_id)
+        changed = await self.repository.change(connection, room_id, values)
+        event = RoomEvent(room_id, seq, kind, {**view(changed), "seq": seq})
+        await log_event(SQLAlchemyStatements(connection), event, now)
+        return changed, event
 
     async def find(self, token: str) -> Room | None:
         """The live room with ``token``; None when malformed, unknown or expired."""
