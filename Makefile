@@ -28,9 +28,10 @@ test: install
 	$(UV) run --locked pytest -n 2 --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
 ## The quick tier while working (needs PostgreSQL and Redis): the whole suite without the browser
-## tests, the server-process tests and the deployment checks (markers in tests/conftest.py).
+## tests, the server-process tests, the deployment checks and the API fuzzer (markers in
+## tests/conftest.py and tests/web/test_openapi.py).
 test-fast: install
-	$(UV) run --locked pytest -n 2 --dist loadgroup -m "not browser and not processes and not deploy" --durations=25 $(PYTEST_ARGS)
+	$(UV) run --locked pytest -n 2 --dist loadgroup -m "not browser and not processes and not deploy and not fuzz" --durations=25 $(PYTEST_ARGS)
 
 ## Type-check and lint: the Python, and the browser modules' JSDoc types (jsconfig.json).
 check: install

@@ -228,6 +228,7 @@ def fuzz_settings(request: pytest.FixtureRequest, make_settings: SettingsFactory
     )
 
 
+@pytest.mark.fuzz
 async def test_fuzzed_requests_get_documented_answers(
     fuzz_settings: Settings, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
