@@ -9,6 +9,11 @@
   traceback for each one and keep going.
 - **A session that never connects a namespace** within :attr:`ConnectionLimits.connect_timeout`
   seconds of its Engine.IO handshake is closed.
+- **A long-polling client's goodbye is answered at once**: python-engineio closes the session
+  on the client's CLOSE packet but leaves the client's held GET poll waiting until the ping
+  interval and timeout run out (25 + 20 s by default), so a client waiting for that poll to end
+  (python-socketio's does) hangs that long. The guard ends the held poll with python-engineio's
+  own end-of-queue marker, as the reference Node.js server answers it.
 - **A closed session's connection is torn down**: python-engineio's WebSocket writer waits on a
   paused transport for ever when the peer stops reading, so the TCP connection, with its
   buffers, outlived the session. When a session ends, its transport is aborted (with a reset,
@@ -16,7 +21,7 @@
   :attr:`ConnectionLimits.close_grace` seconds if the peer has not closed it by then.
 
 This reads python-socketio's and python-engineio's internals (the ``_handle_eio_*`` handlers,
-the Engine.IO socket's ``receive`` and its WebSocket wrapper) and uvicorn's (the protocol of a
+the Engine.IO socket's ``receive``, ``poll`` and ``queue``, and its WebSocket wrapper) and uvicorn's (the protocol of a
 connection, behind ``asgi.send``). :class:`GuardedServer` checks them when it is built
 (realtime/internals.py); if they are not as expected it logs one warning and serves as a plain
 ``socketio.AsyncServer``. The
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 from socketio import packet
 
@@ -99,6 +105,7 @@ def _internals_missing(server: socketio.AsyncServer) -> list[str]:
             socketio.AsyncServer, name, parameters, "socketio.AsyncServer"
         )
     missing += missing_parameters(AsyncSocket, "receive", ("pkt",), "engineio.AsyncSocket")
+    missing += missing_parameters(AsyncSocket, "poll", (), "engineio.AsyncSocket")
     if not isinstance(getattr(server, "_binary_packet", None), dict):
         missing.append("socketio.AsyncServer._binary_packet")
     eio = server.eio
@@ -107,6 +114,14 @@ def _internals_missing(server: socketio.AsyncServer) -> list[str]:
     ):
         missing.append("engineio.AsyncServer.sockets / _async['websocket']")
     return missing
+
+
+def _end_held_poll(socket: AsyncSocket) -> None:
+    """Answer a closed long-polling session's held GET now: ``None`` in its queue is
+    python-engineio's end-of-queue marker (``AsyncSocket.poll`` returns no packets for it)."""
+    queue = getattr(socket, "queue", None)
+    if isinstance(queue, asyncio.Queue):
+        queue.put_nowait(None)
 
 
 def _transport_of(environ: dict[str, Any]) -> asyncio.Transport | None:
@@ -197,6 +212,8 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         async def guarded_receive(pkt: Any) -> None:
             if self._admit(eio_sid, session):
                 await receive(pkt)
+                if pkt.packet_type == eio_packet.CLOSE and not getattr(socket, "upgraded", True):
+                    _end_held_poll(socket)
 
         socket.receive = guarded_receive
         return result

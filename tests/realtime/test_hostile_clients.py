@@ -202,3 +202,30 @@ async def test_noop_flood_is_closed_and_leaves_other_rooms_alone(tmp_path: Path)
     )
     # Generous: a flood that reached the event loop multiplied p99 by ten.
     assert _p99(flooded) < 3 * _p99(quiet) + 0.25
+
+
+async def test_a_long_polling_client_that_leaves_is_answered_at_once(
+    make_settings: SettingsFactory,
+) -> None:
+    """The client's CLOSE ends its held GET poll: leaving takes far less than the 30 s
+    heartbeat the held poll would otherwise wait out, and the server counts it gone."""
+    settings = make_settings(ping_interval_seconds=30, ping_timeout_seconds=30)
+    async for server in run_server(settings):
+        room = await create_room(server.base_url)
+        leaving = LiveClient(server.base_url, room["token"], "leaving")
+        staying = LiveClient(server.base_url, room["token"], "staying")
+        await staying.connect("websocket")
+        await leaving.connect("polling")
+        await _presence_reaches(staying, 2)
+        started = time.monotonic()
+        await leaving.client.disconnect()
+        assert time.monotonic() - started < settings.ping_interval_seconds / 3
+        await _presence_reaches(staying, 1)
+        await staying.client.disconnect()
+
+
+async def _presence_reaches(client: LiveClient, count: int) -> None:
+    """Wait for a ``presence`` event with ``count`` (counts are sent at most once a second,
+    so earlier ones may show a count on the way); fails after the client's event timeout."""
+    while (await client.next("presence"))[1]["count"] != count:
+        pass
