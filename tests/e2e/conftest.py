@@ -90,3 +90,14 @@ async def live_server(make_settings: SettingsFactory) -> AsyncIterator[LiveServe
     """``tests/conftest.py``'s ``live_server``, run in the session's event loop with the tests."""
     async for server in run_server(make_settings()):
         yield server
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def slow_heartbeat_server(make_settings: SettingsFactory) -> AsyncIterator[LiveServer]:
+    """A live server whose Socket.IO heartbeat (60 s + 60 s) outlasts the fake time a test
+    runs a page's paused clock through (:func:`tests.e2e.host_wall_session.run_clock_until`),
+    so the page's client never takes the racing clock for a dead connection."""
+    async for server in run_server(
+        make_settings(ping_interval_seconds=60, ping_timeout_seconds=60)
+    ):
+        yield server

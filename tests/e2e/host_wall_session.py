@@ -37,6 +37,34 @@ LAPTOP = {"width": 1366, "height": 900}
 __all__ = ["ConsoleLog"]
 
 
+async def pause_clock(page: Page) -> None:
+    """Stop the page's fake clock (Playwright's ``page.clock``, installed before the page
+    loaded, see :func:`open_wall`) at its current time: from now on its timers fire only when
+    :func:`run_clock_until` moves it on."""
+    now_ms = await page.evaluate("() => Date.now()")
+    await page.clock.pause_at(now_ms / 1000)  # Playwright's Python API takes seconds here
+
+
+async def run_clock_until(
+    page: Page, condition: str, arg: Any = None, *, step_ms: int = 100, limit_ms: int = 100_000
+) -> int:
+    """Move the page's paused clock on in ``step_ms`` steps until the page function
+    ``condition`` (called with ``arg``) returns true: the wall's display timers run through
+    in a fraction of their real time, and the page's own ``performance.now()`` and
+    ``Date.now()`` measure them in the clock's time.
+
+    :returns: the clock time run through, ms.
+    :raises AssertionError: ``condition`` still false after ``limit_ms`` of clock time.
+    """
+    ran = 0
+    while not await page.evaluate(condition, arg):
+        if ran >= limit_ms:
+            raise AssertionError(f"{condition} still false after {ran} ms of the page's clock")
+        await page.clock.run_for(step_ms)
+        ran += step_ms
+    return ran
+
+
 async def new_context(browser: Browser, **options: Any) -> BrowserContext:
     """A fresh browser profile (own cookies and storage); 15 s default timeout."""
     context = await browser.new_context(**options)
@@ -135,8 +163,16 @@ async def open_host(page: Page, room: dict[str, Any]) -> Page:
     return page
 
 
-async def open_wall(page: Page, room: dict[str, Any], query: str = "") -> Page:
-    """Open the wall (``query``: e.g. ``"?cycle=1"``); returns once it is live."""
+async def open_wall(
+    page: Page, room: dict[str, Any], query: str = "", *, fake_clock: bool = False
+) -> Page:
+    """Open the wall (``query``: e.g. ``"?cycle=1"``); returns once it is live.
+
+    :param fake_clock: install Playwright's fake clock first (it runs on with real time
+        until :func:`pause_clock`).
+    """
+    if fake_clock:
+        await page.clock.install()
     await page.goto(room["wall_url"] + query)
     await expect(page.locator("#live")).to_have_attribute("data-state", "live")
     return page

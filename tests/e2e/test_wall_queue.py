@@ -30,6 +30,8 @@ from tests.e2e.host_wall_session import (
     new_context,
     open_host,
     open_wall,
+    pause_clock,
+    run_clock_until,
     screenshot,
     set_host_key,
     upload_ok,
@@ -299,35 +301,43 @@ async def test_a_deleted_photo_leaves_the_queue(live_server: LiveServer, browser
 
 
 async def test_a_burst_longer_than_ten_is_shown_faster_but_every_photo_in_turn(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     """Over 10 waiting, the minimum (3 s here) is shared out down to the 1.5 s floor: every
-    photo still gets a turn, in upload order, of at least the floor."""
+    photo still gets a turn, in upload order, of at least the floor. The wall's clock is
+    paused while the burst queues and then run through its turns."""
     console = ConsoleLog()
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Rush")
         guest = await join(http, room, "Noor")
         first = await upload_ok(http, room, guest, name="coffee", width=300)
         context = await new_context(browser, viewport=FULL_HD)
         wall = await open_wall(
-            console.watch(await context.new_page(), "wall"), room, "?min_seconds=3&cycle=60"
+            console.watch(await context.new_page(), "wall"),
+            room,
+            "?min_seconds=3&cycle=60",
+            fake_clock=True,
         )
         spotlight = wall.get_by_test_id("wall-spotlight")
         await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
         await wall.evaluate(RECORD_SPOTLIGHT)
-
+        await pause_clock(wall)
         images = await burst(http, room, guest, 15)
         ids = [int(image["id"]) for image in images]
-        await expect(spotlight).to_have_attribute(
-            "data-image-id", str(ids[-1]), timeout=LIVE_TIMEOUT_MS + 40_000
+        # The first photo's turn runs on the paused clock: the other 14 wait behind it.
+        await expect(spotlight).to_have_attribute("data-queue", "14", timeout=LIVE_TIMEOUT_MS)
+        await run_clock_until(
+            wall,
+            "([last]) => { const f = document.getElementById('spotlight');"
+            " return f.dataset.imageId === String(last) && f.dataset.queue === '0'; }",
+            [ids[-1]],
         )
-        await expect(spotlight).to_have_attribute("data-queue", "0")
         log = await spotlight_log(wall)
         shown = [entry["id"] for entry in log]
         start = shown.index(ids[0])
         assert shown[start:] == ids, log
         for entry, after in zip(log[start:], log[start + 1 :], strict=False):
             assert after["t"] - entry["t"] >= 1500, log
-        assert 10 < await wall.evaluate("() => window.__queueMax") <= 15
+        assert await wall.evaluate("() => window.__queueMax") == 14
         assert not console.errors, console.errors
         await context.close()
