@@ -21,11 +21,11 @@
   :attr:`ConnectionLimits.close_grace` seconds if the peer has not closed it by then.
 
 This reads python-socketio's and python-engineio's internals (the ``_handle_eio_*`` handlers,
-the Engine.IO socket's ``receive``, ``poll`` and ``queue``, and its WebSocket wrapper) and uvicorn's (the protocol of a
-connection, behind ``asgi.send``). :class:`GuardedServer` checks them when it is built
-(realtime/internals.py); if they are not as expected it logs one warning and serves as a plain
-``socketio.AsyncServer``. The
-versions are bounded in pyproject.toml; tests/realtime/test_hostile_clients.py covers them.
+the Engine.IO socket's ``receive``, ``poll`` and ``queue``, and its WebSocket wrapper) and
+uvicorn's (the protocol of a connection, behind ``asgi.send``). :class:`GuardedServer` checks
+them when it is built (realtime/internals.py); if they are not as expected it logs one warning
+and serves as a plain ``socketio.AsyncServer``. The versions are bounded in pyproject.toml;
+tests/realtime/test_hostile_clients.py covers them.
 """
 
 from __future__ import annotations
