@@ -219,11 +219,12 @@ async def wall_ever_loaded(page: Page) -> set[str]:
     return set(srcs)
 
 
-async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
-    """Save ``test-artifacts/screenshots/<name>.png`` (``host-…`` or ``wall-…``)."""
+async def screenshot(page: Page, name: str, *, full_page: bool = False) -> bytes:
+    """Save ``test-artifacts/screenshots/<name>.png`` (``host-…`` or ``wall-…``); returns
+    the PNG's bytes."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # Transitions fast-forwarded: the picture shows the state, not a cross-fade halfway.
-    await page.screenshot(
+    return await page.screenshot(
         path=SCREENSHOTS / f"{name}.png", full_page=full_page, animations="disabled"
     )
 

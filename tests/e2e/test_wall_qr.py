@@ -56,8 +56,7 @@ async def qr_laid_out(
 
 async def decode_wall(page: Page, name: str) -> list[str]:
     """Screenshot the whole wall (saved as ``name``) and decode every QR code in it."""
-    await screenshot(page, name)
-    png = await page.screenshot(animations="disabled")
+    png = await screenshot(page, name)
     with Image.open(io.BytesIO(png)) as image:
         found = zxingcpp.read_barcodes(image.convert("L"))
     return [code.text for code in found if code.format == zxingcpp.BarcodeFormat.QRCode]
