@@ -265,6 +265,51 @@ async def test_bytes_that_are_not_a_whole_image_fail_like_a_direct_post(
     assert await room_counts(server.settings, token) == (0, 0)
 
 
+async def test_a_chunked_body_is_refused_the_moment_it_passes_the_declared_size(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    token = (await new_room(http))["token"]
+    upload = await issued(http, token, PHOTO)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+        for start in range(0, len(PHOTO) + 64 * 1024, 64 * 1024):
+            yield (PHOTO + bytes(64 * 1024))[start : start + 64 * 1024]
+
+    sent = await http.put(upload["url"], content=chunks(), headers=upload["headers"])
+    assert sent.status_code == 413 and sent.json()["error"]["code"] == "file_too_large"
+    assert direct_files(server.settings) == []
+
+
+async def test_the_room_rules_of_a_direct_post_apply(make_settings: SettingsFactory) -> None:
+    """Passcode and rate limit when asking; the quota under the room lock when processing."""
+    settings = make_settings(anonymous_upload_rate_limit="2/minute")
+    async for live in run_server(settings):
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=60) as http:
+            locked = await new_room(http, passcode="4821")
+            refused = await ask(http, locked["token"], PHOTO)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "passcode_required"
+
+            room = await new_room(http, max_images=1)
+            token = room["token"]
+            first = await direct_upload(http, token, PHOTO)
+            assert first["status"] == "done"
+            second = await direct_upload(http, token, OTHER_PHOTO)
+            assert second["status"] == "failed"
+            assert second["error"]["code"] == "room_quota_reached"
+            limited = await ask(http, token, PHOTO)
+            assert limited.status_code == 429
+            assert limited.json()["error"]["code"] == "rate_limited"
+            hosted = await http.post(
+                f"/api/rooms/{locked['token']}/uploads",
+                json={"filename": "a.jpg", "content_type": "image/png", "size": 10},
+                headers={"Authorization": f"Bearer {locked['host_key']}"},
+            )
+            assert hosted.status_code == 201, hosted.text
+            assert direct_files(settings) == []
+            assert await room_counts(settings, token) == (1, 1)
+
+
 async def test_unknown_uncompleted_and_empty_uploads(
     server: LiveServer, http: httpx.AsyncClient
 ) -> None:
