@@ -136,7 +136,7 @@ operations = [
             410: ("upload_url_expired", "upload_completed"),
             413: ("file_too_large",),
             415: ("content_type_mismatch",),
-            429: ("rate_limited",),
+            429: ("too_many_uploads",),
             507: ("insufficient_storage",),
         },
         raw_body=tuple(sorted(DECLARED_TYPES)),
