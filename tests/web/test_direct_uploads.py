@@ -116,6 +116,12 @@ def direct_files(settings: Settings) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
+async def bytes_deleted(settings: Settings) -> None:
+    """Wait until no direct upload's bytes are left (deleted just after the row's last
+    update, which is what the state answers)."""
+    await poll_until(lambda: direct_files(settings) == [], deadline=10, what="bytes deleted")
+
+
 async def set_expiry(settings: Settings, upload_id: str, when: datetime) -> None:
     database = Database(settings)
     try:
@@ -189,7 +195,7 @@ async def test_direct_upload_end_to_end_reaches_live_clients_once(
         assert following["id"] == posted.json()["id"]
     finally:
         await live.close()
-    assert direct_files(server.settings) == []
+    await bytes_deleted(server.settings)
     assert await room_counts(server.settings, token) == (2, 2)
 
 
@@ -261,7 +267,7 @@ async def test_bytes_that_are_not_a_whole_image_fail_like_a_direct_post(
     state = await direct_upload(http, token, data)
     assert state["status"] == "failed" and state["image"] is None
     assert state["error"]["code"] == code
-    assert direct_files(server.settings) == []
+    await bytes_deleted(server.settings)
     assert await room_counts(server.settings, token) == (0, 0)
 
 
@@ -306,7 +312,7 @@ async def test_the_room_rules_of_a_direct_post_apply(make_settings: SettingsFact
                 headers={"Authorization": f"Bearer {locked['host_key']}"},
             )
             assert hosted.status_code == 201, hosted.text
-            assert direct_files(settings) == []
+            await bytes_deleted(settings)
             assert await room_counts(settings, token) == (1, 1)
 
 
@@ -400,7 +406,7 @@ async def test_same_bytes_already_in_the_room_end_done_with_that_image_and_no_ev
         await live.close()
     events = await http.get(f"/api/rooms/{token}/events")
     assert [event["seq"] for event in events.json()["items"]] == [1, 2]
-    assert direct_files(server.settings) == []
+    await bytes_deleted(server.settings)
 
 
 async def test_expired_uploads_never_completed_are_swept(backend_settings: Settings) -> None:
