@@ -15,7 +15,7 @@ from web.settings import Settings
 def stored_files(settings: Settings) -> set[str]:
     """Every file under the data folder's image areas, as paths relative to it."""
     found: set[str] = set()
-    for area in ("uploads", "staging", "media"):
+    for area in ("uploads", "staging", "media", "direct"):
         root = settings.data_dir / area
         if root.exists():
             found.update(

@@ -24,6 +24,7 @@ from web.assets import build_id, static_mounts
 from web.errors import ApiError, error_response, handle_api_error
 from web.images import downloads as image_downloads
 from web.images import endpoints as image_endpoints
+from web.images import upload_endpoints
 from web.origins import CrossOriginGuard
 from web.replica import build_replica
 from web.rooms import endpoints as room_endpoints
@@ -112,6 +113,7 @@ def create_app(
     operations = [
         *room_endpoints.operations,
         *image_endpoints.operations,
+        *upload_endpoints.operations,
         *image_downloads.operations,
         *health.operations,
         replica.metrics.operation(settings.metrics_token),

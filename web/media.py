@@ -11,6 +11,14 @@ Every implementation keeps the same contract for a new upload: **stage → fsync
 A crash between 2 and 3 leaves staged files whose row exists: :meth:`MediaStore.recover` (at
 start-up and now and again) publishes them, and removes the staged files without a row.
 
+A direct upload (the client sends the bytes to where :meth:`MediaStore.issue_upload` says,
+then asks the service to process them) goes through the same stage → publish path once the
+bytes are fetched into a local file: :meth:`MediaStore.issue_upload` gives the
+:class:`UploadTarget` (an object store's presigned ``POST`` or ``PUT``; for the local folder
+the service's own ``PUT`` endpoint, whose bodies :meth:`MediaStore.receive_upload_body` keeps),
+:meth:`MediaStore.fetch_upload` copies what arrived into a file to render, and
+:meth:`MediaStore.delete_upload` drops it.
+
 Reads return a :class:`MediaFile` (a local file to send, or bytes), never a path into the
 published layout, so that the endpoints do not depend on where the files live.
 :class:`LocalMedia` is the local-disk implementation, over :class:`~web.storage.LocalImageStore`
@@ -20,20 +28,23 @@ and :class:`~web.pipeline.RenditionPool`; object storage is meant to be another 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import aiofiles
 from anyio import to_thread
 
 from web.pipeline import RenditionPool, RenditionResult, RenditionSpec
 from web.pipeline.renditions import FULL_NAME
-from web.storage import Committed, LocalImageStore, new_storage_key
+from web.storage import Committed, LocalImageStore, fsync_directory, new_storage_key
+from web.uploads import ReceivedUpload, UploadBody
 
 RENDITION_TYPE = "image/jpeg"
 """The content type of every rendition (display, thumbnail, full size)."""
@@ -72,6 +83,56 @@ class StagedMedia:
 
     key: str
     rendition: RenditionResult
+
+
+@dataclass(frozen=True, slots=True)
+class UploadGrant:
+    """A direct upload the service agreed to take, as the store is asked to issue it.
+
+    :ivar upload_id: the upload's URL-safe id (the object's name in the store).
+    :ivar content_type: the declared MIME type, e.g. ``"image/jpeg"``.
+    :ivar size: the declared size, bytes.
+    :ivar expires_at: when the target must stop taking bytes (UTC).
+    :ivar service_url: the service's own signed URL taking the bytes as a ``PUT`` body (for
+        stores that cannot take them themselves, like the local folder).
+    """
+
+    upload_id: str
+    content_type: str
+    size: int
+    expires_at: datetime
+    service_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTarget:
+    """Where and how a client sends a direct upload's bytes (the wire contract's answer).
+
+    :ivar method: ``"POST"`` (an HTML form: ``fields``, then the file as field ``file``) or
+        ``"PUT"`` (the bytes as the body, with ``headers``).
+    :ivar url: where to send them (absolute).
+    :ivar fields: form fields to send first, exactly as given (``POST``).
+    :ivar headers: request headers to send, exactly as given (``PUT``).
+    :ivar expires_at: when ``url`` stops working (UTC).
+    """
+
+    method: Literal["POST", "PUT"]
+    url: str
+    expires_at: datetime
+    fields: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedUpload:
+    """A direct upload's bytes copied into a local file by :meth:`MediaStore.fetch_upload`.
+
+    :ivar size: bytes.
+    :ivar sha256: hex digest of the bytes copied (not of anything the client declared).
+    """
+
+    size: int
+    sha256: str
 
 
 class MediaReader(Protocol):
@@ -117,6 +178,48 @@ class MediaStore(Protocol):
 
     async def discard_upload(self, path: Path) -> None:
         """Remove a spilled request body that was not staged (missing is fine)."""
+        ...
+
+    async def issue_upload(self, grant: UploadGrant) -> UploadTarget:
+        """Where the client sends a direct upload's bytes: an object store's presigned
+        request (size, key and type bound, expiring at ``grant.expires_at``), or
+        ``grant.service_url`` for a store the bytes reach through the service."""
+        ...
+
+    async def receive_upload_body(
+        self,
+        upload_id: str,
+        body: UploadBody,
+        *,
+        max_bytes: int,
+        idle_timeout: float | None,
+        min_free_bytes: int | None,
+    ) -> ReceivedUpload:
+        """Keep the bytes of a direct upload sent to the service (the ``PUT`` of
+        ``grant.service_url``): streamed with ``body``'s limits, durable when this returns;
+        sent again, they replace the previous ones.
+
+        :raises ApiError: as ``body.receive``; nothing of the body is kept then.
+        :raises NotImplementedError: a store whose targets take the bytes themselves.
+        """
+        ...
+
+    async def uploaded_size(self, upload_id: str) -> int | None:
+        """The size of a direct upload's bytes as the store holds them, bytes; None when
+        nothing arrived."""
+        ...
+
+    async def fetch_upload(self, upload_id: str, destination: Path) -> FetchedUpload | None:
+        """Copy a direct upload's bytes into ``destination`` (a path from
+        :meth:`new_upload_path`, for :meth:`stage_and_render`), hashing them on the way.
+
+        :returns: what was copied; None when there is nothing (``destination`` not made).
+        :raises OSError: the copy failed (``destination`` removed).
+        """
+        ...
+
+    async def delete_upload(self, upload_id: str) -> None:
+        """Drop a direct upload's bytes (processed, failed or expired); missing is fine."""
         ...
 
     async def stage_and_render(
@@ -233,6 +336,85 @@ class LocalMedia:
         """See :meth:`MediaStore.discard_upload`."""
         await self.store.discard(path)
 
+    async def issue_upload(self, grant: UploadGrant) -> UploadTarget:
+        """See :meth:`MediaStore.issue_upload`: the service's own ``PUT`` endpoint, with the
+        declared type as the one header to send."""
+        return UploadTarget(
+            method="PUT",
+            url=grant.service_url,
+            expires_at=grant.expires_at,
+            headers={"Content-Type": grant.content_type},
+        )
+
+    async def receive_upload_body(
+        self,
+        upload_id: str,
+        body: UploadBody,
+        *,
+        max_bytes: int,
+        idle_timeout: float | None,
+        min_free_bytes: int | None,
+    ) -> ReceivedUpload:
+        """See :meth:`MediaStore.receive_upload_body`: streamed into
+        ``direct/<id>.<random>.part``, fsynced, then renamed to ``direct/<id>``."""
+        part = self.store.new_direct_part(upload_id)
+        received = await body.receive(
+            part, max_bytes=max_bytes, idle_timeout=idle_timeout, min_free_bytes=min_free_bytes
+        )
+        final = self.store.direct_file(upload_id)
+
+        def publish() -> None:
+            assert received.path is not None, "a direct upload's body is kept on disk"
+            os.replace(received.path, final)
+            fsync_directory(final.parent)
+
+        try:
+            await to_thread.run_sync(publish)
+        except BaseException:
+            await self.store.discard(part)
+            raise
+        return ReceivedUpload(
+            path=final,
+            body=None,
+            size=received.size,
+            sha256=received.sha256,
+            filename=None,
+            fields={},
+        )
+
+    async def uploaded_size(self, upload_id: str) -> int | None:
+        """See :meth:`MediaStore.uploaded_size`."""
+        return await to_thread.run_sync(_regular_file_size, self.store.direct_file(upload_id))
+
+    async def fetch_upload(self, upload_id: str, destination: Path) -> FetchedUpload | None:
+        """See :meth:`MediaStore.fetch_upload`: a copy (not a move, so that a crash before
+        the image's commit leaves the bytes for the retry), hashed in the same pass."""
+        source = self.store.direct_file(upload_id)
+
+        def work() -> FetchedUpload | None:
+            digest = hashlib.sha256()
+            size = 0
+            try:
+                reader = open(source, "rb")  # noqa: SIM115 (closed below, with the writer)
+            except FileNotFoundError:
+                return None
+            try:
+                with reader, open(destination, "wb") as writer:
+                    while chunk := reader.read(_COPY_CHUNK):
+                        digest.update(chunk)
+                        writer.write(chunk)
+                        size += len(chunk)
+            except BaseException:
+                destination.unlink(missing_ok=True)
+                raise
+            return FetchedUpload(size, digest.hexdigest())
+
+        return await to_thread.run_sync(work)
+
+    async def delete_upload(self, upload_id: str) -> None:
+        """See :meth:`MediaStore.delete_upload`."""
+        await self.store.discard_direct(upload_id)
+
     async def stage_and_render(
         self, upload: Path | bytes, spec: RenditionSpec, *, room: Hashable = None
     ) -> StagedMedia:
@@ -314,6 +496,9 @@ class LocalMedia:
                 await self.store.delete(key)
                 return None
         return MediaFile(RENDITION_TYPE, size, path=full)
+
+
+_COPY_CHUNK = 1024 * 1024
 
 
 def _regular_file_size(path: Path) -> int | None:

@@ -45,6 +45,10 @@ PATH_PARAMETERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
         "The image's storage key, from its `url`.",
         {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
     ),
+    "upload_id": (
+        "The upload's id, as `POST .../uploads` answered it.",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+    ),
     "name": ("Which rendition.", {"type": "string", "enum": ["display.jpg", "thumb.jpg"]}),
 }
 """Description and JSON Schema of each path parameter, by name."""
@@ -96,6 +100,7 @@ _STATUS_TEXT = {
     405: "Method not allowed",
     408: "Request timeout",
     409: "Conflict with the room's state",
+    410: "Gone",
     413: "Too large",
     415: "Unsupported media type",
     422: "Invalid field",
@@ -220,6 +225,14 @@ def _operation(operation: Operation, schema_of: Any) -> dict[str, Any]:
                     "schema": schema_of(operation.form, "validation"),
                     "encoding": {"file": {"contentType": "image/*, application/octet-stream"}},
                 }
+            },
+        }
+    elif operation.raw_body:
+        described["requestBody"] = {
+            "required": True,
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in operation.raw_body
             },
         }
     responses: dict[str, Any] = {}

@@ -25,8 +25,10 @@ from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web.database import Database
 from web.event_log import DatabaseRoomLog
+from web.images.direct import DirectUploads
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
+from web.images.upload_repository import UploadRepository
 from web.images.views import image_view
 from web.media import LocalMedia, MediaStore
 from web.metrics import Metrics
@@ -64,6 +66,7 @@ class Replica:
     rate_limits: RateLimiter
     signing: SigningSecret
     images: ImageRepository
+    uploads: DirectUploads
     delivery: LiveDelivery
     namespace: RoomNamespace
     services: Services
@@ -73,8 +76,9 @@ class Replica:
 
     async def start(self) -> None:
         """Migrate (when ``migrate_on_start``), load the signing secret, finish uploads a
-        crashed process left staged, start the renderers, the bus and the namespace, then the
-        periodic catch-up (a bus that ``may_lose_events``) and recovery.
+        crashed process left staged, start the renderers, the bus and the namespace, resume
+        the direct uploads left processing, then the periodic catch-up (a bus that
+        ``may_lose_events``) and recovery.
 
         :raises sqlalchemy.exc.DBAPIError: the database is unreachable; redis errors likewise.
         """
@@ -85,15 +89,18 @@ class Replica:
         await self.media.start()
         await self.bus.start(self.delivery.deliver, self.delivery.catch_up)
         await self.namespace.start()
+        await self.uploads.start()
         if self.bus.may_lose_events:
             self._tasks.append(asyncio.create_task(self._periodic_catch_up()))
         self._tasks.append(asyncio.create_task(self._periodic_recovery()))
 
     async def stop(self) -> None:
-        """Stop the periodic tasks, then close everything in the reverse order of use."""
+        """Stop the periodic tasks, let the direct uploads being processed finish, then close
+        everything in the reverse order of use."""
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        await self.uploads.close()
         await self.presence.close()
         await self.bus.close()
         if self.redis is not None:
@@ -121,11 +128,15 @@ class Replica:
 
     async def _periodic_recovery(self) -> None:
         """Now and again, finish the uploads of replicas that died and were not restarted (on
-        NFS their locks are only freed when the lease expires, after this one started)."""
+        NFS their locks are only freed when the lease expires, after this one started): the
+        staged ones, and the direct uploads left processing; and remove the direct uploads
+        never completed whose URL expired."""
         while True:
             await asyncio.sleep(RECOVERY_PERIOD_SECONDS)
             try:
                 await self._recover()
+                await self.uploads.resume_stale()
+                await self.uploads.sweep()
             except Exception:  # database briefly down: try again next period
                 logger.warning("recovery of interrupted uploads failed", exc_info=True)
 
@@ -183,9 +194,8 @@ def build_replica(
     signing = SigningSecret(settings.secret_key)
     origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
     images = ImageRepository(database)
-    rooms = RoomService(
-        database, RoomRepository(database), images, settings, bus, rate_limits, signing
-    )
+    room_rows = RoomRepository(database)
+    rooms = RoomService(database, room_rows, images, settings, bus, rate_limits, signing)
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
         rooms.admit_live,
@@ -204,12 +214,26 @@ def build_replica(
         registry=registry,
         fast_paths={**fast_paths, "http": http_deadlines},
     )
+    image_service = ImageService(
+        database, images, rooms, media, bus, settings, metrics, rate_limits
+    )
+    uploads = DirectUploads(
+        image_service,
+        UploadRepository(database),
+        images,
+        rooms,
+        room_rows,
+        media,
+        signing,
+        settings,
+    )
     services = Services(
         settings=settings,
         database=database,
         bus=bus,
         rooms=rooms,
-        images=ImageService(database, images, rooms, media, bus, settings, metrics, rate_limits),
+        images=image_service,
+        uploads=uploads,
         sio=sio,
         signing=signing,
         qr=QrCodes(),
@@ -225,6 +249,7 @@ def build_replica(
         rate_limits=rate_limits,
         signing=signing,
         images=images,
+        uploads=uploads,
         delivery=delivery,
         namespace=namespace,
         services=services,

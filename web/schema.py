@@ -177,3 +177,35 @@ service_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
 )
+
+# Direct uploads (migration 0012): asked for, then "processing" once completed, then "done"
+# (with the image) or "failed" (with the error a direct POST would have answered). The SQL is
+# in web/images/upload_repository.py.
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("room_id", Id, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "participant_id",
+        Id,
+        ForeignKey("participants.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("by_host", Boolean(), nullable=False, server_default="0"),
+    Column("content_type", String(64), nullable=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("caption", Text(), nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="SET NULL"), nullable=True),
+    Column("error_status", Integer(), nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("error_message", Text(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    # When processing was last (re)started by some replica.
+    Column("claimed_at", UTCDateTime(), nullable=True),
+    Index("ix_uploads_room_id", "room_id"),
+    Index("ix_uploads_status_expires_at", "status", "expires_at"),
+)

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from realtime.bus import RoomEventBus
 from web.database import Database
+from web.images.direct import DirectUploads
 from web.images.service import ImageService
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
@@ -26,6 +27,7 @@ class Services:
     bus: RoomEventBus
     rooms: RoomService
     images: ImageService
+    uploads: DirectUploads
     sio: socketio.AsyncServer
     signing: SigningSecret
     qr: QrCodes

@@ -8,6 +8,9 @@ Layout under the data folder:
   too large to be received in memory, see ``web.uploads.SPOOL_BYTES``);
 - ``staging/<owner>/<key>/`` — an image's files (``original``, ``display.jpg``,
   ``thumb.jpg``) made but not yet committed to the database, or committed and not yet moved;
+- ``direct/<upload id>`` — the bytes of a direct upload sent to the service (``PUT``), kept
+  until the upload is processed or expires (not per owner: any process may resume it, see
+  :mod:`web.images.direct`); ``direct/<upload id>.<random>.part`` while they stream in;
 - ``media/<key>/`` — a committed image's files; only ``display.jpg`` and ``thumb.jpg`` are ever
   served to guests, ``original`` only to the host.
 
@@ -114,6 +117,7 @@ class LocalImageStore:
         self.uploads = root / "uploads"
         self.staging = root / "staging"
         self.media = root / "media"
+        self.direct = root / "direct"
         self.owner = secrets.token_hex(8)
         self._lock: int | None = None
 
@@ -138,7 +142,7 @@ class LocalImageStore:
         """
 
         def work() -> None:
-            for folder in (self.owners, self.uploads, self.staging, self.media):
+            for folder in (self.owners, self.uploads, self.staging, self.media, self.direct):
                 folder.mkdir(parents=True, exist_ok=True)
             # The lock exists before the owner's folders and is removed after them, so a
             # folder in staging/ without a lock file is one of the old layout's keys.
@@ -180,6 +184,27 @@ class LocalImageStore:
     def new_upload_path(self) -> Path:
         """A fresh path under ``uploads/<owner>/`` for a request body's file (not created)."""
         return self.own_uploads / f"{secrets.token_hex(16)}.part"
+
+    def direct_file(self, upload_id: str) -> Path:
+        """``direct/<upload id>``: where a direct upload's bytes are kept once received.
+
+        :raises ValueError: ``upload_id`` is not a URL-safe id of 16 to 64 characters.
+        """
+        if _KEY_PATTERN.fullmatch(upload_id) is None:
+            raise ValueError("malformed upload id")
+        return self.direct / upload_id
+
+    def new_direct_part(self, upload_id: str) -> Path:
+        """A fresh ``direct/<upload id>.<random>.part`` (not created) for a body streaming in."""
+        return self.direct_file(upload_id).with_name(f"{upload_id}.{secrets.token_hex(8)}.part")
+
+    async def discard_direct(self, upload_id: str) -> None:
+        """Remove a direct upload's bytes and any part of them still streaming in."""
+
+        def work() -> None:
+            _remove([self.direct_file(upload_id), *self.direct.glob(f"{upload_id}.*.part")])
+
+        await to_thread.run_sync(work)
 
     def staging_folder(self, key: str) -> Path:
         """Where this process stages the image ``key`` (not created: see

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -128,6 +129,132 @@ class MultipartBody:
             idle_timeout=idle_timeout,
             min_free_bytes=min_free_bytes,
         )
+
+
+class RawBody:
+    """:class:`UploadBody` of a request whose body is the file itself (a direct upload's
+    ``PUT`` to the service, see :mod:`web.images.direct`), streamed by :func:`receive_raw`.
+
+    :param request: the request, its body not read yet.
+    :param content_type: the ``Content-Type`` the request must carry (the one declared when
+        the upload was asked for).
+    :param declared_size: the size declared then, bytes: the body must be exactly as long.
+    """
+
+    def __init__(self, request: Request, *, content_type: str, declared_size: int) -> None:
+        self.request = request
+        self.content_type = content_type
+        self.declared_size = declared_size
+
+    async def receive(
+        self,
+        destination: Path,
+        *,
+        max_bytes: int,
+        idle_timeout: float | None,
+        min_free_bytes: int | None,
+    ) -> ReceivedUpload:
+        """See :meth:`UploadBody.receive`; the file is always written to ``destination``
+        and fsynced (``path`` is set, ``body`` is None), whatever its size."""
+        return await receive_raw(
+            self.request,
+            destination,
+            content_type=self.content_type,
+            declared_size=self.declared_size,
+            max_bytes=max_bytes,
+            idle_timeout=idle_timeout,
+            min_free_bytes=min_free_bytes,
+        )
+
+
+async def receive_raw(
+    request: Request,
+    destination: Path,
+    *,
+    content_type: str,
+    declared_size: int,
+    max_bytes: int,
+    idle_timeout: float | None = None,
+    min_free_bytes: int | None = None,
+) -> ReceivedUpload:
+    """Receive a request body that is the file itself into ``destination``, durably.
+
+    The same limits as :func:`receive_upload`: the declared ``Content-Length`` is checked
+    before anything is read, the body is counted as it streams (413 the moment it passes
+    ``max_bytes`` or ``declared_size``), each chunk waits at most ``idle_timeout``, the disk
+    keeps ``min_free_bytes``; the SHA-256 is computed per chunk. Writes are batched by
+    :data:`SPOOL_BYTES` and the file is fsynced before this returns.
+
+    :param content_type: what the request's ``Content-Type`` must be (parameters ignored).
+    :param declared_size: the exact length the body must have, bytes.
+    :param max_bytes: the service's limit, bytes.
+    :returns: the file (``path`` = ``destination``), its size and SHA-256; no fields.
+    :raises ApiError: 415 ``content_type_mismatch``; 413 ``file_too_large``; 400
+        ``size_mismatch`` (shorter than declared); 408 ``upload_timeout``; 507
+        ``insufficient_storage``.
+    :raises starlette.requests.ClientDisconnect: the client went away (destination removed).
+    """
+    sent_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if sent_type != content_type:
+        raise ApiError(
+            415,
+            "content_type_mismatch",
+            f"Send the body with Content-Type: {content_type}, as the upload declared.",
+        )
+    limit = min(max_bytes, declared_size)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _over(limit, max_bytes)
+    if min_free_bytes is not None:
+        await require_free_space(destination.parent, declared_size, min_free_bytes)
+    digest = hashlib.sha256()
+    size = 0
+    buffered: list[bytes] = []
+    buffered_size = 0
+    out: Any = await aiofiles.open(destination, "wb")
+    try:
+        async for chunk in _chunks(request, idle_timeout):
+            size += len(chunk)
+            if size > limit:
+                raise _over(limit, max_bytes)
+            digest.update(chunk)
+            buffered.append(chunk)
+            buffered_size += len(chunk)
+            if buffered_size >= SPOOL_BYTES:
+                await _write(out, b"".join(buffered))
+                buffered.clear()
+                buffered_size = 0
+        if size != declared_size:
+            raise ApiError(
+                400,
+                "size_mismatch",
+                f"The body has {size} bytes; the upload declared {declared_size}.",
+            )
+        if buffered:
+            await _write(out, b"".join(buffered))
+        await out.flush()
+        await to_thread.run_sync(os.fsync, out.fileno())
+        await out.close()
+    except BaseException:
+        await out.close()
+        await _remove(destination)
+        raise
+    return ReceivedUpload(
+        path=destination,
+        body=None,
+        size=size,
+        sha256=digest.hexdigest(),
+        filename=None,
+        fields={},
+    )
+
+
+def _over(limit: int, max_bytes: int) -> ApiError:
+    if limit < max_bytes:
+        return ApiError(
+            413, "file_too_large", f"The body is larger than the {limit} bytes the upload declared."
+        )
+    return too_large(max_bytes)
 
 
 def too_large(max_bytes: int) -> ApiError:

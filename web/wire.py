@@ -138,7 +138,7 @@ Security = Literal["anonymous", "hostKey", "participantKey", "participantCookie"
 class Operation:
     """An HTTP operation: its route and what the OpenAPI document says about it.
 
-    :ivar method: ``"GET"``, ``"POST"``, ``"PATCH"`` or ``"DELETE"`` (GET routes answer
+    :ivar method: ``"GET"``, ``"POST"``, ``"PUT"``, ``"PATCH"`` or ``"DELETE"`` (GET routes answer
         ``HEAD`` too, as Starlette does).
     :ivar path: the Starlette path template, e.g. ``/api/rooms/{token}``.
     :ivar endpoint: the request handler.
@@ -150,6 +150,8 @@ class Operation:
         every operation of its kind has (JSON body, change, database).
     :ivar body: the JSON request body's model, if it takes one.
     :ivar form: the ``multipart/form-data`` request body's model, if it takes one.
+    :ivar raw_body: media types of a request body that is a file itself (a direct upload's
+        ``PUT``), if it takes one.
     :ivar parameters: query and header parameters.
     :ivar security: accepted credentials, any one of them; ``anonymous`` when none is needed.
     :ivar description: longer text, Markdown.
@@ -165,6 +167,7 @@ class Operation:
     errors: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     body: type[WireModel] | None = None
     form: type[WireModel] | None = None
+    raw_body: tuple[str, ...] = ()
     parameters: tuple[Parameter, ...] = ()
     security: tuple[Security, ...] = ("anonymous",)
     description: str = ""

@@ -40,6 +40,12 @@ class _AnnouncingFile:
         print(f"{SPILLED} {written}", flush=True)
         return written
 
+    async def flush(self) -> None:
+        await self._file.flush()
+
+    def fileno(self) -> int:
+        return int(self._file.fileno())
+
     async def close(self) -> None:
         await self._file.close()
 

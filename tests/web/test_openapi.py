@@ -144,11 +144,19 @@ async def _fuzz_room(
         )
         assert image.status_code == 201, image.text
         uploaded.append(image.json())
+    # A direct upload asked for and never sent: the fuzzer's upload_id.
+    upload = await http.post(
+        f"/api/rooms/{token}/uploads",
+        json={"filename": "a.jpg", "content_type": "image/jpeg", "size": 1000},
+        headers={"X-Participant-Key": joined["participant_key"]},
+    )
+    assert upload.status_code == 201, upload.text
     return {
         "token": token,
         "host_key": room["host_key"],
         "participant_key": joined["participant_key"],
         "images": uploaded,
+        "upload_id": upload.json()["upload_id"],
     }
 
 
@@ -166,15 +174,17 @@ def _toml_table(values: dict[str, Any]) -> str:
 
 
 def fuzz_config(room: dict[str, Any], closing: dict[str, Any]) -> str:
-    """schemathesis.toml aiming every operation at ``room`` and its first image with its
-    host key (and the participant's key for the participant's own operations), except those
-    that end something: the delete at its second image, the close at the room ``closing``, so
-    the other operations keep a live room and image whatever runs first."""
+    """schemathesis.toml aiming every operation at ``room``, its first image and its direct
+    upload with its host key (and the participant's key for the participant's own
+    operations), except those that end something: the delete at its second image, the close
+    at the room ``closing``, so the other operations keep a live room and image whatever runs
+    first."""
     image = room["images"][0]
     parameters = {
         "path.token": room["token"],
         "path.image_id": image["id"],
         "path.key": image["url"].split("/")[2],
+        "path.upload_id": room["upload_id"],
     }
     operations = [
         # Joining with a participant's key would re-key that participant: only the

@@ -1,4 +1,4 @@
-"""Wire bodies of the image routes: the image object, its pages, the event log, the upload."""
+"""Wire bodies of the image routes: the image object, its pages, the event log, the uploads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, JsonValue
 
-from web.wire import Timestamp, WireModel
+from web.wire import ErrorDetail, Timestamp, WireModel
 
 
 class ImageBody(WireModel):
@@ -71,3 +71,63 @@ class UploadForm(WireModel):
 
     file: bytes = Field(description="One image, its type decided by its bytes.")
     caption: str | None = Field(None, max_length=500, description="Whitespace is folded.")
+
+
+class UploadDeclaration(WireModel):
+    """``POST /api/rooms/{token}/uploads``: the file the client is about to send."""
+
+    filename: str = Field(
+        min_length=1, max_length=255, description="The file's name; untrusted, never stored."
+    )
+    content_type: str = Field(
+        max_length=100,
+        description="Its MIME type: `image/jpeg`, `image/png`, `image/gif`, `image/webp`, "
+        "`image/heic`, `image/heif`, `image/heic-sequence`, `image/heif-sequence` or "
+        "`image/avif` (the real type is still read from the bytes).",
+        examples=["image/jpeg"],
+    )
+    size: int = Field(ge=1, le=2**53, description="Its exact length, bytes.")
+    caption: str | None = Field(None, description="Whitespace is folded.")
+    sha256: str | None = Field(
+        None,
+        pattern="^[0-9a-fA-F]{64}$",
+        description="Hex SHA-256 of the bytes; when given, bytes with another digest are refused.",
+    )
+
+
+class UploadIssued(WireModel):
+    """Where and how to send an upload's bytes (``201`` of ``POST .../uploads``)."""
+
+    upload_id: str = Field(description="Opaque, URL-safe.")
+    method: Literal["POST", "PUT"] = Field(
+        description="`POST`: an HTML form, `fields` then the file as the last field `file`; "
+        "`PUT`: the bytes as the body, with `headers`."
+    )
+    url: str = Field(description="Where to send the bytes (absolute).")
+    fields: dict[str, str] = Field(description="Form fields to send, exactly as given (`POST`).")
+    headers: dict[str, str] = Field(description="Headers to send, exactly as given (`PUT`).")
+    expires_at: Timestamp = Field(description="When `url` stops working.")
+
+
+class UploadStarted(WireModel):
+    """``202`` of ``POST .../uploads/{upload_id}/complete``."""
+
+    upload_id: str
+    status: Literal["processing", "done", "failed"] = Field(
+        description="`processing` once completed; a repeated call answers the current status."
+    )
+
+
+class UploadState(WireModel):
+    """A completed upload's state (``GET .../uploads/{upload_id}``)."""
+
+    upload_id: str
+    status: Literal["processing", "done", "failed"]
+    image: ImageBody | None = Field(
+        description="The stored image (`done`; the room's existing one for bytes it already "
+        "held); `null` otherwise, or when the image was deleted since."
+    )
+    error: ErrorDetail | None = Field(
+        description="`failed`: the error a direct `POST .../images` would have answered "
+        "(e.g. `file_too_large`, `unsupported_media_type`, `corrupt_image`)."
+    )

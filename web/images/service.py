@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from web.rooms.room_settings import clean_text
 from web.rooms.service import RoomService, Viewer
 from web.settings import Settings
 from web.upload_slots import UploadSlots
-from web.uploads import DISK_FULL_ERRNOS, UploadBody, insufficient_storage
+from web.uploads import DISK_FULL_ERRNOS, ReceivedUpload, UploadBody, insufficient_storage
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +105,59 @@ class ImageService:
             (bytes or pixels); 415 not an accepted image type; 422 corrupt; 503 renderers
             busy; 507 the disk is (nearly) full.
         """
+
+        async def held() -> tuple[dict[str, Any], bool]:
+            with self.upload_slots.hold(client_address):
+                return await self._upload(room, viewer, body, client_address)
+
+        return await self._measured(held())
+
+    async def ingest(
+        self, room: Room, viewer: Viewer, received: ReceivedUpload
+    ) -> tuple[dict[str, Any], bool]:
+        """Store an upload whose bytes were received some other way (a direct upload's,
+        fetched from the media store, see :mod:`web.images.direct`), through the same
+        admission, de-duplication, render, commit and broadcast as :meth:`upload`.
+
+        The room's pre-checks and the rate limit are not applied again (the caller applied
+        them when the upload was asked for, with :meth:`check_upload`); the room's state as
+        locked in the upload's transaction is (closed, paused, join required, quotas,
+        moderation).
+
+        :param received: the bytes (a file from :meth:`MediaStore.new_upload_path`, consumed
+            or removed whatever happens), their size and SHA-256; ``fields["caption"]`` is
+            the caption.
+        :returns: as :meth:`upload`.
+        :raises ApiError: as :meth:`upload` from 400 ``empty_file`` on (no 408).
+        """
+        return await self._measured(self._ingest(room, viewer, received))
+
+    async def check_upload(self, room: Room, viewer: Viewer, client_address: str) -> None:
+        """Whether ``viewer`` may upload to ``room`` now, counting one upload against the
+        rate limit (what :meth:`upload` checks before reading a body).
+
+        :raises ApiError: 409 ``room_closed`` or ``uploads_paused``; 401
+            ``passcode_required`` or ``join_required``; 429 ``rate_limited``.
+        """
+        self.rooms.require_open(room)
+        self.rooms.require_viewer(room, viewer)
+        participant = viewer.participant
+        if not viewer.is_host:
+            _require_uploads_open(room.uploads_open)
+            _require_participant(room.require_join, participant)
+            if participant is not None:
+                await self.rate_limits.hit("upload", f"{room.id}:{participant.id}")
+            else:
+                await self.rate_limits.hit("anonymous_upload", f"{room.id}:{client_address}")
+
+    async def _measured(
+        self, work: Coroutine[Any, Any, tuple[dict[str, Any], bool]]
+    ) -> tuple[dict[str, Any], bool]:
+        """Run an upload's ``work``, counting it in the metrics; a full disk is 507."""
         started = time.perf_counter()
         try:
             try:
-                with self.upload_slots.hold(client_address):
-                    image, created = await self._upload(room, viewer, body, client_address)
+                image, created = await work
             except OSError as exc:  # the disk filled up while staging or rendering
                 if exc.errno not in DISK_FULL_ERRNOS:
                     raise
@@ -125,23 +173,19 @@ class ImageService:
     async def _upload(
         self, room: Room, viewer: Viewer, body: UploadBody, client_address: str
     ) -> tuple[dict[str, Any], bool]:
-        self.rooms.require_open(room)
-        self.rooms.require_viewer(room, viewer)
-        participant = viewer.participant
-        if not viewer.is_host:
-            _require_uploads_open(room.uploads_open)
-            _require_participant(room.require_join, participant)
-            if participant is not None:
-                await self.rate_limits.hit("upload", f"{room.id}:{participant.id}")
-            else:
-                await self.rate_limits.hit("anonymous_upload", f"{room.id}:{client_address}")
-
+        await self.check_upload(room, viewer, client_address)
         received = await body.receive(
             self.media.new_upload_path(),
             max_bytes=self.settings.max_upload_bytes,
             idle_timeout=self.settings.upload_idle_timeout_seconds,
             min_free_bytes=self.settings.min_free_disk_bytes,
         )
+        return await self._ingest(room, viewer, received)
+
+    async def _ingest(
+        self, room: Room, viewer: Viewer, received: ReceivedUpload
+    ) -> tuple[dict[str, Any], bool]:
+        participant = viewer.participant
         leftover = received.path  # a spilled body file, until it is moved into staging
         staged: StagedMedia | None = None
         try:

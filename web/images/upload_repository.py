@@ -1,0 +1,161 @@
+"""SQL for direct uploads: every query on ``uploads`` lives here (see :mod:`web.images.direct`).
+
+An upload's status only moves forward: ``issued`` → ``processing`` → ``done`` or ``failed``;
+each step is one conditional UPDATE, so two requests (or two replicas) racing on one upload
+agree on who made the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from web.database import Database
+from web.schema import rooms, uploads
+
+ISSUED = "issued"
+PROCESSING = "processing"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """An ``uploads`` row, with its room's token joined in.
+
+    :ivar size: declared, bytes.
+    :ivar error_status: the HTTP status a direct POST would have answered (``failed`` only).
+    """
+
+    id: str
+    room_id: int
+    room_token: str
+    participant_id: int | None
+    by_host: bool
+    content_type: str
+    size: int
+    caption: str | None
+    sha256: str | None
+    status: str
+    image_id: int | None
+    error_status: int | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    expires_at: datetime
+    claimed_at: datetime | None
+
+
+def _query() -> Any:
+    return select(*uploads.c, rooms.c.token.label("room_token")).select_from(
+        uploads.join(rooms, uploads.c.room_id == rooms.c.id)
+    )
+
+
+def _upload(row: Any) -> Upload:
+    values = dict(row._mapping)
+    values["by_host"] = bool(values["by_host"])
+    return Upload(**values)
+
+
+class UploadRepository:
+    """Reads and writes ``uploads``; each write is its own short transaction.
+
+    :param database: the replica's connection pool.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def insert(self, values: dict[str, Any]) -> None:
+        """Insert an ``issued`` upload.
+
+        :param values: every column but ``status``, ``image_id``, the error's and
+            ``claimed_at``.
+        """
+        async with self.database.transaction() as connection:
+            await connection.execute(insert(uploads).values(**values, status=ISSUED))
+
+    async def get(self, upload_id: str, room_id: int | None = None) -> Upload | None:
+        """The upload ``upload_id`` (of ``room_id``, when given), or None."""
+        query = _query().where(uploads.c.id == upload_id)
+        if room_id is not None:
+            query = query.where(uploads.c.room_id == room_id)
+        async with self.database.read() as connection:
+            row = (await connection.execute(query)).first()
+        return _upload(row) if row is not None else None
+
+    async def start_processing(self, upload_id: str, now: datetime) -> bool:
+        """Move an ``issued`` upload whose URL has not expired to ``processing``, claimed at
+        ``now``; False when it was not (completed already, expired or gone)."""
+        async with self.database.transaction() as connection:
+            changed = await connection.execute(
+                update(uploads)
+                .where(
+                    uploads.c.id == upload_id,
+                    uploads.c.status == ISSUED,
+                    uploads.c.expires_at > now,
+                )
+                .values(status=PROCESSING, claimed_at=now)
+            )
+        return bool(changed.rowcount)
+
+    async def claim(self, upload_id: str, now: datetime) -> bool:
+        """Record that processing of a ``processing`` upload (re)starts at ``now``; False when
+        it is no longer processing."""
+        async with self.database.transaction() as connection:
+            changed = await connection.execute(
+                update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.status == PROCESSING)
+                .values(claimed_at=now)
+            )
+        return bool(changed.rowcount)
+
+    async def finish(self, upload_id: str, image_id: int) -> None:
+        """Mark a ``processing`` upload ``done`` with its image (nothing if it is not
+        processing: another replica finished it)."""
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.status == PROCESSING)
+                .values(status=DONE, image_id=image_id)
+            )
+
+    async def fail(self, upload_id: str, status: int, code: str, message: str) -> None:
+        """Mark a ``processing`` upload ``failed`` with the error a direct POST would have
+        answered (nothing if it is not processing)."""
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.status == PROCESSING)
+                .values(status=FAILED, error_status=status, error_code=code, error_message=message)
+            )
+
+    async def processing(self, claimed_before: datetime | None = None) -> list[str]:
+        """Ids of the ``processing`` uploads, oldest claim first; with ``claimed_before``,
+        only those whose processing was last (re)started before then."""
+        query = select(uploads.c.id).where(uploads.c.status == PROCESSING)
+        if claimed_before is not None:
+            query = query.where(uploads.c.claimed_at < claimed_before)
+        async with self.database.read() as connection:
+            rows = await connection.execute(query.order_by(uploads.c.claimed_at))
+            return [str(row.id) for row in rows]
+
+    async def remove_expired(self, now: datetime, limit: int = 500) -> list[str]:
+        """Delete up to ``limit`` uploads never completed whose URL expired before ``now``;
+        returns their ids (their bytes are the caller's to delete)."""
+        async with self.database.transaction() as connection:
+            found = await connection.execute(
+                select(uploads.c.id)
+                .where(uploads.c.status == ISSUED, uploads.c.expires_at <= now)
+                .limit(limit)
+            )
+            ids = [str(row.id) for row in found]
+            if ids:
+                await connection.execute(
+                    delete(uploads).where(uploads.c.id.in_(ids), uploads.c.status == ISSUED)
+                )
+        return ids
