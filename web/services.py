@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from realtime.bus import RoomEventBus
 from web.database import Database
 from web.images.service import ImageService
+from web.media import MediaStore
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
 from web.rooms.views import LanAddress
@@ -26,6 +27,7 @@ class Services:
     bus: RoomEventBus
     rooms: RoomService
     images: ImageService
+    media: MediaStore
     sio: socketio.AsyncServer
     signing: SigningSecret
     qr: QrCodes
