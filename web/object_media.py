@@ -144,10 +144,17 @@ def open_object_store(settings: Settings) -> ObjectStore:
     ``AZURE_STORAGE_ACCOUNT_KEY`` or a managed identity, ``AZURE_STORAGE_USE_EMULATOR``),
     read by obstore when the store is built.
 
-    :raises ValueError: the settings name a local folder.
-    :raises obstore.exceptions.BaseError: obstore refuses the configuration.
+    :raises ValueError: the settings name a local folder, or obstore refuses the
+        configuration (e.g. a key id without its secret); the message says which.
     """
     location: StorageLocation = settings.storage
+    try:
+        return _open(location, settings)
+    except BaseError as exc:
+        raise ValueError(f"{location.url}: {str(exc).partition(chr(10))[0]}") from exc
+
+
+def _open(location: StorageLocation, settings: Settings) -> ObjectStore:
     client: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "timeout": REQUEST_TIMEOUT}
     retry: dict[str, Any] = {
         "max_retries": RETRIES,

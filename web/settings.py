@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from limits import parse
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from web.origins import normalise_origin
@@ -356,6 +356,16 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ValueError(f"not an absolute http(s) URL without a query: {value!r}")
         return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _media_base_url_needs_object_storage(self) -> Settings:
+        """Refuse a media base URL with local storage: nothing would serve it."""
+        if self.media_base_url is not None and self.storage.folder is not None:
+            raise ValueError(
+                "IMAGESHARK_MEDIA_BASE_URL needs object storage (IMAGESHARK_STORAGE_URL="
+                "s3://, gs:// or az://): with a local folder the service serves the files"
+            )
+        return self
 
     @field_validator("database_url", mode="after")
     @classmethod
