@@ -76,7 +76,7 @@ class Bucket:
     name: str
     server: MotoServer
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         """Every object key in the bucket, sorted."""
         client = self.server.client()
         found: list[str] = []
@@ -104,7 +104,7 @@ def new_bucket(server: MotoServer) -> Iterator[Bucket]:
         yield bucket
     finally:
         client = server.client()
-        keys = bucket.keys()
+        keys = bucket.object_keys()
         for start in range(0, len(keys), 1000):
             client.delete_objects(
                 Bucket=bucket.name,

@@ -23,8 +23,8 @@ from tests.object_store import Bucket
 from tests.photos import make_image_bytes
 from web.media import LocalMedia, MediaFile, MediaStore
 from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia, open_object_store
-from web.settings import Settings
 from web.pipeline import CorruptImage, RenditionPool, RenditionSpec, UnsupportedImageType
+from web.settings import Settings
 from web.storage import Committed, LocalImageStore
 
 SPEC = RenditionSpec(display_max_px=500, thumb_max_px=120)
