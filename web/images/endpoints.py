@@ -158,6 +158,7 @@ def _page(after: str, default: int) -> tuple[Parameter, Parameter]:
     )
 
 
+_LOCATION = {"Location": "Where the file is served (the object store, or the media base URL)."}
 _VIEWERS: tuple[Security, ...] = ("anonymous", "hostKey", "participantKey", "participantCookie")
 _PAGE_ERRORS = {422: ("invalid_after", "invalid_limit")}
 _HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key",)}
@@ -292,9 +293,16 @@ operations = [
             200: Answer(
                 "The JPEG; cached privately for `IMAGESHARK_MEDIA_MAX_AGE_SECONDS`.",
                 Binary("image/jpeg"),
-            )
+            ),
+            302: Answer(
+                "With object storage: the JPEG is at `Location` (a presigned GET, or "
+                "`IMAGESHARK_MEDIA_BASE_URL`); the redirect is cached privately for "
+                "`IMAGESHARK_MEDIA_MAX_AGE_SECONDS`, at most the presigned URL's lifetime.",
+                None,
+                _LOCATION,
+            ),
         },
-        {404: ("not_found",)},
+        {404: ("not_found",), 503: ("busy",)},
     ),
 ]
 routes = [operation.route() for operation in operations]
