@@ -368,3 +368,25 @@ async def test_large_original_goes_up_in_parts(tmp_path: Path, s3_bucket: Bucket
         assert image_files(tmp_path / "scratch") == []
     finally:
         await media.close()
+
+
+async def test_a_folder_path_keeps_the_files_there(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    """``IMAGESHARK_STORAGE_URL=<folder>``: the local layout in that folder, the database
+    still in the data folder."""
+    folder = tmp_path / "photo-files"
+    settings = make_settings(storage_url=str(folder))
+    async for client in _app_client(settings):
+        room = await new_room(client.http)
+        image = (await post_image(client.http, room, make_image_bytes("jpeg"))).json()
+        served = await client.http.get(image["thumb_url"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+        key = storage_key(image)
+        assert sorted(p.name for p in (folder / "media" / key).iterdir()) == [
+            "display.jpg",
+            "original",
+            "thumb.jpg",
+        ]
+        assert not (settings.data_dir / "media").exists()
+        assert (settings.data_dir / "imageshark.db").exists()
