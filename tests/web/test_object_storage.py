@@ -186,6 +186,36 @@ async def test_repeated_bytes_answer_200_and_lost_objects_are_stored_again(
     assert not [name for name in s3_bucket.object_keys() if f"/{key}/" in name]
 
 
+async def test_a_refused_upload_leaves_no_object_and_no_file(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    http = s3_client.http
+    room = await new_room(http)
+    truncated = make_image_bytes("jpeg", size=(2000, 1500))[:-20_000]
+    for data in (
+        b"not an image at all" * 1000,
+        truncated,
+        b"\x89PNG\r\n\x1a\n" + b"\0" * 2_000_000,
+    ):
+        refused = await post_image(http, room, data)
+        assert refused.status_code in (415, 422), refused.text
+    assert s3_bucket.object_keys() == []
+    assert image_files(s3_client.settings.data_dir) == []
+
+
+async def test_redirects_are_cached_no_longer_than_the_presigned_url_lives(
+    make_settings: SettingsFactory, s3_bucket: Bucket
+) -> None:
+    settings = make_settings(**s3_bucket.settings(PREFIX), media_url_seconds=120)
+    async for client in _app_client(settings):
+        room = await new_room(client.http)
+        image = (await post_image(client.http, room, make_image_bytes("jpeg"))).json()
+        redirect = await client.http.get(image["url"])
+        assert redirect.headers["cache-control"] == "private, max-age=60"
+        assert "X-Amz-Expires=120" in redirect.headers["location"]
+        assert (await client.http.get(f"/media/{storage_key(image)}/original")).status_code == 404
+
+
 async def test_media_base_url_redirects_renditions_to_it(
     make_settings: SettingsFactory, s3_bucket: Bucket
 ) -> None:
