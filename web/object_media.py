@@ -37,10 +37,12 @@ renditions to ``IMAGESHARK_MEDIA_BASE_URL/<key>/<name>``. :meth:`ObjectMedia.ope
 streams the original from the store (the ZIP export). :meth:`ObjectMedia.full_size` downloads
 the original to a temporary folder, renders ``full.jpg`` and uploads it.
 
-**The store down**: every call that needs it raises :class:`StoreUnavailable`
-(``503 busy`` with ``Retry-After``) after obstore's retries (:data:`RETRIES`, within
-:data:`RETRY_SECONDS`); the next request tries again, so the service recovers without a
-restart. Deletions that fail are logged and left to the sweeper (the row is gone already).
+**The store down**: every call that needs it raises
+:class:`~web.object_store.StoreUnavailable` (``503 busy`` with ``Retry-After``) after
+obstore's retries (:data:`~web.object_store.RETRIES`, within
+:data:`~web.object_store.RETRY_SECONDS`); the next request tries again, so the service
+recovers without a restart. Deletions that fail are logged and left to the sweeper (the row
+is gone already).
 """
 
 from __future__ import annotations
@@ -50,23 +52,29 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Executor
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import aiofiles
 import obstore
-from obstore.exceptions import BaseError, NotFoundError
-from obstore.store import AzureStore, GCSStore, S3Store
+from obstore.exceptions import NotFoundError
 
-from web.errors import ApiError
 from web.media import RENDITION_TYPE, MediaFile, MediaReader, StagedMedia
+from web.object_store import (
+    PUT_CHUNK_BYTES,
+    READ_CHUNK_BYTES,
+    ObjectReader,
+    ObjectStore,
+    StoreUnavailable,
+    file_chunks,
+    reaching_store,
+)
 from web.pipeline import RenditionPool, RenditionResult, RenditionSpec
 from web.pipeline.renditions import DISPLAY_NAME, FULL_NAME, THUMB_NAME
-from web.settings import Settings, StorageLocation
 from web.storage import (
     ORIGINAL,
     PUBLIC_RENDITIONS,
@@ -80,7 +88,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ObjectStore = S3Store | GCSStore | AzureStore
 OBJECT_NAMES = (ORIGINAL, DISPLAY_NAME, THUMB_NAME, FULL_NAME)
 """Every object an image may have under its key."""
 ORPHAN_GRACE_SECONDS = 3600.0
@@ -90,108 +97,10 @@ the hour is the local store's ``STALE_AFTER_SECONDS``."""
 SWEEP_PERIOD_SECONDS = 900.0
 """Least time between two sweeps of the bucket by one replica (start-up sweeps at once): a
 sweep lists the whole prefix, one request per 1000 objects."""
-RETRY_AFTER_SECONDS = 5
-"""``Retry-After`` of :class:`StoreUnavailable`, seconds (as ``database_unavailable``)."""
-RETRIES = 2
-"""Retries of one request after a connection error, a timeout of a read, or a 5xx."""
-RETRY_SECONDS = 5.0
-"""Longest time obstore keeps retrying one request, seconds: an upload waits at most about this
-(plus :data:`CONNECT_TIMEOUT`) for a store that is down before it gets 503."""
-CONNECT_TIMEOUT = "3s"
-REQUEST_TIMEOUT = "60s"
-"""Longest one request may take (a 40 MiB original at 6 Mbit/s), obstore duration syntax."""
-_READ_CHUNK_BYTES = 256 * 1024
-_PUT_CHUNK_BYTES = 8 * 1024 * 1024
 _COMMITTED_BATCH = 500
 _PING_PATH = "readiness-probe"  # not a storage key: never written, never swept
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
-
-
-class StoreUnavailable(ApiError):
-    """503 ``busy`` with ``Retry-After``: the object store did not answer (or answered 5xx)
-    after its retries. Nothing was stored; the client should retry shortly."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            503,
-            "busy",
-            "The image store is not reachable right now; nothing was stored. Please retry.",
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-
-
-@contextlib.contextmanager
-def _reaching_store(action: str) -> Iterator[None]:
-    """Turn obstore's errors (other than "not found") into :class:`StoreUnavailable`."""
-    try:
-        yield
-    except (FileNotFoundError, NotFoundError):
-        raise
-    except BaseError as exc:
-        logger.warning("object store %s failed: %s", action, str(exc).partition("\n")[0])
-        raise StoreUnavailable() from exc
-
-
-def open_object_store(settings: Settings) -> ObjectStore:
-    """The obstore store of ``settings.storage`` (an ``s3``, ``gs`` or ``az`` location).
-
-    S3: the bucket's region, endpoint and key pair come from the settings' ``AWS_*`` fields;
-    what they leave unset (a session token, an IAM role for service accounts, instance
-    credentials) obstore reads from its standard environment variables. GCS and Azure are
-    configured by their standard variables only (``GOOGLE_SERVICE_ACCOUNT``/
-    ``GOOGLE_APPLICATION_CREDENTIALS``; ``AZURE_STORAGE_ACCOUNT_NAME``,
-    ``AZURE_STORAGE_ACCOUNT_KEY`` or a managed identity, ``AZURE_STORAGE_USE_EMULATOR``),
-    read by obstore when the store is built.
-
-    :raises ValueError: the settings name a local folder, or obstore refuses the
-        configuration (e.g. a key id without its secret); the message says which.
-    """
-    location: StorageLocation = settings.storage
-    try:
-        return _open(location, settings)
-    except BaseError as exc:
-        raise ValueError(f"{location.url}: {str(exc).partition(chr(10))[0]}") from exc
-
-
-def _open(location: StorageLocation, settings: Settings) -> ObjectStore:
-    client: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, "timeout": REQUEST_TIMEOUT}
-    retry: dict[str, Any] = {
-        "max_retries": RETRIES,
-        "retry_timeout": timedelta(seconds=RETRY_SECONDS),
-    }
-    prefix = location.prefix or None
-    if location.scheme == "s3":
-        config: dict[str, Any] = {"region": settings.aws_region or "us-east-1"}
-        if settings.aws_access_key_id is not None:
-            config["access_key_id"] = settings.aws_access_key_id.get_secret_value()
-        if settings.aws_secret_access_key is not None:
-            config["secret_access_key"] = settings.aws_secret_access_key.get_secret_value()
-        if settings.aws_endpoint_url is not None:
-            config["endpoint"] = settings.aws_endpoint_url
-            client["allow_http"] = settings.aws_endpoint_url.startswith("http://")
-        return S3Store(
-            location.bucket,
-            prefix=prefix,
-            config=config,  # type: ignore[arg-type]
-            client_options=client,  # type: ignore[arg-type]
-            retry_config=retry,  # type: ignore[arg-type]
-        )
-    if location.scheme == "gs":
-        return GCSStore(
-            location.bucket,
-            prefix=prefix,
-            client_options=client,  # type: ignore[arg-type]
-            retry_config=retry,  # type: ignore[arg-type]
-        )
-    if location.scheme == "az":
-        return AzureStore(
-            location.bucket,
-            prefix=prefix,
-            client_options=client,  # type: ignore[arg-type]
-            retry_config=retry,  # type: ignore[arg-type]
-        )
-    raise ValueError(f"not an object store: {location.scheme}")
 
 
 async def _nothing_committed(keys: Iterable[str]) -> set[str]:
@@ -202,7 +111,7 @@ async def _nothing_committed(keys: Iterable[str]) -> set[str]:
 class ObjectMedia:
     """:class:`~web.media.MediaStore` over an object store (see the module's docstring).
 
-    :param store: the bucket and prefix (:func:`open_object_store`).
+    :param store: the bucket and prefix (:func:`web.object_store.open_object_store`).
     :param scratch: request-temporary files (spilled bodies, renders) on local disk; nothing
         stays there after a request.
     :param renditions: the worker processes that render.
@@ -258,7 +167,7 @@ class ObjectMedia:
 
         :raises StoreUnavailable: it does not answer, or refuses the credentials.
         """
-        with contextlib.suppress(FileNotFoundError, NotFoundError), _reaching_store("ping"):
+        with contextlib.suppress(FileNotFoundError, NotFoundError), reaching_store("ping"):
             await obstore.head_async(self.store, _PING_PATH)
 
     # --- the upload ---------------------------------------------------------------------
@@ -324,7 +233,7 @@ class ObjectMedia:
         :raises StoreUnavailable: (503) the store does not answer.
         """
         try:
-            with _reaching_store("head"):
+            with reaching_store("head"):
                 await asyncio.gather(
                     *(
                         obstore.head_async(self.store, f"{key}/{name}")
@@ -362,7 +271,7 @@ class ObjectMedia:
         cutoff = (self.clock() if now is None else now) - self.orphan_grace_seconds
         newest: dict[str, float] = {}
         paths: dict[str, list[str]] = {}
-        with _reaching_store("list"):
+        with reaching_store("list"):
             async for batch in obstore.list(self.store, chunk_size=1000):
                 for meta in batch:
                     key, slash, _ = meta["path"].partition("/")
@@ -378,7 +287,7 @@ class ObjectMedia:
             kept = await committed(batch_keys)
             orphans.extend(key for key in batch_keys if key not in kept)
         for key in orphans:
-            with _reaching_store("delete"):
+            with reaching_store("delete"):
                 await obstore.delete_async(self.store, paths[key])
         if orphans:
             logger.warning("removed %d orphaned images from the object store", len(orphans))
@@ -418,11 +327,11 @@ class ObjectMedia:
         deleted in between fails that read with FileNotFoundError instead of mixing files."""
         path = f"{key}/{ORIGINAL}"
         try:
-            with _reaching_store("get"):
+            with reaching_store("get"):
                 result = await obstore.get_async(self.store, path)
         except (FileNotFoundError, NotFoundError):
             return None
-        return _ObjectReader(self.store, path, result)
+        return ObjectReader(self.store, path, result)
 
     async def full_size(
         self, key: str, spec: RenditionSpec, committed: Committed
@@ -459,10 +368,10 @@ class ObjectMedia:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
             original = folder / ORIGINAL
             try:
-                with _reaching_store("get"):
+                with reaching_store("get"):
                     result = await obstore.get_async(self.store, f"{key}/{ORIGINAL}")
                     async with aiofiles.open(original, "wb") as out:
-                        async for chunk in result.stream(min_chunk_size=_READ_CHUNK_BYTES):
+                        async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
                             await out.write(bytes(chunk))
             except (FileNotFoundError, NotFoundError):
                 return None  # deleted meanwhile
@@ -493,13 +402,13 @@ class ObjectMedia:
         every PUT has ended (so that none is still writing when the caller cleans up)."""
 
         async def put(name: str, path: Path, attributes: Attributes) -> None:
-            with _reaching_store("put"):
+            with reaching_store("put"):
                 await obstore.put_async(
                     self.store,
                     f"{key}/{name}",
-                    _file_chunks(path),
+                    file_chunks(path),
                     attributes=attributes,
-                    chunk_size=_PUT_CHUNK_BYTES,
+                    chunk_size=PUT_CHUNK_BYTES,
                 )
 
         outcomes = await asyncio.gather(*(put(*file) for file in files), return_exceptions=True)
@@ -509,76 +418,25 @@ class ObjectMedia:
 
     async def _remove_quietly(self, key: str) -> None:
         try:
-            with _reaching_store("delete"):
+            with reaching_store("delete"):
                 await obstore.delete_async(self.store, [f"{key}/{name}" for name in OBJECT_NAMES])
         except (StoreUnavailable, FileNotFoundError, NotFoundError):
             logger.warning("objects of %s left for the sweeper", key)
 
     async def _size(self, path: str) -> int | None:
         try:
-            with _reaching_store("head"):
+            with reaching_store("head"):
                 meta = await obstore.head_async(self.store, path)
         except (FileNotFoundError, NotFoundError):
             return None
         return int(meta["size"])
 
     async def _signed(self, path: str, content_type: str, size: int) -> MediaFile:
-        with _reaching_store("sign"):
+        with reaching_store("sign"):
             url = await obstore.sign_async(
                 self.store, "GET", path, timedelta(seconds=self.url_seconds)
             )
         return MediaFile(content_type, size, redirect=url, redirect_seconds=self.url_seconds)
-
-
-class _ObjectReader:
-    """:class:`~web.media.MediaReader` over one object's GET stream."""
-
-    def __init__(self, store: ObjectStore, path: str, result: obstore.GetResult) -> None:
-        self._store = store
-        self._path = path
-        self._etag = result.meta.get("e_tag")
-        self._stream: AsyncIterator[Any] | None = aiter(
-            result.stream(min_chunk_size=_READ_CHUNK_BYTES)
-        )
-        self._buffer = b""
-        self._position = 0
-
-    async def read(self, size: int = -1, /) -> bytes:
-        while self._stream is not None and (size < 0 or len(self._buffer) < size):
-            try:
-                with _reaching_store("get"):
-                    chunk = await anext(self._stream)
-            except StopAsyncIteration:
-                self._stream = None
-                break
-            self._buffer += bytes(chunk)
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        self._position += len(data)
-        return data
-
-    async def seek(self, offset: int, whence: int = 0, /) -> int:
-        if offset != 0 or whence != 0:
-            raise ValueError("an object reader only seeks back to the start")
-        options: dict[str, Any] = {"if_match": self._etag} if self._etag else {}
-        with _reaching_store("get"):
-            result = await obstore.get_async(self._store, self._path, options=options)  # type: ignore[arg-type]
-        self._stream = aiter(result.stream(min_chunk_size=_READ_CHUNK_BYTES))
-        self._buffer = b""
-        self._position = 0
-        return 0
-
-    async def close(self) -> None:
-        self._stream = None
-        self._buffer = b""
-
-
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with aiofiles.open(path, "rb") as handle:
-        while chunk := await handle.read(_PUT_CHUNK_BYTES):
-            yield chunk
 
 
 def _extension(rendition: RenditionResult) -> str:

@@ -31,7 +31,8 @@ from web.images.views import image_view
 from web.media import LocalMedia, MediaStore, media_cache_control
 from web.metrics import Metrics
 from web.migrate import upgrade
-from web.object_media import ObjectMedia, open_object_store
+from web.object_media import ObjectMedia
+from web.object_store import open_object_store
 from web.origins import OriginPolicy
 from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter

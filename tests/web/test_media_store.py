@@ -22,7 +22,8 @@ from PIL import Image
 from tests.object_store import Bucket
 from tests.photos import make_image_bytes
 from web.media import LocalMedia, MediaFile, MediaStore
-from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia, open_object_store
+from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia
+from web.object_store import open_object_store
 from web.pipeline import CorruptImage, RenditionPool, RenditionSpec, UnsupportedImageType
 from web.settings import Settings
 from web.storage import Committed, LocalImageStore

@@ -23,7 +23,8 @@ from tests.object_store import Bucket, MotoServer, new_bucket
 from tests.photos import assert_upright, make_image_bytes, make_phone_jpeg, reference_photo
 from tests.pipeline.test_renditions import assert_clean_jpeg
 from tests.web.test_media_store import SPEC, committed_of
-from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia, open_object_store
+from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia
+from web.object_store import open_object_store
 from web.pipeline import RenditionPool
 from web.settings import Settings
 from web.storage import LocalImageStore
