@@ -31,7 +31,8 @@ and a crash between the copy and the delete leaves the same orphans to sweep. Bu
 rules cannot replace the sweeper (they expire by age, not by "has no row"), but a rule
 aborting incomplete multipart uploads after a day is a good complement (README).
 
-**Reads** never pass the bytes through the service: renditions, originals and full-size files
+**Reads** never pass the bytes through the service (one HEAD checks that the object exists,
+so a deleted image's URL answers 404 rather than a redirect to the store's refusal): renditions, originals and full-size files
 are :class:`~web.media.MediaFile` redirects to a presigned GET (``media_url_seconds``), or for
 renditions to ``IMAGESHARK_MEDIA_BASE_URL/<key>/<name>``. :meth:`ObjectMedia.open_original`
 streams the original from the store (the ZIP export). :meth:`ObjectMedia.full_size` downloads
@@ -249,14 +250,20 @@ class ObjectMedia:
         on this disk, then (at start-up and at most every ``sweep_period_seconds``) the
         sweep of orphaned objects: keys older than ``orphan_grace_seconds`` without a row.
 
-        :returns: (0, removed): temporary folders and orphaned keys removed.
-        :raises StoreUnavailable: the store does not answer the listing.
+        :returns: (0, removed): temporary folders and orphaned keys removed. A store that
+            does not answer skips the sweep until the next call (so a replica starts while
+            the store is down, and its uploads answer 503 until it is back).
         """
         _, removed = await self.scratch.recover(_nothing_committed)
         now = self.clock()
         if self._swept_at is not None and now - self._swept_at < self.sweep_period_seconds:
             return 0, removed
-        swept = await self.sweep(committed, now)
+        try:
+            swept = await self.sweep(committed, now)
+        except StoreUnavailable:
+            # Start anyway (readiness says `storage: unavailable`); the next period sweeps.
+            logger.warning("orphan sweep skipped: the object store does not answer")
+            return 0, removed
         self._swept_at = now
         return 0, removed + swept
 

@@ -279,6 +279,10 @@ async def test_store_down_answers_503_stores_nothing_and_recovers(
         assert ready.json()["checks"]["storage"] == "unavailable: StoreUnavailable"
         assert image_files(settings.data_dir) == []
 
+        # A replica starting while the store is down starts (its sweep waits for the store).
+        async for late in _app_client(settings):
+            assert (await late.http.get("/readyz")).json()["checks"]["storage"] != "ok"
+
         private_server.start()
         listed = await http.get(f"/api/rooms/{room['token']}/images")
         assert [item["id"] for item in listed.json()["items"]] == [before.json()["id"]]
