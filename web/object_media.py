@@ -31,12 +31,13 @@ and a crash between the copy and the delete leaves the same orphans to sweep. Bu
 rules cannot replace the sweeper (they expire by age, not by "has no row"), but a rule
 aborting incomplete multipart uploads after a day is a good complement (README).
 
-**Reads** never pass the bytes through the service (one HEAD checks that the object exists,
-so a deleted image's URL answers 404 rather than a redirect to the store's refusal): renditions, originals and full-size files
-are :class:`~web.media.MediaFile` redirects to a presigned GET (``media_url_seconds``), or for
-renditions to ``IMAGESHARK_MEDIA_BASE_URL/<key>/<name>``. :meth:`ObjectMedia.open_original`
-streams the original from the store (the ZIP export). :meth:`ObjectMedia.full_size` downloads
-the original to a temporary folder, renders ``full.jpg`` and uploads it.
+**Reads** never pass the bytes through the service: renditions, originals and full-size
+files are :class:`~web.media.MediaFile` redirects to a presigned GET (``media_url_seconds``),
+or for renditions to ``IMAGESHARK_MEDIA_BASE_URL/<key>/<name>``; one HEAD first checks that
+the object exists, so a deleted image's URL answers 404 rather than a redirect to the store's
+refusal. :meth:`ObjectMedia.open_original` streams the original from the store (the ZIP
+export). :meth:`ObjectMedia.full_size` downloads the original to a temporary folder, renders
+``full.jpg`` and uploads it.
 
 **The store down**: every call that needs it raises
 :class:`~web.object_store.StoreUnavailable` (``503 busy`` with ``Retry-After``) after
