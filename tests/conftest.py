@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 import uvicorn
 from asgi_lifespan import LifespanManager
 
+from tests.object_store import Bucket, MotoServer, new_bucket
 from tests.production import processes
 from web.app import create_app
 from web.migrate import upgrade
@@ -114,6 +115,23 @@ async def redis_prefix() -> AsyncIterator[str]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[MotoServer]:
+    """moto's S3-compatible server on a loopback port, for the whole test run (per worker)."""
+    server = MotoServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: MotoServer) -> Iterator[Bucket]:
+    """A bucket of this test's own on :func:`s3_server`; emptied and removed after."""
+    yield from new_bucket(s3_server)
 
 
 SettingsFactory = Callable[..., Settings]

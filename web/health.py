@@ -23,7 +23,8 @@ class Readiness(WireModel):
 
     status: Literal["ok", "degraded", "unavailable"]
     checks: dict[str, str] = Field(
-        description="`database` (and `redis` when configured): `ok` or `unavailable: <error type>`."
+        description="`database`, `storage` (the image files' folder or object store) and "
+        "`redis` when configured: `ok` or `unavailable: <error type>`."
     )
 
 
@@ -35,10 +36,11 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Readiness: 503 when the database does not answer, else 200.
 
-    Redis is checked and reported too, but its loss only marks the replica ``degraded``: every
-    replica shares one Redis, so failing readiness on it would take the whole service out of
-    the load balancer, while uploads and (through the event log) live delivery keep working
-    without it.
+    Redis and the image store are checked and reported too, but their loss only marks the
+    replica ``degraded``: every replica shares one Redis and one store, so failing readiness
+    on them would take the whole service out of the load balancer, while the pages, the live
+    side and (without Redis) uploads keep working; uploads refused by a store that is down
+    answer ``503 busy`` with ``Retry-After``.
     """
     app = services(request)
     checks: dict[str, str] = {}
@@ -54,6 +56,11 @@ async def readyz(request: Request) -> Response:
             checks[backend] = "ok"
         except Exception as exc:
             checks[backend] = f"unavailable: {type(exc).__name__}"
+    try:
+        await app.media.ping()
+        checks["storage"] = "ok"
+    except Exception as exc:  # a folder's OSError, an object store's 503
+        checks["storage"] = f"unavailable: {type(exc).__name__}"
     status: Literal["ok", "degraded", "unavailable"]
     if checks["database"] != "ok":
         status, code = "unavailable", 503
@@ -82,7 +89,10 @@ operations = [
         "Readiness probe",
         "operations",
         {
-            200: Answer("Ready (`ok`), or `degraded` when only Redis does not answer.", Readiness),
+            200: Answer(
+                "Ready (`ok`), or `degraded` when only Redis or the image store does not answer.",
+                Readiness,
+            ),
             503: Answer("The database does not answer (`unavailable`).", Readiness),
         },
     ),

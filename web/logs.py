@@ -39,6 +39,8 @@ SECRET_QUERY_PARAMETERS = (
     "x-amz-signature",
     "x-amz-credential",
     "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
 )
 _SECRET_QUERY_VALUE = re.compile(
     r"(?i)([?&](?:" + "|".join(map(re.escape, SECRET_QUERY_PARAMETERS)) + r")=)[^&#\s\"']*"

@@ -19,10 +19,11 @@ the service's own ``PUT`` endpoint, whose bodies :meth:`MediaStore.receive_uploa
 :meth:`MediaStore.fetch_upload` copies what arrived into a file to render, and
 :meth:`MediaStore.delete_upload` drops it.
 
-Reads return a :class:`MediaFile` (a local file to send, or bytes), never a path into the
-published layout, so that the endpoints do not depend on where the files live.
-:class:`LocalMedia` is the local-disk implementation, over :class:`~web.storage.LocalImageStore`
-and :class:`~web.pipeline.RenditionPool`; object storage is meant to be another one.
+Reads return a :class:`MediaFile` (a local file to send, bytes, or a URL to redirect to),
+never a path into the published layout, so that the endpoints do not depend on where the
+files live. :class:`LocalMedia` is the local-disk implementation, over
+:class:`~web.storage.LocalImageStore` and :class:`~web.pipeline.RenditionPool`;
+:class:`web.object_media.ObjectMedia` the object-storage one (S3, GCS, Azure).
 """
 
 from __future__ import annotations
@@ -48,29 +49,47 @@ from web.uploads import ReceivedUpload, UploadBody
 
 RENDITION_TYPE = "image/jpeg"
 """The content type of every rendition (display, thumbnail, full size)."""
+
+
+def media_cache_control(max_age_seconds: int) -> str:
+    """``Cache-Control`` of a rendition: private (no proxy or CDN keeps a copy that would
+    outlive a deletion or a rejection), reused by the browser for ``max_age_seconds``
+    (0: revalidated on every use)."""
+    if max_age_seconds == 0:
+        return "private, no-cache"
+    return f"private, max-age={max_age_seconds}"
+
+
 # What Path.is_file() takes for "not there" (pathlib's _IGNORED_ERRNOS); others are raised.
 _MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
 @dataclass(frozen=True, slots=True)
 class MediaFile:
-    """One stored file, ready to be sent: exactly one of ``path`` and ``body`` is set.
+    """One stored file, ready to be sent: exactly one of ``path``, ``body`` and
+    ``redirect`` is set.
 
     :ivar content_type: its MIME type, e.g. ``"image/jpeg"``.
     :ivar size: its length, bytes.
     :ivar path: a local file holding it (sent as a file: ranges, ``ETag``,
         ``Last-Modified``), or None.
     :ivar body: its bytes, or None.
+    :ivar redirect: an absolute URL that serves it (an object store's presigned GET, or a
+        public base URL), answered as a redirect; or None.
+    :ivar redirect_seconds: how long ``redirect`` stays valid from now, seconds (None: no
+        limit); bounds how long the redirect may be cached.
     """
 
     content_type: str
     size: int
     path: Path | None = None
     body: bytes | None = None
+    redirect: str | None = None
+    redirect_seconds: int | None = None
 
     def __post_init__(self) -> None:
-        if (self.path is None) == (self.body is None):
-            raise ValueError("a MediaFile has a path or a body, not both or neither")
+        if sum(value is not None for value in (self.path, self.body, self.redirect)) != 1:
+            raise ValueError("a MediaFile has exactly one of a path, a body or a redirect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +188,14 @@ class MediaStore(Protocol):
 
     async def close(self) -> None:
         """Let accepted renders finish, stop the renderers and give up the store."""
+        ...
+
+    async def ping(self) -> None:
+        """Check that the store answers (for readiness); a coroutine.
+
+        :raises Exception: it does not (OSError for a folder, 503 ``busy`` for an object
+            store).
+        """
         ...
 
     def new_upload_path(self) -> Path:
@@ -327,6 +354,13 @@ class LocalMedia:
         """See :meth:`MediaStore.close`."""
         await self.renditions.close()
         await self.store.close()
+
+    async def ping(self) -> None:
+        """See :meth:`MediaStore.ping`: the published folder is there and readable.
+
+        :raises OSError: it is not.
+        """
+        await to_thread.run_sync(os.listdir, self.store.media)
 
     def new_upload_path(self) -> Path:
         """See :meth:`MediaStore.new_upload_path` (``uploads/<owner>/<random>.part``)."""

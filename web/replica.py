@@ -30,9 +30,11 @@ from web.images.repository import ImageRepository
 from web.images.service import ImageService
 from web.images.upload_repository import UploadRepository
 from web.images.views import image_view
-from web.media import LocalMedia, MediaStore
+from web.media import LocalMedia, MediaStore, media_cache_control
 from web.metrics import Metrics
 from web.migrate import upgrade
+from web.object_media import ObjectMedia
+from web.object_store import open_object_store
 from web.origins import OriginPolicy
 from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
@@ -167,6 +169,23 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
+def _media(settings: Settings, renditions: RenditionPool) -> MediaStore:
+    """The image store the settings ask for: a local folder (``storage_url`` unset: the data
+    folder; a path: that folder), or an object store whose request-temporary files go to the
+    data folder."""
+    location = settings.storage
+    if location.folder is not None:
+        return LocalMedia(LocalImageStore(location.folder), renditions)
+    return ObjectMedia(
+        open_object_store(settings),
+        LocalImageStore(settings.data_dir / "scratch"),
+        renditions,
+        url_seconds=settings.media_url_seconds,
+        media_base_url=settings.media_base_url,
+        cache_control=media_cache_control(settings.media_max_age_seconds),
+    )
+
+
 def build_replica(
     settings: Settings, *, http_deadlines: bool = False, renditions_on_demand: bool = False
 ) -> Replica:
@@ -179,8 +198,8 @@ def build_replica(
     :returns: the replica; :meth:`Replica.start` opens it, :meth:`Replica.stop` closes it.
     """
     database = Database(settings)
-    media = LocalMedia(
-        LocalImageStore(settings.data_dir),
+    media = _media(
+        settings,
         RenditionPool(
             settings.rendition_workers,
             settings.rendition_queue,
@@ -234,6 +253,7 @@ def build_replica(
         rooms=rooms,
         images=image_service,
         uploads=uploads,
+        media=media,
         sio=sio,
         signing=signing,
         qr=QrCodes(),

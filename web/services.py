@@ -11,6 +11,7 @@ from realtime.bus import RoomEventBus
 from web.database import Database
 from web.images.direct import DirectUploads
 from web.images.service import ImageService
+from web.media import MediaStore
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
 from web.rooms.views import LanAddress
@@ -28,6 +29,7 @@ class Services:
     rooms: RoomService
     images: ImageService
     uploads: DirectUploads
+    media: MediaStore
     sio: socketio.AsyncServer
     signing: SigningSecret
     qr: QrCodes

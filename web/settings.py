@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from limits import parse
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from web.origins import normalise_origin
@@ -234,6 +235,49 @@ class Settings(BaseSettings):
         "are refused with 507 `insufficient_storage`, in bytes.",
     )
 
+    # Where the image files live: see web/object_media.py and the README's "Object storage".
+    storage_url: str | None = Field(
+        None,
+        description="Where image files are kept: unset or a folder path: on local disk "
+        "(unset: `data_dir`); `s3://bucket[/prefix]` (any S3-compatible store, configured by "
+        "the `AWS_*` variables), `gs://bucket[/prefix]` or `az://container[/prefix]`.",
+    )
+    media_base_url: str | None = Field(
+        None,
+        description="With object storage: a public base URL (CDN or public bucket) in front of "
+        "the bucket's prefix; renditions redirect to `<base>/<key>/<name>` instead of to a "
+        "presigned GET.",
+    )
+    media_url_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="With object storage: how long a presigned GET of a rendition, an "
+        "original or a full-size download stays valid, in seconds (S3 allows up to 7 days).",
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "IMAGESHARK_AWS_ACCESS_KEY_ID"),
+        description="With `s3://`: the access key id (unset: the library's credential chain, "
+        "e.g. an IAM role for service accounts).",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "IMAGESHARK_AWS_SECRET_ACCESS_KEY"),
+        description="With `s3://`: the secret access key.",
+    )
+    aws_region: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "IMAGESHARK_AWS_REGION"),
+        description="With `s3://`: the bucket's region (unset: `us-east-1`).",
+    )
+    aws_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_ENDPOINT_URL", "IMAGESHARK_AWS_ENDPOINT_URL"),
+        description="With `s3://`: the endpoint of an S3-compatible store (MinIO, Ceph, R2, "
+        "moto), `http://` allowed; unset: Amazon S3.",
+    )
+
     @field_validator(
         "upload_rate_limit",
         "anonymous_upload_rate_limit",
@@ -292,6 +336,37 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a whole number of seconds, not {value}")
         return value
 
+    @field_validator("storage_url", mode="after")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        """Refuse storage URLs of unknown schemes, without a bucket, or with credentials in
+        them, at start-up (see :func:`parse_storage_url`)."""
+        if value is not None and value.strip():
+            parse_storage_url(value)
+            return value.strip()
+        return None
+
+    @field_validator("media_base_url", "aws_endpoint_url", mode="after")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """Refuse base URLs that are not absolute ``http(s)://host[/path]`` without a query."""
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(f"not an absolute http(s) URL without a query: {value!r}")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _media_base_url_needs_object_storage(self) -> Settings:
+        """Refuse a media base URL with local storage: nothing would serve it."""
+        if self.media_base_url is not None and self.storage.folder is not None:
+            raise ValueError(
+                "IMAGESHARK_MEDIA_BASE_URL needs object storage (IMAGESHARK_STORAGE_URL="
+                "s3://, gs:// or az://): with a local folder the service serves the files"
+            )
+        return self
+
     @field_validator("database_url", mode="after")
     @classmethod
     def _async_driver(cls, value: SecretStr | None) -> SecretStr | None:
@@ -315,3 +390,74 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when running on the embedded SQLite database."""
         return self.database_url is None
+
+    @property
+    def storage(self) -> StorageLocation:
+        """Where the image files live: local (a folder) or an object store."""
+        if self.storage_url is None:
+            return StorageLocation("file", "", "", self.data_dir)
+        return parse_storage_url(self.storage_url)
+
+
+OBJECT_SCHEMES = {
+    "s3": "Amazon S3 or an S3-compatible store",
+    "gs": "Google Cloud Storage",
+    "az": "Azure Blob Storage",
+}
+"""The object-store URL schemes :data:`Settings.storage_url` takes, and what each names."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageLocation:
+    """A parsed :data:`Settings.storage_url`.
+
+    :ivar scheme: ``"file"`` (a local folder), ``"s3"``, ``"gs"`` or ``"az"``.
+    :ivar bucket: the bucket (Azure: container) of an object store; ``""`` for a folder.
+    :ivar prefix: the key prefix inside it, without slashes at either end (may be ``""``).
+    :ivar folder: the local folder (``scheme == "file"``), else None.
+    """
+
+    scheme: str
+    bucket: str
+    prefix: str
+    folder: Path | None
+
+    @property
+    def url(self) -> str:
+        """The object store's URL, ``<scheme>://<bucket>[/<prefix>]`` (not for a folder)."""
+        return f"{self.scheme}://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+
+
+def parse_storage_url(value: str) -> StorageLocation:
+    """Parse a storage URL: a folder path (absolute, relative, or ``file://``) or
+    ``s3://bucket[/prefix]``, ``gs://bucket[/prefix]``, ``az://container[/prefix]``.
+
+    :raises ValueError: an unknown scheme, no bucket, credentials or a query in the URL, or
+        a prefix with empty segments (``a//b``).
+    """
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme in ("", "file") or len(parts.scheme) == 1:  # "C:\..." is a path
+        path = parts.path if parts.scheme == "file" else text
+        if not path:
+            raise ValueError("storage URL: an empty path")
+        return StorageLocation("file", "", "", Path(path))
+    if parts.scheme not in OBJECT_SCHEMES:
+        raise ValueError(
+            f"storage URL: unknown scheme {parts.scheme!r} (use a folder path, "
+            + ", ".join(f"{scheme}://" for scheme in OBJECT_SCHEMES)
+            + ")"
+        )
+    if "@" in parts.netloc or parts.password is not None:
+        raise ValueError(
+            "storage URL: credentials do not go in the URL; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or the GCS/Azure variables, see the README)"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError("storage URL: no query or fragment (configure through variables)")
+    if not parts.hostname:
+        raise ValueError(f"storage URL: no bucket in {text!r} (e.g. {parts.scheme}://photos)")
+    prefix = parts.path.strip("/")
+    if prefix and any(not segment for segment in prefix.split("/")):
+        raise ValueError(f"storage URL: empty segment in the prefix {prefix!r}")
+    return StorageLocation(parts.scheme, parts.netloc, prefix, None)

@@ -184,6 +184,55 @@ class RedisServer(_Process):
         return f"redis://127.0.0.1:{self.port}/0"
 
 
+class AzuriteServer(_Process):
+    """Microsoft's Azure Blob Storage emulator (npm ``azurite``) on a free loopback port,
+    keeping its blobs in ``folder``.
+
+    :ivar account: the emulator's well-known account name; :data:`AZURITE_KEY` its key.
+    """
+
+    account = "devstoreaccount1"
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        super().__init__(
+            "azurite",
+            [
+                # The package's own script, not through npx: one process, which SIGTERM stops.
+                str(REPO / "node_modules" / ".bin" / "azurite-blob"),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--location",
+                str(folder),
+                "--skipApiVersionCheck",
+                "--silent",
+            ],
+            "successfully listens on",
+            dict(os.environ),
+        )
+
+    @property
+    def endpoint(self) -> str:
+        """The account's blob endpoint, ``http://127.0.0.1:<port>/devstoreaccount1``."""
+        return f"http://127.0.0.1:{self.port}/{self.account}"
+
+    @property
+    def connection_string(self) -> str:
+        """For the Azure SDK (what the tests create containers with)."""
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.endpoint};"
+        )
+
+
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+"""Azurite's published development account key (not a secret: every emulator has it)."""
+
+
 class Replica(_Process):
     """One ``imageshark serve`` process on a free loopback port.
 

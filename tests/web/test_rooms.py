@@ -182,4 +182,7 @@ async def test_pages_render_and_unknown_room_page_is_404(client: AppClient) -> N
 async def test_health_probes(client: AppClient) -> None:
     assert (await client.http.get("/healthz")).json() == {"status": "ok"}
     ready = await client.http.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {
+        "database": "ok",
+        "storage": "ok",
+    }

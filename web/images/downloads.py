@@ -270,6 +270,12 @@ _SIGNATURE = Parameter(
     {"type": "string", "maxLength": _MAX_SIGNATURE_CHARS},
 )
 _ATTACHMENT = {"Content-Disposition": '`attachment; filename="<room title>-<id>.<ext>"`'}
+_STORE_REDIRECT = Answer(
+    "With object storage: the file is at `Location`, a presigned GET valid for "
+    "`IMAGESHARK_MEDIA_URL_SECONDS` that offers it as an attachment; not cached.",
+    None,
+    {"Location": "The presigned GET of the stored object."},
+)
 _HOST_OR_LINK = {
     401: ("host_key_required",),
     403: ("wrong_host_key", "invalid_link"),
@@ -283,7 +289,10 @@ operations = [
         "downloadImage",
         "Download an image at full resolution",
         "downloads",
-        {200: Answer("Upright sRGB JPEG without metadata.", Binary("image/jpeg"), _ATTACHMENT)},
+        {
+            200: Answer("Upright sRGB JPEG without metadata.", Binary("image/jpeg"), _ATTACHMENT),
+            302: _STORE_REDIRECT,
+        },
         {
             401: ("passcode_required",),
             403: ("invalid_link",),
@@ -300,8 +309,15 @@ operations = [
         "downloadOriginal",
         "Download an image's original file (host)",
         "downloads",
-        {200: Answer("The file as stored.", Binary("image/*"), _ATTACHMENT)},
-        {**_HOST_OR_LINK, 404: ("room_not_found", "image_not_found", "not_found")},
+        {
+            200: Answer("The file as stored.", Binary("image/*"), _ATTACHMENT),
+            302: _STORE_REDIRECT,
+        },
+        {
+            **_HOST_OR_LINK,
+            404: ("room_not_found", "image_not_found", "not_found"),
+            503: ("busy",),
+        },
         parameters=(_SIGNATURE,),
         security=("hostKey", "anonymous"),
     ),

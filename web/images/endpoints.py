@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from web.errors import ApiError
 from web.images.repository import PENDING
 from web.images.schemas import EventPage, ImageBody, ImagePage, UploadForm
-from web.media import MediaFile
+from web.media import MediaFile, media_cache_control
 from web.rooms.endpoints import (
     PARTICIPANT_HEADER,
     client_address,
@@ -20,21 +22,28 @@ from web.services import services
 from web.uploads import MultipartBody
 from web.wire import Answer, Binary, Operation, Parameter, Security, json_answer
 
-
-def media_cache_control(max_age_seconds: int) -> str:
-    """``Cache-Control`` of a rendition: private (no proxy or CDN keeps a copy that would
-    outlive a deletion or a rejection), reused by the browser for ``max_age_seconds``
-    (0: revalidated on every use)."""
-    if max_age_seconds == 0:
-        return "private, no-cache"
-    return f"private, max-age={max_age_seconds}"
+REDIRECT_MARGIN_SECONDS = 60
+"""Taken off a redirect target's lifetime for its ``max-age``: clients' clocks drift."""
+_MAX_AGE = re.compile(r"max-age=(\d+)")
 
 
 def media_response(found: MediaFile, headers: dict[str, str]) -> Response:
     """The response sending ``found`` with ``headers``: a local file as a ``FileResponse``
-    (``ETag``, ``Last-Modified``, ranges), bytes as they are."""
+    (``ETag``, ``Last-Modified``, ranges), bytes as they are, a URL as a ``302`` redirect to
+    it (the object store serves the bytes) whose ``Cache-Control`` ``max-age`` is bounded by
+    the URL's lifetime (less :data:`REDIRECT_MARGIN_SECONDS` for clock skew), and without
+    ``Content-Disposition`` (the stored object carries its own)."""
     if found.path is not None:
         return FileResponse(found.path, media_type=found.content_type, headers=headers)
+    if found.redirect is not None:
+        redirect = {k: v for k, v in headers.items() if k.lower() != "content-disposition"}
+        if found.redirect_seconds is not None and "Cache-Control" in redirect:
+            lifetime = max(0, found.redirect_seconds - REDIRECT_MARGIN_SECONDS)
+            redirect["Cache-Control"] = _MAX_AGE.sub(
+                lambda match: f"max-age={min(int(match.group(1)), lifetime)}",
+                redirect["Cache-Control"],
+            )
+        return RedirectResponse(found.redirect, status_code=302, headers=redirect)
     return Response(found.body, media_type=found.content_type, headers=headers)
 
 
@@ -149,6 +158,7 @@ def _page(after: str, default: int) -> tuple[Parameter, Parameter]:
     )
 
 
+_LOCATION = {"Location": "Where the file is served (the object store, or the media base URL)."}
 _VIEWERS: tuple[Security, ...] = ("anonymous", "hostKey", "participantKey", "participantCookie")
 _PAGE_ERRORS = {422: ("invalid_after", "invalid_limit")}
 _HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key",)}
@@ -283,9 +293,16 @@ operations = [
             200: Answer(
                 "The JPEG; cached privately for `IMAGESHARK_MEDIA_MAX_AGE_SECONDS`.",
                 Binary("image/jpeg"),
-            )
+            ),
+            302: Answer(
+                "With object storage: the JPEG is at `Location` (a presigned GET, or "
+                "`IMAGESHARK_MEDIA_BASE_URL`); the redirect is cached privately for "
+                "`IMAGESHARK_MEDIA_MAX_AGE_SECONDS`, at most the presigned URL's lifetime.",
+                None,
+                _LOCATION,
+            ),
         },
-        {404: ("not_found",)},
+        {404: ("not_found",), 503: ("busy",)},
     ),
 ]
 routes = [operation.route() for operation in operations]

@@ -1,0 +1,491 @@
+"""The service on object storage (``IMAGESHARK_STORAGE_URL=s3://...``) against moto's S3
+server: uploads through the API, redirects to the store, downloads, the ZIP export, deletion,
+the store going down and coming back, the orphan sweep, readiness, and the URL settings."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from obstore.store import AzureStore, GCSStore, S3Store
+from PIL import Image
+from pydantic import ValidationError
+
+from tests.conftest import AppClient, SettingsFactory, _app_client
+from tests.object_store import Bucket, MotoServer, new_bucket
+from tests.photos import assert_upright, make_image_bytes, make_phone_jpeg, reference_photo
+from tests.pipeline.test_renditions import assert_clean_jpeg
+from tests.polling import poll_until
+from tests.web.test_media_store import SPEC, committed_of
+from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia
+from web.object_store import open_object_store
+from web.pipeline import RenditionPool
+from web.settings import Settings
+from web.storage import LocalImageStore
+
+PREFIX = "photos"
+# What the data folder may hold with object storage: the database and the owner locks.
+_NOT_IMAGES = ("imageshark.db", "imageshark.db-wal", "imageshark.db-shm")
+
+
+@pytest.fixture(scope="module")
+def phone_photo(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A 12 MP phone JPEG stored sideways (EXIF orientation 6) with GPS; over 1 MiB, so the
+    upload is spilled to disk while it streams in."""
+    path = tmp_path_factory.mktemp("photos") / "IMG_0002.JPG"
+    return make_phone_jpeg(path, orientation=6, size=(4000, 3000), gps=True).read_bytes()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def s3_settings(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory, s3_bucket: Bucket
+) -> Settings:
+    """Settings with the image files in this test's bucket, on each database backend."""
+    if request.param == "postgresql":
+        pg_url = request.getfixturevalue("pg_database_url")
+        return make_settings(database_url=pg_url, **s3_bucket.settings(PREFIX))
+    return make_settings(**s3_bucket.settings(PREFIX))
+
+
+@pytest.fixture
+async def s3_client(s3_settings: Settings) -> AsyncIterator[AppClient]:
+    async for client in _app_client(s3_settings):
+        yield client
+
+
+async def new_room(http: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await http.post("/api/rooms", json={"title": "Object room", **body})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def host(room: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {room['host_key']}"}
+
+
+async def post_image(http: httpx.AsyncClient, room: dict[str, Any], data: bytes) -> httpx.Response:
+    return await http.post(
+        f"/api/rooms/{room['token']}/images",
+        files={"file": ("photo", data, "application/octet-stream")},
+    )
+
+
+def storage_key(image: dict[str, Any]) -> str:
+    return str(image["url"].split("/")[2])
+
+
+def image_files(data_dir: Path) -> list[Path]:
+    """Every file in the data folder other than the database and owner lock files."""
+    return sorted(
+        path
+        for path in data_dir.rglob("*")
+        if path.is_file() and path.name not in _NOT_IMAGES and path.parent.name != "owners"
+    )
+
+
+def follow(redirect: httpx.Response) -> httpx.Response:
+    """GET the URL a redirect points to, straight from the store (no service in between)."""
+    assert redirect.status_code == 302, redirect.text
+    target = redirect.headers["location"]
+    assert target.startswith("http://127.0.0.1:"), target
+    return httpx.get(target)
+
+
+async def test_upload_on_s3_is_served_upright_and_clean_from_the_store(
+    s3_client: AppClient, s3_bucket: Bucket, phone_photo: bytes
+) -> None:
+    http = s3_client.http
+    room = await new_room(http)
+    response = await post_image(http, room, phone_photo)
+    assert response.status_code == 201, response.text
+    image = response.json()
+    key = storage_key(image)
+    assert s3_bucket.object_keys() == [
+        f"{PREFIX}/{key}/display.jpg",
+        f"{PREFIX}/{key}/original",
+        f"{PREFIX}/{key}/thumb.jpg",
+    ]
+
+    for url_field, size in (
+        ("url", (image["width"], image["height"])),
+        ("thumb_url", (image["thumb_width"], image["thumb_height"])),
+    ):
+        redirect = await http.get(image[url_field])
+        assert redirect.status_code == 302
+        # Bounded by the presigned GET's lifetime (an hour), here by media_max_age_seconds.
+        assert redirect.headers["cache-control"] == "private, max-age=300"
+        served = follow(redirect)
+        assert served.status_code == 200
+        assert served.headers["content-type"] == "image/jpeg"
+        picture = assert_clean_jpeg(served.content, size)
+        assert_upright(picture, reference_photo("coffee", (4000, 3000)))
+        assert not picture.getexif()
+    # The data folder holds no image file: only the database and the owner lock.
+    assert image_files(s3_client.settings.data_dir) == []
+
+    # The host's original: a presigned link to the stored bytes, offered as an attachment.
+    path = f"/api/rooms/{room['token']}/images/{image['id']}/original"
+    assert (await http.get(path)).status_code == 401
+    original = follow(await http.get(path, headers=host(room)))
+    # GPS tags blanked in place (the room does not keep locations): same length, same start.
+    assert len(original.content) == len(phone_photo) and original.content[:2] == b"\xff\xd8"
+    assert original.headers["content-disposition"].startswith("attachment;")
+
+    # Full resolution: rendered on first request, kept in the bucket, served from it.
+    full = follow(await http.get(f"/api/rooms/{room['token']}/images/{image['id']}/download"))
+    assert_upright(assert_clean_jpeg(full.content, (4000, 3000)), reference_photo())
+    assert f"{PREFIX}/{key}/full.jpg" in s3_bucket.object_keys()
+    assert image_files(s3_client.settings.data_dir) == []
+
+    # Deleting the image removes every object of its key.
+    deleted = await http.delete(
+        f"/api/rooms/{room['token']}/images/{image['id']}", headers=host(room)
+    )
+    assert deleted.status_code == 204
+    assert s3_bucket.object_keys() == []
+    assert (await http.get(image["url"])).status_code == 404
+
+
+async def test_zip_export_streams_from_the_store(s3_client: AppClient) -> None:
+    http = s3_client.http
+    room = await new_room(http)
+    sent = [
+        make_image_bytes("png", size=(640, 480), name="rocket"),
+        make_image_bytes("jpeg", size=(800, 600), name="astronaut"),
+    ]
+    for data in sent:
+        assert (await post_image(http, room, data)).status_code == 201
+    response = await http.get(f"/api/rooms/{room['token']}/archive.zip", headers=host(room))
+    assert response.status_code == 200, response.text
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert archive.testzip() is None
+    originals = sorted(n for n in archive.namelist() if n.startswith("originals/"))
+    assert [archive.read(name) for name in originals] == sent
+    assert image_files(s3_client.settings.data_dir) == []
+
+
+async def test_repeated_bytes_answer_200_and_lost_objects_are_stored_again(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    http = s3_client.http
+    room = await new_room(http)
+    photo = make_image_bytes("jpeg", size=(640, 480))
+    first = await post_image(http, room, photo)
+    assert first.status_code == 201
+    assert (await post_image(http, room, photo)).status_code == 200
+    key = storage_key(first.json())
+    s3_bucket.server.client().delete_object(Bucket=s3_bucket.name, Key=f"{PREFIX}/{key}/thumb.jpg")
+    again = await post_image(http, room, photo)
+    assert again.status_code == 201, "an image whose objects are gone is stored anew"
+    assert storage_key(again.json()) != key
+    assert not [name for name in s3_bucket.object_keys() if f"/{key}/" in name]
+
+
+async def test_a_refused_upload_leaves_no_object_and_no_file(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    http = s3_client.http
+    room = await new_room(http)
+    truncated = make_image_bytes("jpeg", size=(2000, 1500))[:-20_000]
+    for data in (
+        b"not an image at all" * 1000,
+        truncated,
+        b"\x89PNG\r\n\x1a\n" + b"\0" * 2_000_000,
+    ):
+        refused = await post_image(http, room, data)
+        assert refused.status_code in (415, 422), refused.text
+    assert s3_bucket.object_keys() == []
+    assert image_files(s3_client.settings.data_dir) == []
+
+
+async def test_redirects_are_cached_no_longer_than_the_presigned_url_lives(
+    make_settings: SettingsFactory, s3_bucket: Bucket
+) -> None:
+    settings = make_settings(**s3_bucket.settings(PREFIX), media_url_seconds=120)
+    async for client in _app_client(settings):
+        room = await new_room(client.http)
+        image = (await post_image(client.http, room, make_image_bytes("jpeg"))).json()
+        redirect = await client.http.get(image["url"])
+        assert redirect.headers["cache-control"] == "private, max-age=60"
+        assert "X-Amz-Expires=120" in redirect.headers["location"]
+        assert (await client.http.get(f"/media/{storage_key(image)}/original")).status_code == 404
+
+
+async def test_media_base_url_redirects_renditions_to_it(
+    make_settings: SettingsFactory, s3_bucket: Bucket
+) -> None:
+    base = "https://cdn.example.org/wedding-photos"
+    settings = make_settings(**s3_bucket.settings(PREFIX), media_base_url=base + "/")
+    async for client in _app_client(settings):
+        room = await new_room(client.http)
+        image = (await post_image(client.http, room, make_image_bytes("jpeg"))).json()
+        redirect = await client.http.get(image["thumb_url"])
+        assert redirect.status_code == 302
+        assert redirect.headers["location"] == f"{base}/{storage_key(image)}/thumb.jpg"
+        # No presigned lifetime: the rendition's own max-age.
+        assert redirect.headers["cache-control"] == "private, max-age=300"
+
+
+@pytest.fixture
+def private_server() -> Iterator[MotoServer]:
+    """A moto server of this test's own, which the test stops and starts again."""
+    server = MotoServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        if server._server is None:
+            server.start()
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outage_settings(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory, private_server: MotoServer
+) -> Iterator[tuple[Settings, Bucket]]:
+    for bucket in new_bucket(private_server):
+        overrides: dict[str, Any] = bucket.settings(PREFIX)
+        if request.param == "postgresql":
+            overrides["database_url"] = request.getfixturevalue("pg_database_url")
+        yield make_settings(**overrides), bucket
+
+
+async def test_store_down_answers_503_stores_nothing_and_recovers(
+    outage_settings: tuple[Settings, Bucket], private_server: MotoServer
+) -> None:
+    settings, bucket = outage_settings
+    async for client in _app_client(settings):
+        http = client.http
+        room = await new_room(http)
+        before = await post_image(http, room, make_image_bytes("jpeg", size=(640, 480)))
+        assert before.status_code == 201
+        assert (await http.get("/readyz")).json()["checks"]["storage"] == "ok"
+
+        private_server.stop()
+        down = await post_image(http, room, make_image_bytes("png", size=(300, 200)))
+        assert down.status_code == 503, down.text
+        assert down.headers["retry-after"] == "5"
+        assert down.json()["error"]["code"] == "busy"
+        rendition = await http.get(before.json()["url"])
+        assert rendition.status_code == 503 and "retry-after" in rendition.headers
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["storage"] == "unavailable: StoreUnavailable"
+        assert image_files(settings.data_dir) == []
+
+        # A replica starting while the store is down starts (its sweep waits for the store).
+        async for late in _app_client(settings):
+            assert (await late.http.get("/readyz")).json()["checks"]["storage"] != "ok"
+
+        private_server.start()
+        listed = await http.get(f"/api/rooms/{room['token']}/images")
+        assert [item["id"] for item in listed.json()["items"]] == [before.json()["id"]]
+        assert len(bucket.object_keys()) == 3, "nothing of the refused upload reached the bucket"
+        after = await post_image(http, room, make_image_bytes("png", size=(300, 200)))
+        assert after.status_code == 201, after.text
+        assert follow(await http.get(after.json()["thumb_url"])).status_code == 200
+        assert (await http.get("/readyz")).json()["status"] == "ok"
+
+
+async def test_sweep_removes_old_orphans_only(tmp_path: Path, s3_bucket: Bucket) -> None:
+    settings = Settings(data_dir=tmp_path / "data", **s3_bucket.settings(PREFIX))
+    offset = [0.0]
+    media = ObjectMedia(
+        open_object_store(settings),
+        LocalImageStore(tmp_path / "scratch"),
+        RenditionPool(workers=1, queue_limit=2, on_demand=True),
+        url_seconds=600,
+        clock=lambda: time.time() + offset[0],
+    )
+    await media.start()
+    try:
+        kept = await media.stage_and_render(make_image_bytes("jpeg"), SPEC)
+        orphan = await media.stage_and_render(make_image_bytes("png"), SPEC)
+        client = s3_bucket.server.client()
+        client.put_object(Bucket=s3_bucket.name, Key=f"{PREFIX}/notes.txt", Body=b"not ours")
+        committed = committed_of([kept.key])
+        # Young: an upload in flight on a live replica, whose row is not committed yet.
+        assert await media.sweep(committed) == 0
+        offset[0] = ORPHAN_GRACE_SECONDS + 1
+        assert await media.sweep(committed) == 1
+        names = s3_bucket.object_keys()
+        assert f"{PREFIX}/notes.txt" in names
+        assert any(f"/{kept.key}/" in name for name in names)
+        assert not any(f"/{orphan.key}/" in name for name in names)
+        # recover sweeps at start-up, then at most once a sweep period.
+        young = await media.stage_and_render(make_image_bytes("gif"), SPEC)
+        offset[0] += ORPHAN_GRACE_SECONDS + 1
+        assert await media.recover(committed) == (0, 1)
+        assert await media.recover(committed) == (0, 0)
+        assert not any(f"/{young.key}/" in name for name in s3_bucket.object_keys())
+        assert image_files(tmp_path / "scratch") == []
+    finally:
+        await media.close()
+
+
+def test_storage_urls_are_parsed_and_refused_clearly(tmp_path: Path) -> None:
+    local = Settings(data_dir=tmp_path)
+    assert local.storage.folder == tmp_path
+    assert Settings(storage_url=str(tmp_path / "photos")).storage.folder == tmp_path / "photos"
+    s3 = Settings(
+        storage_url="s3://bucket/a/b/",
+        AWS_ACCESS_KEY_ID="key-id",  # type: ignore[call-arg]
+        AWS_SECRET_ACCESS_KEY="s3cr3t",
+    )
+    assert (s3.storage.bucket, s3.storage.prefix) == ("bucket", "a/b")
+    assert "s3cr3t" not in repr(s3) and "s3cr3t" not in str(s3.model_dump())
+    assert isinstance(open_object_store(s3), S3Store)
+    with pytest.raises(ValueError, match=r"s3://bucket: .*Missing AccessKeyId"):
+        open_object_store(Settings(storage_url="s3://bucket", AWS_SECRET_ACCESS_KEY="x"))  # type: ignore[call-arg]
+    gs = Settings(storage_url="gs://photos-bucket/wedding")
+    assert gs.storage.url == "gs://photos-bucket/wedding"
+    assert isinstance(open_object_store(gs), GCSStore)
+    az = Settings(storage_url="az://container/prefix")
+    assert (az.storage.scheme, az.storage.bucket, az.storage.prefix) == (
+        "az",
+        "container",
+        "prefix",
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
+        env.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+        assert isinstance(open_object_store(az), AzureStore)
+    for bad, says in (
+        ("ftp://host/x", "unknown scheme 'ftp'"),
+        ("s3://", "no bucket"),
+        ("s3://key:secret@bucket", "credentials do not go in the URL"),
+        ("s3://bucket?region=x", "no query"),
+        ("s3://bucket/a//b", "empty segment"),
+    ):
+        with pytest.raises(ValidationError, match=says):
+            Settings(storage_url=bad)
+    with pytest.raises(ValidationError, match="absolute http"):
+        Settings(storage_url="s3://bucket", media_base_url="cdn.example.org")
+    with pytest.raises(ValidationError, match="needs object storage"):
+        Settings(media_base_url="https://cdn.example.org")
+
+
+async def test_large_original_goes_up_in_parts(tmp_path: Path, s3_bucket: Bucket) -> None:
+    """A body over the 8 MiB part size is written as a multipart upload, and read back whole."""
+    settings = Settings(data_dir=tmp_path / "data", **s3_bucket.settings(PREFIX))
+    media = ObjectMedia(
+        open_object_store(settings),
+        LocalImageStore(tmp_path / "scratch"),
+        RenditionPool(workers=1, queue_limit=2, on_demand=True),
+        url_seconds=600,
+    )
+    big = Image.effect_noise((2400, 2000), 80).convert("RGB")
+    buffer = io.BytesIO()
+    big.save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert len(data) > 9 * 1024 * 1024
+    await media.start()
+    try:
+        spilled = media.new_upload_path()
+        spilled.write_bytes(data)
+        staged = await media.stage_and_render(spilled, SPEC)
+        head = s3_bucket.server.client().head_object(
+            Bucket=s3_bucket.name, Key=f"{PREFIX}/{staged.key}/original"
+        )
+        assert head["ContentLength"] == len(data)
+        assert head["ETag"].strip('"').endswith("-2"), head["ETag"]  # two parts
+        original = await media.original(staged.key, "image/png")
+        assert original is not None and original.redirect is not None
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(original.redirect)).content == data
+        assert urlsplit(original.redirect).query.count("X-Amz-Signature=") == 1
+        assert image_files(tmp_path / "scratch") == []
+    finally:
+        await media.close()
+
+
+async def test_a_folder_path_keeps_the_files_there(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    """``IMAGESHARK_STORAGE_URL=<folder>``: the local layout in that folder, the database
+    still in the data folder."""
+    folder = tmp_path / "photo-files"
+    settings = make_settings(storage_url=str(folder))
+    async for client in _app_client(settings):
+        room = await new_room(client.http)
+        image = (await post_image(client.http, room, make_image_bytes("jpeg"))).json()
+        served = await client.http.get(image["thumb_url"])
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+        key = storage_key(image)
+        assert sorted(p.name for p in (folder / "media" / key).iterdir()) == [
+            "display.jpg",
+            "original",
+            "thumb.jpg",
+        ]
+        assert not (settings.data_dir / "media").exists()
+        assert (settings.data_dir / "imageshark.db").exists()
+
+
+async def _direct_upload(
+    http: httpx.AsyncClient, room: dict[str, Any], data: bytes, declared_size: int
+) -> dict[str, Any]:
+    """Ask for a direct upload of ``declared_size`` bytes, PUT ``data`` straight to the store
+    as told (no service in between), complete it and wait for its end state."""
+    token = room["token"]
+    declared = {"filename": "p.jpg", "content_type": "image/jpeg", "size": declared_size}
+    asked = await http.post(f"/api/rooms/{token}/uploads", json=declared)
+    assert asked.status_code == 201, asked.text
+    upload = asked.json()
+    assert upload["method"] == "PUT"
+    assert upload["url"].startswith("http://127.0.0.1:") and "/api/" not in upload["url"]
+    async with httpx.AsyncClient() as store:
+        sent = await store.put(upload["url"], content=data, headers=upload["headers"])
+    assert sent.status_code == 200, sent.text
+    completed = await http.post(f"/api/rooms/{token}/uploads/{upload['upload_id']}/complete")
+    assert completed.status_code == 202, completed.text
+
+    async def settled() -> dict[str, Any] | None:
+        state = (await http.get(f"/api/rooms/{token}/uploads/{upload['upload_id']}")).json()
+        return state if state["status"] != "processing" else None
+
+    state: dict[str, Any] = await poll_until(settled, deadline=60, what="direct upload settled")
+    return state
+
+
+async def test_direct_upload_goes_straight_to_the_bucket_and_is_served_from_it(
+    s3_client: AppClient, s3_bucket: Bucket, phone_photo: bytes
+) -> None:
+    http = s3_client.http
+    room = await new_room(http)
+    state = await _direct_upload(http, room, phone_photo, len(phone_photo))
+    assert state["status"] == "done", state
+    image = state["image"]
+    key = storage_key(image)
+    # The upload's own object is gone once processed; the image's objects are in place.
+    assert s3_bucket.object_keys() == [
+        f"{PREFIX}/{key}/display.jpg",
+        f"{PREFIX}/{key}/original",
+        f"{PREFIX}/{key}/thumb.jpg",
+    ]
+    served = follow(await http.get(image["url"]))
+    assert_upright(
+        assert_clean_jpeg(served.content, (image["width"], image["height"])),
+        reference_photo("coffee", (4000, 3000)),
+    )
+    assert image_files(s3_client.settings.data_dir) == []
+
+
+async def test_direct_upload_larger_than_declared_fails_and_its_object_is_deleted(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    """A presigned PUT does not bound the size: the processing does, as a POST would."""
+    http = s3_client.http
+    room = await new_room(http)
+    photo = make_image_bytes("JPEG", size=(640, 480))
+    state = await _direct_upload(http, room, photo, len(photo) - 100)
+    assert state["status"] == "failed", state
+    assert state["error"]["code"] == "file_too_large"
+    assert s3_bucket.object_keys() == []
+    assert image_files(s3_client.settings.data_dir) == []
