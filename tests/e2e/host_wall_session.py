@@ -64,9 +64,10 @@ async def run_clock_until(
     page: Page, condition: str, arg: Any = None, *, step_ms: int = 100, limit_ms: int = 100_000
 ) -> int:
     """Move the page's paused clock on in ``step_ms`` steps until the page function
-    ``condition`` (called with ``arg``) returns true: the wall's display timers run through
-    in a fraction of their real time, and the page's own ``performance.now()`` and
-    ``Date.now()`` measure them in the clock's time.
+    ``condition`` (called with ``arg``) returns true: the page's timers (the wall's display
+    timers, the host's undo toast) run through in a fraction of their real time, and the
+    page's own ``performance.now()`` and ``Date.now()`` measure them in the clock's time.
+    Checked before the first step: no time runs if ``condition`` already holds.
 
     :returns: the clock time run through, ms.
     :raises AssertionError: ``condition`` still false after ``limit_ms`` of clock time.

@@ -1,8 +1,8 @@
 """The wall follows the host's wall settings live: blanking, spotlight and grid, QR size,
 captions; it cycles through the photos when nothing new arrives (every 10 s, its default) and
-a new photo always comes first. The walls run on Playwright's fake clock, paused, and the tests
-run it through the idle cycle's waits instead of sitting them out; the host pages keep real
-time.
+a new photo always comes first. The walls run on Playwright's fake clock, paused while the idle
+cycle is checked, and the tests run it through the cycle's waits instead of sitting them out;
+the host pages keep real time.
 """
 
 from __future__ import annotations
