@@ -373,6 +373,7 @@ async def test_a_burst_longer_than_ten_is_shown_faster_but_every_photo_in_turn(
             "([last]) => { const f = document.getElementById('spotlight');"
             " return f.dataset.imageId === String(last) && f.dataset.queue === '0'; }",
             [ids[-1]],
+            step_ms=250,
         )
         log = await spotlight_log(wall)
         shown = [entry["id"] for entry in log]
