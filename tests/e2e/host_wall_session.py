@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Error as PlaywrightError
 
 from tests.e2e.guest_session import ConsoleLog, create_room, host_headers
 from tests.photos import make_image_bytes
@@ -40,18 +42,32 @@ __all__ = ["ConsoleLog"]
 async def pause_clock(page: Page) -> None:
     """Stop the page's fake clock (Playwright's ``page.clock``, installed before the page
     loaded, see :func:`open_wall`) at its current time: from now on its timers fire only when
-    :func:`run_clock_until` moves it on."""
-    now_ms = await page.evaluate("() => Date.now()")
-    await page.clock.pause_at(now_ms / 1000)  # Playwright's Python API takes seconds here
+    :func:`run_clock_until` moves it on.
+
+    The clock's time is fractional (real ``performance.now()`` ticks) and runs on until the
+    pause lands, so it pauses 1 ms past the time read; should the page have read the clock
+    later still (Playwright then refuses a pause "to the past", having already stopped the
+    clock), the time read again is the stopped one and the second pause lands.
+    """
+    for attempt in range(2):
+        now_ms = await page.evaluate("() => Date.now()")
+        try:
+            # Playwright's Python API takes seconds here (and truncates to whole ms).
+            await page.clock.pause_at((math.floor(now_ms) + 1) / 1000)
+            return
+        except PlaywrightError as error:
+            if attempt or "to the past" not in error.message:
+                raise
 
 
 async def run_clock_until(
     page: Page, condition: str, arg: Any = None, *, step_ms: int = 100, limit_ms: int = 100_000
 ) -> int:
     """Move the page's paused clock on in ``step_ms`` steps until the page function
-    ``condition`` (called with ``arg``) returns true: the wall's display timers run through
-    in a fraction of their real time, and the page's own ``performance.now()`` and
-    ``Date.now()`` measure them in the clock's time.
+    ``condition`` (called with ``arg``) returns true: the page's timers (the wall's display
+    timers, the host's undo toast) run through in a fraction of their real time, and the
+    page's own ``performance.now()`` and ``Date.now()`` measure them in the clock's time.
+    Checked before the first step: no time runs if ``condition`` already holds.
 
     :returns: the clock time run through, ms.
     :raises AssertionError: ``condition`` still false after ``limit_ms`` of clock time.

@@ -1,7 +1,9 @@
 """Moderation from the host page: a room created with "approve photos first" holds guests'
 uploads in the host's queue, off the wall, until the host approves them; rejected photos never
 reach the wall. A real host page (made by the landing page), a real 1080p wall, guests over the
-HTTP API.
+HTTP API. The wall runs on Playwright's fake clock, paused, so the approved photos queue on it
+deterministically and their turns are run through, not waited for; the host page keeps real
+time (its "Undo" toast is timed for real).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from tests.e2e.host_wall_session import (
     join,
     new_context,
     open_wall,
+    pause_clock,
     record_wall_images,
+    run_clock_until,
     screenshot,
     upload,
     wall_ever_loaded,
@@ -35,14 +39,14 @@ def queue_item(page: Any, image_id: int) -> Any:
 
 
 async def test_host_approves_and_rejects_from_the_queue_while_the_wall_waits(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
     host_context = await new_context(browser, viewport=LAPTOP)
     host = console.watch(await host_context.new_page(), "host")
 
     # The host creates the room with moderation on, from the landing page's "More options".
-    await host.goto(live_server.base_url + "/")
+    await host.goto(slow_heartbeat_server.base_url + "/")
     await host.get_by_label("What's the occasion?").fill("Gala dinner")
     await host.get_by_text("More options").click()
     await host.get_by_label("Approve photos before they're shown").check()
@@ -62,10 +66,11 @@ async def test_host_approves_and_rejects_from_the_queue_while_the_wall_waits(
 
     wall_context = await new_context(browser, viewport=FULL_HD)
     wall = console.watch(await wall_context.new_page(), "wall")
-    await open_wall(wall, room)
+    await open_wall(wall, room, fake_clock=True)
     await record_wall_images(wall)
+    await pause_clock(wall)
 
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         guest = await join(http, room, "Mira")
 
         # An upload waits in the host's queue and does not reach the wall.
@@ -137,8 +142,18 @@ async def test_host_approves_and_rejects_from_the_queue_while_the_wall_waits(
         await host.get_by_test_id("approve-all").click()
         await expect(host.locator('[data-testid="pending-image"]')).to_have_count(0)
         await expect(wall_tiles(wall)).to_have_count(3, timeout=LIVE_TIMEOUT_MS)
-        await expect(spotlight).to_have_attribute(
-            "data-image-id", str(batch[-1].image["id"]), timeout=LIVE_TIMEOUT_MS
+        # On the paused clock the first photo's turn has not ended: both wait behind it.
+        await expect(spotlight).to_have_attribute("data-queue", "2", timeout=LIVE_TIMEOUT_MS)
+        # Their turns run through, until the last one's layer is the active one (for the
+        # screenshot: it is made so on an animation frame, the clock's too).
+        await run_clock_until(
+            wall,
+            "([last]) => { const f = document.getElementById('spotlight');"
+            " const active = f.querySelector('.spot-layer.is-active');"
+            " return f.dataset.imageId === String(last) && f.dataset.queue === '0'"
+            " && active !== null && active.dataset.imageId === String(last); }",
+            [batch[-1].image["id"]],
+            step_ms=250,
         )
         await screenshot(wall, "wall-moderation-approved")
 

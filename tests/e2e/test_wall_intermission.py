@@ -6,7 +6,9 @@ full time afterwards), ends after its duration, never shows on a blanked wall, a
 page's control sets it live on an open wall, whose scan distance the host page states.
 
 The query overrides ``?intermission_every=`` and ``?intermission_seconds=`` (seconds) shorten
-the room's period and duration; ``?min_seconds=`` the photos' turns.
+the room's period and duration; ``?min_seconds=`` the photos' turns. The test of the queue keeps
+the room's own 5 s turns and 20 s intermission and runs the wall on Playwright's fake clock,
+paused while photos arrive and then run through the display timers.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from tests.e2e.host_wall_session import (
     new_context,
     open_host,
     open_wall,
+    pause_clock,
+    run_clock_until,
     screenshot,
     set_host_key,
     upload_ok,
@@ -41,6 +45,8 @@ from web.rooms.table_card import grouped_code
 
 OVERLAY = '[data-testid="wall-intermission"]'
 QR = '[data-testid="intermission-qr"]'
+# A page function: whether the intermission's schedule is in the given state.
+STATE_IS = "(state) => document.getElementById('wall-intermission').dataset.state === state"
 # Five different photos (the server de-duplicates by content): a name and a width each.
 PHOTOS = (("coffee", 640), ("chelsea", 640), ("astronaut", 640), ("rocket", 640), ("coffee", 600))
 
@@ -161,47 +167,56 @@ async def test_intermission_qr_decodes_full_screen_at_1080p_and_4k_with_the_code
 
 
 async def test_intermission_waits_for_queued_photos_holds_new_ones_and_ends(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
-    min_ms = 3000  # three photos queued: 9 s, ample for the intermission to fall due
-    async with api_client(live_server.base_url) as http:
+    # The room's own turns and intermission; one falls due 1 s after it is turned on, while
+    # three photos (15 s) still wait.
+    min_ms = 5000
+    intermission_ms = 20_000
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Queue first")
         guest = await join(http, room, "Noor")
         context = await new_context(browser, viewport=FULL_HD, reduced_motion="reduce")
         wall = await open_wall(
             console.watch(await context.new_page(), "wall"),
             room,
-            f"?intermission_every=1&intermission_seconds=5&min_seconds={min_ms // 1000}&cycle=600",
+            "?intermission_every=1&cycle=600",
+            fake_clock=True,
         )
         spotlight = wall.get_by_test_id("wall-spotlight")
         overlay = wall.get_by_test_id("wall-intermission")
         await expect(overlay).to_have_attribute("data-state", "off")
+        await expect(spotlight).to_have_attribute("data-min-seconds", str(min_ms // 1000))
         await record_timeline(wall)
+        await pause_clock(wall)
 
         # Photos queue for the spotlight; the intermission turned on falls due meanwhile.
         queued = [await upload_ok(http, room, guest, name=n, width=w) for n, w in PHOTOS[:3]]
         await expect(spotlight).to_have_attribute(
             "data-image-id", str(queued[0]["id"]), timeout=LIVE_TIMEOUT_MS
         )
+        await expect(spotlight).to_have_attribute("data-queue", "2", timeout=LIVE_TIMEOUT_MS)
         await patch_room(http, room, wall_intermission_minutes=5)
-        await expect(overlay).to_have_attribute("data-state", "due", timeout=LIVE_TIMEOUT_MS)
+        await expect(overlay).to_have_attribute("data-state", "waiting", timeout=LIVE_TIMEOUT_MS)
+        await run_clock_until(wall, STATE_IS, "due")
         await expect(overlay).to_be_hidden()
-        await expect(overlay).to_have_attribute(
-            "data-state", "showing", timeout=LIVE_TIMEOUT_MS + 3 * min_ms
-        )
+        await run_clock_until(wall, STATE_IS, "showing", step_ms=250)
 
         # Arriving now, photos wait for the wall to come back.
         held = [await upload_ok(http, room, guest, name=n, width=w) for n, w in PHOTOS[3:]]
         await expect(spotlight).to_have_attribute("data-queue", "2", timeout=LIVE_TIMEOUT_MS)
         await expect(overlay).to_be_visible()
         await screenshot(wall, "wall-intermission-queue")
-        await expect(overlay).to_be_hidden(timeout=LIVE_TIMEOUT_MS)
-        await expect(wall.locator("#wall")).to_be_visible()
-        await expect(spotlight).to_have_attribute(
-            "data-image-id", str(held[1]["id"]), timeout=LIVE_TIMEOUT_MS + min_ms
+        await run_clock_until(
+            wall,
+            "([last]) => { const f = document.getElementById('spotlight');"
+            " return f.dataset.imageId === String(last) && f.dataset.queue === '0'; }",
+            [held[1]["id"]],
+            step_ms=250,
         )
-        await expect(spotlight).to_have_attribute("data-queue", "0")
+        await expect(overlay).to_be_hidden()
+        await expect(wall.locator("#wall")).to_be_visible()
 
         entries = await timeline(wall)
         shown_at = first_time(entries, "intermission", "showing")
@@ -220,7 +235,7 @@ async def test_intermission_waits_for_queued_photos_holds_new_ones_and_ends(
         first_held = first_time(entries, "photo", str(held[0]["id"]))
         assert hidden_at <= first_held, entries
         assert first_time(entries, "photo", str(held[1]["id"])) >= first_held + min_ms - 50
-        assert hidden_at - shown_at >= 5000 - 50, entries
+        assert hidden_at - shown_at >= intermission_ms - 50, entries
         await context.close()
     console.assert_clean()
 

@@ -1,6 +1,8 @@
 """The wall follows the host's wall settings live: blanking, spotlight and grid, QR size,
-captions; it cycles through the photos when nothing new arrives (``?cycle=<seconds>``, so the
-tests wait on the page's state rather than sleeping) and a new photo always comes first.
+captions; it cycles through the photos when nothing new arrives (every 10 s, its default) and
+a new photo always comes first. The walls run on Playwright's fake clock, paused while the idle
+cycle is checked, and the tests run it through the cycle's waits instead of sitting them out;
+the host pages keep real time.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from tests.e2e.host_wall_session import (
     new_context,
     open_host,
     open_wall,
+    pause_clock,
+    run_clock_until,
     screenshot,
     set_host_key,
     upload_ok,
@@ -30,15 +34,26 @@ from tests.e2e.host_wall_session import (
 )
 
 PHOTOS = ("coffee", "rocket", "chelsea", "astronaut")
+CYCLE_MS = 10_000  # the wall's default idle cycle
+# Page functions, called with an image id: whether the spotlight shows it, and whether its
+# layer is the active (faded-in) one.
+SHOWN_IS = "(id) => document.getElementById('spotlight').dataset.imageId === String(id)"
+PAGE_IS = "(label) => document.getElementById('mosaic-page').textContent === label"
+ACTIVE_LAYER_IS = """(id) => {
+  const active = document.querySelector('#spotlight .spot-layer.is-active');
+  return active !== null && active.dataset.imageId === String(id);
+}"""
 
 
 async def wait_for_grid(
     page: Page, label: str, ids: list[int], *, min_tile_width: float = 0
 ) -> None:
-    """Wait until the wall's grid shows page ``label`` ("1 / 2") holding exactly ``ids`` in
-    that order, its tiles at least ``min_tile_width`` CSS pixels wide, all read in one go (the
-    page may turn, and a resized window may re-lay the grid out, at any moment)."""
-    await page.wait_for_function(
+    """Run the page's paused clock on until the wall's grid shows page ``label`` ("1 / 2")
+    holding exactly ``ids`` in that order, its tiles at least ``min_tile_width`` CSS pixels
+    wide, all read in one go (the page may turn, and a resized window may re-lay the grid out,
+    at any moment); at once if it already does."""
+    await run_clock_until(
+        page,
         """([label, ids, minWidth]) => {
           const tiles = [...document.querySelectorAll('#mosaic [data-testid="image"]')];
           const shown = tiles.map((tile) => Number(tile.dataset.imageId));
@@ -46,8 +61,9 @@ async def wait_for_grid(
             && JSON.stringify(shown) === JSON.stringify(ids)
             && tiles.every((tile) => tile.getBoundingClientRect().width >= minWidth);
         }""",
-        arg=[label, ids, min_tile_width],
-        timeout=LIVE_TIMEOUT_MS,
+        [label, ids, min_tile_width],
+        step_ms=250,
+        limit_ms=30_000,
     )
 
 
@@ -58,10 +74,10 @@ async def box_width(page: Page, selector: str) -> float:
 
 
 async def test_host_drives_the_wall_live_blank_captions_qr_and_cycling(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Summer party")
         guest = await join(http, room, "Noor")
         images = [
@@ -75,24 +91,32 @@ async def test_host_drives_the_wall_live_blank_captions_qr_and_cycling(
         other_tab = await open_host(console.watch(await host_context.new_page(), "host-2"), room)
         wall_context = await new_context(browser, viewport=FULL_HD)
         wall = await open_wall(
-            console.watch(await wall_context.new_page(), "wall"), room, "?cycle=2"
+            console.watch(await wall_context.new_page(), "wall"), room, fake_clock=True
         )
+        await pause_clock(wall)
 
         spotlight = wall.get_by_test_id("wall-spotlight")
-        # The newest first (within one full cycle, should the page be slow to be checked).
+        # The newest first: the clock is paused, so the idle cycle cannot have moved it on.
         await expect(spotlight).to_have_attribute(
             "data-image-id", str(images[-1]["id"]), timeout=LIVE_TIMEOUT_MS
         )
         await expect(wall_tiles(wall)).to_have_count(3)
+        # Its layer is made the active one on an animation frame (the clock's).
+        await run_clock_until(wall, ACTIVE_LAYER_IS, images[-1]["id"], step_ms=16)
         await expect(spotlight.locator(".spot-layer.is-active .spot-caption")).to_have_text(
-            re.compile(r"^(coffee|rocket|chelsea) captionShared by Noor")
+            re.compile(r"^chelsea captionShared by Noor")
         )
         await screenshot(wall, "wall-spotlight")
 
-        # Idle: the spotlight walks to the next older photo by itself, then on.
-        await expect(spotlight).to_have_attribute("data-image-id", str(images[1]["id"]))
-        await expect(spotlight).to_have_attribute("data-image-id", str(images[0]["id"]))
+        # Idle: the spotlight walks to the next older photo by itself, then on, each after a
+        # full idle cycle.
+        await run_clock_until(wall, SHOWN_IS, images[1]["id"], step_ms=250)
+        ran = await run_clock_until(wall, SHOWN_IS, images[0]["id"], step_ms=250)
+        assert ran >= CYCLE_MS - 250, f"moved on after {ran} ms of the page's clock"
+        await run_clock_until(wall, ACTIVE_LAYER_IS, images[0]["id"], step_ms=16)
         await screenshot(wall, "wall-spotlight-cycled")
+        # The rest follows the host's changes live, on real time again.
+        await wall.clock.resume()
         # A new photo takes the spotlight at once.
         newest = await upload_ok(http, room, guest, name=PHOTOS[3], caption="Just arrived")
         await expect(spotlight).to_have_attribute(
@@ -163,10 +187,10 @@ async def test_host_drives_the_wall_live_blank_captions_qr_and_cycling(
 
 
 async def test_grid_pages_through_the_photos_and_4k_stays_sharp(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Conference 2026", wall_mode="grid")
         guest = await join(http, room, "Sam")
         images = [
@@ -178,8 +202,9 @@ async def test_grid_pages_through_the_photos_and_4k_stays_sharp(
 
         wall_context = await new_context(browser, viewport=FULL_HD, reduced_motion="reduce")
         wall = await open_wall(
-            console.watch(await wall_context.new_page(), "wall"), room, "?cycle=2"
+            console.watch(await wall_context.new_page(), "wall"), room, fake_clock=True
         )
+        await pause_clock(wall)
         grid = wall.get_by_test_id("wall-grid")
         tiles = grid.locator('[data-testid="image"]')
         # At 1080p with the QR code a page holds 3 x 3 photos: the newest nine, newest first.
@@ -189,13 +214,15 @@ async def test_grid_pages_through_the_photos_and_4k_stays_sharp(
         await expect(wall.locator("#strip [data-testid='image']")).to_have_count(0)
         # Big tiles use the display rendition, not the 400 px thumbnail.
         srcs = await grid.locator("img").evaluate_all("imgs => imgs.map(img => img.src)")
-        displays = {live_server.base_url + image["url"] for image in images}
+        displays = {slow_heartbeat_server.base_url + image["url"] for image in images}
         assert srcs and set(srcs) <= displays, srcs
         await screenshot(wall, "wall-grid")
 
-        # Idle: the next page (the oldest photo), then back to the first.
+        # Idle: the next page (the oldest photo), then back to the first, a full cycle later.
         await wait_for_grid(wall, "2 / 2", [images[0]["id"]])
         await screenshot(wall, "wall-grid-page-2")
+        ran = await run_clock_until(wall, PAGE_IS, "1 / 2", step_ms=250)
+        assert ran >= CYCLE_MS - 250, f"turned after {ran} ms of the page's clock"
         await wait_for_grid(wall, "1 / 2", first_page)
 
         # Reduced motion: the page turns without animating.
@@ -206,6 +233,10 @@ async def test_grid_pages_through_the_photos_and_4k_stays_sharp(
         await wait_for_grid(wall, "2 / 2", [images[0]["id"]])
         newcomer = await upload_ok(http, room, guest, name="rocket", width=900, caption="New!")
         first_page = [newcomer["id"], *first_page[:8]]
+        # On the live message alone, no timer (the clock stays where it is until it is there).
+        await expect(tiles.first).to_have_attribute(
+            "data-image-id", str(newcomer["id"]), timeout=LIVE_TIMEOUT_MS
+        )
         await wait_for_grid(wall, "1 / 2", first_page)
         hd_tile = (
             await grid.locator('[data-testid="image"]')
@@ -230,6 +261,10 @@ async def test_grid_pages_through_the_photos_and_4k_stays_sharp(
         await expect(spotlight).to_be_visible(timeout=LIVE_TIMEOUT_MS)
         await expect(tiles).to_have_count(0)
         big = spotlight.locator(".spot-layer.is-active img.spot-img")
+        # Its layer is made the active one on an animation frame (the clock's).
+        await run_clock_until(
+            wall, "() => document.querySelector('#spotlight .spot-layer.is-active') !== null"
+        )
         await expect(big).to_be_visible()
         displays = {image["url"] for image in [*images, newcomer]}
         assert await big.get_attribute("src") in displays, "the spotlight shows a display rendition"

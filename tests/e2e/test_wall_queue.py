@@ -1,7 +1,11 @@
 """The wall's spotlight shows every photo: new photos queue, each is shown large for at least
-the wall's minimum time (``?min_seconds=`` overrides the room's ``wall_min_seconds`` here, so
-the tests run in seconds), a queue over its cap (``?queue_cap=``) is caught up by a mosaic of
-what was waiting and then the newest, and the idle cycle resumes once the queue is empty.
+the wall's minimum time (the room's ``wall_min_seconds``, 5 s unless the host changes it or
+``?min_seconds=`` overrides it), a queue over its cap (``?queue_cap=``) is caught up by a mosaic
+of what was waiting and then the newest, and the idle cycle resumes once the queue is empty.
+
+The walls run on Playwright's fake clock: paused while a burst of uploads queues (the live
+messages still arrive, no display timer fires), then run through the turns in a fraction of
+their real time.
 
 What the spotlight showed is logged in the page by a MutationObserver with ``performance.now()``
 timestamps, so durations are measured where they happen, not across the test's connection.
@@ -14,7 +18,6 @@ from typing import Any
 
 import httpx
 from playwright.async_api import Browser, Page, expect
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import LiveServer
 from tests.e2e.host_wall_session import (
@@ -37,7 +40,7 @@ from tests.e2e.host_wall_session import (
     upload_ok,
 )
 
-MIN_MS = 1000
+MIN_MS = 5000  # the room's default wall_min_seconds
 PHOTOS = ("coffee", "rocket", "chelsea", "astronaut")
 
 # Every change of what the spotlight shows: {id (null for the catch-up mosaic), t (ms)}, and
@@ -82,37 +85,45 @@ async def burst(
 
 
 async def test_a_burst_of_ten_uploads_shows_each_photo_for_the_minimum_time_in_order(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
+    """The room's own minimum (5 s) and idle cycle (10 s), no overrides: ten photos sent at
+    once are each shown large for the full minimum, in upload order, then the idle cycle
+    resumes. The wall's clock is paused while the burst queues and then run through it."""
     console = ConsoleLog()
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Burst")
         guest = await join(http, room, "Noor")
         first = await upload_ok(http, room, guest, name="coffee", width=300)
         context = await new_context(browser, viewport=FULL_HD)
         wall = await open_wall(
-            console.watch(await context.new_page(), "wall"), room, "?min_seconds=1&cycle=3"
+            console.watch(await context.new_page(), "wall"), room, fake_clock=True
         )
         spotlight = wall.get_by_test_id("wall-spotlight")
         await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
+        await expect(spotlight).to_have_attribute("data-min-seconds", str(MIN_MS // 1000))
         await wall.evaluate(RECORD_SPOTLIGHT)
+        await pause_clock(wall)
 
         images = await burst(http, room, guest, 10)
         ids = [int(image["id"]) for image in images]
+        # The first photo's turn runs on the paused clock: the other 9 wait behind it.
+        await expect(spotlight).to_have_attribute("data-queue", "9", timeout=LIVE_TIMEOUT_MS)
 
         # The queue drains, then the idle cycle takes over again: it walks from the newest to
         # the next older photo, so every burst photo has a successor to time it against.
         try:
-            await wall.wait_for_function(
+            await run_clock_until(
+                wall,
                 """(ids) => {
                   const shown = window.__spot.map((entry) => entry.id);
                   const start = shown.indexOf(ids[0]);
                   return start >= 0 && shown.length > start + ids.length;
                 }""",
-                arg=ids,
-                timeout=LIVE_TIMEOUT_MS + 20 * MIN_MS,
+                ids,
+                step_ms=250,
             )
-        except PlaywrightTimeoutError:
+        except AssertionError:
             log = await spotlight_log(wall)
             shown = {entry["id"] for entry in log} & set(ids)
             raise AssertionError(f"{len(shown)} of {len(ids)} shown large: {log}") from None
@@ -131,11 +142,11 @@ async def test_a_burst_of_ten_uploads_shows_each_photo_for_the_minimum_time_in_o
 
 
 async def test_a_queue_over_its_cap_is_caught_up_with_a_mosaic_then_the_newest(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
     cap = 4
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Over the cap")
         guest = await join(http, room, "Noor")
         first = await upload_ok(http, room, guest, name="coffee", width=300)
@@ -143,29 +154,38 @@ async def test_a_queue_over_its_cap_is_caught_up_with_a_mosaic_then_the_newest(
         wall = await open_wall(
             console.watch(await context.new_page(), "wall"),
             room,
-            f"?min_seconds=2&queue_cap={cap}&cycle=60",
+            f"?queue_cap={cap}&cycle=60",
+            fake_clock=True,
         )
         spotlight = wall.get_by_test_id("wall-spotlight")
         await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
         await wall.evaluate(RECORD_SPOTLIGHT)
+        await pause_clock(wall)
 
         images = await burst(http, room, guest, 3 * cap)
         newest = int(images[-1]["id"])
+        # Every photo reached the wall before its clock runs on.
+        await expect(wall.locator("#wall")).to_have_attribute(
+            "data-image-count", str(1 + len(images)), timeout=LIVE_TIMEOUT_MS
+        )
 
-        await expect(spotlight).to_have_attribute(
-            "data-showing", "catchup", timeout=LIVE_TIMEOUT_MS
-        )
+        # Over the cap on the live messages alone: no timer needed for the catch-up.
+        await expect(spotlight).to_have_attribute("data-showing", "catchup")
         await expect(spotlight.locator(".spot-catchup .catchup-tile").first).to_be_visible()
-        # The mosaic faded in (its opacity at rest), for the screenshot.
-        await wall.wait_for_function(
-            """() => [...document.querySelectorAll('.spot-catchup.is-active')]
-              .some((layer) => getComputedStyle(layer).opacity === '1')"""
+        # The mosaic faded in (its opacity at rest), for the screenshot: the fade starts on an
+        # animation frame (the clock's), the CSS transition then runs in real time.
+        await run_clock_until(
+            wall, "() => Boolean(document.querySelector('.spot-catchup.is-active'))", step_ms=16
         )
+        await expect(wall.locator(".spot-catchup.is-active").last).to_have_css("opacity", "1")
         await screenshot(wall, "wall-spotlight-catchup")
-        await expect(spotlight).to_have_attribute(
-            "data-image-id", str(newest), timeout=LIVE_TIMEOUT_MS + 20_000
+        await run_clock_until(
+            wall,
+            "([newest]) => { const f = document.getElementById('spotlight');"
+            " return f.dataset.imageId === String(newest) && f.dataset.queue === '0'; }",
+            [newest],
+            step_ms=250,
         )
-        await expect(spotlight).to_have_attribute("data-queue", "0")
         log = await spotlight_log(wall)
         shown = [entry["id"] for entry in log]
         assert "catchup" in shown, log
@@ -178,27 +198,36 @@ async def test_a_queue_over_its_cap_is_caught_up_with_a_mosaic_then_the_newest(
 
 
 async def test_reduced_motion_wall_still_shows_every_queued_photo(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     console = ConsoleLog()
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Calm")
         guest = await join(http, room, "Noor")
         first = await upload_ok(http, room, guest, name="coffee", width=300)
         context = await new_context(browser, viewport=FULL_HD, reduced_motion="reduce")
         wall = await open_wall(
-            console.watch(await context.new_page(), "wall"), room, "?min_seconds=1&cycle=60"
+            console.watch(await context.new_page(), "wall"), room, "?cycle=60", fake_clock=True
         )
         spotlight = wall.get_by_test_id("wall-spotlight")
         await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
         await wall.evaluate(RECORD_SPOTLIGHT)
+        await pause_clock(wall)
 
         images = await burst(http, room, guest, 4)
         ids = [int(image["id"]) for image in images]
-        await expect(spotlight).to_have_attribute(
-            "data-image-id", str(ids[-1]), timeout=LIVE_TIMEOUT_MS + 10 * MIN_MS
+        await expect(spotlight).to_have_attribute("data-queue", "3", timeout=LIVE_TIMEOUT_MS)
+        # Until the last photo is shown and its layer made the active one (on an animation
+        # frame, the clock's too).
+        await run_clock_until(
+            wall,
+            "([last]) => { const f = document.getElementById('spotlight');"
+            " const active = f.querySelectorAll('.spot-layer.is-active');"
+            " return f.dataset.imageId === String(last) && f.dataset.queue === '0'"
+            " && active.length === 1 && active[0].dataset.imageId === String(last); }",
+            [ids[-1]],
+            step_ms=250,
         )
-        await expect(spotlight).to_have_attribute("data-queue", "0")
         log = await spotlight_log(wall)
         shown = [entry["id"] for entry in log]
         assert shown[shown.index(ids[0]) :] == ids, log
@@ -215,12 +244,12 @@ async def test_reduced_motion_wall_still_shows_every_queued_photo(
 
 
 async def test_the_hosts_seconds_per_photo_reach_the_wall_live(
-    live_server: LiveServer, browser: Browser
+    slow_heartbeat_server: LiveServer, browser: Browser
 ) -> None:
     """No override on the wall: the room's ``wall_min_seconds``, set on the host page, paces
-    the queue (a wrong value is explained first)."""
+    the queue (a wrong value is explained first). Only the wall runs on the fake clock."""
     console = ConsoleLog()
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Paced")
         guest = await join(http, room, "Noor")
         first = await upload_ok(http, room, guest, name="coffee", width=300)
@@ -229,7 +258,7 @@ async def test_the_hosts_seconds_per_photo_reach_the_wall_live(
         host = await open_host(console.watch(await host_context.new_page(), "host"), room)
         wall_context = await new_context(browser, viewport=FULL_HD)
         wall = await open_wall(
-            console.watch(await wall_context.new_page(), "wall"), room, "?cycle=60"
+            console.watch(await wall_context.new_page(), "wall"), room, "?cycle=60", fake_clock=True
         )
         spotlight = wall.get_by_test_id("wall-spotlight")
         await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
@@ -250,10 +279,14 @@ async def test_the_hosts_seconds_per_photo_reach_the_wall_live(
         await expect(spotlight).to_have_attribute("data-min-seconds", "2")
 
         await wall.evaluate(RECORD_SPOTLIGHT)
+        await pause_clock(wall)
         images = await burst(http, room, guest, 3)
         ids = [int(image["id"]) for image in images]
-        await expect(spotlight).to_have_attribute(
-            "data-image-id", str(ids[-1]), timeout=LIVE_TIMEOUT_MS + 10_000
+        await expect(spotlight).to_have_attribute("data-queue", "2", timeout=LIVE_TIMEOUT_MS)
+        await run_clock_until(
+            wall,
+            "([last]) => document.getElementById('spotlight').dataset.imageId === String(last)",
+            [ids[-1]],
         )
         log = await spotlight_log(wall)
         shown = [entry["id"] for entry in log]
@@ -266,33 +299,42 @@ async def test_the_hosts_seconds_per_photo_reach_the_wall_live(
         await wall_context.close()
 
 
-async def test_a_deleted_photo_leaves_the_queue(live_server: LiveServer, browser: Browser) -> None:
+async def test_a_deleted_photo_leaves_the_queue(
+    slow_heartbeat_server: LiveServer, browser: Browser
+) -> None:
     console = ConsoleLog()
-    async with api_client(live_server.base_url) as http:
+    async with api_client(slow_heartbeat_server.base_url) as http:
         room = await create_room(http, "Second thoughts")
         guest = await join(http, room, "Noor")
         first = await upload_ok(http, room, guest, name="coffee", width=300)
         context = await new_context(browser, viewport=FULL_HD)
         wall = await open_wall(
-            console.watch(await context.new_page(), "wall"), room, "?min_seconds=5&cycle=60"
+            console.watch(await context.new_page(), "wall"), room, "?cycle=60", fake_clock=True
         )
         spotlight = wall.get_by_test_id("wall-spotlight")
         await expect(spotlight).to_have_attribute("data-image-id", str(first["id"]))
+        await expect(spotlight).to_have_attribute("data-min-seconds", "5")
         await wall.evaluate(RECORD_SPOTLIGHT)
+        await pause_clock(wall)
 
         images = await burst(http, room, guest, 4)
         ids = [int(image["id"]) for image in images]
-        # The first has the spotlight, three wait (each has 5 s, so the third is still queued).
+        # The first has the spotlight, three wait (the clock is paused: the third is queued).
         await expect(spotlight).to_have_attribute("data-queue", "3", timeout=LIVE_TIMEOUT_MS)
         gone = ids[2]
         deleted = await http.delete(
             f"/api/rooms/{room['token']}/images/{gone}", headers=host_headers(room)
         )
         assert deleted.status_code in (200, 204), deleted.text
-        await expect(spotlight).to_have_attribute(
-            "data-image-id", str(ids[-1]), timeout=LIVE_TIMEOUT_MS + 20_000
+        # The removal reached the wall before its clock runs on.
+        await expect(spotlight).to_have_attribute("data-queue", "2", timeout=LIVE_TIMEOUT_MS)
+        await run_clock_until(
+            wall,
+            "([last]) => { const f = document.getElementById('spotlight');"
+            " return f.dataset.imageId === String(last) && f.dataset.queue === '0'; }",
+            [ids[-1]],
+            step_ms=250,
         )
-        await expect(spotlight).to_have_attribute("data-queue", "0")
         shown = [entry["id"] for entry in await spotlight_log(wall)]
         assert gone not in shown, shown
         assert shown[shown.index(ids[0]) :] == [ids[0], ids[1], ids[3]], shown
@@ -331,6 +373,7 @@ async def test_a_burst_longer_than_ten_is_shown_faster_but_every_photo_in_turn(
             "([last]) => { const f = document.getElementById('spotlight');"
             " return f.dataset.imageId === String(last) && f.dataset.queue === '0'; }",
             [ids[-1]],
+            step_ms=250,
         )
         log = await spotlight_log(wall)
         shown = [entry["id"] for entry in log]
