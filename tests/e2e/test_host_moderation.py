@@ -2,8 +2,9 @@
 uploads in the host's queue, off the wall, until the host approves them; rejected photos never
 reach the wall. A real host page (made by the landing page), a real 1080p wall, guests over the
 HTTP API. The wall runs on Playwright's fake clock, paused, so the approved photos queue on it
-deterministically and their turns are run through, not waited for; the host page keeps real
-time (its "Undo" toast is timed for real).
+deterministically and their turns are run through, not waited for; the host page's clock is
+fake too, flowing with real time, and is run through the 8 s of its "Undo" toast
+(tests/e2e/test_host_busy_night.py checks that nothing is sent before the toast ends).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ async def test_host_approves_and_rejects_from_the_queue_while_the_wall_waits(
     console = ConsoleLog()
     host_context = await new_context(browser, viewport=LAPTOP)
     host = console.watch(await host_context.new_page(), "host")
+    await host.clock.install()
 
     # The host creates the room with moderation on, from the landing page's "More options".
     await host.goto(slow_heartbeat_server.base_url + "/")
@@ -108,13 +110,15 @@ async def test_host_approves_and_rejects_from_the_queue_while_the_wall_waits(
         assert second.response.status_code == 201, second.response.text
         rejected = queue_item(host, second.image["id"])
         await expect(rejected).to_be_visible(timeout=LIVE_TIMEOUT_MS)
-        # The reject is sent once its "Undo" toast expires (8 s).
+        # The reject is sent once its "Undo" toast expires (8 s of the host page's clock).
         async with host.expect_response(
             lambda r: r.url.endswith(f"/images/{second.image['id']}/reject"),
-            timeout=8_000 + LIVE_TIMEOUT_MS,
+            timeout=LIVE_TIMEOUT_MS,
         ) as answer:
             await rejected.get_by_role("button", name=re.compile("^Reject")).click()
             await expect(rejected).to_have_count(0)
+            await expect(host.get_by_test_id("undo-toast")).to_be_visible()
+            await host.clock.run_for(8_000)
         assert (await answer.value).ok
         listing = await http.get(
             f"/api/rooms/{room['token']}/pending",
