@@ -43,7 +43,7 @@ TIER_FOLDERS = {"e2e": "browser", "production": "processes", "deploy": "deploy"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with its tier: by the folder under ``tests/`` it lives in, and
     ``browser`` for any test that uses the ``browser`` fixture; put the tests of an xdist
-    group first."""
+    group first, then the fuzzer's."""
     tests = Path(__file__).parent
     for item in items:
         tiers = set()
@@ -56,8 +56,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(name)
     # Grouped tests run one after another on one xdist worker (``--dist loadgroup``): started
     # first, the group's couple of minutes overlap the rest of the suite on the other worker
-    # instead of ending the run alone. A stable sort: the order within each part stays.
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    # instead of ending the run alone; the fuzzer's runs (about 20 s each) come next, so that
+    # none of them is the last test left running either. A stable sort: the order within each
+    # part stays.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("xdist_group") is None,
+            item.get_closest_marker("fuzz") is None,
+        )
+    )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
