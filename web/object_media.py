@@ -60,7 +60,7 @@ from concurrent.futures import Executor
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiofiles
 import obstore
@@ -84,6 +84,7 @@ from web.object_store import (
     ObjectStore,
     PostSigner,
     StoreUnavailable,
+    browser_origins,
     file_chunks,
     reaching_store,
 )
@@ -169,6 +170,14 @@ class ObjectMedia:
         self._swept_at: float | None = None
         self._full_renders: dict[str, asyncio.Future[MediaFile | None]] = {}
         self._post_signer = PostSigner(store) if isinstance(store, S3Store) else None
+        origins = list(browser_origins(store))
+        if self.media_base_url is not None:
+            base = urlsplit(self.media_base_url)
+            origins.append(f"{base.scheme}://{base.netloc}")
+        self.browser_origins: tuple[str, ...] = tuple(dict.fromkeys(origins))
+        """Where browsers reach the store (see :func:`~web.object_store.browser_origins`)
+        and the media base URL's origin: what the pages' CSP must let them connect to and
+        load images from."""
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiofiles
 import obstore
@@ -278,3 +279,35 @@ class PostSigner:
             logger.warning("object store sign failed: %s", exc)
             raise StoreUnavailable() from exc
         return str(post["url"]), {str(name): str(value) for name, value in post["fields"].items()}
+
+
+def browser_origins(store: ObjectStore) -> tuple[str, ...]:
+    """The origins a browser reaches ``store`` at: where a direct upload's form or PUT goes
+    and where presigned GET redirects point, for the pages' Content-Security-Policy
+    (``connect-src``, ``img-src``). Derived from the store's configuration, never a wildcard.
+
+    - S3 with an endpoint (S3-compatible stores, moto): the endpoint's origin (path-style
+      URLs, as the store and :class:`PostSigner` build them).
+    - AWS S3: the bucket's virtual host (the POST form, ``<bucket>.s3[.<region>].amazonaws.com``)
+      and the regional endpoint (presigned GETs, path-style).
+    - GCS: ``https://storage.googleapis.com``; Azure: ``https://<account>.blob.core.windows.net``
+      (nothing when the account is not in the store's configuration).
+
+    :returns: origins such as ``"http://127.0.0.1:9000"``, without a trailing slash.
+    """
+    config: dict[str, Any] = dict(store.config)
+    if isinstance(store, S3Store):
+        endpoint = config.get("endpoint")
+        if endpoint:
+            parts = urlsplit(str(endpoint))
+            return (f"{parts.scheme}://{parts.netloc}",)
+        bucket, region = config["bucket"], config.get("region") or "us-east-1"
+        return (
+            f"https://{bucket}.s3.amazonaws.com",
+            f"https://{bucket}.s3.{region}.amazonaws.com",
+            f"https://s3.{region}.amazonaws.com",
+        )
+    if isinstance(store, GCSStore):
+        return ("https://storage.googleapis.com",)
+    account = config.get("account_name")
+    return (f"https://{account}.blob.core.windows.net",) if account else ()
