@@ -622,7 +622,8 @@ export class UploadQueue extends EventTarget {
         resolve({
           status: xhr.status,
           text: xhr.responseText,
-          retryAfter: xhr.getResponseHeader("Retry-After"),
+          // A store's headers are not exposed cross-origin (asking logs a console error).
+          retryAfter: sameOrigin ? xhr.getResponseHeader("Retry-After") : null,
           date: sameOrigin ? xhr.getResponseHeader("Date") : null,
         });
       });
