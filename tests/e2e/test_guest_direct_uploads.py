@@ -96,7 +96,9 @@ async def s3_live_server(
     make_settings: SettingsFactory, s3_bucket: Bucket
 ) -> AsyncIterator[CountingServer]:
     received: list[int] = []
-    app = counting(create_app(make_settings(**s3_bucket.settings(PREFIX)), renditions_on_demand=True), received)
+    app = counting(
+        create_app(make_settings(**s3_bucket.settings(PREFIX)), renditions_on_demand=True), received
+    )
     async for base_url, _ in serve_asgi(app):
         set_bucket_cors(s3_bucket, base_url)
         yield CountingServer(base_url, received)

@@ -555,3 +555,23 @@ async def test_direct_upload_sent_to_another_key_is_not_received(
     )
     assert completed.status_code == 409, completed.text
     assert completed.json()["error"]["code"] == "upload_not_received"
+
+
+async def test_pages_csp_allows_the_store_origin_only(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    """The guest page connects to the bucket (direct uploads) and loads images from it
+    (presigned redirects): its CSP names the store's origin, from the settings, and no
+    wildcard; the page tells its script to use the direct flow."""
+    room = await new_room(s3_client.http)
+    page = await s3_client.http.get(f"/r/{room['token']}")
+    assert page.status_code == 200, page.text
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in page.headers["content-security-policy"].split(";")
+    )
+    origin = s3_bucket.server.endpoint
+    assert origin in policy["connect-src"].split()
+    assert origin in policy["img-src"].split()
+    assert "*" not in page.headers["content-security-policy"]
+    assert '"direct_uploads": true' in page.text
