@@ -10,6 +10,7 @@ Real uvicorn, real Chromium, moto in server mode with the bucket CORS a host set
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-from playwright.async_api import Browser, Request, expect
+from playwright.async_api import Browser, Request, Route, expect
 
 from tests.conftest import SettingsFactory, serve_asgi
 from tests.e2e.guest_session import (
@@ -160,3 +161,58 @@ async def test_guest_photo_goes_straight_to_the_bucket_and_reaches_the_wall(
         console.assert_clean()
         await context.close()
         await wall_context.close()
+
+
+async def test_direct_upload_retries_a_failed_store_and_a_lost_answer_without_a_copy(
+    s3_live_server: CountingServer, s3_bucket: Bucket, browser: Browser, tmp_path: Path
+) -> None:
+    """The bucket answers the first form 503: the queue retries by itself. The first state
+    poll's answer is then lost on the network: the retry asks again and sends the same bytes,
+    and the service answers done with the image it already stored: one image, shown as the
+    guest's own ("Shared", not "Already shared")."""
+    photo = make_phone_jpeg(tmp_path / "IMG_0002.jpg", name="rocket", size=(1600, 1200))
+    console = ConsoleLog()
+    console.allow(s3_bucket.name, r"/uploads/[^/]+$")
+    async with httpx.AsyncClient(base_url=s3_live_server.base_url, timeout=30) as http:
+        room = await create_room(http, "Flaky bucket", downscale_uploads=False)
+        context = await phone_context(browser)
+        page = console.watch(await context.new_page(), "phone")
+        await open_room(page, room)
+        await join(page, "Ada")
+
+        store_posts: list[str] = []
+
+        async def store(route: Route) -> None:
+            store_posts.append(route.request.url)
+            if len(store_posts) == 1:
+                await route.fulfill(status=503, body="<Error><Code>SlowDown</Code></Error>")
+            else:
+                await route.continue_()
+
+        polls: list[str] = []
+
+        async def state(route: Route) -> None:
+            if route.request.method != "GET":
+                await route.continue_()
+                return
+            polls.append(route.request.url)
+            if len(polls) == 1:
+                await route.abort()
+            else:
+                await route.continue_()
+
+        await page.route(f"{s3_bucket.server.endpoint}/**", store)
+        await page.route(re.compile(r"/api/rooms/[^/]+/uploads/[^/]+$"), state)
+        await pick_photos(page, [photo])
+        row = upload_rows(page).first
+        await expect(row).to_contain_text(
+            "Shared with the room · on the wall", timeout=UPLOAD_TIMEOUT_MS
+        )
+        assert len(store_posts) == 3, store_posts  # refused, stored, the same bytes again
+        assert len(polls) >= 2
+        images = await room_images(http, room)
+        assert len(images) == 1
+        await expect(page.get_by_test_id("upload-summary")).to_have_text("1 shared with the room")
+        assert console.network, "the refused form and the lost answer were seen"
+        console.assert_clean()
+        await context.close()
