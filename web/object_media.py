@@ -60,11 +60,12 @@ from concurrent.futures import Executor
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiofiles
 import obstore
 from obstore.exceptions import NotFoundError
+from obstore.store import S3Store
 
 from web.errors import ApiError
 from web.media import (
@@ -81,7 +82,9 @@ from web.object_store import (
     READ_CHUNK_BYTES,
     ObjectReader,
     ObjectStore,
+    PostSigner,
     StoreUnavailable,
+    browser_origins,
     file_chunks,
     reaching_store,
 )
@@ -166,11 +169,23 @@ class ObjectMedia:
         self.clock = clock
         self._swept_at: float | None = None
         self._full_renders: dict[str, asyncio.Future[MediaFile | None]] = {}
+        self._post_signer = PostSigner(store) if isinstance(store, S3Store) else None
+        origins = list(browser_origins(store))
+        if self.media_base_url is not None:
+            base = urlsplit(self.media_base_url)
+            origins.append(f"{base.scheme}://{base.netloc}")
+        self.browser_origins: tuple[str, ...] = tuple(dict.fromkeys(origins))
+        """Where browsers reach the store (see :func:`~web.object_store.browser_origins`)
+        and the media base URL's origin: what the pages' CSP must let them connect to and
+        load images from."""
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """See :meth:`~web.media.MediaStore.start` (the store itself needs no opening)."""
+        """See :meth:`~web.media.MediaStore.start` (the store itself needs no opening; on
+        S3 the POST policy signer is built)."""
+        if self._post_signer is not None:
+            await self._post_signer.open()
         await self.scratch.start()
         await self.renditions.start()
 
@@ -320,18 +335,33 @@ class ObjectMedia:
     # --- direct uploads ---------------------------------------------------------------------
 
     async def issue_upload(self, grant: UploadGrant) -> UploadTarget:
-        """See :meth:`~web.media.MediaStore.issue_upload`: a presigned ``PUT`` of
-        ``direct/<upload id>``, valid until ``grant.expires_at``, sent with the declared type.
-        The store does not bound its size: :meth:`uploaded_size` and the processing check
-        the bytes that arrived (a larger object fails the upload and is deleted).
+        """See :meth:`~web.media.MediaStore.issue_upload`, for ``direct/<upload id>``, valid
+        until ``grant.expires_at``:
+
+        - S3: a presigned ``POST`` policy (an HTML form) binding the key exactly, the
+          ``Content-Type`` to the declared type and ``content-length-range`` to 1..the
+          declared size, so the store itself refuses a larger body.
+        - GCS, Azure: a presigned ``PUT`` sent with the declared type; the store does not
+          bound its size.
+
+        In both cases :meth:`uploaded_size` and the processing check the bytes that arrived
+        (a larger object fails the upload and is deleted): S3-compatible stores that ignore
+        the policy's conditions (moto does) are bounded all the same.
 
         :raises StoreUnavailable: signing needs the store's credentials and they failed.
         """
         seconds = max(1, int(grant.expires_at.timestamp() - self.clock()))
-        with reaching_store("sign"):
-            url = await obstore.sign_async(
-                self.store, "PUT", _direct_path(grant.upload_id), timedelta(seconds=seconds)
+        path = _direct_path(grant.upload_id)
+        if self._post_signer is not None:
+            url, fields = await self._post_signer.sign(
+                path,
+                content_type=grant.content_type,
+                max_bytes=max(1, grant.size),
+                expires_seconds=seconds,
             )
+            return UploadTarget(method="POST", url=url, expires_at=grant.expires_at, fields=fields)
+        with reaching_store("sign"):
+            url = await obstore.sign_async(self.store, "PUT", path, timedelta(seconds=seconds))
         return UploadTarget(
             method="PUT",
             url=url,

@@ -5,12 +5,14 @@ PUTs. :mod:`web.object_media` builds the image files' layout on it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiofiles
 import obstore
@@ -186,3 +188,126 @@ async def file_chunks(path: Path) -> AsyncIterator[bytes]:
     async with aiofiles.open(path, "rb") as handle:
         while chunk := await handle.read(PUT_CHUNK_BYTES):
             yield chunk
+
+
+class PostSigner:
+    """Presigned POST policies (HTML-form uploads) for an S3 bucket, by botocore's
+    ``generate_presigned_post`` with the credentials, region and endpoint the obstore
+    :class:`S3Store` was built from (docs/decisions/0023-object-storage-library.md). Signing
+    is a local HMAC computation (no request); building the botocore client reads botocore's
+    bundled service models from disk, so :meth:`open` runs it in a thread once.
+
+    :param store: the obstore S3 store (its ``config``: bucket, region, endpoint, key pair;
+        what it leaves unset, botocore reads from its standard credential chain, as obstore).
+    """
+
+    def __init__(self, store: S3Store) -> None:
+        self._config: dict[str, Any] = dict(store.config)
+        self._prefix = str(store.prefix) if store.prefix else ""
+        self._client: Any = None
+        self._has_credentials = False
+
+    @property
+    def bucket(self) -> str:
+        """The bucket's name."""
+        return str(self._config["bucket"])
+
+    async def open(self) -> None:
+        """Build the botocore client (in a thread: it reads JSON models from disk)."""
+        if self._client is None:
+            self._client = await asyncio.to_thread(self._build)
+
+    def _build(self) -> Any:
+        import botocore.session
+        from botocore.config import Config
+
+        endpoint = self._config.get("endpoint")
+        virtual = str(self._config.get("virtual_hosted_style_request", "")).lower() == "true"
+        style = "virtual" if endpoint is None or virtual else "path"
+        session = botocore.session.get_session()
+        client = session.create_client(
+            "s3",
+            region_name=str(self._config.get("region") or "us-east-1"),
+            endpoint_url=endpoint,
+            aws_access_key_id=self._config.get("access_key_id"),
+            aws_secret_access_key=self._config.get("secret_access_key"),
+            aws_session_token=self._config.get("token") or self._config.get("session_token"),
+            config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+        )
+        key_id = self._config.get("access_key_id")
+        self._has_credentials = key_id is not None or session.get_credentials() is not None
+        return client
+
+    async def sign(
+        self, path: str, *, content_type: str, max_bytes: int, expires_seconds: int
+    ) -> tuple[str, dict[str, str]]:
+        """A POST policy for exactly one object (a coroutine). The HMAC takes about 0.12 ms
+        with a static key pair, but botocore refreshes expiring credentials (web identity,
+        instance roles) inside the call with a blocking request, so it runs in a thread.
+
+        :param path: the object's path under the store's prefix (the prefix is added).
+        :param content_type: the only ``Content-Type`` the policy accepts (and the one the
+            object is stored with: it is one of the returned fields).
+        :param max_bytes: the largest body accepted (``content-length-range`` 1..max_bytes,
+            bytes).
+        :param expires_seconds: the policy's lifetime, seconds.
+        :returns: (the form's URL, its fields in order; the file goes last as ``file``).
+        :raises RuntimeError: :meth:`open` was not awaited.
+        :raises StoreUnavailable: botocore found no credentials to sign with.
+        """
+        if self._client is None:
+            raise RuntimeError("PostSigner.open() first")
+        if not self._has_credentials:
+            logger.warning("object store sign failed: no credentials for a POST policy")
+            raise StoreUnavailable()
+        from botocore.exceptions import BotoCoreError
+
+        key = f"{self._prefix}/{path}" if self._prefix else path
+        try:
+            post = await asyncio.to_thread(
+                self._client.generate_presigned_post,
+                self.bucket,
+                key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    ["content-length-range", 1, max_bytes],
+                    {"Content-Type": content_type},
+                ],
+                ExpiresIn=expires_seconds,
+            )
+        except BotoCoreError as exc:
+            logger.warning("object store sign failed: %s", exc)
+            raise StoreUnavailable() from exc
+        return str(post["url"]), {str(name): str(value) for name, value in post["fields"].items()}
+
+
+def browser_origins(store: ObjectStore) -> tuple[str, ...]:
+    """The origins a browser reaches ``store`` at: where a direct upload's form or PUT goes
+    and where presigned GET redirects point, for the pages' Content-Security-Policy
+    (``connect-src``, ``img-src``). Derived from the store's configuration, never a wildcard.
+
+    - S3 with an endpoint (S3-compatible stores, moto): the endpoint's origin (path-style
+      URLs, as the store and :class:`PostSigner` build them).
+    - AWS S3: the bucket's virtual host (the POST form, ``<bucket>.s3[.<region>].amazonaws.com``)
+      and the regional endpoint (presigned GETs, path-style).
+    - GCS: ``https://storage.googleapis.com``; Azure: ``https://<account>.blob.core.windows.net``
+      (nothing when the account is not in the store's configuration).
+
+    :returns: origins such as ``"http://127.0.0.1:9000"``, without a trailing slash.
+    """
+    config: dict[str, Any] = dict(store.config)
+    if isinstance(store, S3Store):
+        endpoint = config.get("endpoint")
+        if endpoint:
+            parts = urlsplit(str(endpoint))
+            return (f"{parts.scheme}://{parts.netloc}",)
+        bucket, region = config["bucket"], config.get("region") or "us-east-1"
+        return (
+            f"https://{bucket}.s3.amazonaws.com",
+            f"https://{bucket}.s3.{region}.amazonaws.com",
+            f"https://s3.{region}.amazonaws.com",
+        )
+    if isinstance(store, GCSStore):
+        return ("https://storage.googleapis.com",)
+    account = config.get("account_name")
+    return (f"https://{account}.blob.core.windows.net",) if account else ()

@@ -34,6 +34,31 @@ SECURITY_HEADERS = {
 }
 
 
+def page_csp(store_origins: tuple[str, ...] = ()) -> str:
+    """:data:`CSP` letting the page also connect to (direct uploads) and load images from
+    (presigned redirects, the media base URL) the object store's ``store_origins``
+    (:attr:`web.object_media.ObjectMedia.browser_origins`); exactly :data:`CSP` without any."""
+    if not store_origins:
+        return CSP
+    extra = " ".join(store_origins)
+    return CSP.replace("img-src 'self' data: blob:", f"img-src 'self' data: blob: {extra}").replace(
+        "connect-src 'self' ws: wss:", f"connect-src 'self' ws: wss: {extra}"
+    )
+
+
+def _store_origins(request: Request) -> tuple[str, ...]:
+    origins = getattr(services(request).media, "browser_origins", ())
+    return tuple(origins)
+
+
+def _headers(request: Request) -> dict[str, str]:
+    """:data:`SECURITY_HEADERS` with this service's object store in the CSP."""
+    origins = _store_origins(request)
+    if not origins:
+        return SECURITY_HEADERS
+    return {**SECURITY_HEADERS, "Content-Security-Policy": page_csp(origins)}
+
+
 async def landing(request: Request) -> Response:
     return templates.TemplateResponse(request, "landing.html", {}, headers=SECURITY_HEADERS)
 
@@ -114,7 +139,7 @@ async def _render_room(
                     "passcode": ended.passcode is not None,
                 },
                 status_code=410,
-                headers=SECURITY_HEADERS,
+                headers=_headers(request),
             )
         return not_found(request)
     count = await app.rooms.image_count(room)
@@ -125,10 +150,12 @@ async def _render_room(
             "expires_at": room.expires_at.isoformat(),
             "longest_hours": app.settings.room_ttl_hours,
         }
-    context = {"room": view, "expiry_warning": warning}
+    context: dict[str, Any] = {"room": view, "expiry_warning": warning}
     if extra is not None:
         context.update(extra(view))
-    return templates.TemplateResponse(request, template, context, headers=SECURITY_HEADERS)
+    # The page's own copy only (not the API's room view): the bytes go straight to the store.
+    context["room"] = {**view, "direct_uploads": app.settings.storage.folder is None}
+    return templates.TemplateResponse(request, template, context, headers=_headers(request))
 
 
 async def code_page(request: Request) -> Response:

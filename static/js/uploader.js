@@ -24,6 +24,7 @@
 //   "refused"  {item, error}          a refusal about the room or the guest (see ROOM_REFUSALS)
 
 import { ApiError, errorFromResponse, networkError, roomApi } from "./api.js";
+import { declaredUpload, directRefused, jsonAnswer, pollDelayMs, targetRequest, transferError, uploadOutcome } from "./direct-upload.js";
 import { BAD_RESPONSE_MESSAGE } from "./messages.js";
 
 /** Refusals that waiting cannot fix and that concern every photo, not just this one. */
@@ -129,13 +130,16 @@ export class UploadQueue extends EventTarget {
    * @param {{token: string, concurrency?: number,
    *          prepare: (file: File) => Promise<{blob: Blob, name: string, downscaled: boolean, preview: Blob|null}>,
    *          backoff?: {baseMs?: number, maxMs?: number, maxAutoRetries?: number},
-   *          send?: SendUpload}} options
+   *          send?: SendUpload, direct?: boolean}} options
    *   prepare: turns a picked file into the bytes to send (see downscale.js); send: how an item
-   *   goes to the server (default: POST .../images over XMLHttpRequest, with progress).
+   *   goes to the server (default: over XMLHttpRequest, with progress: the direct flow when
+   *   `direct`, else POST .../images).
    */
-  constructor({ token, concurrency = 2, prepare, backoff = DEFAULT_BACKOFF, send }) {
+  constructor({ token, concurrency = 2, prepare, backoff = DEFAULT_BACKOFF, send, direct = false }) {
     super();
     this.token = token;
+    /** Send through the direct flow (POST .../uploads, the bytes to the store, complete). */
+    this.direct = direct;
     this.concurrency = concurrency;
     this.prepare = prepare;
     /** @type {SendUpload} */
@@ -498,16 +502,99 @@ export class UploadQueue extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  /** POST the item's bytes; resolves {image, duplicate}, rejects with ApiError. */
+  /**
+   * Send an item: the direct flow (see direct-upload.js) when the page says the service
+   * takes it, else POST .../images. Resolves {image, duplicate}, rejects with ApiError.
+   * @param {UploadItem} item
+   */
   _send(item) {
+    return this.direct ? this._sendDirect(item) : this._sendImages(item);
+  }
+
+  /** POST the item's bytes to .../images; resolves {image, duplicate}, rejects with ApiError. */
+  async _sendImages(item) {
+    const form = new FormData();
+    form.append("file", item.blob, item.name);
+    if (item.caption) form.append("caption", item.caption);
+    const answer = await this._request(item, "POST", roomApi(this.token, "/images"), form, {}, true);
+    if (answer.status === 200 || answer.status === 201) {
+      try {
+        return { image: JSON.parse(answer.text), duplicate: answer.status === 200 };
+      } catch {
+        throw new ApiError(502, "bad_response", BAD_RESPONSE_MESSAGE);
+      }
+    }
+    throw errorFromResponse(answer.status, answer.text, answer.retryAfter);
+  }
+
+  /**
+   * The direct flow: ask for an upload, send the bytes where told (with progress), complete
+   * it, then poll its state with backoff until done or failed. Every attempt asks afresh, so
+   * a retry (or a reload) sends the same bytes again and the service answers done with the
+   * image it already has. Falls back to .../images where the service refuses the flow
+   * (directRefused). Resolves {image, duplicate}, rejects with ApiError.
+   * @param {UploadItem} item
+   */
+  async _sendDirect(item) {
+    const blob = /** @type {Blob} */ (item.blob);
+    const json = { "Content-Type": "application/json", Accept: "application/json" };
+    const asked = await this._request(
+      item, "POST", roomApi(this.token, "/uploads"),
+      JSON.stringify(declaredUpload({ blob, name: item.name, caption: item.caption })), json, false,
+    );
+    let target;
+    try {
+      target = jsonAnswer(asked.status, asked.text, asked.retryAfter);
+    } catch (error) {
+      if (error instanceof ApiError && directRefused(error)) return this._sendImages(item);
+      throw error;
+    }
+    const askedAt = asked.date ? Date.parse(asked.date) : NaN;
+    const { body, headers } = targetRequest(target, blob, item.name);
+    const sent = await this._request(item, target.method, target.url, body, headers, true);
+    if (sent.status < 200 || sent.status >= 300) {
+      const fromStore = new URL(target.url, location.href).origin !== location.origin;
+      throw transferError(errorFromResponse(sent.status, sent.text, sent.retryAfter), sent.text, fromStore);
+    }
+    const path = `/uploads/${encodeURIComponent(target.upload_id)}`;
+    const completed = await this._request(item, "POST", roomApi(this.token, `${path}/complete`), null, json, false);
+    if (completed.status < 200 || completed.status >= 300) {
+      throw transferError(errorFromResponse(completed.status, completed.text, completed.retryAfter), completed.text, false);
+    }
+    const deadline = Date.now() + PROCESSING_MS;
+    for (let attempt = 1; ; attempt += 1) {
+      const state = await this._request(item, "GET", roomApi(this.token, path), null, { Accept: "application/json" }, false);
+      const outcome = uploadOutcome(
+        jsonAnswer(state.status, state.text, state.retryAfter),
+        Number.isFinite(askedAt) ? askedAt : null,
+      );
+      if (outcome.kind === "done") return { image: outcome.image, duplicate: outcome.duplicate };
+      if (outcome.kind === "failed") throw outcome.error;
+      if (Date.now() >= deadline) throw networkError();
+      await new Promise((resolve) => setTimeout(resolve, pollDelayMs(attempt)));
+      if (item._cancelled || !this.items.includes(item)) throw networkError();
+    }
+  }
+
+  /**
+   * One request of an item over XMLHttpRequest (abortable by remove(), watched for stalls).
+   * `progress`: the body is the photo, so its upload progress is the item's.
+   * Resolves {status, text, retryAfter, date} for any HTTP answer; rejects networkError().
+   * @param {UploadItem} item
+   * @param {string} method
+   * @param {string} url
+   * @param {XMLHttpRequestBodyInit|null} body
+   * @param {Record<string, string>} headers
+   * @param {boolean} progress
+   * @returns {Promise<{status: number, text: string, retryAfter: string|null, date: string|null}>}
+   */
+  _request(item, method, url, body, headers, progress) {
     return new Promise((resolve, reject) => {
-      const form = new FormData();
-      form.append("file", item.blob, item.name);
-      if (item.caption) form.append("caption", item.caption);
       const xhr = new XMLHttpRequest();
       item._xhr = xhr;
       item._cancelled = false;
-      let watchdog = null;
+      /** @type {ReturnType<typeof setTimeout> | undefined} */
+      let watchdog;
       const arm = (ms) => {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => xhr.abort(), ms);
@@ -516,27 +603,29 @@ export class UploadQueue extends EventTarget {
         clearTimeout(watchdog);
         item._xhr = null;
       };
-      xhr.open("POST", roomApi(this.token, "/images"));
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.upload.addEventListener("progress", (event) => {
-        if (!event.lengthComputable) return;
-        const percent = Math.round((event.loaded / event.total) * 100);
-        item.progress = Math.min(percent, 100);
-        arm(percent >= 100 ? PROCESSING_MS : STALL_MS);
-        this._changed(item);
-      });
-      xhr.upload.addEventListener("load", () => arm(PROCESSING_MS));
+      xhr.open(method, url);
+      const sameOrigin = new URL(url, location.href).origin === location.origin;
+      if (sameOrigin && !("Accept" in headers)) xhr.setRequestHeader("Accept", "application/json");
+      for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+      if (progress) {
+        xhr.upload.addEventListener("progress", (event) => {
+          if (!event.lengthComputable) return;
+          const percent = Math.round((event.loaded / event.total) * 100);
+          item.progress = Math.min(percent, 100);
+          arm(percent >= 100 ? PROCESSING_MS : STALL_MS);
+          this._changed(item);
+        });
+        xhr.upload.addEventListener("load", () => arm(PROCESSING_MS));
+      }
       xhr.addEventListener("load", () => {
         finish();
-        if (xhr.status === 200 || xhr.status === 201) {
-          try {
-            resolve({ image: JSON.parse(xhr.responseText), duplicate: xhr.status === 200 });
-          } catch {
-            reject(new ApiError(502, "bad_response", BAD_RESPONSE_MESSAGE));
-          }
-        } else {
-          reject(errorFromResponse(xhr.status, xhr.responseText, xhr.getResponseHeader("Retry-After")));
-        }
+        resolve({
+          status: xhr.status,
+          text: xhr.responseText,
+          // A store's headers are not exposed cross-origin (asking logs a console error).
+          retryAfter: sameOrigin ? xhr.getResponseHeader("Retry-After") : null,
+          date: sameOrigin ? xhr.getResponseHeader("Date") : null,
+        });
       });
       xhr.addEventListener("error", () => {
         finish();
@@ -546,8 +635,8 @@ export class UploadQueue extends EventTarget {
         finish();
         reject(networkError());
       });
-      arm(STALL_MS);
-      xhr.send(form);
+      arm(progress ? STALL_MS : PROCESSING_MS);
+      xhr.send(body);
     });
   }
 }

@@ -4,10 +4,13 @@ the store going down and coming back, the orphan sweep, readiness, and the URL s
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -428,21 +431,40 @@ async def test_a_folder_path_keeps_the_files_there(
         assert (settings.data_dir / "imageshark.db").exists()
 
 
+async def _ask_upload(
+    http: httpx.AsyncClient, room: dict[str, Any], declared_size: int
+) -> dict[str, Any]:
+    declared = {"filename": "p.jpg", "content_type": "image/jpeg", "size": declared_size}
+    asked = await http.post(f"/api/rooms/{room['token']}/uploads", json=declared)
+    assert asked.status_code == 201, asked.text
+    upload: dict[str, Any] = asked.json()
+    assert upload["method"] == "POST"
+    assert upload["url"].startswith("http://127.0.0.1:") and "/api/" not in upload["url"]
+    return upload
+
+
+async def _send_form(upload: dict[str, Any], data: bytes) -> httpx.Response:
+    """POST ``data`` to the store as the upload's HTML form: its fields, then ``file``."""
+    async with httpx.AsyncClient() as store:
+        return await store.post(
+            upload["url"], data=upload["fields"], files={"file": ("p.jpg", data, "image/jpeg")}
+        )
+
+
+def _policy(upload: dict[str, Any]) -> dict[str, Any]:
+    policy: dict[str, Any] = json.loads(base64.b64decode(upload["fields"]["policy"]))
+    return policy
+
+
 async def _direct_upload(
     http: httpx.AsyncClient, room: dict[str, Any], data: bytes, declared_size: int
 ) -> dict[str, Any]:
-    """Ask for a direct upload of ``declared_size`` bytes, PUT ``data`` straight to the store
-    as told (no service in between), complete it and wait for its end state."""
+    """Ask for a direct upload of ``declared_size`` bytes, POST ``data`` straight to the
+    store as told (no service in between), complete it and wait for its end state."""
     token = room["token"]
-    declared = {"filename": "p.jpg", "content_type": "image/jpeg", "size": declared_size}
-    asked = await http.post(f"/api/rooms/{token}/uploads", json=declared)
-    assert asked.status_code == 201, asked.text
-    upload = asked.json()
-    assert upload["method"] == "PUT"
-    assert upload["url"].startswith("http://127.0.0.1:") and "/api/" not in upload["url"]
-    async with httpx.AsyncClient() as store:
-        sent = await store.put(upload["url"], content=data, headers=upload["headers"])
-    assert sent.status_code == 200, sent.text
+    upload = await _ask_upload(http, room, declared_size)
+    sent = await _send_form(upload, data)
+    assert sent.status_code == 204, sent.text
     completed = await http.post(f"/api/rooms/{token}/uploads/{upload['upload_id']}/complete")
     assert completed.status_code == 202, completed.text
 
@@ -480,7 +502,9 @@ async def test_direct_upload_goes_straight_to_the_bucket_and_is_served_from_it(
 async def test_direct_upload_larger_than_declared_fails_and_its_object_is_deleted(
     s3_client: AppClient, s3_bucket: Bucket
 ) -> None:
-    """A presigned PUT does not bound the size: the processing does, as a POST would."""
+    """The policy's ``content-length-range`` would make S3 refuse the body, but moto (5.x)
+    does not check a POST policy's conditions at all: the object lands, and the processing
+    fails the upload and deletes it, as for a presigned PUT (GCS, Azure)."""
     http = s3_client.http
     room = await new_room(http)
     photo = make_image_bytes("JPEG", size=(640, 480))
@@ -489,3 +513,65 @@ async def test_direct_upload_larger_than_declared_fails_and_its_object_is_delete
     assert state["error"]["code"] == "file_too_large"
     assert s3_bucket.object_keys() == []
     assert image_files(s3_client.settings.data_dir) == []
+
+
+async def test_direct_upload_policy_binds_key_type_size_and_expiry(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    """The presigned POST's policy (what S3 checks; moto does not) names this upload's key
+    exactly, the declared type, 1..declared bytes, and expires when the upload does."""
+    room = await new_room(s3_client.http)
+    upload = await _ask_upload(s3_client.http, room, 12345)
+    fields = upload["fields"]
+    key = f"{PREFIX}/direct/{upload['upload_id']}"
+    assert fields["key"] == key
+    assert fields["Content-Type"] == "image/jpeg"
+    assert urlsplit(upload["url"]).path == f"/{s3_bucket.name}"
+    policy = _policy(upload)
+    conditions = policy["conditions"]
+    assert ["content-length-range", 1, 12345] in conditions
+    assert {"Content-Type": "image/jpeg"} in conditions
+    assert {"key": key} in conditions
+    assert {"bucket": s3_bucket.name} in conditions
+    expires = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    upload_expires = datetime.fromisoformat(upload["expires_at"].replace("Z", "+00:00"))
+    # Never later than the upload (whole seconds, rounded down), at most 2 s earlier.
+    assert 0 <= (upload_expires - expires).total_seconds() <= 2
+
+
+async def test_direct_upload_sent_to_another_key_is_not_received(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    """A form whose ``key`` was changed (S3 refuses it: the signature covers the key; moto
+    stores it) never counts as this upload: ``complete`` answers 409 upload_not_received."""
+    http = s3_client.http
+    room = await new_room(http)
+    photo = make_image_bytes("JPEG", size=(64, 48))
+    upload = await _ask_upload(http, room, len(photo))
+    upload["fields"] = {**upload["fields"], "key": f"{PREFIX}/direct/someone-else"}
+    await _send_form(upload, photo)
+    completed = await http.post(
+        f"/api/rooms/{room['token']}/uploads/{upload['upload_id']}/complete"
+    )
+    assert completed.status_code == 409, completed.text
+    assert completed.json()["error"]["code"] == "upload_not_received"
+
+
+async def test_pages_csp_allows_the_store_origin_only(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    """The guest page connects to the bucket (direct uploads) and loads images from it
+    (presigned redirects): its CSP names the store's origin, from the settings, and no
+    wildcard; the page tells its script to use the direct flow."""
+    room = await new_room(s3_client.http)
+    page = await s3_client.http.get(f"/r/{room['token']}")
+    assert page.status_code == 200, page.text
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in page.headers["content-security-policy"].split(";")
+    )
+    origin = s3_bucket.server.endpoint
+    assert origin in policy["connect-src"].split()
+    assert origin in policy["img-src"].split()
+    assert "*" not in page.headers["content-security-policy"]
+    assert '"direct_uploads": true' in page.text
