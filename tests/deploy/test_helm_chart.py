@@ -183,7 +183,7 @@ def container(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def app_container(release: Release) -> dict[str, Any]:
-    return container(release.one("Deployment")["spec"]["template"]["spec"], "imageshark")
+    return container(release.one("Deployment", FULLNAME)["spec"]["template"]["spec"], "imageshark")
 
 
 def env_of(cont: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -205,6 +205,7 @@ def test_ci_profiles_cover_the_three_deployment_shapes() -> None:
         "single-replica-values.yaml",
         "external-ha-values.yaml",
         "autoscaling-values.yaml",
+        "object-storage-values.yaml",
     } <= set(PROFILE_FILES)
 
 
@@ -243,7 +244,7 @@ def test_every_manifest_validates_against_kubernetes_1_30_strict(
 
 def test_strict_validation_catches_a_misspelled_field(releases: dict[str, Release]) -> None:
     """Control: the validator above really is strict (unknown fields fail)."""
-    deployment = copy.deepcopy(releases["default"].one("Deployment"))
+    deployment = copy.deepcopy(releases["default"].one("Deployment", FULLNAME))
     deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
@@ -292,6 +293,22 @@ EXPECTED_RESOURCES = {
         f"Service/{FULLNAME}",
         f"ServiceAccount/{FULLNAME}",
         f"ServiceMonitor/{FULLNAME}",
+    },
+    "object-storage-values.yaml": {
+        f"ConfigMap/{FULLNAME}",
+        f"Deployment/{FULLNAME}",
+        f"Deployment/{FULLNAME}-worker",
+        f"HorizontalPodAutoscaler/{FULLNAME}-worker",
+        f"Ingress/{FULLNAME}",
+        f"Job/{FULLNAME}-migrate",
+        f"Pod/{FULLNAME}-test-connection",
+        f"PodDisruptionBudget/{FULLNAME}",
+        f"PodDisruptionBudget/{FULLNAME}-worker",
+        f"Service/{FULLNAME}",
+        f"Service/{FULLNAME}-worker",
+        f"ServiceAccount/{FULLNAME}",
+        f"ServiceMonitor/{FULLNAME}",
+        f"ServiceMonitor/{FULLNAME}-worker",
     },
 }
 
@@ -353,14 +370,18 @@ def test_restricted_security_context_on_every_pod(
 def test_writable_paths_are_volumes(releases: dict[str, Release], profile: str) -> None:
     """With a read-only root filesystem, /tmp is an emptyDir and /data the image volume."""
     release = releases[profile]
-    pod = release.one("Deployment")["spec"]["template"]["spec"]
+    pod = release.one("Deployment", FULLNAME)["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in app_container(release)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
     data = volumes[mounts["/data"]]
     values = profile_values(profile)
-    claim = values.get("persistence", {}).get("existingClaim") or f"{FULLNAME}-data"
-    assert data["persistentVolumeClaim"] == {"claimName": claim}
+    if values.get("storage", {}).get("url"):
+        # Object storage: request-temporary files only, on a bounded emptyDir.
+        assert data["emptyDir"]["sizeLimit"]
+    else:
+        claim = values.get("persistence", {}).get("existingClaim") or f"{FULLNAME}-data"
+        assert data["persistentVolumeClaim"] == {"claimName": claim}
     assert config_map(release)["IMAGESHARK_DATA_DIR"] == "/data"
 
 
@@ -370,17 +391,17 @@ def test_graceful_shutdown_outlasts_the_upload_drain(
 ) -> None:
     """uvicorn drains in-flight requests for 30 s after SIGTERM, after the preStop sleep."""
     release = releases[profile]
-    pod = release.one("Deployment")["spec"]["template"]["spec"]
+    pod = release.one("Deployment", FULLNAME)["spec"]["template"]["spec"]
     pre_stop = app_container(release)["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     assert pod["terminationGracePeriodSeconds"] > 30 + int(pre_stop[1])
 
 
 def test_update_strategy_follows_the_volume(releases: dict[str, Release]) -> None:
-    single = releases["default"].one("Deployment")["spec"]
+    single = releases["default"].one("Deployment", FULLNAME)["spec"]
     assert single["strategy"] == {"type": "Recreate"}
     assert single["replicas"] == 1
-    shared = releases["external-ha-values.yaml"].one("Deployment")["spec"]
+    shared = releases["external-ha-values.yaml"].one("Deployment", FULLNAME)["spec"]
     assert shared["replicas"] == 3
     assert shared["strategy"]["type"] == "RollingUpdate"
     assert shared["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -443,7 +464,7 @@ def test_urls_from_values_go_into_secrets(releases: dict[str, Release]) -> None:
         "key": "database-url",
     }
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "redis-url"}
-    assert "s3cret" not in json.dumps(release.one("Deployment"))
+    assert "s3cret" not in json.dumps(release.one("Deployment", FULLNAME))
     assert "s3cret" not in json.dumps(release.one("ConfigMap"))
 
 
@@ -574,11 +595,11 @@ def test_service_and_pdb_select_only_the_app_pods(
     releases: dict[str, Release], profile: str
 ) -> None:
     release = releases[profile]
-    selector = release.one("Service")["spec"]["selector"]
-    pdb = release.one("PodDisruptionBudget")
+    selector = release.one("Service", FULLNAME)["spec"]["selector"]
+    pdb = release.one("PodDisruptionBudget", FULLNAME)
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"]["selector"]["matchLabels"] == selector
-    deployment = release.one("Deployment")
+    deployment = release.one("Deployment", FULLNAME)
     assert deployment["spec"]["selector"]["matchLabels"] == selector
     for name, _ in release.pod_specs():
         kind, _, _ = name.partition("/")
@@ -589,7 +610,7 @@ def test_service_and_pdb_select_only_the_app_pods(
             else doc["spec"]["template"]["metadata"]["labels"]
         )
         selected = all(labels.get(key) == value for key, value in selector.items())
-        assert selected == (kind == "Deployment"), name
+        assert selected == (name == f"Deployment/{FULLNAME}"), name
 
 
 def test_autoscaling(releases: dict[str, Release]) -> None:
@@ -608,7 +629,7 @@ def test_autoscaling(releases: dict[str, Release]) -> None:
         "memory": {"type": "Utilization", "averageUtilization": 80},
     }
     # The HPA owns the replica count; a fixed one would fight it on every upgrade.
-    assert "replicas" not in release.one("Deployment")["spec"]
+    assert "replicas" not in release.one("Deployment", FULLNAME)["spec"]
 
 
 def test_service_monitor(releases: dict[str, Release]) -> None:
@@ -619,7 +640,7 @@ def test_service_monitor(releases: dict[str, Release]) -> None:
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
-    service_labels = release.one("Service")["metadata"]["labels"]
+    service_labels = release.one("Service", FULLNAME)["metadata"]["labels"]
     for key, value in monitor["spec"]["selector"]["matchLabels"].items():
         assert service_labels[key] == value
 
@@ -757,7 +778,7 @@ def test_validate_values_refuses_broken_setups(
 
 def test_multi_replica_with_everything_configured_renders(chart: helm_python.Chart) -> None:
     release = render(chart, {**MULTI_OK, "replicaCount": 2})
-    assert release.one("Deployment")["spec"]["replicas"] == 2
+    assert release.one("Deployment", FULLNAME)["spec"]["replicas"] == 2
     claim = release.one("PersistentVolumeClaim")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
 
@@ -871,7 +892,7 @@ def test_every_optional_knob_renders_valid_manifests(chart: helm_python.Chart) -
     assert container(pod, "imageshark")["image"].endswith("@sha256:" + "ab" * 32)
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
     assert deployment["metadata"]["annotations"]["owner"] == "events@example.test"
-    assert release.one("Service")["spec"]["ports"][0]["nodePort"] == 30080
+    assert release.one("Service", "shark")["spec"]["ports"][0]["nodePort"] == 30080
     assert release.one("PersistentVolumeClaim")["spec"]["storageClassName"] == ""
     assert release.one("ServiceMonitor")["metadata"]["namespace"] == "monitoring"
     job_pod = release.one("Job")["spec"]["template"]["spec"]
