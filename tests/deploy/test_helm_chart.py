@@ -899,3 +899,266 @@ def test_every_optional_knob_renders_valid_manifests(chart: helm_python.Chart) -
     assert job_pod["serviceAccountName"] == "events-apps"  # exists before the hook runs
     metrics = release.one("HorizontalPodAutoscaler")["spec"]["metrics"]
     assert [m["resource"]["name"] for m in metrics] == ["memory"]
+
+
+# ---------------------------------------------------------------------------------------------
+# object storage and rendition workers (ci/object-storage-values.yaml)
+
+OBJECT_PROFILE = "object-storage-values.yaml"
+WORKER = f"{FULLNAME}-worker"
+OBJECT_OK = {
+    "database": {"existingSecret": "db"},
+    "redis": {"existingSecret": "redis"},
+    "storage": {"url": "s3://photos/imageshark"},
+}
+
+
+def worker_container(release: Release) -> dict[str, Any]:
+    return container(release.one("Deployment", WORKER)["spec"]["template"]["spec"], "worker")
+
+
+def test_object_storage_profile_claims_no_volume(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    assert not release.has("PersistentVolumeClaim")
+    for name, pod in release.pod_specs():
+        for volume in pod.get("volumes", []):
+            assert "persistentVolumeClaim" not in volume, name
+    deployment = release.one("Deployment", FULLNAME)["spec"]
+    assert deployment["replicas"] == 3
+    assert deployment["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+    }
+
+
+def test_object_storage_settings_reach_app_and_worker(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    storage = profile_values(OBJECT_PROFILE)["storage"]
+    data = config_map(release)
+    assert data["IMAGESHARK_STORAGE_URL"] == storage["url"]
+    assert data["IMAGESHARK_MEDIA_BASE_URL"] == storage["mediaBaseUrl"]
+    assert data["IMAGESHARK_MEDIA_URL_SECONDS"] == str(storage["urlSeconds"])
+    assert data["AWS_REGION"] == storage["region"]
+    assert data["AWS_ENDPOINT_URL"] == storage["endpoint"]
+    assert data["IMAGESHARK_RENDITION_QUEUE"] == "redis"
+    # The values the service accepts (web/settings.py validates the same variables).
+    settings = Settings(
+        storage_url=data["IMAGESHARK_STORAGE_URL"],
+        media_base_url=data["IMAGESHARK_MEDIA_BASE_URL"],
+        media_url_seconds=int(data["IMAGESHARK_MEDIA_URL_SECONDS"]),
+        aws_endpoint_url=data["AWS_ENDPOINT_URL"],
+    )
+    assert settings.storage.bucket == "photos-example-test"
+    for cont in (app_container(release), worker_container(release)):
+        assert {"configMapRef": {"name": FULLNAME}} in cont["envFrom"]
+        assert {"secretRef": {"name": storage["existingSecret"]}} in cont["envFrom"]
+        env = env_of(cont)
+        assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "imageshark-postgres"
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "imageshark-redis"
+    # No credential of the store anywhere in the manifests: only the Secret's name.
+    assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(release.documents)
+
+
+def test_local_storage_keeps_the_inline_queue_and_no_storage_variables(
+    releases: dict[str, Release],
+) -> None:
+    for profile in ("default", "external-ha-values.yaml"):
+        data = config_map(releases[profile])
+        for name in ("IMAGESHARK_STORAGE_URL", "IMAGESHARK_RENDITION_QUEUE", "AWS_ENDPOINT_URL"):
+            assert name not in data, (profile, name)
+        assert not any(
+            d["metadata"]["name"].startswith(WORKER) for d in releases[profile].documents
+        )
+
+
+def test_worker_deployment_follows_the_contract(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    deployment = release.one("Deployment", WORKER)
+    pod = deployment["spec"]["template"]["spec"]
+    worker = worker_container(release)
+    app = app_container(release)
+    assert worker["args"] == ["worker"]
+    assert worker["image"] == app["image"]
+    assert worker["ports"] == [{"name": "http", "containerPort": 8001, "protocol": "TCP"}]
+    env = env_of(worker)
+    assert env["IMAGESHARK_WORKER_PORT"]["value"] == "8001"
+    assert env["IMAGESHARK_RENDITION_WORKERS"]["value"] == "2"
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert worker["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert worker["securityContext"] == app["securityContext"]
+    app_pod = release.one("Deployment", FULLNAME)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == app_pod["securityContext"]
+    mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/data"]] and "emptyDir" in volumes[mounts["/tmp"]]
+    # SIGTERM lets the running jobs finish (rendition timeout: 20 s by default).
+    assert pod["terminationGracePeriodSeconds"] > Settings().rendition_timeout_seconds
+    # The autoscaler owns the worker count; the worker pods are not the app's.
+    assert "replicas" not in deployment["spec"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "worker"
+    app_selector = release.one("Service", FULLNAME)["spec"]["selector"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert not all(labels.get(key) == value for key, value in app_selector.items())
+
+
+def test_worker_hpa_pdb_and_service_monitor(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    hpa = release.one("HorizontalPodAutoscaler", WORKER)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": WORKER,
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"] == {
+        "name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 75},
+    }
+    selector = release.one("Deployment", WORKER)["spec"]["selector"]["matchLabels"]
+    pdb = release.one("PodDisruptionBudget", WORKER)
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    service = release.one("Service", WORKER)
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == selector
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    monitor = release.one("ServiceMonitor", WORKER)
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    for key, value in monitor["spec"]["selector"]["matchLabels"].items():
+        assert service["metadata"]["labels"][key] == value
+    # The app's ServiceMonitor does not select the worker Service, nor the reverse.
+    app_monitor = release.one("ServiceMonitor", FULLNAME)["spec"]["selector"]["matchLabels"]
+    assert app_monitor["app.kubernetes.io/component"] == "server"
+
+
+def test_fixed_worker_count_without_autoscaling(chart: helm_python.Chart) -> None:
+    values = {**OBJECT_OK, "worker": {"enabled": True, "replicaCount": 4}}
+    release = render(chart, values)
+    assert release.one("Deployment", WORKER)["spec"]["replicas"] == 4
+    assert not release.has("HorizontalPodAutoscaler")
+    assert not release.has("ServiceMonitor")
+    assert {doc["metadata"]["name"] for doc in release.all("Service")} == {FULLNAME}
+
+
+@pytest.mark.parametrize("access_mode", ["ReadWriteOnce", "ReadWriteOncePod"])
+def test_three_replicas_on_read_write_once_clusters_with_object_storage(
+    chart: helm_python.Chart, access_mode: str
+) -> None:
+    """Only ReadWriteOnce storage: local images refuse three replicas, object storage renders
+    them with nothing that claims a volume, and every object validates strictly."""
+    local = {
+        "replicaCount": 3,
+        "database": OBJECT_OK["database"],
+        "redis": OBJECT_OK["redis"],
+        "persistence": {"accessMode": access_mode},
+    }
+    assert "needs image storage every replica can write" in render_error(chart, local)
+    release = render(chart, {**local, **{"storage": OBJECT_OK["storage"]}})
+    assert release.one("Deployment", FULLNAME)["spec"]["replicas"] == 3
+    assert not release.has("PersistentVolumeClaim")
+    assert "persistentVolumeClaim" not in json.dumps(release.documents)
+    strategy = release.one("Deployment", FULLNAME)["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    for doc in release.documents:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+def test_single_replica_on_object_storage_rolls_too(chart: helm_python.Chart) -> None:
+    """The Recreate strategy was only for the ReadWriteOnce image volume."""
+    release = render(chart, OBJECT_OK)
+    assert release.one("Deployment", FULLNAME)["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "IMAGESHARK_RENDITION_QUEUE" not in config_map(release)
+
+
+@pytest.mark.parametrize(
+    ("values", "fragments"),
+    [
+        pytest.param(
+            {**MULTI_OK, "worker": {"enabled": True}},
+            ["worker.enabled needs object storage", "storage.url"],
+            id="workers-on-local-storage",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "redis": {}, "worker": {"enabled": True}},
+            ["worker.enabled needs Redis", "redis.existingSecret"],
+            id="workers-without-redis",
+        ),
+        pytest.param(
+            {"storage": {"url": "s3://photos"}},
+            ["storage.url needs an external PostgreSQL", "embedded SQLite"],
+            id="object-storage-on-sqlite",
+        ),
+        pytest.param(
+            {"storage": {"mediaBaseUrl": "https://cdn.example.test/photos"}},
+            ["storage.mediaBaseUrl needs object storage"],
+            id="media-base-url-on-local-storage",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "storage": {"url": "gs://photos", "endpoint": "https://s3.test"}},
+            ["storage.endpoint and storage.region apply to an s3:// storage.url only"],
+            id="endpoint-on-gcs",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "config": {"extra": {"IMAGESHARK_RENDITION_QUEUE": "redis"}}},
+            ["config.extra.IMAGESHARK_RENDITION_QUEUE is set by the chart"],
+            id="queue-without-workers",
+        ),
+        pytest.param(
+            {
+                **OBJECT_OK,
+                "worker": {"enabled": True, "autoscaling": {"enabled": True, "minReplicas": 9}},
+            },
+            ["worker.autoscaling.minReplicas (9) is above worker.autoscaling.maxReplicas (8)"],
+            id="worker-min-above-max",
+        ),
+        pytest.param(
+            {**MULTI_OK, "replicaCount": 2, "persistence": {"accessMode": "ReadWriteOnce"}},
+            ["replicaCount: 2 needs image storage every replica can write", "storage.url"],
+            id="replicas-on-rwo-point-at-object-storage",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "autoscaling": {"enabled": True}, "redis": {}},
+            ["autoscaling up to 6 replicas needs Redis"],
+            id="object-storage-replicas-still-need-redis",
+        ),
+    ],
+)
+def test_validate_values_refuses_combinations_that_lose_images(
+    chart: helm_python.Chart, values: dict[str, Any], fragments: list[str]
+) -> None:
+    message = render_error(chart, values)
+    assert "imageshark: invalid values" in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"storage": {"url": "file:///data"}}, "/storage/url"),
+        ({"storage": {"url": "s3://key:secret@photos"}}, "/storage/url"),
+        ({"storage": {"url": "s3://photos?region=x"}}, "/storage/url"),
+        ({"storage": {"urlSeconds": 10}}, "/storage/urlSeconds"),
+        ({"storage": {"endpoint": "s3.example.test"}}, "/storage/endpoint"),
+        ({"worker": {"enabled": "yes"}}, "/worker/enabled"),
+        ({"worker": {"replicas": 2}}, "replicas"),
+    ],
+)
+def test_schema_rejects_bad_storage_and_worker_values(
+    chart: helm_python.Chart, values: dict[str, Any], fragment: str
+) -> None:
+    message = render_error(chart, values)
+    assert "schema" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("url", ["s3://photos", "s3://photos/events/2026", "gs://b", "az://c/p"])
+def test_schema_and_service_accept_the_same_storage_urls(
+    chart: helm_python.Chart, url: str
+) -> None:
+    release = render(chart, {**OBJECT_OK, "storage": {"url": url}})
+    stored = config_map(release)["IMAGESHARK_STORAGE_URL"]
+    assert Settings(storage_url=stored).storage.url == url
