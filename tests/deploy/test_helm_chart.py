@@ -1162,3 +1162,32 @@ def test_schema_and_service_accept_the_same_storage_urls(
     release = render(chart, {**OBJECT_OK, "storage": {"url": url}})
     stored = config_map(release)["IMAGESHARK_STORAGE_URL"]
     assert Settings(storage_url=stored).storage.url == url
+
+
+def test_readme_object_storage_example_renders(chart: helm_python.Chart) -> None:
+    """The chart README's `helm install --set ...` for object storage with workers."""
+    release = render(
+        chart,
+        {
+            "image": {"repository": "registry.example.org/imageshark"},
+            "replicaCount": 3,
+            "database": {"existingSecret": "imageshark-db"},
+            "redis": {"existingSecret": "imageshark-redis"},
+            "storage": {
+                "url": "s3://my-photos-bucket/imageshark",
+                "region": "eu-central-1",
+                "existingSecret": "imageshark-s3",
+            },
+            "worker": {"enabled": True, "autoscaling": {"enabled": True}},
+            "ingress": {"enabled": True, "hosts": [{"host": "photos.example.org"}]},
+            "config": {"publicBaseUrl": "https://photos.example.org"},
+        },
+    )
+    assert not release.has("PersistentVolumeClaim")
+    assert release.one("HorizontalPodAutoscaler", WORKER)["spec"]["minReplicas"] == 1
+    assert {"secretRef": {"name": "imageshark-s3"}} in worker_container(release)["envFrom"]
+    for doc in release.documents:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    readme = (CHART / "README.md").read_text()
+    assert "storage.url=s3://my-photos-bucket/imageshark" in readme
+    assert "worker.enabled=true,worker.autoscaling.enabled=true" in readme
