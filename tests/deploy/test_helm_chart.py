@@ -1191,3 +1191,40 @@ def test_readme_object_storage_example_renders(chart: helm_python.Chart) -> None
     readme = (CHART / "README.md").read_text()
     assert "storage.url=s3://my-photos-bucket/imageshark" in readme
     assert "worker.enabled=true,worker.autoscaling.enabled=true" in readme
+
+
+def test_worker_shares_the_apps_extra_env_volumes_and_scheduling(chart: helm_python.Chart) -> None:
+    values = deep_merge(
+        profile_values(OBJECT_PROFILE),
+        {
+            "extraEnv": [{"name": "IMAGESHARK_LOG_LEVEL", "value": "DEBUG"}],
+            "extraEnvFrom": [{"secretRef": {"name": "more-settings"}}],
+            "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+            "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+            "nodeSelector": {"kubernetes.io/arch": "amd64"},
+            "worker": {
+                "autoscaling": {"enabled": False},
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                    }
+                ],
+            },
+        },
+    )
+    release = render(chart, values)
+    pod = release.one("Deployment", WORKER)["spec"]["template"]["spec"]
+    worker = container(pod, "worker")
+    assert env_of(worker)["IMAGESHARK_LOG_LEVEL"]["value"] == "DEBUG"
+    assert {"secretRef": {"name": "more-settings"}} in worker["envFrom"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True} in worker["volumeMounts"]
+    assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    assert release.one("Deployment", WORKER)["spec"]["replicas"] == 2
+    for doc in release.documents:
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
