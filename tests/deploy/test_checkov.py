@@ -1,6 +1,7 @@
-"""checkov's Kubernetes policies on the rendered chart (default values and the external-HA
-profile), asserting that none of the checks listed in CARED_ABOUT fails, and its Dockerfile
-policies on the Dockerfile, asserting that none fails.
+"""checkov's Kubernetes policies on the rendered chart (default values, the external-HA
+profile and the object-storage profile with its rendition workers), asserting that none of
+the checks listed in CARED_ABOUT fails, and its Dockerfile policies on the Dockerfile,
+asserting that none fails.
 
 checkov cannot be a dev dependency of this project: it pins ``networkx<2.7`` and
 ``packaging<24``, while scikit-image (a dev dependency) needs ``networkx>=3``; a shared lock
@@ -75,22 +76,28 @@ def test_checkov_finds_none_of_the_failures_we_care_about(tmp_path: Path) -> Non
     if uv is None:
         pytest.fail("uv is needed to run checkov in its own environment")
     default, ha = tmp_path / "default.yaml", tmp_path / "external-ha.yaml"
+    objects = tmp_path / "object-storage.yaml"
     render_to(default, {})
     render_to(ha, yaml.safe_load((CHART / "ci" / "external-ha-values.yaml").read_text()))
+    render_to(objects, yaml.safe_load((CHART / "ci" / "object-storage-values.yaml").read_text()))
+    assert "name: photos-imageshark-worker" in objects.read_text()
     command = [uv, "tool", "run", *CHECKOV, "--framework", "kubernetes", "dockerfile"]
-    command += ["-f", str(default), "-f", str(ha), "-f", str(REPO / "Dockerfile")]
+    command += ["-f", str(default), "-f", str(ha), "-f", str(objects)]
+    command += ["-f", str(REPO / "Dockerfile")]
     command += ["--output", "json", "--compact", "--skip-download"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert result.stdout.strip(), result.stderr
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     passed: set[str] = set()
+    checked: set[str] = set()
     failures = []
     assert {report["check_type"] for report in reports} == {"kubernetes", "dockerfile"}
     for report in reports:
         assert report["summary"]["parsing_errors"] == 0, report["summary"]
         assert report["summary"]["passed"] > 0, report["summary"]
         passed |= {check["check_id"] for check in report["results"]["passed_checks"]}
+        checked |= {check["resource"] for check in report["results"]["passed_checks"]}
         for check in report["results"]["failed_checks"]:
             cared = (
                 report["check_type"] == "dockerfile"
@@ -103,5 +110,7 @@ def test_checkov_finds_none_of_the_failures_we_care_about(tmp_path: Path) -> Non
             if cared:
                 failures.append(f"{check['check_id']} {check['check_name']}: {check['resource']}")
     assert failures == []
+    # The worker Deployment was among the resources checked.
+    assert any("photos-imageshark-worker" in resource for resource in checked), sorted(checked)
     # The list means something: every check in it ran and passed somewhere.
     assert set(CARED_ABOUT) | set(PROBES_ON_DEPLOYMENTS) <= passed

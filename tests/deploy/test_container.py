@@ -1,22 +1,29 @@
 """The container image recipe and the Compose setup, checked without a Docker engine: hadolint on
 the Dockerfile, the Compose file against the compose-spec schema, and the properties the issue
 asks for (multi-stage build, locked dependency layer, non-root, healthcheck, two sticky
-replicas behind a proxy, one-shot migration, healthy backing services).
+replicas behind a proxy, one-shot migration, healthy backing services, images in an
+S3-compatible server whose bucket and CORS rules a one-shot service sets up, one rendition
+worker on the Redis queue).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from web.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -193,6 +200,7 @@ def test_compose_runs_two_app_replicas_after_migration(compose: dict[str, Any]) 
         "postgres": {"condition": "service_healthy"},
         "redis": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
+        "s3-init": {"condition": "service_completed_successfully"},
     }
     env = app["environment"]
     assert env["IMAGESHARK_MIGRATE_ON_START"] == "false"
@@ -205,10 +213,94 @@ def test_compose_runs_two_app_replicas_after_migration(compose: dict[str, Any]) 
     assert migrate["image"] == app["image"]
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert migrate["restart"] == "no"
-    # Both replicas write the same image store: one named volume on /data.
-    assert app["volumes"] == ["images:/data"]
-    assert {"images", "postgres"} <= set(compose["volumes"])
+    # No shared image volume: the images live in the bucket.
+    assert "volumes" not in app
+    assert "images" not in compose["volumes"]
+    assert {"garage", "postgres"} <= set(compose["volumes"])
     assert int(app["stop_grace_period"].rstrip("s")) > 30
+
+
+def test_compose_keeps_images_in_an_s3_compatible_server(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    s3 = services["s3"]
+    # A pinned release of Garage (v2.3 or newer has --single-node --default-bucket).
+    image, _, tag = s3["image"].partition(":")
+    assert image == "dxflrs/garage"
+    match = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)", tag)
+    assert match, s3["image"]
+    assert tuple(int(part) for part in match.groups()) >= (2, 3, 0)
+    assert s3["command"] == ["/garage", "server", "--single-node", "--default-bucket"]
+    assert s3["healthcheck"]["test"] == ["CMD", "/garage", "status"]
+    assert "garage:/var/lib/garage" in s3["volumes"]
+    config = next(v for v in s3["volumes"] if v.endswith(":/etc/garage.toml:ro"))
+    garage = tomllib.loads((REPO / config.split(":")[0]).read_text())
+    assert garage["replication_factor"] == 1
+    assert garage["s3_api"]["api_bind_addr"].endswith(":3900")
+    garage_env = s3["environment"]
+    key_id = garage_env["GARAGE_DEFAULT_ACCESS_KEY"]
+    secret = garage_env["GARAGE_DEFAULT_SECRET_KEY"]
+    # Garage's key formats: "GK" + 12 hex-encoded bytes, secret 32 hex-encoded bytes.
+    assert re.fullmatch(r"\$\{S3_ACCESS_KEY_ID:-GK[0-9a-f]{24}\}", key_id), key_id
+    assert re.fullmatch(r"\$\{S3_SECRET_ACCESS_KEY:-[0-9a-f]{64}\}", secret), secret
+    assert re.fullmatch(r"\$\{GARAGE_RPC_SECRET:-[0-9a-f]{64}\}", garage_env["GARAGE_RPC_SECRET"])
+
+    env = services["app"]["environment"]
+    assert env["IMAGESHARK_STORAGE_URL"] == f"s3://{garage_env['GARAGE_DEFAULT_BUCKET']}/photos"
+    assert env["AWS_ACCESS_KEY_ID"] == key_id and env["AWS_SECRET_ACCESS_KEY"] == secret
+    assert env["AWS_REGION"] == garage["s3_api"]["s3_region"]
+    # Presigned URLs name AWS_ENDPOINT_URL: a name both the replicas (network alias) and the
+    # browser (*.localhost is this machine, port published) resolve to the store.
+    endpoint = re.fullmatch(r"\$\{IMAGESHARK_S3_URL:-(.+)\}", env["AWS_ENDPOINT_URL"])
+    assert endpoint, env["AWS_ENDPOINT_URL"]
+    parts = urlsplit(endpoint.group(1))
+    assert parts.hostname in s3["networks"]["default"]["aliases"]
+    assert parts.hostname is not None and parts.hostname.endswith(".localhost")
+    assert f"{parts.port}:3900" in s3["ports"]
+    settings = Settings(
+        storage_url=env["IMAGESHARK_STORAGE_URL"],
+        aws_endpoint_url=endpoint.group(1),
+        aws_region=env["AWS_REGION"],
+    )
+    assert settings.storage.scheme == "s3" and settings.storage.bucket == "imageshark"
+
+
+def test_compose_sets_up_the_bucket_and_its_cors_rules_once(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    init = services["s3-init"]
+    assert re.fullmatch(r"amazon/aws-cli:2\.\d+\.\d+", init["image"]), init["image"]
+    assert init["depends_on"] == {"s3": {"condition": "service_healthy"}}
+    assert init["restart"] == "no"
+    assert (
+        init["environment"]["S3_BUCKET"] == services["s3"]["environment"]["GARAGE_DEFAULT_BUCKET"]
+    )
+    assert init["environment"]["AWS_ENDPOINT_URL"] == "http://s3:3900"
+    mounts = {m.split(":")[1]: REPO / m.split(":")[0] for m in init["volumes"]}
+    assert init["entrypoint"] == ["/bin/sh", "/s3-init.sh"]
+    script = mounts["/s3-init.sh"].read_text()
+    assert "create-bucket" in script and "put-bucket-cors" in script
+    assert "file:///s3-cors.json" in script
+    syntax = run("sh", "-n", str(mounts["/s3-init.sh"]))
+    assert syntax.returncode == 0, syntax.stderr
+    (rule,) = json.loads(mounts["/s3-cors.json"].read_text())["CORSRules"]
+    assert rule["AllowedOrigins"] == ["http://localhost:8080"]
+    assert compose["services"]["proxy"]["ports"] == ["8080:8080"]  # that origin is the proxy
+    assert set(rule["AllowedMethods"]) == {"PUT", "POST", "GET"}
+    assert rule["AllowedHeaders"] == ["*"]
+
+
+def test_compose_runs_one_rendition_worker_on_the_redis_queue(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    worker, app = services["worker"], services["app"]
+    assert worker["command"] == ["worker"]
+    assert worker["image"] == app["image"]
+    assert worker.get("deploy", {}).get("replicas", 1) == 1
+    assert worker["environment"] == app["environment"]
+    assert worker["environment"]["IMAGESHARK_RENDITION_QUEUE"] == "redis"
+    assert worker["depends_on"] == app["depends_on"]
+    assert "ports" not in worker and "volumes" not in worker
+    probe = " ".join(worker["healthcheck"]["test"])
+    assert "http://127.0.0.1:8001/readyz" in probe
+    assert int(worker["stop_grace_period"].rstrip("s")) > Settings().rendition_timeout_seconds
 
 
 def test_compose_backing_services_have_healthchecks(compose: dict[str, Any]) -> None:

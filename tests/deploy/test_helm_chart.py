@@ -183,7 +183,7 @@ def container(pod_spec: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def app_container(release: Release) -> dict[str, Any]:
-    return container(release.one("Deployment")["spec"]["template"]["spec"], "imageshark")
+    return container(release.one("Deployment", FULLNAME)["spec"]["template"]["spec"], "imageshark")
 
 
 def env_of(cont: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -205,6 +205,7 @@ def test_ci_profiles_cover_the_three_deployment_shapes() -> None:
         "single-replica-values.yaml",
         "external-ha-values.yaml",
         "autoscaling-values.yaml",
+        "object-storage-values.yaml",
     } <= set(PROFILE_FILES)
 
 
@@ -243,7 +244,7 @@ def test_every_manifest_validates_against_kubernetes_1_30_strict(
 
 def test_strict_validation_catches_a_misspelled_field(releases: dict[str, Release]) -> None:
     """Control: the validator above really is strict (unknown fields fail)."""
-    deployment = copy.deepcopy(releases["default"].one("Deployment"))
+    deployment = copy.deepcopy(releases["default"].one("Deployment", FULLNAME))
     deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
@@ -292,6 +293,22 @@ EXPECTED_RESOURCES = {
         f"Service/{FULLNAME}",
         f"ServiceAccount/{FULLNAME}",
         f"ServiceMonitor/{FULLNAME}",
+    },
+    "object-storage-values.yaml": {
+        f"ConfigMap/{FULLNAME}",
+        f"Deployment/{FULLNAME}",
+        f"Deployment/{FULLNAME}-worker",
+        f"HorizontalPodAutoscaler/{FULLNAME}-worker",
+        f"Ingress/{FULLNAME}",
+        f"Job/{FULLNAME}-migrate",
+        f"Pod/{FULLNAME}-test-connection",
+        f"PodDisruptionBudget/{FULLNAME}",
+        f"PodDisruptionBudget/{FULLNAME}-worker",
+        f"Service/{FULLNAME}",
+        f"Service/{FULLNAME}-worker",
+        f"ServiceAccount/{FULLNAME}",
+        f"ServiceMonitor/{FULLNAME}",
+        f"ServiceMonitor/{FULLNAME}-worker",
     },
 }
 
@@ -353,14 +370,18 @@ def test_restricted_security_context_on_every_pod(
 def test_writable_paths_are_volumes(releases: dict[str, Release], profile: str) -> None:
     """With a read-only root filesystem, /tmp is an emptyDir and /data the image volume."""
     release = releases[profile]
-    pod = release.one("Deployment")["spec"]["template"]["spec"]
+    pod = release.one("Deployment", FULLNAME)["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in app_container(release)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
     data = volumes[mounts["/data"]]
     values = profile_values(profile)
-    claim = values.get("persistence", {}).get("existingClaim") or f"{FULLNAME}-data"
-    assert data["persistentVolumeClaim"] == {"claimName": claim}
+    if values.get("storage", {}).get("url"):
+        # Object storage: request-temporary files only, on a bounded emptyDir.
+        assert data["emptyDir"]["sizeLimit"]
+    else:
+        claim = values.get("persistence", {}).get("existingClaim") or f"{FULLNAME}-data"
+        assert data["persistentVolumeClaim"] == {"claimName": claim}
     assert config_map(release)["IMAGESHARK_DATA_DIR"] == "/data"
 
 
@@ -370,17 +391,17 @@ def test_graceful_shutdown_outlasts_the_upload_drain(
 ) -> None:
     """uvicorn drains in-flight requests for 30 s after SIGTERM, after the preStop sleep."""
     release = releases[profile]
-    pod = release.one("Deployment")["spec"]["template"]["spec"]
+    pod = release.one("Deployment", FULLNAME)["spec"]["template"]["spec"]
     pre_stop = app_container(release)["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     assert pod["terminationGracePeriodSeconds"] > 30 + int(pre_stop[1])
 
 
 def test_update_strategy_follows_the_volume(releases: dict[str, Release]) -> None:
-    single = releases["default"].one("Deployment")["spec"]
+    single = releases["default"].one("Deployment", FULLNAME)["spec"]
     assert single["strategy"] == {"type": "Recreate"}
     assert single["replicas"] == 1
-    shared = releases["external-ha-values.yaml"].one("Deployment")["spec"]
+    shared = releases["external-ha-values.yaml"].one("Deployment", FULLNAME)["spec"]
     assert shared["replicas"] == 3
     assert shared["strategy"]["type"] == "RollingUpdate"
     assert shared["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -443,7 +464,7 @@ def test_urls_from_values_go_into_secrets(releases: dict[str, Release]) -> None:
         "key": "database-url",
     }
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "redis-url"}
-    assert "s3cret" not in json.dumps(release.one("Deployment"))
+    assert "s3cret" not in json.dumps(release.one("Deployment", FULLNAME))
     assert "s3cret" not in json.dumps(release.one("ConfigMap"))
 
 
@@ -574,11 +595,11 @@ def test_service_and_pdb_select_only_the_app_pods(
     releases: dict[str, Release], profile: str
 ) -> None:
     release = releases[profile]
-    selector = release.one("Service")["spec"]["selector"]
-    pdb = release.one("PodDisruptionBudget")
+    selector = release.one("Service", FULLNAME)["spec"]["selector"]
+    pdb = release.one("PodDisruptionBudget", FULLNAME)
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"]["selector"]["matchLabels"] == selector
-    deployment = release.one("Deployment")
+    deployment = release.one("Deployment", FULLNAME)
     assert deployment["spec"]["selector"]["matchLabels"] == selector
     for name, _ in release.pod_specs():
         kind, _, _ = name.partition("/")
@@ -589,7 +610,7 @@ def test_service_and_pdb_select_only_the_app_pods(
             else doc["spec"]["template"]["metadata"]["labels"]
         )
         selected = all(labels.get(key) == value for key, value in selector.items())
-        assert selected == (kind == "Deployment"), name
+        assert selected == (name == f"Deployment/{FULLNAME}"), name
 
 
 def test_autoscaling(releases: dict[str, Release]) -> None:
@@ -608,7 +629,7 @@ def test_autoscaling(releases: dict[str, Release]) -> None:
         "memory": {"type": "Utilization", "averageUtilization": 80},
     }
     # The HPA owns the replica count; a fixed one would fight it on every upgrade.
-    assert "replicas" not in release.one("Deployment")["spec"]
+    assert "replicas" not in release.one("Deployment", FULLNAME)["spec"]
 
 
 def test_service_monitor(releases: dict[str, Release]) -> None:
@@ -619,7 +640,7 @@ def test_service_monitor(releases: dict[str, Release]) -> None:
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
-    service_labels = release.one("Service")["metadata"]["labels"]
+    service_labels = release.one("Service", FULLNAME)["metadata"]["labels"]
     for key, value in monitor["spec"]["selector"]["matchLabels"].items():
         assert service_labels[key] == value
 
@@ -757,7 +778,7 @@ def test_validate_values_refuses_broken_setups(
 
 def test_multi_replica_with_everything_configured_renders(chart: helm_python.Chart) -> None:
     release = render(chart, {**MULTI_OK, "replicaCount": 2})
-    assert release.one("Deployment")["spec"]["replicas"] == 2
+    assert release.one("Deployment", FULLNAME)["spec"]["replicas"] == 2
     claim = release.one("PersistentVolumeClaim")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
 
@@ -871,10 +892,339 @@ def test_every_optional_knob_renders_valid_manifests(chart: helm_python.Chart) -
     assert container(pod, "imageshark")["image"].endswith("@sha256:" + "ab" * 32)
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
     assert deployment["metadata"]["annotations"]["owner"] == "events@example.test"
-    assert release.one("Service")["spec"]["ports"][0]["nodePort"] == 30080
+    assert release.one("Service", "shark")["spec"]["ports"][0]["nodePort"] == 30080
     assert release.one("PersistentVolumeClaim")["spec"]["storageClassName"] == ""
     assert release.one("ServiceMonitor")["metadata"]["namespace"] == "monitoring"
     job_pod = release.one("Job")["spec"]["template"]["spec"]
     assert job_pod["serviceAccountName"] == "events-apps"  # exists before the hook runs
     metrics = release.one("HorizontalPodAutoscaler")["spec"]["metrics"]
     assert [m["resource"]["name"] for m in metrics] == ["memory"]
+
+
+# ---------------------------------------------------------------------------------------------
+# object storage and rendition workers (ci/object-storage-values.yaml)
+
+OBJECT_PROFILE = "object-storage-values.yaml"
+WORKER = f"{FULLNAME}-worker"
+OBJECT_OK = {
+    "database": {"existingSecret": "db"},
+    "redis": {"existingSecret": "redis"},
+    "storage": {"url": "s3://photos/imageshark"},
+}
+
+
+def worker_container(release: Release) -> dict[str, Any]:
+    return container(release.one("Deployment", WORKER)["spec"]["template"]["spec"], "worker")
+
+
+def test_object_storage_profile_claims_no_volume(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    assert not release.has("PersistentVolumeClaim")
+    for name, pod in release.pod_specs():
+        for volume in pod.get("volumes", []):
+            assert "persistentVolumeClaim" not in volume, name
+    deployment = release.one("Deployment", FULLNAME)["spec"]
+    assert deployment["replicas"] == 3
+    assert deployment["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+    }
+
+
+def test_object_storage_settings_reach_app_and_worker(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    storage = profile_values(OBJECT_PROFILE)["storage"]
+    data = config_map(release)
+    assert data["IMAGESHARK_STORAGE_URL"] == storage["url"]
+    assert data["IMAGESHARK_MEDIA_BASE_URL"] == storage["mediaBaseUrl"]
+    assert data["IMAGESHARK_MEDIA_URL_SECONDS"] == str(storage["urlSeconds"])
+    assert data["AWS_REGION"] == storage["region"]
+    assert data["AWS_ENDPOINT_URL"] == storage["endpoint"]
+    assert data["IMAGESHARK_RENDITION_QUEUE"] == "redis"
+    # The values the service accepts (web/settings.py validates the same variables).
+    settings = Settings(
+        storage_url=data["IMAGESHARK_STORAGE_URL"],
+        media_base_url=data["IMAGESHARK_MEDIA_BASE_URL"],
+        media_url_seconds=int(data["IMAGESHARK_MEDIA_URL_SECONDS"]),
+        aws_endpoint_url=data["AWS_ENDPOINT_URL"],
+    )
+    assert settings.storage.bucket == "photos-example-test"
+    for cont in (app_container(release), worker_container(release)):
+        assert {"configMapRef": {"name": FULLNAME}} in cont["envFrom"]
+        assert {"secretRef": {"name": storage["existingSecret"]}} in cont["envFrom"]
+        env = env_of(cont)
+        assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "imageshark-postgres"
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "imageshark-redis"
+    # No credential of the store anywhere in the manifests: only the Secret's name.
+    assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(release.documents)
+
+
+def test_local_storage_keeps_the_inline_queue_and_no_storage_variables(
+    releases: dict[str, Release],
+) -> None:
+    for profile in ("default", "external-ha-values.yaml"):
+        data = config_map(releases[profile])
+        for name in ("IMAGESHARK_STORAGE_URL", "IMAGESHARK_RENDITION_QUEUE", "AWS_ENDPOINT_URL"):
+            assert name not in data, (profile, name)
+        assert not any(
+            d["metadata"]["name"].startswith(WORKER) for d in releases[profile].documents
+        )
+
+
+def test_worker_deployment_follows_the_contract(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    deployment = release.one("Deployment", WORKER)
+    pod = deployment["spec"]["template"]["spec"]
+    worker = worker_container(release)
+    app = app_container(release)
+    assert worker["args"] == ["worker"]
+    assert worker["image"] == app["image"]
+    assert worker["ports"] == [{"name": "http", "containerPort": 8001, "protocol": "TCP"}]
+    env = env_of(worker)
+    assert env["IMAGESHARK_WORKER_PORT"]["value"] == "8001"
+    assert env["IMAGESHARK_RENDITION_WORKERS"]["value"] == "2"
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert worker["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert worker["securityContext"] == app["securityContext"]
+    app_pod = release.one("Deployment", FULLNAME)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == app_pod["securityContext"]
+    mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/data"]] and "emptyDir" in volumes[mounts["/tmp"]]
+    # SIGTERM lets the running jobs finish (rendition timeout: 20 s by default).
+    assert pod["terminationGracePeriodSeconds"] > Settings().rendition_timeout_seconds
+    # The autoscaler owns the worker count; the worker pods are not the app's.
+    assert "replicas" not in deployment["spec"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == "worker"
+    app_selector = release.one("Service", FULLNAME)["spec"]["selector"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert not all(labels.get(key) == value for key, value in app_selector.items())
+
+
+def test_worker_hpa_pdb_and_service_monitor(releases: dict[str, Release]) -> None:
+    release = releases[OBJECT_PROFILE]
+    hpa = release.one("HorizontalPodAutoscaler", WORKER)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": WORKER,
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"] == {
+        "name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 75},
+    }
+    selector = release.one("Deployment", WORKER)["spec"]["selector"]["matchLabels"]
+    pdb = release.one("PodDisruptionBudget", WORKER)
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    service = release.one("Service", WORKER)
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == selector
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    monitor = release.one("ServiceMonitor", WORKER)
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+    for key, value in monitor["spec"]["selector"]["matchLabels"].items():
+        assert service["metadata"]["labels"][key] == value
+    # The app's ServiceMonitor does not select the worker Service, nor the reverse.
+    app_monitor = release.one("ServiceMonitor", FULLNAME)["spec"]["selector"]["matchLabels"]
+    assert app_monitor["app.kubernetes.io/component"] == "server"
+
+
+def test_fixed_worker_count_without_autoscaling(chart: helm_python.Chart) -> None:
+    values = {**OBJECT_OK, "worker": {"enabled": True, "replicaCount": 4}}
+    release = render(chart, values)
+    assert release.one("Deployment", WORKER)["spec"]["replicas"] == 4
+    assert not release.has("HorizontalPodAutoscaler")
+    assert not release.has("ServiceMonitor")
+    assert {doc["metadata"]["name"] for doc in release.all("Service")} == {FULLNAME}
+
+
+@pytest.mark.parametrize("access_mode", ["ReadWriteOnce", "ReadWriteOncePod"])
+def test_three_replicas_on_read_write_once_clusters_with_object_storage(
+    chart: helm_python.Chart, access_mode: str
+) -> None:
+    """Only ReadWriteOnce storage: local images refuse three replicas, object storage renders
+    them with nothing that claims a volume, and every object validates strictly."""
+    local = {
+        "replicaCount": 3,
+        "database": OBJECT_OK["database"],
+        "redis": OBJECT_OK["redis"],
+        "persistence": {"accessMode": access_mode},
+    }
+    assert "needs image storage every replica can write" in render_error(chart, local)
+    release = render(chart, {**local, **{"storage": OBJECT_OK["storage"]}})
+    assert release.one("Deployment", FULLNAME)["spec"]["replicas"] == 3
+    assert not release.has("PersistentVolumeClaim")
+    assert "persistentVolumeClaim" not in json.dumps(release.documents)
+    strategy = release.one("Deployment", FULLNAME)["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    for doc in release.documents:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+def test_single_replica_on_object_storage_rolls_too(chart: helm_python.Chart) -> None:
+    """The Recreate strategy was only for the ReadWriteOnce image volume."""
+    release = render(chart, OBJECT_OK)
+    assert release.one("Deployment", FULLNAME)["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "IMAGESHARK_RENDITION_QUEUE" not in config_map(release)
+
+
+@pytest.mark.parametrize(
+    ("values", "fragments"),
+    [
+        pytest.param(
+            {**MULTI_OK, "worker": {"enabled": True}},
+            ["worker.enabled needs object storage", "storage.url"],
+            id="workers-on-local-storage",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "redis": {}, "worker": {"enabled": True}},
+            ["worker.enabled needs Redis", "redis.existingSecret"],
+            id="workers-without-redis",
+        ),
+        pytest.param(
+            {"storage": {"url": "s3://photos"}},
+            ["storage.url needs an external PostgreSQL", "embedded SQLite"],
+            id="object-storage-on-sqlite",
+        ),
+        pytest.param(
+            {"storage": {"mediaBaseUrl": "https://cdn.example.test/photos"}},
+            ["storage.mediaBaseUrl needs object storage"],
+            id="media-base-url-on-local-storage",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "storage": {"url": "gs://photos", "endpoint": "https://s3.test"}},
+            ["storage.endpoint and storage.region apply to an s3:// storage.url only"],
+            id="endpoint-on-gcs",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "config": {"extra": {"IMAGESHARK_RENDITION_QUEUE": "redis"}}},
+            ["config.extra.IMAGESHARK_RENDITION_QUEUE is set by the chart"],
+            id="queue-without-workers",
+        ),
+        pytest.param(
+            {
+                **OBJECT_OK,
+                "worker": {"enabled": True, "autoscaling": {"enabled": True, "minReplicas": 9}},
+            },
+            ["worker.autoscaling.minReplicas (9) is above worker.autoscaling.maxReplicas (8)"],
+            id="worker-min-above-max",
+        ),
+        pytest.param(
+            {**MULTI_OK, "replicaCount": 2, "persistence": {"accessMode": "ReadWriteOnce"}},
+            ["replicaCount: 2 needs image storage every replica can write", "storage.url"],
+            id="replicas-on-rwo-point-at-object-storage",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "autoscaling": {"enabled": True}, "redis": {}},
+            ["autoscaling up to 6 replicas needs Redis"],
+            id="object-storage-replicas-still-need-redis",
+        ),
+    ],
+)
+def test_validate_values_refuses_combinations_that_lose_images(
+    chart: helm_python.Chart, values: dict[str, Any], fragments: list[str]
+) -> None:
+    message = render_error(chart, values)
+    assert "imageshark: invalid values" in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"storage": {"url": "file:///data"}}, "/storage/url"),
+        ({"storage": {"url": "s3://key:secret@photos"}}, "/storage/url"),
+        ({"storage": {"url": "s3://photos?region=x"}}, "/storage/url"),
+        ({"storage": {"urlSeconds": 10}}, "/storage/urlSeconds"),
+        ({"storage": {"endpoint": "s3.example.test"}}, "/storage/endpoint"),
+        ({"worker": {"enabled": "yes"}}, "/worker/enabled"),
+        ({"worker": {"replicas": 2}}, "replicas"),
+    ],
+)
+def test_schema_rejects_bad_storage_and_worker_values(
+    chart: helm_python.Chart, values: dict[str, Any], fragment: str
+) -> None:
+    message = render_error(chart, values)
+    assert "schema" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("url", ["s3://photos", "s3://photos/events/2026", "gs://b", "az://c/p"])
+def test_schema_and_service_accept_the_same_storage_urls(
+    chart: helm_python.Chart, url: str
+) -> None:
+    release = render(chart, {**OBJECT_OK, "storage": {"url": url}})
+    stored = config_map(release)["IMAGESHARK_STORAGE_URL"]
+    assert Settings(storage_url=stored).storage.url == url
+
+
+def test_readme_object_storage_example_renders(chart: helm_python.Chart) -> None:
+    """The chart README's `helm install --set ...` for object storage with workers."""
+    release = render(
+        chart,
+        {
+            "image": {"repository": "registry.example.org/imageshark"},
+            "replicaCount": 3,
+            "database": {"existingSecret": "imageshark-db"},
+            "redis": {"existingSecret": "imageshark-redis"},
+            "storage": {
+                "url": "s3://my-photos-bucket/imageshark",
+                "region": "eu-central-1",
+                "existingSecret": "imageshark-s3",
+            },
+            "worker": {"enabled": True, "autoscaling": {"enabled": True}},
+            "ingress": {"enabled": True, "hosts": [{"host": "photos.example.org"}]},
+            "config": {"publicBaseUrl": "https://photos.example.org"},
+        },
+    )
+    assert not release.has("PersistentVolumeClaim")
+    assert release.one("HorizontalPodAutoscaler", WORKER)["spec"]["minReplicas"] == 1
+    assert {"secretRef": {"name": "imageshark-s3"}} in worker_container(release)["envFrom"]
+    for doc in release.documents:
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+    readme = (CHART / "README.md").read_text()
+    assert "storage.url=s3://my-photos-bucket/imageshark" in readme
+    assert "worker.enabled=true,worker.autoscaling.enabled=true" in readme
+
+
+def test_worker_shares_the_apps_extra_env_volumes_and_scheduling(chart: helm_python.Chart) -> None:
+    values = deep_merge(
+        profile_values(OBJECT_PROFILE),
+        {
+            "extraEnv": [{"name": "IMAGESHARK_LOG_LEVEL", "value": "DEBUG"}],
+            "extraEnvFrom": [{"secretRef": {"name": "more-settings"}}],
+            "extraVolumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+            "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+            "nodeSelector": {"kubernetes.io/arch": "amd64"},
+            "worker": {
+                "autoscaling": {"enabled": False},
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                    }
+                ],
+            },
+        },
+    )
+    release = render(chart, values)
+    pod = release.one("Deployment", WORKER)["spec"]["template"]["spec"]
+    worker = container(pod, "worker")
+    assert env_of(worker)["IMAGESHARK_LOG_LEVEL"]["value"] == "DEBUG"
+    assert {"secretRef": {"name": "more-settings"}} in worker["envFrom"]
+    assert {"name": "ca", "mountPath": "/etc/ssl/corp", "readOnly": True} in worker["volumeMounts"]
+    assert {"name": "ca", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    assert release.one("Deployment", WORKER)["spec"]["replicas"] == 2
+    for doc in release.documents:
+        if doc["kind"] not in CRD_KINDS:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)

@@ -141,9 +141,64 @@ annotations:
 {{- default (printf "%s-data" (include "imageshark.fullname" .)) .Values.persistence.existingClaim -}}
 {{- end -}}
 
+{{/* "true" when the images live in an object store (storage.url): no image volume at all. */}}
+{{- define "imageshark.objectStorage" -}}
+{{- if .Values.storage.url -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when the chart renders the PersistentVolumeClaim of the image volume. */}}
+{{- define "imageshark.renderClaim" -}}
+{{- if and (not (include "imageshark.objectStorage" .)) .Values.persistence.enabled (not .Values.persistence.existingClaim) -}}true{{- end -}}
+{{- end -}}
+
 {{/* "true" when the image volume can be mounted by one node only (a created RWO/RWOP claim). */}}
 {{- define "imageshark.singleWriterVolume" -}}
-{{- if and .Values.persistence.enabled (not .Values.persistence.existingClaim) (ne .Values.persistence.accessMode "ReadWriteMany") -}}true{{- end -}}
+{{- if and (include "imageshark.renderClaim" .) (ne .Values.persistence.accessMode "ReadWriteMany") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Selector labels of the rendition worker pods (immutable, like the app's). */}}
+{{- define "imageshark.workerSelectorLabels" -}}
+{{ include "imageshark.selectorLabels" . }}
+app.kubernetes.io/component: worker
+{{- end -}}
+
+{{/* Name of the worker Deployment (and its HPA, PDB, metrics Service and ServiceMonitor). */}}
+{{- define "imageshark.workerName" -}}
+{{- printf "%s-worker" (include "imageshark.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "true" when the worker pods run: worker.enabled (validateValues checks what they need). */}}
+{{- define "imageshark.workers" -}}
+{{- if .Values.worker.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The /data volume of a pod: the image claim, or an emptyDir (object storage, no persistence). */}}
+{{- define "imageshark.dataVolume" -}}
+- name: data
+  {{- if include "imageshark.objectStorage" . }}
+  # Object storage: only request-temporary files live here.
+  emptyDir:
+    sizeLimit: {{ .Values.storage.scratchSizeLimit }}
+  {{- else if .Values.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "imageshark.claimName" . }}
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
+{{- end -}}
+
+{{/* envFrom entries shared by the app and worker containers: the ConfigMap, the store's credentials, extraEnvFrom. */}}
+{{- define "imageshark.envFrom" -}}
+- configMapRef:
+    name: {{ include "imageshark.fullname" . }}
+{{- if and (include "imageshark.objectStorage" .) .Values.storage.existingSecret }}
+# Every key of the Secret becomes a variable (AWS_*, GOOGLE_*, AZURE_STORAGE_*).
+- secretRef:
+    name: {{ .Values.storage.existingSecret }}
+{{- end }}
+{{- with .Values.extraEnvFrom }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -187,11 +242,38 @@ Called from every template that matters, so `helm template` and `helm install` b
 {{- if not (include "imageshark.externalDatabase" .) -}}
 {{- $errors = append $errors (printf "%s needs an external PostgreSQL: the embedded SQLite database works for one replica only. Set database.url or database.existingSecret." $replicas) -}}
 {{- end -}}
-{{- if not .Values.persistence.enabled -}}
-{{- $errors = append $errors (printf "%s needs shared image storage, but persistence.enabled is false (each pod would keep its own emptyDir). Enable persistence with accessMode: ReadWriteMany or an RWX existingClaim." $replicas) -}}
+{{- if include "imageshark.objectStorage" . -}}
+{{- else if not .Values.persistence.enabled -}}
+{{- $errors = append $errors (printf "%s needs shared image storage, but persistence.enabled is false (each pod would keep its own emptyDir). Set storage.url to an object store (s3://, gs://, az://), or enable persistence with accessMode: ReadWriteMany or an RWX existingClaim." $replicas) -}}
 {{- else if include "imageshark.singleWriterVolume" . -}}
-{{- $errors = append $errors (printf "%s needs image storage every replica can write, but persistence.accessMode is %s. Use persistence.accessMode: ReadWriteMany with a storageClass that supports it, or an RWX persistence.existingClaim." $replicas .Values.persistence.accessMode) -}}
+{{- $errors = append $errors (printf "%s needs image storage every replica can write, but persistence.accessMode is %s. Set storage.url to an object store (s3://, gs://, az://: no volume at all), or use persistence.accessMode: ReadWriteMany with a storageClass that supports it, or an RWX persistence.existingClaim." $replicas .Values.persistence.accessMode) -}}
 {{- end -}}
+{{- end -}}
+{{- if and (include "imageshark.objectStorage" .) (not (include "imageshark.externalDatabase" .)) -}}
+{{- $errors = append $errors "storage.url needs an external PostgreSQL (database.url or database.existingSecret): with object storage there is no volume, and the embedded SQLite database would be lost with the pod." -}}
+{{- end -}}
+{{- if and .Values.storage.mediaBaseUrl (not (include "imageshark.objectStorage" .)) -}}
+{{- $errors = append $errors "storage.mediaBaseUrl needs object storage (storage.url s3://, gs:// or az://): with the images volume the service serves the files itself and nothing would serve that URL." -}}
+{{- end -}}
+{{- if and (or .Values.storage.endpoint .Values.storage.region) (not (hasPrefix "s3://" .Values.storage.url)) -}}
+{{- $errors = append $errors "storage.endpoint and storage.region apply to an s3:// storage.url only (GCS and Azure are configured by the variables in storage.existingSecret)." -}}
+{{- end -}}
+{{- if .Values.worker.enabled -}}
+{{- if not (include "imageshark.objectStorage" .) -}}
+{{- $errors = append $errors "worker.enabled needs object storage (storage.url s3://, gs:// or az://): workers share no volume with the replicas, so their renditions would be lost." -}}
+{{- end -}}
+{{- if not (include "imageshark.redisConfigured" .) -}}
+{{- $errors = append $errors "worker.enabled needs Redis (redis.url or redis.existingSecret): the rendition queue lives there, and without it completed uploads would never be rendered." -}}
+{{- end -}}
+{{- if and .Values.worker.autoscaling.enabled (gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas)) -}}
+{{- $errors = append $errors (printf "worker.autoscaling.minReplicas (%d) is above worker.autoscaling.maxReplicas (%d)." (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas)) -}}
+{{- end -}}
+{{- if and .Values.worker.autoscaling.enabled (not .Values.worker.autoscaling.targetCPUUtilizationPercentage) (not .Values.worker.autoscaling.targetMemoryUtilizationPercentage) -}}
+{{- $errors = append $errors "worker.autoscaling.enabled needs a target: set worker.autoscaling.targetCPUUtilizationPercentage and/or worker.autoscaling.targetMemoryUtilizationPercentage." -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey .Values.config.extra "IMAGESHARK_RENDITION_QUEUE" -}}
+{{- $errors = append $errors "config.extra.IMAGESHARK_RENDITION_QUEUE is set by the chart: worker.enabled true selects the Redis queue (and runs the workers that empty it), false renders in each replica." -}}
 {{- end -}}
 {{- if and .Values.database.url .Values.database.existingSecret -}}
 {{- $errors = append $errors "database.url and database.existingSecret are both set: keep one (the URL belongs in the Secret)." -}}
