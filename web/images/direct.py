@@ -9,7 +9,9 @@ service to process them (docs/API.md, "Direct uploads").
    keeps (:meth:`web.media.MediaStore.receive_upload_body`).
 2. :meth:`DirectUploads.complete` checks that bytes arrived, moves the row to
    ``processing`` (one conditional UPDATE: a second ``complete`` changes nothing) and starts
-   a task of this object, which :meth:`DirectUploads.close` drains at shutdown.
+   a task of this object, which :meth:`DirectUploads.close` drains at shutdown; or, with a
+   queue (``IMAGESHARK_RENDITION_QUEUE=redis``), enqueues the upload's job, which an
+   ``imageshark worker`` runs through :meth:`DirectUploads.process` (:mod:`web.worker`).
 3. The task copies the bytes into a local file and hands them to
    :meth:`web.images.service.ImageService.ingest`, the admission path of a direct POST
    (quotas, moderation, de-duplication by SHA-256, render, commit, ``image_added``); then

@@ -33,6 +33,9 @@ MAX_RETRY_DELAY_SECONDS = 30.0
 JOB_TTL_SECONDS = 24 * 3600
 """How long a finished job's record stays in Redis, seconds (for inspection)."""
 RETRY_AFTER_SECONDS = 2
+SWEEP_ABORT_SECONDS = 1.0
+"""How long a sweep waits for the worker of a job that stopped sending heartbeats to
+acknowledge its abort before retrying the job elsewhere, seconds."""
 DOWN_PAUSE_SECONDS = 1.0
 """How long a consumer waits before asking an unreachable Redis for a job again, seconds."""
 
@@ -65,6 +68,12 @@ class _PatientQueue(RedisQueue):
         except (RedisError, OSError):
             await asyncio.sleep(DOWN_PAUSE_SECONDS)
             raise
+
+    async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_SECONDS) -> list[str]:
+        # saq waits 5 s by default for a stuck job's worker to acknowledge the abort; a dead
+        # worker never does, and a live one that missed its heartbeats racing the retry is
+        # what at-least-once already covers (docs/decisions/0024-rendition-queue.md).
+        return await super().sweep(lock, min(abort, SWEEP_ABORT_SECONDS))
 
 
 def queue_name(prefix: str) -> str:
