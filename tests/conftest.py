@@ -119,6 +119,9 @@ async def redis_prefix() -> AsyncIterator[str]:
         yield prefix
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+        # The rendition queue's (saq names its keys saq:<queue>:... and saq:job:<queue>:...).
+        for pattern in (f"saq:{prefix}:*", f"saq:job:{prefix}:*"):
+            keys += [key async for key in client.scan_iter(match=pattern)]
         if keys:
             await client.delete(*keys)
         await client.aclose()

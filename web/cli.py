@@ -1,4 +1,5 @@
-"""The ``imageshark`` command: ``serve`` runs the service, ``migrate`` updates the schema."""
+"""The ``imageshark`` command: ``serve`` runs the service, ``worker`` renders queued direct
+uploads, ``migrate`` updates the schema."""
 
 from __future__ import annotations
 
@@ -107,6 +108,28 @@ def guest_url_message(settings: Settings) -> str:
         "phones reach it only if that address is on their network "
         "(IMAGESHARK_HOST=0.0.0.0 binds every interface)"
     )
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", help="Interface of the health server.")
+@click.option(
+    "--port", type=int, default=None, help="Health server's port (default: IMAGESHARK_WORKER_PORT)."
+)
+def worker(host: str, port: int | None) -> None:
+    """Render the direct uploads the replicas enqueue (IMAGESHARK_RENDITION_QUEUE=redis);
+    serve /livez, /readyz and /metrics on the worker port."""
+    import asyncio
+
+    from web.worker import RenditionWorker, build_worker
+
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        parts = build_worker(settings)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    consumer = RenditionWorker(parts, host, settings.worker_port if port is None else port)
+    asyncio.run(consumer.run())
 
 
 @main.command()

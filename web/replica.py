@@ -25,7 +25,8 @@ from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web.database import Database
 from web.event_log import DatabaseRoomLog
-from web.images.direct import DirectUploads
+from web.images.direct import RETRY_FOR_SECONDS, DirectUploads
+from web.images.rendition_queue import RenditionQueue
 from web.images.repository import ImageRepository
 from web.images.service import ImageService
 from web.images.upload_repository import UploadRepository
@@ -74,6 +75,7 @@ class Replica:
     services: Services
     metrics: Metrics
     origins: OriginPolicy
+    queue: RenditionQueue | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -103,6 +105,8 @@ class Replica:
             task.cancel()
         self._tasks.clear()
         await self.uploads.close()
+        if self.queue is not None:
+            await self.queue.close()
         await self.presence.close()
         await self.bus.close()
         if self.redis is not None:
@@ -153,7 +157,7 @@ def _event_transport(settings: Settings) -> tuple[RoomEventBus, Presence, Redis 
     return RedisBus(redis, settings.redis_prefix), presence, redis
 
 
-def _rate_limiter(settings: Settings) -> RateLimiter:
+def build_rate_limiter(settings: Settings) -> RateLimiter:
     """The named rate limits, in Redis when ``redis_url`` is set (shared by every replica)."""
     return RateLimiter(
         {
@@ -169,7 +173,7 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
     )
 
 
-def _media(settings: Settings, renditions: RenditionPool) -> MediaStore:
+def build_media(settings: Settings, renditions: RenditionPool) -> MediaStore:
     """The image store the settings ask for: a local folder (``storage_url`` unset: the data
     folder; a path: that folder), or an object store whose request-temporary files go to the
     data folder."""
@@ -186,6 +190,25 @@ def _media(settings: Settings, renditions: RenditionPool) -> MediaStore:
     )
 
 
+def rendition_queue(settings: Settings) -> RenditionQueue | None:
+    """The Redis queue of direct uploads when ``rendition_queue`` is ``redis``, else None
+    (the replica renders them itself)."""
+    if settings.rendition_queue != "redis" or settings.redis_url is None:
+        return None
+    return RenditionQueue(
+        settings.redis_url.get_secret_value(),
+        settings.redis_prefix,
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        timeout_seconds=job_timeout_seconds(settings),
+    )
+
+
+def job_timeout_seconds(settings: Settings) -> int:
+    """Longest one job attempt may run, seconds: the passing-fault retries of an upload,
+    then one rendition and a margin for the fetch and commit."""
+    return int(RETRY_FOR_SECONDS + settings.rendition_timeout_seconds + 120)
+
+
 def build_replica(
     settings: Settings, *, http_deadlines: bool = False, renditions_on_demand: bool = False
 ) -> Replica:
@@ -198,18 +221,18 @@ def build_replica(
     :returns: the replica; :meth:`Replica.start` opens it, :meth:`Replica.stop` closes it.
     """
     database = Database(settings)
-    media = _media(
+    media = build_media(
         settings,
         RenditionPool(
             settings.rendition_workers,
-            settings.rendition_queue,
+            settings.rendition_queue_limit,
             room_queue_limit=settings.rendition_room_queue,
             timeout_seconds=settings.rendition_timeout_seconds,
             on_demand=renditions_on_demand,
         ),
     )
     bus, presence, redis = _event_transport(settings)
-    rate_limits = _rate_limiter(settings)
+    rate_limits = build_rate_limiter(settings)
     signing = SigningSecret(settings.secret_key)
     origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
     images = ImageRepository(database)
@@ -236,6 +259,7 @@ def build_replica(
     image_service = ImageService(
         database, images, rooms, media, bus, settings, metrics, rate_limits
     )
+    queue = rendition_queue(settings)
     uploads = DirectUploads(
         image_service,
         UploadRepository(database),
@@ -245,6 +269,7 @@ def build_replica(
         media,
         signing,
         settings,
+        queue,
     )
     services = Services(
         settings=settings,
@@ -275,4 +300,5 @@ def build_replica(
         services=services,
         metrics=metrics,
         origins=origins,
+        queue=queue,
     )

@@ -76,8 +76,26 @@ class Settings(BaseSettings):
         ge=1,
         description="Processes that make renditions (default: the machine's cores).",
     )
-    rendition_queue: int = Field(
+    rendition_queue: Literal["inline", "redis"] = Field(
+        "inline",
+        description="Where direct uploads are rendered: `inline` in the replica's own "
+        "process pool, or `redis`: the replicas enqueue a job on Redis and `imageshark worker` "
+        "processes render it (needs REDIS_URL and an object store).",
+    )
+    rendition_queue_limit: int = Field(
         32, ge=1, description="Uploads that may wait for a rendition worker before 503."
+    )
+    worker_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="TCP port of `imageshark worker`'s health and metrics server.",
+    )
+    worker_heartbeat_seconds: int = Field(
+        10,
+        ge=1,
+        description="With the Redis queue: a job whose worker sent no heartbeat for this "
+        "long (it died) is given to another worker, in seconds.",
     )
     rendition_room_queue: int = Field(
         16,
@@ -356,6 +374,30 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise ValueError(f"not an absolute http(s) URL without a query: {value!r}")
         return value.strip().rstrip("/")
+
+    @field_validator("rendition_queue", mode="before")
+    @classmethod
+    def _queue_kind(cls, value: Any) -> Any:
+        """Name the renamed setting when given the pool's queue length (a number)."""
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+            raise ValueError(
+                "IMAGESHARK_RENDITION_QUEUE is now `inline` or `redis`; the length of the "
+                "rendition pool's queue is IMAGESHARK_RENDITION_QUEUE_LIMIT"
+            )
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _redis_queue_needs_redis_and_object_storage(self) -> Settings:
+        """Refuse the Redis queue without Redis, or with local storage (a worker could not
+        read the bytes a replica received)."""
+        if self.rendition_queue == "redis" and (
+            self.redis_url is None or self.storage.folder is not None
+        ):
+            raise ValueError(
+                "IMAGESHARK_RENDITION_QUEUE=redis needs REDIS_URL and object storage "
+                "(IMAGESHARK_STORAGE_URL=s3://, gs:// or az://)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _media_base_url_needs_object_storage(self) -> Settings:

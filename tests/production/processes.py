@@ -1,4 +1,5 @@
-"""Real processes for production-mode tests: replicas (``imageshark serve``), a private Redis
+"""Real processes for production-mode tests: replicas (``imageshark serve``), rendition
+workers (``imageshark worker``), a private Redis
 server the test can stop and restart, and a TCP proxy in front of PostgreSQL that the test can
 switch off (connections refused and cut) and on again."""
 
@@ -275,6 +276,33 @@ class Replica(_Process):
                     raise
             self.port = free_port()
             self.args = self._command()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Worker(_Process):
+    """One ``imageshark worker`` process, its health server on a free loopback port.
+
+    :param env: the environment (database, Redis, store, ``IMAGESHARK_RENDITION_QUEUE=redis``)
+        on top of this process's.
+    :param module: the module run with ``python -m`` (a test entry point may wrap
+        ``web.cli``); it is given ``worker --host 127.0.0.1 --port PORT``.
+    """
+
+    def __init__(self, name: str, env: dict[str, str], module: str = "web.cli") -> None:
+        self.port = free_port()
+        super().__init__(
+            name,
+            [
+                sys.executable,
+                *("-m", module, "worker"),
+                *("--host", "127.0.0.1", "--port", str(self.port)),
+            ],
+            "rendition worker ready",
+            {**os.environ, **env},
+        )
 
     @property
     def base_url(self) -> str:

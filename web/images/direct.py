@@ -9,7 +9,9 @@ service to process them (docs/API.md, "Direct uploads").
    keeps (:meth:`web.media.MediaStore.receive_upload_body`).
 2. :meth:`DirectUploads.complete` checks that bytes arrived, moves the row to
    ``processing`` (one conditional UPDATE: a second ``complete`` changes nothing) and starts
-   a task of this object, which :meth:`DirectUploads.close` drains at shutdown.
+   a task of this object, which :meth:`DirectUploads.close` drains at shutdown; or, with a
+   queue (``IMAGESHARK_RENDITION_QUEUE=redis``), enqueues the upload's job, which an
+   ``imageshark worker`` runs through :meth:`DirectUploads.process` (:mod:`web.worker`).
 3. The task copies the bytes into a local file and hands them to
    :meth:`web.images.service.ImageService.ingest`, the admission path of a direct POST
    (quotas, moderation, de-duplication by SHA-256, render, commit, ``image_added``); then
@@ -34,7 +36,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.exc import DBAPIError
@@ -107,6 +109,18 @@ def _url_expired() -> ApiError:
     return ApiError(410, "upload_url_expired", "This upload's URL has expired; ask for a new one.")
 
 
+class UploadQueue(Protocol):
+    """Where :meth:`DirectUploads.complete` sends uploads to process when they are rendered
+    by ``imageshark worker`` processes (:class:`web.images.rendition_queue.RenditionQueue`)."""
+
+    async def enqueue(self, upload_id: str) -> bool:
+        """Durably enqueue one upload's job; False when one is already waiting or running.
+
+        :raises ApiError: 503 ``busy`` when the queue is unreachable (nothing enqueued).
+        """
+        ...
+
+
 class DirectUploads:
     """Direct uploads of one replica: issuing, receiving (local folder), completing,
     processing in tasks it owns, status, and the sweep of expired ones.
@@ -120,6 +134,9 @@ class DirectUploads:
     :param media: where the bytes go (:meth:`MediaStore.issue_upload` and the rest).
     :param signing: the key the service's own upload URLs are signed with.
     :param settings: the upload limits and rendition timeout.
+    :param queue: None: this object processes the uploads itself, in tasks
+        (``IMAGESHARK_RENDITION_QUEUE=inline``); else each completed upload is enqueued there
+        and a worker calls :meth:`process`.
     """
 
     def __init__(
@@ -132,7 +149,9 @@ class DirectUploads:
         media: MediaStore,
         signing: SigningSecret,
         settings: Settings,
+        queue: UploadQueue | None = None,
     ) -> None:
+        self.queue = queue
         self.images = images
         self.repository = repository
         self.image_rows = image_rows
@@ -274,7 +293,8 @@ class DirectUploads:
         :returns: the upload's status: ``"processing"`` (just started, or still), or
             ``"done"``/``"failed"`` for an upload completed before.
         :raises ApiError: 404 ``upload_not_found``; 409 ``upload_not_received``; 410
-            ``upload_url_expired`` (never completed, past its expiry).
+            ``upload_url_expired`` (never completed, past its expiry); 503 ``busy`` (with a
+            queue) the job could not be enqueued: the upload stays ``issued``.
         """
         upload = await self._upload(room, upload_id)
         if upload.status != ISSUED:
@@ -286,7 +306,16 @@ class DirectUploads:
                 409, "upload_not_received", "No bytes were received for this upload yet."
             )
         if await self.repository.start_processing(upload_id, self.rooms.clock()):
-            self._spawn(upload_id)
+            if self.queue is None:
+                self._spawn(upload_id)
+                return PROCESSING
+            try:
+                await self.queue.enqueue(upload_id)
+            except ApiError:
+                # Back to issued, for the client's next complete. Should this fail too, the
+                # row stays processing and the periodic resume enqueues it.
+                await self.repository.unstart(upload_id)
+                raise
             return PROCESSING
         return (await self._upload(room, upload_id)).status  # a concurrent complete won
 
@@ -323,7 +352,10 @@ class DirectUploads:
         """Resume every ``processing`` upload (an earlier process stopped before finishing
         them); in the lifespan, once the media store has started."""
         for upload_id in await self.repository.processing():
-            self._spawn(upload_id)
+            if self.queue is None:
+                self._spawn(upload_id)
+            elif not await self._enqueued(upload_id):
+                return
 
     async def resume_stale(self) -> int:
         """Resume the ``processing`` uploads no replica has touched for
@@ -331,10 +363,26 @@ class DirectUploads:
         before = self.rooms.clock() - timedelta(seconds=RESUME_AFTER_SECONDS)
         taken = 0
         for upload_id in await self.repository.processing(claimed_before=before):
-            if upload_id not in self._running:
+            if self.queue is not None:
+                if not await self._enqueued(upload_id):
+                    break
+                taken += 1
+            elif upload_id not in self._running:
                 self._spawn(upload_id)
                 taken += 1
         return taken
+
+    async def _enqueued(self, upload_id: str) -> bool:
+        """Enqueue a ``processing`` upload again (a crash may have come between its move to
+        processing and its job; an upload whose job waits or runs is left alone); False when
+        the queue is unreachable (the next period tries again)."""
+        assert self.queue is not None
+        try:
+            await self.queue.enqueue(upload_id)
+        except ApiError:
+            logger.warning("the rendition queue is unreachable; resuming uploads later")
+            return False
+        return True
 
     async def sweep(self) -> int:
         """Delete the uploads never completed whose URL expired, and their bytes; returns
@@ -371,6 +419,18 @@ class DirectUploads:
         task.add_done_callback(lambda _: self._running.pop(upload_id, None))
 
     # --- processing ------------------------------------------------------------------------
+
+    async def process(self, upload_id: str) -> str:
+        """Process one upload as a worker's job (a coroutine): what the tasks of the inline
+        mode do, retrying passing faults for up to :data:`RETRY_FOR_SECONDS`.
+
+        :returns: the row's status afterwards: ``"done"`` or ``"failed"``; ``"processing"``
+            when it stopped early (:meth:`close`, or a fault that left the row as it was):
+            the job should run again; ``"gone"`` when the upload no longer exists.
+        """
+        await self._process(upload_id)
+        upload = await self.repository.get(upload_id)
+        return upload.status if upload is not None else "gone"
 
     async def _process(self, upload_id: str) -> None:
         """Process one ``processing`` upload to ``done`` or ``failed``, retrying passing

@@ -103,6 +103,17 @@ class UploadRepository:
             )
         return bool(changed.rowcount)
 
+    async def unstart(self, upload_id: str) -> bool:
+        """Move a ``processing`` upload back to ``issued`` (its job could not be queued, so
+        the client completes it again); False when it was not processing."""
+        async with self.database.transaction() as connection:
+            changed = await connection.execute(
+                update(uploads)
+                .where(uploads.c.id == upload_id, uploads.c.status == PROCESSING)
+                .values(status=ISSUED)
+            )
+        return bool(changed.rowcount)
+
     async def claim(self, upload_id: str, now: datetime) -> bool:
         """Record that processing of a ``processing`` upload (re)starts at ``now``; False when
         it is no longer processing."""
