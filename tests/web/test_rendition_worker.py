@@ -23,7 +23,7 @@ from tests.realtime.live_client import LiveClient
 from tests.worker_uploads import send_to_store
 from web.database import Database
 from web.images.rendition_queue import RenditionQueue
-from web.schema import images, room_events
+from web.schema import images, room_events, rooms
 from web.settings import Settings
 from web.worker import RenditionWorker, build_worker
 
@@ -118,9 +118,19 @@ async def test_complete_enqueues_and_a_worker_processes_it_once(
             assert await consumer.parts.uploads.process(upload_id) == "done"
             database = Database(queue_settings)
             try:
+                # This room's rows only: the session's database holds other tests' rooms.
                 async with database.read() as connection:
-                    count = await connection.scalar(select(func.count()).select_from(images))
-                    events = await connection.scalar(select(func.count()).select_from(room_events))
+                    room_id = await connection.scalar(
+                        select(rooms.c.id).where(rooms.c.token == token)
+                    )
+                    count = await connection.scalar(
+                        select(func.count()).select_from(images).where(images.c.room_id == room_id)
+                    )
+                    events = await connection.scalar(
+                        select(func.count())
+                        .select_from(room_events)
+                        .where(room_events.c.room_id == room_id)
+                    )
             finally:
                 await database.close()
             assert (count, events) == (1, 1)
