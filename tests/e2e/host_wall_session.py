@@ -21,7 +21,7 @@ import httpx
 from playwright.async_api import Browser, BrowserContext, Page, expect
 from playwright.async_api import Error as PlaywrightError
 
-from tests.e2e.guest_session import ConsoleLog, create_room, host_headers
+from tests.e2e.guest_session import SAVE_SCREENSHOTS, ConsoleLog, create_room, host_headers
 from tests.photos import make_image_bytes
 
 __all__ = ["ConsoleLog", "create_room", "host_headers"]
@@ -235,12 +235,14 @@ async def wall_ever_loaded(page: Page) -> set[str]:
     return set(srcs)
 
 
-async def screenshot(page: Page, name: str, *, full_page: bool = False) -> bytes:
-    """Save ``test-artifacts/screenshots/<name>.png`` (``host-…`` or ``wall-…``); returns
-    the PNG's bytes."""
+async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
+    """Save ``test-artifacts/screenshots/<name>.png`` (``host-…`` or ``wall-…``) if
+    :data:`~tests.e2e.guest_session.SAVE_SCREENSHOTS`."""
+    if not SAVE_SCREENSHOTS:
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # Transitions fast-forwarded: the picture shows the state, not a cross-fade halfway.
-    return await page.screenshot(
+    await page.screenshot(
         path=SCREENSHOTS / f"{name}.png", full_page=full_page, animations="disabled"
     )
 

@@ -4,7 +4,8 @@ room's QR code and shares a photo, the wall shows it live, the host deletes it e
 Three isolated Chromium contexts (host laptop, phone, 1080p projector) talk to a real uvicorn
 serving the whole app (``live_server``). Synchronisation is Playwright's auto-waiting only: no
 sleeps. Every page's console errors and uncaught exceptions are collected and must be none.
-Screenshots land in ``test-artifacts/screenshots/`` for people to look at.
+Screenshots land in ``test-artifacts/screenshots/`` for people to look at, with
+``IMAGESHARK_TEST_SCREENSHOTS=1``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,8 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.e2e.host_wall_session import screenshot
 from tests.photos import make_phone_jpeg
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
-
 
 # Live updates must arrive "within a second"; the margin absorbs a loaded CI machine.
 LIVE_TIMEOUT_MS = 5_000
@@ -110,7 +108,6 @@ async def assert_image_loaded(locator: Any) -> None:
 async def test_photo_flows_live_from_phone_to_wall_and_host_deletes_it(
     live_server: Any, browser: Browser, tmp_path: Path
 ) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     console = ConsoleLog()
     base = live_server.base_url
 
@@ -140,7 +137,7 @@ async def test_photo_flows_live_from_phone_to_wall_and_host_deletes_it(
     await expect(wall.get_by_test_id("qr")).to_be_visible()
     await expect(wall.locator("#live")).to_have_attribute("data-state", "live")
     await mark_no_reload(wall)
-    await wall.screenshot(path=SCREENSHOTS / "wall-1080p-empty-room.png")
+    await screenshot(wall, "wall-1080p-empty-room")
 
     # --- A guest scans the QR code with a phone. --------------------------------------------
     qr = await host.request.get(base + room["qr_png_url"])
@@ -216,9 +213,9 @@ async def test_photo_flows_live_from_phone_to_wall_and_host_deletes_it(
     for page in (wall, host, phone):
         await assert_not_reloaded(page)
 
-    await host.screenshot(path=SCREENSHOTS / "host-room-with-photo.png", full_page=True)
-    await phone.screenshot(path=SCREENSHOTS / "participant-phone-390x844-after-upload.png")
-    await wall.screenshot(path=SCREENSHOTS / "wall-1080p-new-photo.png")
+    await screenshot(host, "host-room-with-photo", full_page=True)
+    await screenshot(phone, "participant-phone-390x844-after-upload")
+    await screenshot(wall, "wall-1080p-new-photo")
 
     # --- The host deletes it; it disappears from every screen. ------------------------------
     await host_card.get_by_test_id("delete-image").click()

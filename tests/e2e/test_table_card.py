@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from tests.conftest import LiveServer, SettingsFactory, run_server
 from tests.e2e.host_wall_session import (
     LAPTOP,
+    SAVE_SCREENSHOTS,
     SCREENSHOTS,
     ConsoleLog,
     api_client,
@@ -68,8 +69,9 @@ def read_pdf(pdf: bytes, modules: int, name: str) -> PrintedSheet:
         image = page.render(scale=RENDER_DPI / 72).to_pil().convert("L")
     finally:
         document.close()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    image.save(SCREENSHOTS / f"{name}.png")
+    if SAVE_SCREENSHOTS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        image.save(SCREENSHOTS / f"{name}.png")
     mm_per_px = 25.4 / RENDER_DPI
     symbol_modules = modules - 2 * QUIET_ZONE_MODULES
     codes = []

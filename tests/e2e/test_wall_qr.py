@@ -56,7 +56,8 @@ async def qr_laid_out(
 
 async def decode_wall(page: Page, name: str) -> list[str]:
     """Screenshot the whole wall (saved as ``name``) and decode every QR code in it."""
-    png = await screenshot(page, name)
+    await screenshot(page, name)
+    png = await page.screenshot(animations="disabled")
     with Image.open(io.BytesIO(png)) as image:
         found = zxingcpp.read_barcodes(image.convert("L"))
     return [code.text for code in found if code.format == zxingcpp.BarcodeFormat.QRCode]

@@ -14,9 +14,9 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from tests.conftest import LiveServer
+from tests.e2e.host_wall_session import screenshot
 from tests.e2e.test_live_room_browser import (
     LIVE_TIMEOUT_MS,
-    SCREENSHOTS,
     assert_not_reloaded,
     mark_no_reload,
     new_context,
@@ -64,7 +64,7 @@ async def test_wall_offline_then_back_shows_exactly_the_rooms_images(
             headers={"Authorization": f"Bearer {room['host_key']}"},
         )
         assert deleted.status_code == 204
-        await wall.screenshot(path=SCREENSHOTS / "wall-1080p-offline.png")
+        await screenshot(wall, "wall-1080p-offline")
 
         await proxy.restore()
         await expect(live).to_have_attribute("data-state", "live", timeout=RECONNECT_TIMEOUT_MS)
@@ -82,6 +82,6 @@ async def test_wall_offline_then_back_shows_exactly_the_rooms_images(
             "data-image-id", str(added[-1]["id"]), timeout=LIVE_TIMEOUT_MS + 2000
         )
         await assert_not_reloaded(wall)
-        await wall.screenshot(path=SCREENSHOTS / "wall-1080p-back-online.png")
+        await screenshot(wall, "wall-1080p-back-online")
         await context.close()
     await proxy.cut()
