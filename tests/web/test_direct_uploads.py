@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -149,8 +150,10 @@ async def upload_rows(settings: Settings, *tokens: str) -> int:
 
 
 async def test_direct_upload_end_to_end_reaches_live_clients_once(
-    server: LiveServer, http: httpx.AsyncClient
+    server: LiveServer, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # At INFO, as `imageshark serve` logs: the processing's own log lines are written too.
+    caplog.set_level(logging.INFO, logger="web.images.direct")
     room = await new_room(http)
     token = room["token"]
     live = LiveClient(server.base_url, token, "wall")
@@ -197,6 +200,8 @@ async def test_direct_upload_end_to_end_reaches_live_clients_once(
         await live.close()
     await bytes_deleted(server.settings)
     assert await room_counts(server.settings, token) == (2, 2)
+    processed = [r for r in caplog.records if r.getMessage() == "direct upload processed"]
+    assert [(r.image_id, r.new_image) for r in processed] == [(image["id"], True)]
 
 
 async def test_declared_size_or_type_is_refused_before_any_url(

@@ -511,7 +511,7 @@ class DirectUploads:
         await self.media.delete_upload(upload_id)
         logger.info(
             "direct upload processed",
-            extra={"room_id": room.id, "image_id": image["id"], "created": created},
+            extra={"room_id": room.id, "image_id": image["id"], "new_image": created},
         )
 
     async def _fail(self, upload_id: str, status: int, code: str, message: str) -> None:
