@@ -203,6 +203,59 @@ def rendition_queue(settings: Settings) -> RenditionQueue | None:
     )
 
 
+def build_renditions(settings: Settings, *, on_demand: bool = False) -> RenditionPool:
+    """The rendition worker processes of a replica or an ``imageshark worker``, as the
+    settings size them (not started).
+
+    :param on_demand: start them at the first render instead of in ``start()``.
+    """
+    return RenditionPool(
+        settings.rendition_workers,
+        settings.rendition_queue_limit,
+        room_queue_limit=settings.rendition_room_queue,
+        timeout_seconds=settings.rendition_timeout_seconds,
+        on_demand=on_demand,
+    )
+
+
+def build_upload_services(
+    settings: Settings,
+    *,
+    database: Database,
+    images: ImageRepository,
+    room_rows: RoomRepository,
+    rooms: RoomService,
+    media: MediaStore,
+    bus: RoomEventBus,
+    rate_limits: RateLimiter,
+    signing: SigningSecret,
+    metrics: Metrics,
+    queue: RenditionQueue | None,
+) -> tuple[ImageService, DirectUploads]:
+    """The image rules and the direct uploads over them, built the same way for a replica
+    and for an ``imageshark worker``, so that both admit and process uploads alike.
+
+    :param queue: where ``complete`` enqueues with the Redis queue; None: processed in this
+        process (the ``inline`` default, and the worker itself, which only consumes).
+    :returns: (the image service, the direct uploads).
+    """
+    image_service = ImageService(
+        database, images, rooms, media, bus, settings, metrics, rate_limits
+    )
+    uploads = DirectUploads(
+        image_service,
+        UploadRepository(database),
+        images,
+        rooms,
+        room_rows,
+        media,
+        signing,
+        settings,
+        queue,
+    )
+    return image_service, uploads
+
+
 def job_timeout_seconds(settings: Settings) -> int:
     """Longest one job attempt may run, seconds: the passing-fault retries of an upload,
     then one rendition and a margin for the fetch and commit."""
@@ -221,16 +274,7 @@ def build_replica(
     :returns: the replica; :meth:`Replica.start` opens it, :meth:`Replica.stop` closes it.
     """
     database = Database(settings)
-    media = build_media(
-        settings,
-        RenditionPool(
-            settings.rendition_workers,
-            settings.rendition_queue_limit,
-            room_queue_limit=settings.rendition_room_queue,
-            timeout_seconds=settings.rendition_timeout_seconds,
-            on_demand=renditions_on_demand,
-        ),
-    )
+    media = build_media(settings, build_renditions(settings, on_demand=renditions_on_demand))
     bus, presence, redis = _event_transport(settings)
     rate_limits = build_rate_limiter(settings)
     signing = SigningSecret(settings.secret_key)
@@ -256,20 +300,19 @@ def build_replica(
         registry=registry,
         fast_paths={**fast_paths, "http": http_deadlines},
     )
-    image_service = ImageService(
-        database, images, rooms, media, bus, settings, metrics, rate_limits
-    )
     queue = rendition_queue(settings)
-    uploads = DirectUploads(
-        image_service,
-        UploadRepository(database),
-        images,
-        rooms,
-        room_rows,
-        media,
-        signing,
+    image_service, uploads = build_upload_services(
         settings,
-        queue,
+        database=database,
+        images=images,
+        room_rows=room_rows,
+        rooms=rooms,
+        media=media,
+        bus=bus,
+        rate_limits=rate_limits,
+        signing=signing,
+        metrics=metrics,
+        queue=queue,
     )
     services = Services(
         settings=settings,

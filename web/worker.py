@@ -46,12 +46,16 @@ from web.event_log import RoomEvent
 from web.images.direct import DirectUploads
 from web.images.rendition_queue import JOB_FUNCTION, RenditionQueue
 from web.images.repository import ImageRepository
-from web.images.service import ImageService
-from web.images.upload_repository import PROCESSING, UploadRepository
+from web.images.upload_repository import PROCESSING
 from web.media import MediaStore
 from web.metrics import Metrics
-from web.pipeline import RenditionPool
-from web.replica import build_media, build_rate_limiter, rendition_queue
+from web.replica import (
+    build_media,
+    build_rate_limiter,
+    build_renditions,
+    build_upload_services,
+    rendition_queue,
+)
 from web.rooms.repository import RoomRepository
 from web.rooms.service import RoomService
 from web.settings import Settings
@@ -99,13 +103,7 @@ def build_worker(settings: Settings) -> WorkerParts:
             "an object store)"
         )
     database = Database(settings)
-    renditions = RenditionPool(
-        settings.rendition_workers,
-        settings.rendition_queue_limit,
-        room_queue_limit=settings.rendition_queue_limit,
-        timeout_seconds=settings.rendition_timeout_seconds,
-    )
-    media = build_media(settings, renditions)
+    media = build_media(settings, build_renditions(settings))
     bus = RedisBus(redis_client(settings.redis_url.get_secret_value()), settings.redis_prefix)
     rate_limits = build_rate_limiter(settings)
     signing = SigningSecret(settings.secret_key)
@@ -114,18 +112,18 @@ def build_worker(settings: Settings) -> WorkerParts:
     rooms = RoomService(database, room_rows, images, settings, bus, rate_limits, signing)
     registry = CollectorRegistry()
     metrics = Metrics(connected_clients=lambda: 0, active_rooms=lambda: 0, registry=registry)
-    image_service = ImageService(
-        database, images, rooms, media, bus, settings, metrics, rate_limits
-    )
-    uploads = DirectUploads(
-        image_service,
-        UploadRepository(database),
-        images,
-        rooms,
-        room_rows,
-        media,
-        signing,
+    _, uploads = build_upload_services(
         settings,
+        database=database,
+        images=images,
+        room_rows=room_rows,
+        rooms=rooms,
+        media=media,
+        bus=bus,
+        rate_limits=rate_limits,
+        signing=signing,
+        metrics=metrics,
+        queue=None,  # the worker consumes the queue; it never enqueues
     )
     return WorkerParts(settings, database, media, bus, signing, uploads, queue, registry)
 
