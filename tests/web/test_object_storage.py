@@ -28,7 +28,7 @@ from tests.pipeline.test_renditions import assert_clean_jpeg
 from tests.polling import poll_until
 from tests.web.test_media_store import SPEC, committed_of
 from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia
-from web.object_store import open_object_store
+from web.object_store import browser_origins, open_object_store
 from web.pipeline import RenditionPool
 from web.settings import Settings
 from web.storage import LocalImageStore
@@ -358,6 +358,19 @@ def test_storage_urls_are_parsed_and_refused_clearly(tmp_path: Path) -> None:
         "container",
         "prefix",
     )
+    azurite = Settings(
+        storage_url="az://container",
+        AZURE_STORAGE_ACCOUNT_NAME="devstoreaccount1",  # type: ignore[call-arg]
+        AZURE_STORAGE_ACCOUNT_KEY="czNjcjN0",
+        AZURE_STORAGE_ENDPOINT="http://127.0.0.1:10000/devstoreaccount1/",
+    )
+    assert "czNjcjN0" not in repr(azurite) and "czNjcjN0" not in str(azurite.model_dump())
+    azure_store = open_object_store(azurite)
+    assert isinstance(azure_store, AzureStore)
+    assert azure_store.config["endpoint"] == "http://127.0.0.1:10000/devstoreaccount1"
+    assert browser_origins(azure_store) == ("http://127.0.0.1:10000",)
+    with pytest.raises(ValidationError, match="absolute http"):
+        Settings(storage_url="az://container", AZURE_STORAGE_ENDPOINT="127.0.0.1:10000")  # type: ignore[call-arg]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
         env.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
