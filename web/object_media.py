@@ -65,7 +65,7 @@ from urllib.parse import quote, urlsplit
 import aiofiles
 import obstore
 from obstore.exceptions import NotFoundError
-from obstore.store import S3Store
+from obstore.store import AzureStore, S3Store
 
 from web.errors import ApiError
 from web.media import (
@@ -119,6 +119,9 @@ DIRECT_PREFIX = "direct"
 """Where a direct upload's bytes land, ``direct/<upload id>`` under the store's prefix (not a
 storage key: the orphan sweep leaves them to the direct uploads' own sweep; a bucket
 lifecycle rule expiring this prefix after a day is a backstop)."""
+AZURE_BLOB_TYPE_HEADER = "x-ms-blob-type"
+"""The header Azure's Put Blob refuses a request without (400), so a direct upload's presigned
+PUT to Azure carries it (the container's CORS rule must allow it)."""
 _COPY_CHUNK = 1024 * 1024
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
@@ -341,7 +344,8 @@ class ObjectMedia:
         - S3: a presigned ``POST`` policy (an HTML form) binding the key exactly, the
           ``Content-Type`` to the declared type and ``content-length-range`` to 1..the
           declared size, so the store itself refuses a larger body.
-        - GCS, Azure: a presigned ``PUT`` sent with the declared type; the store does not
+        - GCS, Azure: a presigned ``PUT`` sent with the declared type (Azure: and
+          ``x-ms-blob-type: BlockBlob``, which its Put Blob requires); the store does not
           bound its size.
 
         In both cases :meth:`uploaded_size` and the processing check the bytes that arrived
@@ -362,12 +366,10 @@ class ObjectMedia:
             return UploadTarget(method="POST", url=url, expires_at=grant.expires_at, fields=fields)
         with reaching_store("sign"):
             url = await obstore.sign_async(self.store, "PUT", path, timedelta(seconds=seconds))
-        return UploadTarget(
-            method="PUT",
-            url=url,
-            expires_at=grant.expires_at,
-            headers={"Content-Type": grant.content_type},
-        )
+        headers = {"Content-Type": grant.content_type}
+        if isinstance(self.store, AzureStore):
+            headers[AZURE_BLOB_TYPE_HEADER] = "BlockBlob"
+        return UploadTarget(method="PUT", url=url, expires_at=grant.expires_at, headers=headers)
 
     async def receive_upload_body(
         self,

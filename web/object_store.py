@@ -78,11 +78,12 @@ def open_object_store(settings: Settings) -> ObjectStore:
 
     S3: the bucket's region, endpoint and key pair come from the settings' ``AWS_*`` fields;
     what they leave unset (a session token, an IAM role for service accounts, instance
-    credentials) obstore reads from its standard environment variables. GCS and Azure are
-    configured by their standard variables only (``GOOGLE_SERVICE_ACCOUNT``/
-    ``GOOGLE_APPLICATION_CREDENTIALS``; ``AZURE_STORAGE_ACCOUNT_NAME``,
-    ``AZURE_STORAGE_ACCOUNT_KEY`` or a managed identity, ``AZURE_STORAGE_USE_EMULATOR``),
-    read by obstore when the store is built.
+    credentials) obstore reads from its standard environment variables. Azure: the account's
+    name, key and blob endpoint (an emulator's, ``http://`` allowed) from the settings'
+    ``AZURE_STORAGE_*`` fields; unset, obstore reads its own variables (a managed identity,
+    ``AZURE_STORAGE_USE_EMULATOR``...). GCS is configured by its standard variables only
+    (``GOOGLE_SERVICE_ACCOUNT``/``GOOGLE_APPLICATION_CREDENTIALS``), read by obstore when the
+    store is built.
 
     :raises ValueError: the settings name a local folder, or obstore refuses the
         configuration (e.g. a key id without its secret); the message says which.
@@ -125,9 +126,18 @@ def _open(location: StorageLocation, settings: Settings) -> ObjectStore:
             retry_config=retry,  # type: ignore[arg-type]
         )
     if location.scheme == "az":
+        azure: dict[str, Any] = {}
+        if settings.azure_storage_account_name is not None:
+            azure["account_name"] = settings.azure_storage_account_name
+        if settings.azure_storage_account_key is not None:
+            azure["account_key"] = settings.azure_storage_account_key.get_secret_value()
+        if settings.azure_storage_endpoint is not None:
+            azure["endpoint"] = settings.azure_storage_endpoint
+            client["allow_http"] = settings.azure_storage_endpoint.startswith("http://")
         return AzureStore(
             location.bucket,
             prefix=prefix,
+            config=azure,  # type: ignore[arg-type]
             client_options=client,  # type: ignore[arg-type]
             retry_config=retry,  # type: ignore[arg-type]
         )
@@ -290,8 +300,9 @@ def browser_origins(store: ObjectStore) -> tuple[str, ...]:
       URLs, as the store and :class:`PostSigner` build them).
     - AWS S3: the bucket's virtual host (the POST form, ``<bucket>.s3[.<region>].amazonaws.com``)
       and the regional endpoint (presigned GETs, path-style).
-    - GCS: ``https://storage.googleapis.com``; Azure: ``https://<account>.blob.core.windows.net``
-      (nothing when the account is not in the store's configuration).
+    - GCS: ``https://storage.googleapis.com``; Azure: the endpoint's origin when one is set (an
+      emulator), else ``https://<account>.blob.core.windows.net`` (nothing when the account
+      is not in the store's configuration).
 
     :returns: origins such as ``"http://127.0.0.1:9000"``, without a trailing slash.
     """
@@ -309,5 +320,9 @@ def browser_origins(store: ObjectStore) -> tuple[str, ...]:
         )
     if isinstance(store, GCSStore):
         return ("https://storage.googleapis.com",)
+    endpoint = config.get("endpoint")
+    if endpoint:
+        parts = urlsplit(str(endpoint))
+        return (f"{parts.scheme}://{parts.netloc}",)
     account = config.get("account_name")
     return (f"https://{account}.blob.core.windows.net",) if account else ()

@@ -295,6 +295,31 @@ class Settings(BaseSettings):
         description="With `s3://`: the endpoint of an S3-compatible store (MinIO, Ceph, R2, "
         "moto), `http://` allowed; unset: Amazon S3.",
     )
+    azure_storage_account_name: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "AZURE_STORAGE_ACCOUNT_NAME", "IMAGESHARK_AZURE_STORAGE_ACCOUNT_NAME"
+        ),
+        description="With `az://`: the storage account's name (unset: the library reads it "
+        "from its own variables).",
+    )
+    azure_storage_account_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "AZURE_STORAGE_ACCOUNT_KEY", "IMAGESHARK_AZURE_STORAGE_ACCOUNT_KEY"
+        ),
+        description="With `az://`: the account's access key, which presigned URLs (SAS) are "
+        "signed with (unset: a managed identity or the library's other credentials).",
+    )
+    azure_storage_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "AZURE_STORAGE_ENDPOINT", "IMAGESHARK_AZURE_STORAGE_ENDPOINT"
+        ),
+        description="With `az://`: the account's blob endpoint, e.g. an emulator's "
+        "`http://127.0.0.1:10000/devstoreaccount1`, `http://` allowed; unset: "
+        "`https://<account>.blob.core.windows.net`.",
+    )
 
     @field_validator(
         "upload_rate_limit",
@@ -364,7 +389,7 @@ class Settings(BaseSettings):
             return value.strip()
         return None
 
-    @field_validator("media_base_url", "aws_endpoint_url", mode="after")
+    @field_validator("media_base_url", "aws_endpoint_url", "azure_storage_endpoint", mode="after")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         """Refuse base URLs that are not absolute ``http(s)://host[/path]`` without a query."""

@@ -10,7 +10,7 @@ import json
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,10 +26,12 @@ from tests.object_store import Bucket, MotoServer, new_bucket
 from tests.photos import assert_upright, make_image_bytes, make_phone_jpeg, reference_photo
 from tests.pipeline.test_renditions import assert_clean_jpeg
 from tests.polling import poll_until
+from tests.web.test_direct_uploads import set_expiry
 from tests.web.test_media_store import SPEC, committed_of
 from web.object_media import ORPHAN_GRACE_SECONDS, ObjectMedia
-from web.object_store import open_object_store
+from web.object_store import StoreUnavailable, browser_origins, open_object_store
 from web.pipeline import RenditionPool
+from web.replica import build_replica
 from web.settings import Settings
 from web.storage import LocalImageStore
 
@@ -358,6 +360,19 @@ def test_storage_urls_are_parsed_and_refused_clearly(tmp_path: Path) -> None:
         "container",
         "prefix",
     )
+    azurite = Settings(
+        storage_url="az://container",
+        AZURE_STORAGE_ACCOUNT_NAME="devstoreaccount1",  # type: ignore[call-arg]
+        AZURE_STORAGE_ACCOUNT_KEY="czNjcjN0",
+        AZURE_STORAGE_ENDPOINT="http://127.0.0.1:10000/devstoreaccount1/",
+    )
+    assert "czNjcjN0" not in repr(azurite) and "czNjcjN0" not in str(azurite.model_dump())
+    azure_store = open_object_store(azurite)
+    assert isinstance(azure_store, AzureStore)
+    assert azure_store.config["endpoint"] == "http://127.0.0.1:10000/devstoreaccount1"
+    assert browser_origins(azure_store) == ("http://127.0.0.1:10000",)
+    with pytest.raises(ValidationError, match="absolute http"):
+        Settings(storage_url="az://container", AZURE_STORAGE_ENDPOINT="127.0.0.1:10000")  # type: ignore[call-arg]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1")
         env.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
@@ -577,3 +592,88 @@ async def test_pages_csp_allows_the_store_origin_only(
     assert origin in policy["img-src"].split()
     assert "*" not in page.headers["content-security-policy"]
     assert '"direct_uploads": true' in page.text
+
+
+async def _sweep_uploads(settings: Settings) -> int:
+    """Run one sweep of expired direct uploads on a replica of ``settings`` of its own."""
+    replica = build_replica(settings, renditions_on_demand=True)
+    await replica.start()
+    try:
+        return await replica.uploads.sweep()
+    finally:
+        await replica.stop()
+
+
+async def test_removing_a_rooms_images_and_uploads_leaves_none_of_its_objects(
+    s3_client: AppClient, s3_bucket: Bucket
+) -> None:
+    """Everything the local folder removes files for removes the objects too: a deleted
+    image (with its full-size rendering), a rejected pending one, a direct upload once
+    processed, and one never completed once it expired and was swept. Another room's
+    objects stay."""
+    http = s3_client.http
+    other = await new_room(http)
+    kept = await post_image(http, other, make_image_bytes("gif", size=(320, 240)))
+    assert kept.status_code == 201, kept.text
+    kept_keys = [name for name in s3_bucket.object_keys() if storage_key(kept.json()) in name]
+    assert len(kept_keys) == 3
+
+    room = await new_room(http, moderation="approve")
+    token = room["token"]
+    shown = (await post_image(http, room, make_image_bytes("jpeg", size=(640, 480)))).json()
+    approved = await http.post(
+        f"/api/rooms/{token}/images/{shown['id']}/approve", headers=host(room)
+    )
+    assert approved.status_code == 200, approved.text
+    full = await http.get(f"/api/rooms/{token}/images/{shown['id']}/download", headers=host(room))
+    assert follow(full).status_code == 200
+    assert f"{PREFIX}/{storage_key(shown)}/full.jpg" in s3_bucket.object_keys()
+    refused = (await post_image(http, room, make_image_bytes("png", size=(640, 480)))).json()
+    direct = await _direct_upload(http, room, make_image_bytes("webp", size=(500, 400)), 10**6)
+    assert direct["status"] == "done", direct
+    abandoned = await _ask_upload(http, room, 10**6)
+    assert (
+        await _send_form(abandoned, make_image_bytes("jpeg", size=(300, 200)))
+    ).status_code == 204
+    assert f"{PREFIX}/direct/{abandoned['upload_id']}" in s3_bucket.object_keys()
+    assert len(s3_bucket.object_keys()) == 3 + 4 + 3 + 3 + 1
+
+    rejected = await http.post(
+        f"/api/rooms/{token}/images/{refused['id']}/reject", headers=host(room)
+    )
+    assert rejected.status_code == 204, rejected.text
+    for image_id in (shown["id"], direct["image"]["id"]):
+        deleted = await http.delete(f"/api/rooms/{token}/images/{image_id}", headers=host(room))
+        assert deleted.status_code == 204, deleted.text
+    await set_expiry(
+        s3_client.settings, abandoned["upload_id"], datetime.now(UTC) - timedelta(seconds=1)
+    )
+    assert await _sweep_uploads(s3_client.settings) >= 1  # PostgreSQL: other tests' too
+    assert s3_bucket.object_keys() == kept_keys
+
+
+async def test_an_expired_upload_swept_while_the_store_is_down_is_swept_again(
+    make_settings: SettingsFactory, private_server: MotoServer
+) -> None:
+    """The sweep deletes an expired upload's bytes before its row: with the store down the
+    row stays, and the next sweep, with the store back, removes both."""
+    for bucket in new_bucket(private_server):
+        settings = make_settings(**bucket.settings(PREFIX))
+        async for client in _app_client(settings):
+            room = await new_room(client.http)
+            upload = await _ask_upload(client.http, room, 10**6)
+            sent = await _send_form(upload, make_image_bytes("jpeg", size=(300, 200)))
+            assert sent.status_code == 204, sent.text
+        await set_expiry(settings, upload["upload_id"], datetime.now(UTC) - timedelta(seconds=1))
+        replica = build_replica(settings, renditions_on_demand=True)
+        await replica.start()
+        try:
+            private_server.stop()
+            with pytest.raises(StoreUnavailable):
+                await replica.uploads.sweep()
+            private_server.start()
+            assert bucket.object_keys() == [f"{PREFIX}/direct/{upload['upload_id']}"]
+            assert await replica.uploads.sweep() == 1
+            assert bucket.object_keys() == []
+        finally:
+            await replica.stop()

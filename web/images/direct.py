@@ -385,12 +385,25 @@ class DirectUploads:
         return True
 
     async def sweep(self) -> int:
-        """Delete the uploads never completed whose URL expired, and their bytes; returns
-        how many."""
-        removed = await self.repository.remove_expired(self.rooms.clock())
-        for upload_id in removed:
-            await self.media.delete_upload(upload_id)
-        return len(removed)
+        """Delete the bytes of the uploads never completed whose URL expired, then their
+        rows; returns how many rows went.
+
+        Bytes first: nothing else ever deletes ``direct/<upload id>`` of a row that is gone,
+        so a store that stops answering half-way leaves the rest of the rows (and their
+        bytes) to the next sweep instead of leaving objects nobody removes.
+
+        :raises StoreUnavailable: the object store stopped answering (the rows whose bytes
+            were deleted before are removed first).
+        """
+        expired = await self.repository.expired(self.rooms.clock())
+        gone: list[str] = []
+        try:
+            for upload_id in expired:
+                await self.media.delete_upload(upload_id)
+                gone.append(upload_id)
+        finally:
+            removed = await self.repository.remove_expired(gone)
+        return removed
 
     async def close(self) -> None:
         """Let the uploads being processed finish (up to the rendition timeout and a

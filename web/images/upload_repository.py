@@ -155,18 +155,24 @@ class UploadRepository:
             rows = await connection.execute(query.order_by(uploads.c.claimed_at))
             return [str(row.id) for row in rows]
 
-    async def remove_expired(self, now: datetime, limit: int = 500) -> list[str]:
-        """Delete up to ``limit`` uploads never completed whose URL expired before ``now``;
-        returns their ids (their bytes are the caller's to delete)."""
-        async with self.database.transaction() as connection:
+    async def expired(self, now: datetime, limit: int = 500) -> list[str]:
+        """The ids of up to ``limit`` uploads never completed whose URL expired before
+        ``now`` (what :meth:`remove_expired` deletes once their bytes are gone)."""
+        async with self.database.read() as connection:
             found = await connection.execute(
                 select(uploads.c.id)
                 .where(uploads.c.status == ISSUED, uploads.c.expires_at <= now)
                 .limit(limit)
             )
-            ids = [str(row.id) for row in found]
-            if ids:
-                await connection.execute(
-                    delete(uploads).where(uploads.c.id.in_(ids), uploads.c.status == ISSUED)
-                )
-        return ids
+            return [str(row.id) for row in found]
+
+    async def remove_expired(self, ids: list[str]) -> int:
+        """Delete the rows of ``ids`` that are still never completed (an expired upload
+        cannot be completed, so this is every one of :meth:`expired`'s); returns how many."""
+        if not ids:
+            return 0
+        async with self.database.transaction() as connection:
+            result = await connection.execute(
+                delete(uploads).where(uploads.c.id.in_(ids), uploads.c.status == ISSUED)
+            )
+        return int(result.rowcount)
