@@ -305,9 +305,16 @@ class MediaStore(Protocol):
         a malformed key or a missing file."""
         ...
 
-    async def original(self, key: str, content_type: str) -> MediaFile | None:
+    async def original(
+        self, key: str, content_type: str, *, disposition: str | None = None
+    ) -> MediaFile | None:
         """The published original upload of image ``key``, sent as ``content_type``; None if
-        it is missing."""
+        it is missing.
+
+        :param disposition: the ``Content-Disposition`` the file is offered with (a
+            download's name); a redirect carries it where the store can sign it into the
+            URL (S3); files sent by the service get it from the endpoint.
+        """
         ...
 
     async def open_original(self, key: str, executor: Executor) -> MediaReader | None:
@@ -320,12 +327,18 @@ class MediaStore(Protocol):
         ...
 
     async def full_size(
-        self, key: str, spec: RenditionSpec, committed: Committed
+        self,
+        key: str,
+        spec: RenditionSpec,
+        committed: Committed,
+        *,
+        disposition: str | None = None,
     ) -> MediaFile | None:
         """The photo at full resolution (upright sRGB JPEG), rendered on first request and
         kept with the image's files.
 
         :param spec: ``max_pixels``, ``max_decode_bytes`` and ``full_quality`` are used.
+        :param disposition: as in :meth:`original`.
         :param committed: checked after a render: an image deleted meanwhile has its files
             removed again and None is returned.
         :returns: the file, or None if the image is gone.
@@ -498,8 +511,10 @@ class LocalMedia:
             return None
         return MediaFile(RENDITION_TYPE, len(staged), body=staged)
 
-    async def original(self, key: str, content_type: str) -> MediaFile | None:
-        """See :meth:`MediaStore.original`."""
+    async def original(
+        self, key: str, content_type: str, *, disposition: str | None = None
+    ) -> MediaFile | None:
+        """See :meth:`MediaStore.original` (``disposition``: the endpoint sends it)."""
         path = self.store.original_file(key)
         size = await to_thread.run_sync(_regular_file_size, path)
         return None if size is None else MediaFile(content_type, size, path=path)
@@ -512,10 +527,16 @@ class LocalMedia:
             return None
 
     async def full_size(
-        self, key: str, spec: RenditionSpec, committed: Committed
+        self,
+        key: str,
+        spec: RenditionSpec,
+        committed: Committed,
+        *,
+        disposition: str | None = None,
     ) -> MediaFile | None:
-        """See :meth:`MediaStore.full_size`: ``full.jpg`` in the image's ``media/`` folder,
-        rendered there by a worker when missing (concurrent requests share one render)."""
+        """See :meth:`MediaStore.full_size` (``disposition``: the endpoint sends it):
+        ``full.jpg`` in the image's ``media/`` folder, rendered there by a worker when
+        missing (concurrent requests share one render)."""
         original = self.store.original_file(key)
         folder = original.parent
         full = folder / FULL_NAME

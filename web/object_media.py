@@ -82,7 +82,7 @@ from web.object_store import (
     READ_CHUNK_BYTES,
     ObjectReader,
     ObjectStore,
-    PostSigner,
+    S3Signer,
     StoreUnavailable,
     browser_origins,
     file_chunks,
@@ -171,8 +171,8 @@ class ObjectMedia:
         self.sweep_period_seconds = sweep_period_seconds
         self.clock = clock
         self._swept_at: float | None = None
-        self._full_renders: dict[str, asyncio.Future[MediaFile | None]] = {}
-        self._post_signer = PostSigner(store) if isinstance(store, S3Store) else None
+        self._full_renders: dict[str, asyncio.Future[int | None]] = {}
+        self._s3_signer = S3Signer(store) if isinstance(store, S3Store) else None
         origins = list(browser_origins(store))
         if self.media_base_url is not None:
             base = urlsplit(self.media_base_url)
@@ -187,8 +187,8 @@ class ObjectMedia:
     async def start(self) -> None:
         """See :meth:`~web.media.MediaStore.start` (the store itself needs no opening; on
         S3 the POST policy signer is built)."""
-        if self._post_signer is not None:
-            await self._post_signer.open()
+        if self._s3_signer is not None:
+            await self._s3_signer.open()
         await self.scratch.start()
         await self.renditions.start()
 
@@ -356,8 +356,8 @@ class ObjectMedia:
         """
         seconds = max(1, int(grant.expires_at.timestamp() - self.clock()))
         path = _direct_path(grant.upload_id)
-        if self._post_signer is not None:
-            url, fields = await self._post_signer.sign(
+        if self._s3_signer is not None:
+            url, fields = await self._s3_signer.sign_post(
                 path,
                 content_type=grant.content_type,
                 max_bytes=max(1, grant.size),
@@ -446,13 +446,16 @@ class ObjectMedia:
             )
         return await self._signed(f"{key}/{name}", RENDITION_TYPE, size)
 
-    async def original(self, key: str, content_type: str) -> MediaFile | None:
+    async def original(
+        self, key: str, content_type: str, *, disposition: str | None = None
+    ) -> MediaFile | None:
         """See :meth:`~web.media.MediaStore.original`: a presigned GET of the object (stored
-        with ``Content-Disposition: attachment``), or None if it is missing."""
+        with ``Content-Disposition: attachment`` and the key as its name; ``disposition``
+        instead on S3, see :meth:`_signed`), or None if it is missing."""
         size = await self._size(f"{key}/{ORIGINAL}")
         if size is None:
             return None
-        return await self._signed(f"{key}/{ORIGINAL}", content_type, size)
+        return await self._signed(f"{key}/{ORIGINAL}", content_type, size, disposition)
 
     async def open_original(self, key: str, executor: Executor) -> MediaReader | None:
         """See :meth:`~web.media.MediaStore.open_original`: a reader streaming the object
@@ -468,24 +471,39 @@ class ObjectMedia:
         return ObjectReader(self.store, path, result)
 
     async def full_size(
-        self, key: str, spec: RenditionSpec, committed: Committed
+        self,
+        key: str,
+        spec: RenditionSpec,
+        committed: Committed,
+        *,
+        disposition: str | None = None,
     ) -> MediaFile | None:
         """See :meth:`~web.media.MediaStore.full_size`: ``<key>/full.jpg``, rendered on first
         request from the original downloaded into a temporary folder, then uploaded
-        (concurrent requests for one key share one render).
+        (concurrent requests for one key share one render); the presigned GET as in
+        :meth:`original`.
 
         :raises StoreUnavailable: (503) the store does not answer.
         """
         path = f"{key}/{FULL_NAME}"
         size = await self._size(path)
-        if size is not None:
-            return await self._signed(path, RENDITION_TYPE, size)
+        if size is None:
+            size = await self._shared_full_render(key, spec, committed)
+            if size is None:
+                return None
+        return await self._signed(path, RENDITION_TYPE, size, disposition)
+
+    async def _shared_full_render(
+        self, key: str, spec: RenditionSpec, committed: Committed
+    ) -> int | None:
+        """Render ``full.jpg`` once for all concurrent requests of ``key``: its size, bytes,
+        or None if the image is gone."""
         shared = self._full_renders.get(key)
         if shared is None:
             shared = asyncio.ensure_future(self._render_full(key, spec, committed))
             self._full_renders[key] = shared
 
-            def forget(done: asyncio.Future[MediaFile | None]) -> None:
+            def forget(done: asyncio.Future[int | None]) -> None:
                 if self._full_renders.get(key) is done:
                     del self._full_renders[key]
                 if not done.cancelled():
@@ -494,9 +512,7 @@ class ObjectMedia:
             shared.add_done_callback(forget)
         return await asyncio.shield(shared)
 
-    async def _render_full(
-        self, key: str, spec: RenditionSpec, committed: Committed
-    ) -> MediaFile | None:
+    async def _render_full(self, key: str, spec: RenditionSpec, committed: Committed) -> int | None:
         folder = self.scratch.staging_folder(f"{key}.full")
         try:
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -517,7 +533,7 @@ class ObjectMedia:
         if key not in await committed([key]):
             await self._remove_quietly(key)  # deleted while rendering
             return None
-        return await self._signed(f"{key}/{FULL_NAME}", RENDITION_TYPE, rendered.file_bytes)
+        return rendered.file_bytes
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -565,7 +581,22 @@ class ObjectMedia:
             return None
         return int(meta["size"])
 
-    async def _signed(self, path: str, content_type: str, size: int) -> MediaFile:
+    async def _signed(
+        self, path: str, content_type: str, size: int, disposition: str | None = None
+    ) -> MediaFile:
+        """A redirect to a presigned GET of ``path``. With ``disposition`` on S3, the GET
+        answers with that ``Content-Disposition`` (and ``content_type``), signed into the URL
+        (:meth:`~web.object_store.S3Signer.sign_get`); GCS and Azure sign such parameters
+        too, but obstore's ``sign`` takes none, so there the stored header (the key as the
+        name) applies."""
+        if disposition is not None and self._s3_signer is not None:
+            url = await self._s3_signer.sign_get(
+                path,
+                content_disposition=disposition,
+                content_type=content_type,
+                expires_seconds=self.url_seconds,
+            )
+            return MediaFile(content_type, size, redirect=url, redirect_seconds=self.url_seconds)
         with reaching_store("sign"):
             url = await obstore.sign_async(
                 self.store, "GET", path, timedelta(seconds=self.url_seconds)

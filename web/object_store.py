@@ -200,12 +200,15 @@ async def file_chunks(path: Path) -> AsyncIterator[bytes]:
             yield chunk
 
 
-class PostSigner:
-    """Presigned POST policies (HTML-form uploads) for an S3 bucket, by botocore's
-    ``generate_presigned_post`` with the credentials, region and endpoint the obstore
-    :class:`S3Store` was built from (docs/decisions/0023-object-storage-library.md). Signing
-    is a local HMAC computation (no request); building the botocore client reads botocore's
-    bundled service models from disk, so :meth:`open` runs it in a thread once.
+class S3Signer:
+    """What obstore cannot sign for an S3 bucket, by one botocore client built with the
+    credentials, region and endpoint the obstore :class:`S3Store` was built from
+    (docs/decisions/0023-object-storage-library.md): presigned POST policies (HTML-form
+    uploads, ``generate_presigned_post``) and presigned GETs that set the answer's
+    ``Content-Disposition`` and ``Content-Type`` (``generate_presigned_url``; obstore's
+    ``sign`` takes no query parameters). Signing is a local HMAC computation (no request);
+    building the botocore client reads botocore's bundled service models from disk, so
+    :meth:`open` runs it in a thread once.
 
     :param store: the obstore S3 store (its ``config``: bucket, region, endpoint, key pair;
         what it leaves unset, botocore reads from its standard credential chain, as obstore).
@@ -248,7 +251,7 @@ class PostSigner:
         self._has_credentials = key_id is not None or session.get_credentials() is not None
         return client
 
-    async def sign(
+    async def sign_post(
         self, path: str, *, content_type: str, max_bytes: int, expires_seconds: int
     ) -> tuple[str, dict[str, str]]:
         """A POST policy for exactly one object (a coroutine). The HMAC takes about 0.12 ms
@@ -266,7 +269,7 @@ class PostSigner:
         :raises StoreUnavailable: botocore found no credentials to sign with.
         """
         if self._client is None:
-            raise RuntimeError("PostSigner.open() first")
+            raise RuntimeError("S3Signer.open() first")
         if not self._has_credentials:
             logger.warning("object store sign failed: no credentials for a POST policy")
             raise StoreUnavailable()
@@ -290,6 +293,48 @@ class PostSigner:
             raise StoreUnavailable() from exc
         return str(post["url"]), {str(name): str(value) for name, value in post["fields"].items()}
 
+    async def sign_get(
+        self, path: str, *, content_disposition: str, content_type: str, expires_seconds: int
+    ) -> str:
+        """A presigned GET of one object whose answer carries ``content_disposition`` and
+        ``content_type`` instead of the stored ones: S3's ``response-content-disposition``
+        and ``response-content-type`` query parameters, covered by the signature (a
+        coroutine; in a thread, as :meth:`sign_post`).
+
+        :param path: the object's path under the store's prefix (the prefix is added).
+        :param content_disposition: the header's value, ASCII (e.g. RFC 6266 ``attachment;
+            filename="..."; filename*=UTF-8''...``).
+        :param content_type: the MIME type the answer is sent as.
+        :param expires_seconds: the URL's lifetime, seconds.
+        :returns: the URL.
+        :raises RuntimeError: :meth:`open` was not awaited.
+        :raises StoreUnavailable: botocore found no credentials to sign with.
+        """
+        if self._client is None:
+            raise RuntimeError("S3Signer.open() first")
+        if not self._has_credentials:
+            logger.warning("object store sign failed: no credentials for a GET")
+            raise StoreUnavailable()
+        from botocore.exceptions import BotoCoreError
+
+        params = {
+            "Bucket": self.bucket,
+            "Key": f"{self._prefix}/{path}" if self._prefix else path,
+            "ResponseContentDisposition": content_disposition,
+            "ResponseContentType": content_type,
+        }
+        try:
+            url = await asyncio.to_thread(
+                self._client.generate_presigned_url,
+                "get_object",
+                Params=params,
+                ExpiresIn=expires_seconds,
+            )
+        except BotoCoreError as exc:
+            logger.warning("object store sign failed: %s", exc)
+            raise StoreUnavailable() from exc
+        return str(url)
+
 
 def browser_origins(store: ObjectStore) -> tuple[str, ...]:
     """The origins a browser reaches ``store`` at: where a direct upload's form or PUT goes
@@ -297,7 +342,7 @@ def browser_origins(store: ObjectStore) -> tuple[str, ...]:
     (``connect-src``, ``img-src``). Derived from the store's configuration, never a wildcard.
 
     - S3 with an endpoint (S3-compatible stores, moto): the endpoint's origin (path-style
-      URLs, as the store and :class:`PostSigner` build them).
+      URLs, as the store and :class:`S3Signer` build them).
     - AWS S3: the bucket's virtual host (the POST form, ``<bucket>.s3[.<region>].amazonaws.com``)
       and the regional endpoint (presigned GETs, path-style).
     - GCS: ``https://storage.googleapis.com``; Azure: the endpoint's origin when one is set (an

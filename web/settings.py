@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         description="With the Redis queue: a job whose worker sent no heartbeat for this "
         "long (it died) is given to another worker, in seconds.",
     )
+    worker_drain_seconds: int = Field(
+        45,
+        ge=0,
+        description="After SIGTERM, how long `imageshark worker` lets its running jobs "
+        "finish, in seconds; what is still running then goes back to the queue for another "
+        "worker at once. Keep it below the pod's termination grace period.",
+    )
     rendition_room_queue: int = Field(
         16,
         ge=0,

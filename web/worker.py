@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 READY_MARKER = "rendition worker ready"
 """Logged (and printed) once the worker takes jobs and its HTTP server listens."""
+DRAINING_MARKER = "rendition worker draining"
+"""Logged (and printed) once the worker, stopped, takes no more jobs."""
 SWEEP_FRACTION = 0.5
 """The sweep for jobs of dead workers runs every heartbeat x this (at least 1 s)."""
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
@@ -205,7 +207,9 @@ class RenditionWorker:
             ),
             # Idle consumers wake every second, so a drain need not wait for a job.
             dequeue_timeout=1.0,
-            shutdown_grace_period_s=int(parts.settings.rendition_timeout_seconds + 30),
+            # Running jobs get this long after SIGTERM; then saq cancels them and retries
+            # them, which the draining queue does at once (web/images/rendition_queue.py).
+            shutdown_grace_period_s=parts.settings.worker_drain_seconds,
         )
         self.saq.SIGNALS = []  # ours: see run()
         self.started = asyncio.Event()
@@ -285,8 +289,13 @@ class RenditionWorker:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Open everything, serve and consume until SIGTERM or SIGINT (or ``stop`` is set),
-        then stop taking jobs, let the running ones finish (up to the rendition timeout and
-        a margin; what is left is retried by another worker), and close (a coroutine).
+        then drain and close (a coroutine).
+
+        The drain: take no job from then on, let the running ones finish for up to
+        ``worker_drain_seconds``, then cancel what is left and put those jobs back at the
+        head of the queue, where another worker takes them at once (their uploads are still
+        ``processing``; no heartbeat limit to wait for). Jobs waiting to retry a passing
+        fault go back at once.
 
         :param stop: None: this installs SIGTERM and SIGINT handlers (the process's own
             worker); else the event that stops it (tests run workers in their process).
@@ -316,6 +325,11 @@ class RenditionWorker:
             {asyncio.create_task(stop.wait()), serving, consuming},
             return_when=asyncio.FIRST_COMPLETED,
         )
+        parts.queue.stop_taking()
+        self.saq.event.set()  # no consumer starts another wait for a job
+        self._stop_upkeep()
+        logger.info(DRAINING_MARKER)
+        print(DRAINING_MARKER, flush=True)
         await parts.uploads.close()
         await self.saq.stop()
         server.should_exit = True
@@ -325,6 +339,17 @@ class RenditionWorker:
         await parts.queue.close()
         await parts.media.close()
         await parts.database.close()
+
+    def _stop_upkeep(self) -> None:
+        """Cancel saq's periodic tasks (sweep, abort, schedule, worker info): saq's stop
+        waits for each one's current sleep (up to 10 s) even when no job runs."""
+        for task in self.saq.tasks:
+            if task.get_name() != _CONSUMER_TASK:
+                task.cancel()
+
+
+_CONSUMER_TASK = "process"
+"""The name saq's worker gives the tasks that take and run jobs (its upkeep tasks have none)."""
 
 
 async def _ignore_event(event: RoomEvent) -> None:

@@ -992,8 +992,12 @@ def test_worker_deployment_follows_the_contract(releases: dict[str, Release]) ->
     mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/data"]] and "emptyDir" in volumes[mounts["/tmp"]]
-    # SIGTERM lets the running jobs finish (rendition timeout: 20 s by default).
-    assert pod["terminationGracePeriodSeconds"] > Settings().rendition_timeout_seconds
+    # SIGTERM lets the running jobs finish (rendition timeout: 20 s by default) for the drain,
+    # which ends before the pod's grace period, as the worker's own default does.
+    drain = int(env["IMAGESHARK_WORKER_DRAIN_SECONDS"]["value"])
+    assert drain > Settings().rendition_timeout_seconds
+    assert pod["terminationGracePeriodSeconds"] >= drain + 10
+    assert drain == Settings().worker_drain_seconds
     # The autoscaler owns the worker count; the worker pods are not the app's.
     assert "replicas" not in deployment["spec"]
     selector = deployment["spec"]["selector"]["matchLabels"]
@@ -1114,6 +1118,11 @@ def test_single_replica_on_object_storage_rolls_too(chart: helm_python.Chart) ->
             },
             ["worker.autoscaling.minReplicas (9) is above worker.autoscaling.maxReplicas (8)"],
             id="worker-min-above-max",
+        ),
+        pytest.param(
+            {**OBJECT_OK, "worker": {"enabled": True, "drainSeconds": 55}},
+            ["worker.terminationGracePeriodSeconds (60) leaves less than 10 s after"],
+            id="worker-drain-outlasts-the-grace-period",
         ),
         pytest.param(
             {**MULTI_OK, "replicaCount": 2, "persistence": {"accessMode": "ReadWriteOnce"}},

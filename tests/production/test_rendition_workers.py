@@ -1,11 +1,14 @@
 """Rendition workers as real processes: replicas (``imageshark serve``) enqueue direct uploads on
 Redis (``IMAGESHARK_RENDITION_QUEUE=redis``) and ``imageshark worker`` processes render them,
 on PostgreSQL, Redis and moto's S3 server. A worker SIGKILLed mid-job: another finishes it,
-one image, one ``image_added`` on every replica; Redis stopped: ``complete`` answers 503 and
+one image, one ``image_added`` on every replica; a worker SIGTERMed mid-render finishes the job
+and takes no other, or, its drain run out, hands the job to another at once, and exits 0; Redis
+stopped: ``complete`` answers 503 and
 nothing is lost, and everything works again once Redis is back, with no restart."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,11 @@ from tests.object_store import Bucket
 from tests.photos import make_image_bytes
 from tests.polling import poll_until
 from tests.production.crash_worker import CRASH_POINT
+from tests.production.held_worker import HOLD_POINT
 from tests.production.processes import RedisServer, Replica, Worker, running
 from tests.realtime.live_client import LiveClient
 from tests.worker_uploads import send_to_store
+from web.worker import DRAINING_MARKER
 
 pytestmark = pytest.mark.xdist_group("replicas")
 
@@ -148,6 +153,137 @@ async def test_a_worker_killed_mid_job_leaves_it_to_the_other_once(
         )
         rendition = await http.get(image["url"], follow_redirects=True)
         assert rendition.status_code == 200 and rendition.content[:2] == b"\xff\xd8"
+    assert files_under(*(tmp_path / name for name in ("a", "b", "w1", "w2"))) == []
+
+
+def held_lines(worker: Worker) -> int:
+    """How many renders ``worker`` (``tests.production.held_worker``) has held."""
+    return sum(HOLD_POINT in line for line in worker.output)
+
+
+async def test_a_worker_stopped_mid_render_finishes_it_takes_no_other_and_exits_0(
+    pg_database_url: str, redis_prefix: str, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    def env(name: str) -> dict[str, str]:
+        return queue_env(pg_database_url, REDIS_URL, redis_prefix, s3_bucket, tmp_path / name)
+
+    replica_a, replica_b = Replica("a", env("a")), Replica("b", env("b"))
+    # Two consumers: while one renders, the other waits for a job, and must not take one.
+    draining = Worker(
+        "draining",
+        {**env("w1"), "IMAGESHARK_RENDITION_WORKERS": "2"},
+        "tests.production.held_worker",
+    )
+    healthy = Worker("healthy", env("w2"))
+    async with (
+        running(replica_a, replica_b, draining),
+        httpx.AsyncClient(base_url=replica_a.base_url, timeout=60) as http,
+    ):
+        token = await new_room(http)
+        on_a = LiveClient(replica_a.base_url, token, "wall a")
+        on_b = LiveClient(replica_b.base_url, token, "wall b")
+        await on_a.connect()
+        await on_b.connect()
+        try:
+            upload_id = await sent_upload(http, s3_bucket, token, PHOTO)
+            assert (
+                await http.post(f"/api/rooms/{token}/uploads/{upload_id}/complete")
+            ).status_code == 202
+            await draining.wait_for_line(HOLD_POINT)
+            assert draining.process is not None
+            draining.process.send_signal(signal.SIGTERM)
+            await draining.wait_for_line(DRAINING_MARKER)
+            second = await sent_upload(http, s3_bucket, token, OTHER)
+            assert (
+                await http.post(f"/api/rooms/{token}/uploads/{second}/complete")
+            ).status_code == 202
+            draining.process.send_signal(signal.SIGUSR1)  # the held render goes on
+
+            assert await draining.wait_exit() == 0
+            state = dict((await http.get(f"/api/rooms/{token}/uploads/{upload_id}")).json())
+            assert state["status"] == "done", state
+            image = state["image"]
+            for live in (on_a, on_b):
+                _, added = await live.next("image_added", timeout=30)
+                assert added["id"] == image["id"]
+            # The second job waited for another worker: the drained one never rendered it.
+            assert held_lines(draining) == 1
+            waiting = dict((await http.get(f"/api/rooms/{token}/uploads/{second}")).json())
+            assert waiting["status"] == "processing", waiting
+
+            async with running(healthy):
+                following = await settled(http, token, second)
+                assert following["status"] == "done", following
+                for live in (on_a, on_b):
+                    _, added = await live.next("image_added", timeout=30)
+                    assert added["id"] == following["image"]["id"]
+        finally:
+            await on_a.close()
+            await on_b.close()
+        events = (await http.get(f"/api/rooms/{token}/events")).json()["items"]
+        assert [event["kind"] for event in events] == ["image_added", "image_added"]
+        listed = (await http.get(f"/api/rooms/{token}/images")).json()["items"]
+        assert sorted(item["id"] for item in listed) == sorted(
+            [image["id"], following["image"]["id"]]
+        )
+    assert files_under(*(tmp_path / name for name in ("a", "b", "w1", "w2"))) == []
+
+
+async def test_a_worker_whose_drain_runs_out_hands_the_job_to_another_at_once(
+    pg_database_url: str, redis_prefix: str, s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    def env(name: str) -> dict[str, str]:
+        # A heartbeat limit far beyond the wait for the upload below: the job cannot reach
+        # the other worker through a sweep, only by being handed back.
+        return {
+            **queue_env(pg_database_url, REDIS_URL, redis_prefix, s3_bucket, tmp_path / name),
+            "IMAGESHARK_WORKER_HEARTBEAT_SECONDS": "600",
+        }
+
+    replica_a, replica_b = Replica("a", env("a")), Replica("b", env("b"))
+    draining = Worker(
+        "draining",
+        {**env("w1"), "IMAGESHARK_WORKER_DRAIN_SECONDS": "1"},
+        "tests.production.held_worker",
+    )
+    healthy = Worker("healthy", env("w2"))
+    async with (
+        running(replica_a, replica_b, draining),
+        httpx.AsyncClient(base_url=replica_a.base_url, timeout=60) as http,
+    ):
+        token = await new_room(http)
+        on_a = LiveClient(replica_a.base_url, token, "wall a")
+        on_b = LiveClient(replica_b.base_url, token, "wall b")
+        await on_a.connect()
+        await on_b.connect()
+        try:
+            upload_id = await sent_upload(http, s3_bucket, token, PHOTO)
+            assert (
+                await http.post(f"/api/rooms/{token}/uploads/{upload_id}/complete")
+            ).status_code == 202
+            await draining.wait_for_line(HOLD_POINT)  # held for good: the drain runs out
+            async with running(healthy):
+                assert draining.process is not None
+                draining.process.send_signal(signal.SIGTERM)
+                assert await draining.wait_exit() == 0
+                state = await settled(http, token, upload_id)
+                assert state["status"] == "done", state
+                image = state["image"]
+                for live in (on_a, on_b):
+                    _, added = await live.next("image_added", timeout=30)
+                    assert added["id"] == image["id"]
+                async with httpx.AsyncClient(base_url=healthy.base_url, timeout=10) as health:
+                    metrics = (await health.get("/metrics")).text
+                assert "imageshark_jobs_retried_total 1.0" in metrics
+                assert "imageshark_jobs_done_total 1.0" in metrics
+        finally:
+            await on_a.close()
+            await on_b.close()
+        events = (await http.get(f"/api/rooms/{token}/events")).json()["items"]
+        assert [event["kind"] for event in events] == ["image_added"]
+        listed = (await http.get(f"/api/rooms/{token}/images")).json()["items"]
+        assert [item["id"] for item in listed] == [image["id"]]
+    assert held_lines(draining) == 1
     assert files_under(*(tmp_path / name for name in ("a", "b", "w1", "w2"))) == []
 
 

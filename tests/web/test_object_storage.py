@@ -158,6 +158,36 @@ async def test_upload_on_s3_is_served_upright_and_clean_from_the_store(
     assert (await http.get(image["url"])).status_code == 404
 
 
+async def test_downloads_from_s3_are_named_like_the_local_ones(s3_client: AppClient) -> None:
+    """The presigned GETs of the original and the full-size file make the store answer with
+    the room's name for the file (signed into the URL), not the storage key; a non-ASCII
+    title as RFC 6266 ``filename*`` after an ASCII ``filename``."""
+    http = s3_client.http
+    for title, name in (
+        ("Object room", 'filename="Object room-{id}.jpg"'),
+        (
+            "Fête à Zürich",
+            'filename="Fete a Zurich-{id}.jpg"; '
+            "filename*=UTF-8''F%C3%AAte%20%C3%A0%20Z%C3%BCrich-{id}.jpg",
+        ),
+    ):
+        room = await new_room(http, title=title)
+        posted = await post_image(http, room, make_image_bytes("jpeg", size=(640, 480)))
+        assert posted.status_code == 201, posted.text
+        image = posted.json()
+        for download in ("download", "original"):
+            path = f"/api/rooms/{room['token']}/images/{image['id']}/{download}"
+            redirect = await http.get(path, headers=host(room))
+            assert "response-content-disposition=" in redirect.headers.get("location", "")
+            served = follow(redirect)
+            assert served.status_code == 200, served.text
+            assert served.headers["content-type"] == "image/jpeg"
+            assert served.headers["content-disposition"] == (
+                f"attachment; {name.format(id=image['id'])}"
+            ), download
+            assert served.content[:2] == b"\xff\xd8"
+
+
 async def test_zip_export_streams_from_the_store(s3_client: AppClient) -> None:
     http = s3_client.http
     room = await new_room(http)

@@ -222,16 +222,12 @@ async def download_full(request: Request) -> Response:
     image = await app.images.get(room, image_id)
     if not _may_see(viewer, image):
         raise image_not_found()  # a pending image is not there for other guests
-    full = await app.images.full_size(image)
+    disposition = attachment(f"{_title_part(room)}-{image.id}.jpg")
+    # The store's redirect carries the name too where it can sign it (S3; docs/API.md).
+    full = await app.images.full_size(image, disposition=disposition)
     if full is None:
         raise image_not_found()  # deleted meanwhile
-    return media_response(
-        full,
-        {
-            "Content-Disposition": attachment(f"{_title_part(room)}-{image.id}.jpg"),
-            "Cache-Control": PRIVATE,
-        },
-    )
+    return media_response(full, {"Content-Disposition": disposition, "Cache-Control": PRIVATE})
 
 
 async def download_original(request: Request) -> Response:
@@ -240,13 +236,12 @@ async def download_original(request: Request) -> Response:
     image_id = request.path_params["image_id"]
     _require_host_or_link(request, room, original_path(room, image_id))
     image = await app.images.get(room, image_id)
-    original = await app.images.original(image)
+    name = f"{_title_part(room)}-{image.id}.{original_extension(image.mime_type)}"
+    disposition = attachment(name)
+    original = await app.images.original(image, disposition=disposition)
     if original is None:
         raise ApiError(404, "not_found", "The original file is missing.")
-    name = f"{_title_part(room)}-{image.id}.{original_extension(image.mime_type)}"
-    return media_response(
-        original, {"Content-Disposition": attachment(name), "Cache-Control": PRIVATE}
-    )
+    return media_response(original, {"Content-Disposition": disposition, "Cache-Control": PRIVATE})
 
 
 async def download_archive(request: Request) -> Response:

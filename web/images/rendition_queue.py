@@ -55,19 +55,49 @@ class QueueUnavailable(ApiError):
 
 
 class _PatientQueue(RedisQueue):
-    """saq's Redis queue whose consumers wait a moment when Redis is down: saq's worker
-    asks again at once, which would spin while Redis is away."""
+    """saq's Redis queue whose consumers wait a moment when Redis is down (saq's worker
+    asks again at once, which would spin while Redis is away), and which, once
+    :attr:`draining`, takes no job and hands every retried job straight back."""
+
+    draining = False
+    """Set by :meth:`RenditionQueue.stop_taking` (the worker got SIGTERM)."""
 
     async def dequeue(
         self,
         timeout: float = 0.0,  # noqa: ASYNC109 (saq's signature)
         poll_interval: float = 0.0,
     ) -> Job | None:
+        if self.draining:
+            return None
         try:
-            return await super().dequeue(timeout, poll_interval)
+            job = await super().dequeue(timeout, poll_interval)
         except (RedisError, OSError):
             await asyncio.sleep(DOWN_PAUSE_SECONDS)
             raise
+        if job is not None and self.draining:
+            # Taken by a wait that began before the drain: not started, so back it goes.
+            await self._hand_back(job)
+            return None
+        return job
+
+    async def _retry(self, job: Job, error: str | None) -> None:
+        if self.draining:
+            # A job cut short by the drain (or failing during it) waits for no backoff:
+            # another worker takes it now (docs/decisions/0024-rendition-queue.md).
+            await self._hand_back(job)
+        else:
+            await super()._retry(job, error)
+
+    async def _hand_back(self, job: Job) -> None:
+        """Put ``job`` at the head of the waiting list, out of the running one, as it is."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(self._active, 1, job.id)
+            pipe.lrem(self._queued, 1, job.id)
+            pipe.zadd(self._incomplete, {job.id: job.scheduled})
+            pipe.lpush(self._queued, job.id)
+            pipe.set(job.id, self.serialize(job))
+            await pipe.execute()
+        await self.notify(job)
 
     async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_SECONDS) -> list[str]:
         # saq waits 5 s by default for a stuck job's worker to acknowledge the abort; a dead
@@ -98,7 +128,7 @@ class RenditionQueue:
         self.redis: Redis = Redis.from_url(
             redis_url, socket_connect_timeout=2.0, socket_timeout=5.0, retry_on_timeout=False
         )
-        self.saq: RedisQueue = _PatientQueue(self.redis, name=queue_name(prefix))
+        self.saq: _PatientQueue = _PatientQueue(self.redis, name=queue_name(prefix))
         self.heartbeat_seconds = heartbeat_seconds
         self.timeout_seconds = timeout_seconds
 
@@ -123,6 +153,12 @@ class RenditionQueue:
             return await self.saq.enqueue(job) is not None
         except (RedisError, OSError) as exc:
             raise QueueUnavailable() from exc
+
+    def stop_taking(self) -> None:
+        """Take no more jobs from now on (the worker drains): a job a consumer's wait brings
+        back after this goes back to the head of the queue unstarted, and a running job that
+        saq retries (cut short, or failed) goes back at once instead of after its backoff."""
+        self.saq.draining = True
 
     async def ping(self) -> None:
         """Raise (a RedisError or OSError) if Redis does not answer."""

@@ -427,21 +427,28 @@ class ImageService:
         """
         return await self.media.rendition(key, name)
 
-    async def full_size(self, image: Image) -> MediaFile | None:
+    async def full_size(self, image: Image, *, disposition: str | None = None) -> MediaFile | None:
         """The image at full resolution, rendered on first request and kept.
 
+        :param disposition: the ``Content-Disposition`` it is offered with (see
+            :meth:`web.media.MediaStore.full_size`).
         :returns: the JPEG, or None when the image was deleted meanwhile (what was rendered
             for it is removed).
         :raises ApiError: 503 renderers busy; OSError from the disk.
         """
         return await self.media.full_size(
-            image.storage_key, self.spec, self.repository.existing_keys
+            image.storage_key, self.spec, self.repository.existing_keys, disposition=disposition
         )
 
-    async def original(self, image: Image) -> MediaFile | None:
+    async def original(self, image: Image, *, disposition: str | None = None) -> MediaFile | None:
         """The file as uploaded (GPS tags blanked unless the room keeps locations), or None
-        when it is missing from storage."""
-        return await self.media.original(image.storage_key, image.mime_type)
+        when it is missing from storage.
+
+        :param disposition: the ``Content-Disposition`` it is offered with (see
+            :meth:`web.media.MediaStore.original`)."""
+        return await self.media.original(
+            image.storage_key, image.mime_type, disposition=disposition
+        )
 
     def archive(self, room: Room) -> AsyncIterator[bytes]:
         """The room's ZIP archive as it is produced (see :func:`web.images.archive.room_archive`):

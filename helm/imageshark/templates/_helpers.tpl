@@ -265,6 +265,9 @@ Called from every template that matters, so `helm template` and `helm install` b
 {{- if not (include "imageshark.redisConfigured" .) -}}
 {{- $errors = append $errors "worker.enabled needs Redis (redis.url or redis.existingSecret): the rendition queue lives there, and without it completed uploads would never be rendered." -}}
 {{- end -}}
+{{- if lt (int .Values.worker.terminationGracePeriodSeconds) (add (int .Values.worker.drainSeconds) 10) -}}
+{{- $errors = append $errors (printf "worker.terminationGracePeriodSeconds (%d) leaves less than 10 s after worker.drainSeconds (%d): the worker would be SIGKILLed before it hands its unfinished jobs back and closes." (int .Values.worker.terminationGracePeriodSeconds) (int .Values.worker.drainSeconds)) -}}
+{{- end -}}
 {{- if and .Values.worker.autoscaling.enabled (gt (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas)) -}}
 {{- $errors = append $errors (printf "worker.autoscaling.minReplicas (%d) is above worker.autoscaling.maxReplicas (%d)." (int .Values.worker.autoscaling.minReplicas) (int .Values.worker.autoscaling.maxReplicas)) -}}
 {{- end -}}
