@@ -290,9 +290,13 @@ class MediaStore(Protocol):
         """
         ...
 
-    async def recover(self, committed: Committed) -> tuple[int, int]:
+    async def recover(
+        self, committed: Committed, pending_uploads: Committed | None = None
+    ) -> tuple[int, int]:
         """Finish or undo the uploads of every process that died: staged uploads with a row
         are published, the others and the spilled bodies removed; live ones are left alone.
+        ``pending_uploads`` (upload ids in, those still issued or processing out) lets a
+        store remove the bytes of direct uploads that are over but were not deleted.
 
         :returns: (published, removed) counts of staged uploads.
         :raises OSError: the storage is not usable.
@@ -492,9 +496,12 @@ class LocalMedia:
         """See :meth:`MediaStore.ensure_published`."""
         return await self.store.ensure_published(key, committed)
 
-    async def recover(self, committed: Committed) -> tuple[int, int]:
+    async def recover(
+        self, committed: Committed, pending_uploads: Committed | None = None
+    ) -> tuple[int, int]:
         """See :meth:`MediaStore.recover`; it may run before :meth:`start` (it opens the
-        store itself)."""
+        store itself). A direct upload's local bytes are removed as it ends (a local delete
+        does not fail for an outage), so ``pending_uploads`` is not needed here."""
         return await self.store.recover(committed)
 
     async def rendition(self, key: str, name: str) -> MediaFile | None:

@@ -280,10 +280,13 @@ class ObjectMedia:
             return False
         return True
 
-    async def recover(self, committed: Committed) -> tuple[int, int]:
+    async def recover(
+        self, committed: Committed, pending_uploads: Committed | None = None
+    ) -> tuple[int, int]:
         """See :meth:`~web.media.MediaStore.recover`: the temporary files of dead processes
         on this disk, then (at start-up and at most every ``sweep_period_seconds``) the
-        sweep of orphaned objects: keys older than ``orphan_grace_seconds`` without a row.
+        sweep of orphaned objects: keys older than ``orphan_grace_seconds`` without a row,
+        and with ``pending_uploads`` direct uploads' bytes as old whose upload is over.
 
         :returns: (0, removed): temporary folders and orphaned keys removed. A store that
             does not answer skips the sweep until the next call (so a replica starts while
@@ -294,7 +297,7 @@ class ObjectMedia:
         if self._swept_at is not None and now - self._swept_at < self.sweep_period_seconds:
             return 0, removed
         try:
-            swept = await self.sweep(committed, now)
+            swept = await self.sweep(committed, now, pending_uploads)
         except StoreUnavailable:
             # Start anyway (readiness says `storage: unavailable`); the next period sweeps.
             logger.warning("orphan sweep skipped: the object store does not answer")
@@ -302,21 +305,34 @@ class ObjectMedia:
         self._swept_at = now
         return 0, removed + swept
 
-    async def sweep(self, committed: Committed, now: float | None = None) -> int:
+    async def sweep(
+        self,
+        committed: Committed,
+        now: float | None = None,
+        pending_uploads: Committed | None = None,
+    ) -> int:
         """Remove the objects of every key that has no row and whose newest object is older
         than ``orphan_grace_seconds`` (objects whose names are not storage keys are left
-        alone).
+        alone); with ``pending_uploads`` (upload ids in, those still issued or processing
+        out), also every ``direct/<upload id>`` as old whose upload is over: its bytes are
+        deleted after the upload's row is finished, so a store that stopped answering just
+        then leaves them to this sweep.
 
-        :returns: the number of keys removed.
+        :returns: the number of keys and direct uploads' objects removed.
         :raises StoreUnavailable: the store does not answer.
         """
         cutoff = (self.clock() if now is None else now) - self.orphan_grace_seconds
         newest: dict[str, float] = {}
         paths: dict[str, list[str]] = {}
+        stale_uploads: list[str] = []
         with reaching_store("list"):
             async for batch in obstore.list(self.store, chunk_size=1000):
                 for meta in batch:
-                    key, slash, _ = meta["path"].partition("/")
+                    key, slash, rest = meta["path"].partition("/")
+                    if key == DIRECT_PREFIX and _KEY_PATTERN.fullmatch(rest):
+                        if meta["last_modified"].timestamp() <= cutoff:
+                            stale_uploads.append(rest)
+                        continue
                     if not slash or _KEY_PATTERN.fullmatch(key) is None:
                         continue
                     paths.setdefault(key, []).append(meta["path"])
@@ -333,7 +349,17 @@ class ObjectMedia:
                 await obstore.delete_async(self.store, paths[key])
         if orphans:
             logger.warning("removed %d orphaned images from the object store", len(orphans))
-        return len(orphans)
+        finished: list[str] = []
+        if pending_uploads is not None:
+            for start in range(0, len(stale_uploads), _COMMITTED_BATCH):
+                batch_ids = stale_uploads[start : start + _COMMITTED_BATCH]
+                pending = await pending_uploads(batch_ids)
+                finished.extend(upload_id for upload_id in batch_ids if upload_id not in pending)
+            for upload_id in finished:
+                await self.delete_upload(upload_id)
+            if finished:
+                logger.warning("removed %d finished direct uploads' bytes", len(finished))
+        return len(orphans) + len(finished)
 
     # --- direct uploads ---------------------------------------------------------------------
 

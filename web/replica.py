@@ -117,7 +117,9 @@ class Replica:
         await self.database.close()
 
     async def _recover(self) -> None:
-        published, removed = await self.media.recover(self.images.existing_keys)
+        published, removed = await self.media.recover(
+            self.images.existing_keys, self.uploads.pending
+        )
         if published or removed:
             logger.warning(
                 "recovered interrupted uploads: %d finished, %d removed", published, removed

@@ -435,6 +435,8 @@ async def test_expired_uploads_never_completed_are_swept(backend_settings: Setti
     try:
         assert await repository.get(stale["upload_id"]) is None
         assert await repository.get(kept["upload_id"]) is not None
+        ids = [stale["upload_id"], kept["upload_id"]]
+        assert await repository.pending(ids) == {kept["upload_id"]}
     finally:
         await repository.database.close()
 

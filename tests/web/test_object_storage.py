@@ -9,7 +9,7 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -363,6 +363,45 @@ async def test_sweep_removes_old_orphans_only(tmp_path: Path, s3_bucket: Bucket)
         assert await media.recover(committed) == (0, 0)
         assert not any(f"/{young.key}/" in name for name in s3_bucket.object_keys())
         assert image_files(tmp_path / "scratch") == []
+    finally:
+        await media.close()
+
+
+async def test_sweep_removes_the_bytes_of_finished_direct_uploads(
+    tmp_path: Path, s3_bucket: Bucket
+) -> None:
+    """A direct upload's bytes are deleted after its row is finished; a store that stopped
+    answering then leaves them, and the sweep removes them once old, but never those of an
+    upload still issued or processing."""
+    settings = Settings(data_dir=tmp_path / "data", **s3_bucket.settings(PREFIX))
+    offset = [0.0]
+    media = ObjectMedia(
+        open_object_store(settings),
+        LocalImageStore(tmp_path / "scratch"),
+        RenditionPool(workers=1, queue_limit=2, on_demand=True),
+        url_seconds=600,
+        clock=lambda: time.time() + offset[0],
+    )
+    finished, pending = "finished-upload-0123456789", "pending-upload-0123456789"
+    client = s3_bucket.server.client()
+    for upload_id in (finished, pending):
+        client.put_object(Bucket=s3_bucket.name, Key=f"{PREFIX}/direct/{upload_id}", Body=b"x")
+    asked: list[list[str]] = []
+
+    async def still_pending(ids: Iterable[str]) -> set[str]:
+        asked.append(sorted(ids))
+        return {pending} & set(asked[-1])
+
+    await media.start()
+    try:
+        nothing = committed_of(())
+        assert await media.sweep(nothing, pending_uploads=still_pending) == 0  # young
+        offset[0] = ORPHAN_GRACE_SECONDS + 1
+        assert await media.sweep(nothing) == 0  # not asked: left alone
+        assert len(s3_bucket.object_keys()) == 2
+        assert await media.sweep(nothing, pending_uploads=still_pending) == 1
+        assert asked == [sorted((finished, pending))]
+        assert s3_bucket.object_keys() == [f"{PREFIX}/direct/{pending}"]
     finally:
         await media.close()
 

@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -383,6 +383,11 @@ class DirectUploads:
             logger.warning("the rendition queue is unreachable; resuming uploads later")
             return False
         return True
+
+    async def pending(self, upload_ids: Iterable[str]) -> set[str]:
+        """Those of ``upload_ids`` whose upload is not over (issued or processing): the
+        media store's sweep keeps their bytes and removes the others' (``recover``)."""
+        return await self.repository.pending(upload_ids)
 
     async def sweep(self) -> int:
         """Delete the bytes of the uploads never completed whose URL expired, then their

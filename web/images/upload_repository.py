@@ -7,6 +7,7 @@ agree on who made the step.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -154,6 +155,20 @@ class UploadRepository:
         async with self.database.read() as connection:
             rows = await connection.execute(query.order_by(uploads.c.claimed_at))
             return [str(row.id) for row in rows]
+
+    async def pending(self, ids: Iterable[str]) -> set[str]:
+        """Those of ``ids`` whose upload is not over (``issued`` or ``processing``): the ones
+        whose bytes must stay."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        async with self.database.read() as connection:
+            rows = await connection.execute(
+                select(uploads.c.id).where(
+                    uploads.c.id.in_(wanted), uploads.c.status.in_((ISSUED, PROCESSING))
+                )
+            )
+            return {str(row.id) for row in rows}
 
     async def expired(self, now: datetime, limit: int = 500) -> list[str]:
         """The ids of up to ``limit`` uploads never completed whose URL expired before
