@@ -162,6 +162,8 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             # Long-polling clients only notice a close at the next heartbeat; keep it short.
             "ping_interval_seconds": 2,
             "ping_timeout_seconds": 5,
+            # The outage tests' stores refuse at once: their retries need not wait 0.1-0.3 s.
+            "storage_retry_wait_seconds": 0.005,
         }
         values.update(overrides)
         if "database_url" in values:

@@ -30,7 +30,8 @@ ObjectStore = S3Store | GCSStore | AzureStore
 RETRY_AFTER_SECONDS = 5
 """``Retry-After`` of :class:`StoreUnavailable`, seconds (as ``database_unavailable``)."""
 RETRIES = 2
-"""Retries of one request after a connection error, a timeout of a read, or a 5xx."""
+"""Retries of one request after a connection error, a timeout of a read, or a 5xx; the first
+waits ``settings.storage_retry_wait_seconds``."""
 RETRY_SECONDS = 5.0
 """Longest time obstore keeps retrying one request, seconds: an upload waits at most about this
 (plus :data:`CONNECT_TIMEOUT`) for a store that is down before it gets 503."""
@@ -100,6 +101,8 @@ def _open(location: StorageLocation, settings: Settings) -> ObjectStore:
     retry: dict[str, Any] = {
         "max_retries": RETRIES,
         "retry_timeout": timedelta(seconds=RETRY_SECONDS),
+        # obstore's exponential backoff with jitter (its default first wait is 0.1 s).
+        "backoff": {"init_backoff": timedelta(seconds=settings.storage_retry_wait_seconds)},
     }
     prefix = location.prefix or None
     if location.scheme == "s3":

@@ -280,6 +280,13 @@ class Settings(BaseSettings):
         description="With object storage: how long a presigned GET of a rendition, an "
         "original or a full-size download stays valid, in seconds (S3 allows up to 7 days).",
     )
+    storage_retry_wait_seconds: float = Field(
+        0.1,
+        gt=0,
+        le=5,
+        description="With object storage: the wait before the first retry of a failed store "
+        "request, in seconds; each further retry waits up to twice the last (with jitter).",
+    )
     aws_access_key_id: SecretStr | None = Field(
         None,
         validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "IMAGESHARK_AWS_ACCESS_KEY_ID"),

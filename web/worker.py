@@ -24,7 +24,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,6 +153,45 @@ class _QueueCollector(Collector):
         )
 
 
+class _PromptlyStoppingWorker(Worker[Context]):
+    """saq's worker whose upkeep loops (abort, schedule, sweep, worker info) end as soon as it
+    stops. saq's own sleep out their interval before they look at the stop, and its
+    :meth:`~saq.Worker.stop` waits for them: every drain waited for the 10 s worker-info timer
+    after the last job. A call under way (a sweep retrying a job) still runs to its end."""
+
+    async def upkeep(self) -> list[asyncio.Task[None]]:
+        """One task per upkeep call, each repeated every its timer's seconds until stop.
+
+        :returns: the tasks (saq's :meth:`~saq.Worker.stop` waits for them).
+        """
+        timers = self.timers
+        calls: tuple[tuple[str, Callable[[int], Awaitable[Any]], int, int], ...] = (
+            ("abort", self.abort, timers["abort"], timers["abort"]),
+            ("schedule", self.schedule, timers["schedule"], timers["schedule"]),
+            ("sweep", self.queue.sweep, timers["sweep"], timers["sweep"]),
+            # saq's argument: the info's time to live in Redis, one second past the next write.
+            ("worker info", self.worker_info, timers["worker_info"], timers["worker_info"] + 1),
+        )
+        return [
+            asyncio.create_task(self._every(name, call, interval, argument))
+            for name, call, interval, argument in calls
+        ]
+
+    async def _every(
+        self, name: str, call: Callable[[int], Awaitable[Any]], interval: int, argument: int
+    ) -> None:
+        while not self.event.is_set():
+            try:
+                await call(argument)
+            except Exception:
+                if self.event.is_set():
+                    return
+                logger.exception("rendition worker %s failed", name)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.event.wait()
+
+
 class _NoSignals(uvicorn.Server):
     """uvicorn's server without its signal handlers: the worker drains jobs on SIGTERM
     first, then stops the server itself."""
@@ -198,7 +237,7 @@ class RenditionWorker:
         self.queue_metrics = _QueueCollector(parts.queue)
         registry.register(self.queue_metrics)
         heartbeat = parts.settings.worker_heartbeat_seconds
-        self.saq = Worker(
+        self.saq = _PromptlyStoppingWorker(
             parts.queue.saq,
             functions=[(JOB_FUNCTION, self._job)],
             concurrency=parts.settings.rendition_workers,
