@@ -365,8 +365,7 @@ class RenditionWorker:
             return_when=asyncio.FIRST_COMPLETED,
         )
         parts.queue.stop_taking()
-        self.saq.event.set()  # no consumer starts another wait for a job
-        self._stop_upkeep()
+        self.saq.event.set()  # no consumer starts another wait; the upkeep loops end
         logger.info(DRAINING_MARKER)
         print(DRAINING_MARKER, flush=True)
         await parts.uploads.close()
@@ -378,17 +377,6 @@ class RenditionWorker:
         await parts.queue.close()
         await parts.media.close()
         await parts.database.close()
-
-    def _stop_upkeep(self) -> None:
-        """Cancel saq's periodic tasks (sweep, abort, schedule, worker info): saq's stop
-        waits for each one's current sleep (up to 10 s) even when no job runs."""
-        for task in self.saq.tasks:
-            if task.get_name() != _CONSUMER_TASK:
-                task.cancel()
-
-
-_CONSUMER_TASK = "process"
-"""The name saq's worker gives the tasks that take and run jobs (its upkeep tasks have none)."""
 
 
 async def _ignore_event(event: RoomEvent) -> None:
