@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    uv run python bench/direct_uploads.py                      # ~2 minutes on 2 cores
+    uv run python bench/direct_uploads.py                      # ~1 minute on 2 cores
     uv run python bench/direct_uploads.py --uploads 8 --jobs 12 --floor-rounds 2   # quicker
 
 Needs PostgreSQL (127.0.0.1:5432, user postgres, trust; a database is created for the run and
@@ -496,7 +496,7 @@ async def amain(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--uploads", type=int, default=20, help="measured uploads per flow")
+    parser.add_argument("--uploads", type=int, default=40, help="measured uploads per flow")
     parser.add_argument("--jobs", type=int, default=32, help="queued uploads for the worker")
     parser.add_argument("--photos", type=int, default=8, help="distinct base photos")
     parser.add_argument("--floor-rounds", type=int, default=6, help="decode passes over them")
