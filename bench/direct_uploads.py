@@ -26,13 +26,17 @@ tests/photos.py (the corpus of bench/pipeline.py), each upload made distinct by 
    Counted: user+system CPU of the replica's main process only (every thread of it, none of its
    pool's processes), from before the first request of an upload until it is done, summed over
    the uploads and divided by their number (/proc ticks are 10 ms; a sum over N is finer than a
-   per-upload median). The pool's and the worker's CPU are shown beside it, for information.
+   per-upload median). The pool's and the worker's CPU are shown beside it, for information,
+   and so are the replica's CPU by step of the direct flow, its CPU per second with no
+   request (``--idle`` seconds) and per request of each kind, ``--requests`` in a row.
    Target (the object-storage issue): direct at most 1/5 of multipart.
 
 2. **Worker throughput.** The worker's process group is stopped (SIGSTOP) while ``--jobs``
    direct uploads are sent and completed, so they all wait on the queue; then it is continued
    and the run ends when every one is ``done``. Counted: images per CPU second of the worker
-   (main process + its 1 pool process), and images per wall second. Beside it, the floor of
+   (main process + its 1 pool process; the main process's threads by name: the event loop and
+   ``to_thread`` threads are ``python``, obstore's are ``tokio-rt-worker``), and images per
+   wall second. Beside it, the floor of
    bench/pipeline.py (a bare 1/2-scale JPEG decode, ``decode_half``) measured in the same run on
    the same photos, in a 1-process pool with the production initializer, half its passes
    before the uploads and half after, timed as the pool process's CPU seconds (wall time
