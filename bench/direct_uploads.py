@@ -53,6 +53,7 @@ import contextlib
 import datetime
 import hashlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -426,6 +427,7 @@ async def amain(args: argparse.Namespace) -> None:
         await drop_database(db_name)
         with contextlib.suppress(Exception):
             await _cleanup_redis(prefix)
+        await asyncio.to_thread(shutil.rmtree, work, True)
     load_after = os.getloadavg()
 
     mean_mb = statistics.mean(map(len, photos)) / 1e6
