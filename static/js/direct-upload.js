@@ -1,8 +1,10 @@
 // @ts-check
 // Direct uploads (docs/API.md "Direct uploads"), the guest page's one upload path on every
-// storage backend: the bytes go straight to where the service says (the object store's presigned POST form or PUT URL; on the local folder, the
-// service's own signed PUT), then the service is told to process them and is asked, with
-// backoff, how that ended. The pure pieces are exported for tests/js; uploader.js drives them.
+// storage backend (docs/decisions/0025-one-upload-path-for-the-guest-page.md): the bytes go
+// straight to where the service says (the object store's presigned POST form or PUT URL; on
+// the local folder, the service's own signed PUT), then the service is told to process them
+// and is asked, with backoff, how that ended. The pure pieces are exported for tests/js;
+// uploader.js drives them.
 
 import { ApiError, errorFromResponse } from "./api.js";
 import { BAD_RESPONSE_MESSAGE, STATUS_MESSAGES } from "./messages.js";
