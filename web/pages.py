@@ -153,8 +153,6 @@ async def _render_room(
     context: dict[str, Any] = {"room": view, "expiry_warning": warning}
     if extra is not None:
         context.update(extra(view))
-    # The page's own copy only (not the API's room view): the bytes go straight to the store.
-    context["room"] = {**view, "direct_uploads": app.settings.storage.folder is None}
     return templates.TemplateResponse(request, template, context, headers=_headers(request))
 
 

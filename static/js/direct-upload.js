@@ -1,8 +1,10 @@
 // @ts-check
-// Direct uploads (docs/API.md "Direct uploads"): the bytes go straight to where the service
-// says (the object store's presigned POST form or PUT URL; on the local folder, the
-// service's own signed PUT), then the service is told to process them and is asked, with
-// backoff, how that ended. The pure pieces are exported for tests/js; uploader.js drives them.
+// Direct uploads (docs/API.md "Direct uploads"), the guest page's one upload path on every
+// storage backend (docs/decisions/0025-one-upload-path-for-the-guest-page.md): the bytes go
+// straight to where the service says (the object store's presigned POST form or PUT URL; on
+// the local folder, the service's own signed PUT), then the service is told to process them
+// and is asked, with backoff, how that ended. The pure pieces are exported for tests/js;
+// uploader.js drives them.
 
 import { ApiError, errorFromResponse } from "./api.js";
 import { BAD_RESPONSE_MESSAGE, STATUS_MESSAGES } from "./messages.js";
@@ -11,7 +13,7 @@ import { BAD_RESPONSE_MESSAGE, STATUS_MESSAGES } from "./messages.js";
 export const POLL = { firstMs: 250, factor: 1.5, maxMs: 3_000 };
 
 /**
- * The HTTP status a direct `POST .../images` answers for a failed upload's error code (the
+ * The HTTP status `POST .../images` answers for a failed upload's error code (the
  * state's error carries the code only; the queue decides retries and messages by status).
  */
 const FAILURE_STATUS = {
@@ -36,13 +38,55 @@ const FAILURE_STATUS = {
 const ASK_AGAIN = new Set(["upload_url_expired", "upload_url_invalid", "upload_completed", "upload_not_received", "upload_not_found"]);
 
 /**
- * The JSON body of `POST .../uploads` for a blob.
- * @param {{blob: Blob, name: string, caption: string|null}} item
+ * The `content_type` values `POST .../uploads` takes (web/images/direct.py DECLARED_TYPES);
+ * the service still decides the real type from the bytes.
+ */
+export const DECLARED_TYPES = new Set([
+  "image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/heif",
+  "image/heic-sequence", "image/heif-sequence", "image/avif",
+]);
+/** Leading bytes enough to name an accepted type (an `ftyp` box's brands included). */
+export const SNIFF_BYTES = 64;
+
+/**
+ * The accepted type a file's leading bytes show, or null: the magic numbers the service reads
+ * (web/pipeline/formats.py: JPEG SOI, PNG signature, GIF87a/89a, RIFF....WEBP, an ISO/IEC
+ * 14496-12 `ftyp` box, AVIF by its avif/avis brands, else HEIF).
+ * @param {Uint8Array} head the file's first bytes (SNIFF_BYTES is enough)
+ * @returns {string|null}
+ */
+export function sniffedType(head) {
+  const ascii = (start, end) => String.fromCharCode(...head.subarray(start, end));
+  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "image/jpeg";
+  if (ascii(0, 8) === "\x89PNG\r\n\x1a\n") return "image/png";
+  if (ascii(0, 6) === "GIF87a" || ascii(0, 6) === "GIF89a") return "image/gif";
+  if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "image/webp";
+  if (ascii(4, 8) === "ftyp") return /avi[fs]/.test(ascii(8, head.length)) ? "image/avif" : "image/heif";
+  return null;
+}
+
+/**
+ * The type to declare for a blob: the browser's when the service takes it, else the one its
+ * leading bytes show (some phones give a HEIC photo no type, or `image/jpg`), else whatever
+ * the browser said (the service then refuses it, 415, as it would refuse the bytes).
+ * @param {string} blobType the Blob's `type`
+ * @param {Uint8Array} head the blob's first bytes
+ * @returns {string}
+ */
+export function declaredType(blobType, head) {
+  const given = blobType.toLowerCase();
+  if (DECLARED_TYPES.has(given)) return given;
+  return sniffedType(head) || given || "application/octet-stream";
+}
+
+/**
+ * The JSON body of `POST .../uploads` for a blob of type `type` (see declaredType).
+ * @param {{blob: Blob, type: string, name: string, caption: string|null}} item
  * @returns {{filename: string, content_type: string, size: number, caption?: string}}
  */
-export function declaredUpload({ blob, name, caption }) {
+export function declaredUpload({ blob, type, name, caption }) {
   /** @type {{filename: string, content_type: string, size: number, caption?: string}} */
-  const body = { filename: name || "photo", content_type: blob.type || "application/octet-stream", size: blob.size };
+  const body = { filename: name || "photo", content_type: type, size: blob.size };
   if (caption) body.caption = caption;
   return body;
 }
@@ -121,18 +165,6 @@ export function transferError(error, text, fromStore) {
     }
   }
   return error;
-}
-
-/**
- * Whether the service refused the direct flow itself (so the queue sends this photo through
- * `POST .../images`): no such route (404 `not_found`, an older service; 405), or a declared
- * type it does not take (415: the browser does not know the type, e.g. some HEIC files;
- * `POST .../images` decides from the bytes).
- * @param {ApiError} error
- * @returns {boolean}
- */
-export function directRefused(error) {
-  return (error.status === 404 && error.code === "not_found") || error.status === 405 || error.status === 415;
 }
 
 /**

@@ -367,8 +367,6 @@ const queue = new UploadQueue({
   token,
   concurrency: 2,
   prepare: (file) => prepareUpload(file, { downscale: downscaleOn() }),
-  // The page says so when the images live in an object store: the bytes go straight there.
-  direct: Boolean(room && room.direct_uploads),
 });
 
 queue.addEventListener("uploaded", (event) => {

@@ -14,18 +14,17 @@
 //   "done"       stored and shown to the room
 //
 // A retry sends item.blob, the bytes prepared once, so the server recognises a photo it
-// already stored (same SHA-256) and answers 200 with it instead of storing it twice.
+// already stored (same SHA-256) and ends the upload done with it instead of storing it twice.
 //
 // Events (CustomEvent on the queue):
 //   "change"   {item}                 any change of an item's state, progress or message
 //   "added"    {item}                 a new item (before its first "change")
 //   "removed"  {item}                 an item left the list
-//   "uploaded" {item, image, duplicate} the server stored it (201) or already had it (200)
+//   "uploaded" {item, image, duplicate} the server stored it, or already had it (duplicate)
 //   "refused"  {item, error}          a refusal about the room or the guest (see ROOM_REFUSALS)
 
 import { ApiError, errorFromResponse, networkError, roomApi } from "./api.js";
-import { declaredUpload, directRefused, jsonAnswer, pollDelayMs, targetRequest, transferError, uploadOutcome } from "./direct-upload.js";
-import { BAD_RESPONSE_MESSAGE } from "./messages.js";
+import { declaredType, declaredUpload, jsonAnswer, SNIFF_BYTES, pollDelayMs, targetRequest, transferError, uploadOutcome } from "./direct-upload.js";
 
 /** Refusals that waiting cannot fix and that concern every photo, not just this one. */
 export const ROOM_REFUSALS = new Set([
@@ -130,20 +129,17 @@ export class UploadQueue extends EventTarget {
    * @param {{token: string, concurrency?: number,
    *          prepare: (file: File) => Promise<{blob: Blob, name: string, downscaled: boolean, preview: Blob|null}>,
    *          backoff?: {baseMs?: number, maxMs?: number, maxAutoRetries?: number},
-   *          send?: SendUpload, direct?: boolean}} options
+   *          send?: SendUpload}} options
    *   prepare: turns a picked file into the bytes to send (see downscale.js); send: how an item
-   *   goes to the server (default: over XMLHttpRequest, with progress: the direct flow when
-   *   `direct`, else POST .../images).
+   *   goes to the server (default: the direct flow over XMLHttpRequest, with progress).
    */
-  constructor({ token, concurrency = 2, prepare, backoff = DEFAULT_BACKOFF, send, direct = false }) {
+  constructor({ token, concurrency = 2, prepare, backoff = DEFAULT_BACKOFF, send }) {
     super();
     this.token = token;
-    /** Send through the direct flow (POST .../uploads, the bytes to the store, complete). */
-    this.direct = direct;
     this.concurrency = concurrency;
     this.prepare = prepare;
     /** @type {SendUpload} */
-    this.send_ = send || ((item) => this._send(item));
+    this.send_ = send || ((item) => this._sendDirect(item));
     this.backoff = { ...DEFAULT_BACKOFF, ...backoff };
     /** @type {UploadItem[]} oldest first */
     this.items = [];
@@ -503,52 +499,22 @@ export class UploadQueue extends EventTarget {
   }
 
   /**
-   * Send an item: the direct flow (see direct-upload.js) when the page says the service
-   * takes it, else POST .../images. Resolves {image, duplicate}, rejects with ApiError.
-   * @param {UploadItem} item
-   */
-  _send(item) {
-    return this.direct ? this._sendDirect(item) : this._sendImages(item);
-  }
-
-  /** POST the item's bytes to .../images; resolves {image, duplicate}, rejects with ApiError. */
-  async _sendImages(item) {
-    const form = new FormData();
-    form.append("file", item.blob, item.name);
-    if (item.caption) form.append("caption", item.caption);
-    const answer = await this._request(item, "POST", roomApi(this.token, "/images"), form, {}, true);
-    if (answer.status === 200 || answer.status === 201) {
-      try {
-        return { image: JSON.parse(answer.text), duplicate: answer.status === 200 };
-      } catch {
-        throw new ApiError(502, "bad_response", BAD_RESPONSE_MESSAGE);
-      }
-    }
-    throw errorFromResponse(answer.status, answer.text, answer.retryAfter);
-  }
-
-  /**
    * The direct flow: ask for an upload, send the bytes where told (with progress), complete
    * it, then poll its state with backoff until done or failed. Every attempt asks afresh, so
    * a retry (or a reload) sends the same bytes again and the service answers done with the
-   * image it already has. Falls back to .../images where the service refuses the flow
-   * (directRefused). Resolves {image, duplicate}, rejects with ApiError.
+   * image it already has. The same on every storage backend: on the local folder the bytes
+   * go to the service's own signed PUT. Resolves {image, duplicate}, rejects with ApiError.
    * @param {UploadItem} item
    */
   async _sendDirect(item) {
     const blob = /** @type {Blob} */ (item.blob);
     const json = { "Content-Type": "application/json", Accept: "application/json" };
+    const type = declaredType(blob.type, new Uint8Array(await blob.slice(0, SNIFF_BYTES).arrayBuffer()));
     const asked = await this._request(
       item, "POST", roomApi(this.token, "/uploads"),
-      JSON.stringify(declaredUpload({ blob, name: item.name, caption: item.caption })), json, false,
+      JSON.stringify(declaredUpload({ blob, type, name: item.name, caption: item.caption })), json, false,
     );
-    let target;
-    try {
-      target = jsonAnswer(asked.status, asked.text, asked.retryAfter);
-    } catch (error) {
-      if (error instanceof ApiError && directRefused(error)) return this._sendImages(item);
-      throw error;
-    }
+    const target = jsonAnswer(asked.status, asked.text, asked.retryAfter);
     const askedAt = asked.date ? Date.parse(asked.date) : NaN;
     const { body, headers } = targetRequest(target, blob, item.name);
     const sent = await this._request(item, target.method, target.url, body, headers, true);

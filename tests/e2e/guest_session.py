@@ -8,6 +8,7 @@ a guest does goes through the page.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -17,14 +18,18 @@ from typing import Any
 
 import httpx
 from playwright.async_api import (
+    APIResponse,
     Browser,
     BrowserContext,
     ConsoleMessage,
     Page,
     Request,
+    Route,
     ViewportSize,
     expect,
 )
+
+from tests.polling import poll_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
@@ -45,13 +50,81 @@ PHONE_390: ViewportSize = {"width": 390, "height": 844}
 # tests that provoke them on purpose allow exactly the ones they provoke.
 NETWORK_MESSAGE = re.compile(r"^(Failed to load resource: |WebSocket connection to )")
 
-UPLOAD_URL = re.compile(r"/api/rooms/[^/]+/images$")
-"""Matches the image upload endpoint of any room (for page.route and request filters)."""
+# The guest page sends every photo through the direct upload flow (docs/API.md "Direct
+# uploads"): ask for an upload, PUT the bytes (on the local folder, to the service's own
+# signed URL), complete it, poll its state.
+ASK_URL = re.compile(r"/api/rooms/[^/]+/uploads$")
+"""Matches the request asking for a direct upload (``POST``), one per photo sent."""
+UPLOAD_BODY_URL = re.compile(r"/api/rooms/[^/]+/uploads/[^/?]+/body\?")
+"""Matches the photo's bytes (``PUT`` to the service's own signed URL, the local folder): the
+request whose upload progress is the item's (for page.route and request filters)."""
+UPLOAD_STATE_URL = re.compile(r"/api/rooms/[^/]+/uploads/[^/?]+$")
+"""Matches the upload's state (``GET``), polled until ``done`` or ``failed``."""
 
 
 def is_upload(request: Request) -> bool:
-    """Whether ``request`` is an image upload (POST to a room's images)."""
-    return request.method == "POST" and bool(UPLOAD_URL.search(request.url))
+    """Whether ``request`` sends a photo: the page asking for a direct upload."""
+    return request.method == "POST" and bool(ASK_URL.search(request.url))
+
+
+@dataclass
+class UploadEnds:
+    """How each direct upload ended, as the page polled it, in order: ``"done"`` or the
+    failure's code. Routed (:meth:`watch`), so an end is recorded before the page hears it.
+
+    :param settle: hold each poll until the upload is no longer ``processing`` (re-asking the
+        server every 0.1 s): a page whose fake clock is paused then never waits on its poll
+        timer.
+    :param lose: how many final answers to throw away (a reset connection) after recording
+        them, as a network that loses the answer.
+    """
+
+    settle: bool = False
+    lose: int = 0
+    ends: list[str] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+    async def watch(self, page: Page) -> None:
+        """Route ``page``'s state polls through :meth:`handle`."""
+        await page.route(UPLOAD_STATE_URL, self.handle)
+
+    async def handle(self, route: Route) -> None:
+        """Pass the poll on to the server and record a final answer."""
+        if route.request.method != "GET":
+            await route.continue_()
+            return
+        response, state = await polled_state(route, settle=self.settle)
+        if state is not None and state["status"] == "done":
+            self.ends.append("done")
+            self.images.append(state["image"])
+        elif state is not None and state["status"] == "failed":
+            self.ends.append(state["error"]["code"])
+        if state is not None and state["status"] != "processing" and self.lose > 0:
+            self.lose -= 1
+            await route.abort("connectionreset")
+            return
+        await route.fulfill(response=response)
+
+
+async def polled_state(route: Route, *, settle: bool) -> tuple[APIResponse, dict[str, Any] | None]:
+    """The server's answer to a routed state poll and its JSON (None unless 2xx); with
+    ``settle``, asked again every 0.1 s while the upload is ``processing``."""
+    response = await route.fetch()
+    state = json.loads(await response.text()) if response.ok else None
+
+    async def settled() -> bool:
+        nonlocal response, state
+        if state is None or state["status"] != "processing":
+            return True
+        response = await route.fetch()
+        state = json.loads(await response.text()) if response.ok else None
+        return False
+
+    if settle:
+        await poll_until(
+            settled, deadline=UPLOAD_TIMEOUT_MS / 1000, interval=0.1, what="processing"
+        )
+    return response, state
 
 
 @dataclass

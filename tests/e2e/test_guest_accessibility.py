@@ -40,11 +40,12 @@ LONG_TITLE = "Anniversary dinner of the Association of Extraordinarily Long Name
 
 async def audit(page: Page, state: str) -> None:
     """Run axe-core on the page; fail on any serious or critical violation."""
-    # A photo fading in has, for a moment, too little contrast: audit what stays on screen.
+    # A photo fading in has, for a moment, too little contrast: audit what stays on screen (an
+    # animation cancelled meanwhile, its element redrawn, is not on screen).
     await page.evaluate(
         """() => Promise.all(document.getAnimations()
             .filter(a => a.effect && a.effect.getComputedTiming().iterations !== Infinity)
-            .map(a => a.finished))"""
+            .map(a => a.finished.catch(() => null)))"""
     )
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.add_script_tag(path=str(AXE))

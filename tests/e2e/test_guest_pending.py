@@ -1,10 +1,11 @@
 """No lost work on a phone: photos on their way are kept in the browser's IndexedDB and sent on
 return after a reload or a closed tab (exactly once each: a photo the server stored but whose
-answer was lost comes back as 200 with the same image), cancelling one removes it for good, and
-the guest can change their name after uploading.
+answer was lost ends done with the same image), cancelling one removes it for good, and the
+guest can change their name after uploading.
 
-Uploads are held "in flight" with ``page.route`` on the upload URL: the handler keeps the
-request until the test releases it (after the reload), so nothing depends on timing.
+Uploads are held "in flight" with ``page.route`` on the direct flow's requests (the photo's
+bytes, or the state poll of one already stored): the handler keeps the request until the test
+releases it (after the reload), so nothing depends on timing.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ import httpx
 from playwright.async_api import Browser, Error, Page, Route, expect
 
 from tests.e2e.guest_session import (
+    ASK_URL,
     PHONE_390,
+    UPLOAD_BODY_URL,
+    UPLOAD_STATE_URL,
     UPLOAD_TIMEOUT_MS,
-    UPLOAD_URL,
     ConsoleLog,
     create_room,
     join,
     open_room,
     phone_context,
     pick_photos,
+    polled_state,
     room_images,
     upload_rows,
 )
@@ -61,30 +65,46 @@ async def wait_stored(page: Page, count: int) -> None:
 
 
 class HeldUploads:
-    """A ``page.route`` handler holding the first ``hold`` uploads until :meth:`release`.
+    """``page.route`` handlers (:meth:`watch`) holding the first ``hold`` uploads until
+    :meth:`release`.
 
-    The first ``reach_server`` of them are sent to the server first (stored there, only the
-    answer held back: an interrupted-but-stored upload). Later uploads pass untouched.
+    The first ``reach_server`` of them are sent and processed first (stored there, only the
+    answer of their state poll held back: an interrupted-but-stored upload); the others'
+    bytes are held on the wire. Later uploads pass untouched.
     """
 
     def __init__(self, hold: int, reach_server: int = 0) -> None:
         self.hold = hold
         self.reach_server = reach_server
-        self.seen = 0
+        self.bodies = 0
+        self.held_polls = 0
         self.ready = 0
-        self.statuses: list[int] = []
+        self.ends: list[str] = []
         self.all_held = asyncio.Event()
         self._released = asyncio.Event()
 
-    async def handle(self, route: Route) -> None:
-        self.seen += 1
-        number = self.seen
-        if number > self.hold:
+    async def watch(self, page: Page) -> None:
+        """Route the page's byte transfers and state polls through this."""
+        await page.route(UPLOAD_BODY_URL, self.handle_body)
+        await page.route(UPLOAD_STATE_URL, self.handle_state)
+
+    async def handle_body(self, route: Route) -> None:
+        self.bodies += 1
+        if self.bodies <= self.reach_server or self.bodies > self.hold:
             await route.continue_()
             return
-        if number <= self.reach_server:
-            response = await route.fetch()
-            self.statuses.append(response.status)
+        await self._hold(route)
+
+    async def handle_state(self, route: Route) -> None:
+        if route.request.method != "GET" or self.held_polls >= self.reach_server:
+            await route.continue_()
+            return
+        self.held_polls += 1
+        _, state = await polled_state(route, settle=True)
+        self.ends.append(state["status"] if state else "unanswered")
+        await self._hold(route)
+
+    async def _hold(self, route: Route) -> None:
         self.ready += 1
         if self.ready == self.hold:
             self.all_held.set()
@@ -124,7 +144,6 @@ async def test_reload_mid_upload_sends_every_pending_photo_once(
     them, and the room ends with exactly the three photos picked."""
     console = ConsoleLog()
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
-        # Downscaled in the page: Playwright's route.fetch passes a picked file's bytes on empty.
         room = await create_room(http, "Wedding night", downscale_uploads=True)
         context = await phone_context(browser, PHONE_390)
         page = console.watch(await context.new_page(), "phone")
@@ -132,11 +151,11 @@ async def test_reload_mid_upload_sends_every_pending_photo_once(
         await join(page, "Noor")
 
         held = HeldUploads(hold=2, reach_server=1)
-        await page.route(UPLOAD_URL, held.handle)
+        await held.watch(page)
         captions = await pick_captioned(page, photos(tmp_path, 3))
         await asyncio.wait_for(held.all_held.wait(), UPLOAD_TIMEOUT_MS / 1000)
         await wait_stored(page, 3)
-        assert held.statuses == [201]
+        assert held.ends == ["done"]
         stored_first = await room_images(http, room)
         assert [image["caption"] for image in stored_first] == ["photo 1"]
 
@@ -176,7 +195,7 @@ async def test_closed_tab_sends_pending_photos_on_return(
         await open_room(page, room)
         await join(page, "Sam")
         held = HeldUploads(hold=2)
-        await page.route(UPLOAD_URL, held.handle)
+        await held.watch(page)
         captions = await pick_captioned(page, photos(tmp_path, 2))
         await asyncio.wait_for(held.all_held.wait(), UPLOAD_TIMEOUT_MS / 1000)
         await wait_stored(page, 2)
@@ -216,7 +235,7 @@ async def test_cancelled_pending_photo_is_gone_for_good(
         await open_room(page, room)
         await join(page, "Ada")
         held = HeldUploads(hold=2)
-        await page.route(UPLOAD_URL, held.handle)
+        await held.watch(page)
         await pick_captioned(page, photos(tmp_path, 3))
         await asyncio.wait_for(held.all_held.wait(), UPLOAD_TIMEOUT_MS / 1000)
         await wait_stored(page, 3)
@@ -249,7 +268,8 @@ async def test_cancelled_pending_photo_is_gone_for_good(
 async def test_photo_refused_for_good_stays_failed_until_dismissed(
     live_server: Any, browser: Browser, tmp_path: Path
 ) -> None:
-    """The server refuses a photo in a way retrying cannot fix (413): after a reload the photo
+    """The service refuses a photo in a way retrying cannot fix (413 when it is asked for the
+    upload): after a reload the photo
     is still listed as failed with its reason, not sent again; dismissing it forgets it."""
     console = ConsoleLog()
     console.allow(r"status of 413")
@@ -268,7 +288,7 @@ async def test_photo_refused_for_good_stays_failed_until_dismissed(
                 json={"error": {"code": "file_too_large", "message": "The photo is too large."}},
             )
 
-        await page.route(UPLOAD_URL, too_large)
+        await page.route(ASK_URL, too_large)
         await pick_photos(page, photos(tmp_path, 1))
         row = upload_rows(page).first
         await expect(row).to_have_attribute("data-state", "failed", timeout=UPLOAD_TIMEOUT_MS)

@@ -3,10 +3,13 @@ by itself with backoff (honouring Retry-After), at once when the browser comes b
 on demand with "Retry all"; a retry sends the very same bytes, so an upload whose answer was
 lost is not stored twice.
 
-Failures are made with ``page.route`` on the upload URL (the request never leaves the browser,
-or reaches the server and its answer is thrown away) and ``context.set_offline``. Retry timers
-run on Playwright's fake clock, paused, so the test moves time forward itself: no sleeps, and
-every intermediate state can be looked at.
+The page sends each photo through the direct upload flow (ask, PUT the bytes, complete, poll
+the state). Failures are made with ``page.route`` on the bytes' PUT or the state poll (the
+request never leaves the browser, or reaches the server and its answer is thrown away) and
+``context.set_offline``. Retry timers run on Playwright's fake clock, paused, so the test moves
+time forward itself: no sleeps, and every intermediate state can be looked at. The state polls
+are held until the upload is processed (``UploadEnds(settle=True)``), so the page never waits
+on its poll timer.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from playwright.async_api import Browser, Page, Request, Route, expect
 
 from tests.e2e.guest_session import (
     PHONE_390,
+    UPLOAD_BODY_URL,
     UPLOAD_TIMEOUT_MS,
-    UPLOAD_URL,
     ConsoleLog,
+    UploadEnds,
     create_room,
     join,
     open_room,
@@ -39,16 +43,10 @@ from tests.photos import make_phone_jpeg
 
 
 def uploaded_file(request: Request) -> bytes:
-    """The ``file`` part of a multipart upload request, exactly as sent."""
-    content_type = request.headers["content-type"]
-    boundary = content_type.split("boundary=", 1)[1].strip('"').encode()
+    """The photo's bytes in a direct upload's ``PUT``, exactly as sent."""
     body = request.post_data_buffer
     assert body is not None
-    for part in body.split(b"--" + boundary):
-        head, _, content = part.partition(b"\r\n\r\n")
-        if b'name="file"' in head:
-            return content.removesuffix(b"\r\n")
-    raise AssertionError("no file part in the upload")
+    return body
 
 
 async def pause_clock(page: Page) -> None:
@@ -59,14 +57,15 @@ async def pause_clock(page: Page) -> None:
 async def test_lost_answer_is_retried_and_not_stored_twice(
     live_server: Any, browser: Browser, tmp_path: Path
 ) -> None:
-    """The server stores the upload, the connection drops before the phone hears back: the
-    queue sends the same bytes again, the server answers 200 with the stored image."""
+    """The server stores the upload, the connection drops before the phone hears that it is
+    done: the queue asks again and sends the same bytes, the service answers done with the
+    stored image."""
     console = ConsoleLog()
     console.allow(r"ERR_CONNECTION_RESET")
     photo = make_phone_jpeg(tmp_path / "IMG_0100.jpg", name="astronaut", orientation=6)
 
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
-        # Downscaled in the page: Playwright's route.fetch passes a picked file's bytes on empty.
+        # Downscaled in the page: Playwright reads a picked file's bytes as empty.
         room = await create_room(http, "Team offsite", downscale_uploads=True)
         context = await phone_context(browser, PHONE_390)
         page = console.watch(await context.new_page(), "phone")
@@ -76,28 +75,22 @@ async def test_lost_answer_is_retried_and_not_stored_twice(
         await pause_clock(page)
 
         bodies: list[bytes] = []
-        answers: list[tuple[int, dict[str, Any]]] = []
 
-        async def lose_first_answer(route: Route) -> None:
+        async def keep_body(route: Route) -> None:
             bodies.append(uploaded_file(route.request))
-            if len(bodies) == 1:
-                response = await route.fetch()
-                answers.append((response.status, await response.json()))
-                await route.abort("connectionreset")
-            else:
-                response = await route.fetch()
-                answers.append((response.status, json.loads(await response.text())))
-                await route.fulfill(response=response)
+            await route.continue_()
 
-        await page.route(UPLOAD_URL, lose_first_answer)
+        uploads = UploadEnds(settle=True, lose=1)
+        await uploads.watch(page)
+        await page.route(UPLOAD_BODY_URL, keep_body)
         await pick_photos(page, [photo])
         row = upload_rows(page).first
         await expect(row).to_have_attribute("data-state", "retrying", timeout=UPLOAD_TIMEOUT_MS)
         await expect(row).to_contain_text(re.compile(r"Connection lost\. Retrying in \d+ s"))
         await expect(row.get_by_test_id("upload-retry")).to_have_text("Retry now")
         # The server did store it: the room (and the wall) already show it.
-        assert answers[0][0] == 201
-        stored = answers[0][1]
+        assert uploads.ends == ["done"]
+        stored = uploads.images[0]
         await expect(page.locator(f'#gallery [data-image-id="{stored["id"]}"]')).to_be_visible()
         await screenshot(page, "retrying")
 
@@ -107,9 +100,10 @@ async def test_lost_answer_is_retried_and_not_stored_twice(
         await expect(row).to_have_attribute("data-image-id", str(stored["id"]))
         await expect(row).to_have_attribute("data-attempts", "2")
 
-        assert [status for status, _ in answers] == [201, 200]
-        assert answers[1][1]["id"] == stored["id"]
+        assert uploads.ends == ["done", "done"]
+        assert uploads.images[1]["id"] == stored["id"]
         assert len(bodies) == 2
+        assert bodies[0], "the downscaled bytes were sent"
         assert hashlib.sha256(bodies[0]).digest() == hashlib.sha256(bodies[1]).digest()
         images = await room_images(http, room)
         assert [image["id"] for image in images] == [stored["id"]]
@@ -124,14 +118,15 @@ async def test_lost_answer_is_retried_and_not_stored_twice(
 async def test_refused_connection_then_rate_limit_are_retried_with_backoff(
     live_server: Any, browser: Browser, tmp_path: Path
 ) -> None:
-    """Nothing reaches the server, then the server says 429 rate_limited with Retry-After: the
-    queue waits as long as it is told, then the upload goes through once."""
+    """The photo's bytes reach nothing, then the service says 429 too_many_uploads with
+    Retry-After: the queue waits as long as it is told, then the upload goes through once."""
     console = ConsoleLog()
     console.allow(r"ERR_CONNECTION_REFUSED", r"status of 429")
     photo = make_phone_jpeg(tmp_path / "IMG_0200.jpg", name="rocket", orientation=1)
 
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
-        room = await create_room(http, "Hackathon demo day")
+        # Downscaled in the page: Playwright reads a picked file's bytes as empty.
+        room = await create_room(http, "Hackathon demo day", downscale_uploads=True)
         context = await phone_context(browser, PHONE_390)
         page = console.watch(await context.new_page(), "phone")
         await page.clock.install()
@@ -150,13 +145,14 @@ async def test_refused_connection_then_rate_limit_are_retried_with_backoff(
                     status=429,
                     headers={"Retry-After": "20", "Content-Type": "application/json"},
                     body=json.dumps(
-                        {"error": {"code": "rate_limited", "message": "Slow down a little."}}
+                        {"error": {"code": "too_many_uploads", "message": "Slow down a little."}}
                     ),
                 )
             else:
                 await route.continue_()
 
-        await page.route(UPLOAD_URL, flaky)
+        await UploadEnds(settle=True).watch(page)
+        await page.route(UPLOAD_BODY_URL, flaky)
         await pick_photos(page, [photo])
         row = upload_rows(page).first
         await expect(row).to_have_attribute("data-state", "retrying", timeout=UPLOAD_TIMEOUT_MS)
@@ -177,6 +173,7 @@ async def test_refused_connection_then_rate_limit_are_retried_with_backoff(
         await expect(row).to_have_attribute("data-attempts", "3")
 
         assert len(bodies) == 3 and len(set(bodies)) == 1, "every attempt sends the same bytes"
+        assert bodies[0], "the downscaled bytes were sent"
         assert len(await room_images(http, room)) == 1
 
         await context.close()
@@ -203,6 +200,8 @@ async def test_offline_uploads_go_when_back_online_and_retry_all_after_giving_up
         await pause_clock(page)
         rows = upload_rows(page)
 
+        await UploadEnds(settle=True).watch(page)
+
         # --- Offline: the photo waits for the network, and goes the moment it is back. ---------
         await context.set_offline(True)
         await pick_photos(page, photos[:1])
@@ -217,13 +216,13 @@ async def test_offline_uploads_go_when_back_online_and_retry_all_after_giving_up
         assert len(await room_images(http, room)) == 1
 
         # --- A connection that keeps dropping: the queue gives up after its retries. ------------
-        dropped: list[bytes] = []
+        dropped: list[str] = []
 
         async def drop(route: Route) -> None:
-            dropped.append(uploaded_file(route.request))
+            dropped.append(route.request.url)
             await route.abort("connectionreset")
 
-        await page.route(UPLOAD_URL, drop)
+        await page.route(UPLOAD_BODY_URL, drop)
         await pick_photos(page, photos[1:])
         failing = page.locator('[data-testid="upload-item"]:not([data-state="done"])')
         await expect(failing).to_have_count(2)
@@ -248,7 +247,7 @@ async def test_offline_uploads_go_when_back_online_and_retry_all_after_giving_up
         assert len(dropped) == 18
 
         # --- The network is fine again; the guest taps "Retry all". -----------------------------
-        await page.unroute(UPLOAD_URL)
+        await page.unroute(UPLOAD_BODY_URL)
         await retry_all.click()
         for row in await rows.all():
             await expect(row).to_have_attribute("data-state", "done", timeout=UPLOAD_TIMEOUT_MS)

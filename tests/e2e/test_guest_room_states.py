@@ -19,9 +19,10 @@ from tests.e2e.guest_session import (
     LIVE_TIMEOUT_MS,
     PHONE_360,
     PHONE_390,
+    UPLOAD_BODY_URL,
     UPLOAD_TIMEOUT_MS,
-    UPLOAD_URL,
     ConsoleLog,
+    UploadEnds,
     assert_no_horizontal_overflow,
     create_room,
     host_headers,
@@ -150,7 +151,6 @@ async def test_uploads_paused_then_resumed_live(
     live_server: Any, browser: Browser, tmp_path: Path
 ) -> None:
     console = ConsoleLog()
-    console.allow(r"status of 409")
     photo = make_phone_jpeg(tmp_path / "IMG_7.jpg", name="chelsea", size=(1600, 1200))
 
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
@@ -178,36 +178,30 @@ async def test_uploads_paused_then_resumed_live(
         await expect(page).to_have_title("School trip: day 2 · ImageShark")
         await expect(page.get_by_test_id("file-input")).to_be_enabled()
 
-        # The host pauses while a photo is on its way: the server refuses it (409), the queue
-        # does not retry it by itself, and sends it when the host reopens.
+        # The host pauses while a photo's bytes are on their way: the server refuses it
+        # (uploads_paused), the queue does not retry it by itself, and sends it when the host
+        # reopens.
         async def pause_then_send(route: Route) -> None:
             await patch_room(http, room, uploads_open=False)
             await route.continue_()
 
-        answers: list[int] = []
-        page.on(
-            "response",
-            lambda r: (
-                answers.append(r.status)
-                if r.request.method == "POST" and UPLOAD_URL.search(r.url)
-                else None
-            ),
-        )
-        await page.route(UPLOAD_URL, pause_then_send)
+        uploads = UploadEnds()
+        await uploads.watch(page)
+        await page.route(UPLOAD_BODY_URL, pause_then_send)
         await pick_photos(page, [photo])
         row = upload_rows(page).first
         await expect(row).to_have_attribute("data-state", "failed", timeout=UPLOAD_TIMEOUT_MS)
         await expect(row).to_contain_text("The host has paused uploads")
         await expect(paused).to_be_visible()
         await screenshot(page, "upload-refused-paused")
-        await page.unroute(UPLOAD_URL)
-        assert answers == [409]
+        await page.unroute(UPLOAD_BODY_URL)
+        assert uploads.ends == ["uploads_paused"]
         assert await room_images(http, room) == []
 
         await patch_room(http, room, uploads_open=True)
         await expect(row).to_have_attribute("data-state", "done", timeout=UPLOAD_TIMEOUT_MS)
         await expect(row).to_have_attribute("data-attempts", "2")
-        assert answers == [409, 201]
+        assert uploads.ends == ["uploads_paused", "done"]
         assert len(await room_images(http, room)) == 1
 
         await context.close()

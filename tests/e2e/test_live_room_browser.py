@@ -27,6 +27,7 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.e2e.guest_session import UploadEnds
 from tests.e2e.host_wall_session import screenshot
 from tests.photos import make_phone_jpeg
 
@@ -165,21 +166,20 @@ async def test_photo_flows_live_from_phone_to_wall_and_host_deletes_it(
 
     # --- ...and shares a 12 MP photo straight from the camera. ------------------------------
     photo = make_phone_jpeg(tmp_path / "IMG_0001.jpg")
-    async with phone.expect_response(
-        lambda r: r.request.method == "POST" and r.url.endswith("/images"),
-        timeout=UPLOAD_TIMEOUT_MS,
-    ) as upload_info:
-        await phone.get_by_test_id("caption-input").fill("Cake time!")
-        await phone.get_by_test_id("file-input").set_input_files(photo)
-    upload = await upload_info.value
-    assert upload.status == 201, await upload.text()
-    image = await upload.json()
+    uploads = UploadEnds()
+    await uploads.watch(phone)
+    await phone.get_by_test_id("caption-input").fill("Cake time!")
+    await phone.get_by_test_id("file-input").set_input_files(photo)
+    status = phone.get_by_test_id("upload-status")
+    await expect(status.get_by_test_id("upload-item")).to_have_attribute(
+        "data-state", "done", timeout=UPLOAD_TIMEOUT_MS
+    )
+    assert uploads.ends == ["done"]
+    image = uploads.images[0]
     image_id = image["id"]
     assert image["caption"] == "Cake time!"
     assert image["uploader_name"] == "Grace"
 
-    status = phone.get_by_test_id("upload-status")
-    await expect(status.get_by_test_id("upload-item")).to_have_attribute("data-state", "done")
     await expect(status).to_contain_text("Shared with the room")
 
     # --- It appears everywhere without a reload. --------------------------------------------

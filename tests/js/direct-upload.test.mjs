@@ -1,21 +1,54 @@
 // The direct flow's pure pieces (static/js/direct-upload.js): what is declared, the form or
-// PUT sent to the store, the poll's backoff, the state's outcome, and which refusals ask again
-// or fall back to POST .../images.
+// PUT sent to the store, the poll's backoff, the state's outcome, and which refusals ask again.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 const { ApiError } = await import("../../static/js/api.js");
 const direct = await import("../../static/js/direct-upload.js");
 
-test("the declaration names the blob's type and size, and the caption when there is one", () => {
+test("the declaration names the given type and the blob's size, and the caption when there is one", () => {
   const blob = new Blob([new Uint8Array(1234)], { type: "image/jpeg" });
-  assert.deepEqual(direct.declaredUpload({ blob, name: "a.jpg", caption: null }), {
+  assert.deepEqual(direct.declaredUpload({ blob, type: "image/jpeg", name: "a.jpg", caption: null }), {
     filename: "a.jpg",
     content_type: "image/jpeg",
     size: 1234,
   });
-  assert.equal(direct.declaredUpload({ blob, name: "", caption: "hi" }).caption, "hi");
-  assert.equal(direct.declaredUpload({ blob: new Blob(["x"]), name: "b", caption: null }).content_type, "application/octet-stream");
+  const captioned = direct.declaredUpload({ blob, type: "image/jpeg", name: "", caption: "hi" });
+  assert.equal(captioned.caption, "hi");
+  assert.equal(captioned.filename, "photo");
+});
+
+/** The first bytes of a file: `text` as Latin-1, after `prefix`. */
+function head(text, prefix = []) {
+  return new Uint8Array([...prefix, ...[...text].map((c) => c.charCodeAt(0))]);
+}
+
+test("the leading bytes name each accepted type, and nothing else", () => {
+  assert.equal(direct.sniffedType(head("\xe0\0\x10JFIF", [0xff, 0xd8, 0xff])), "image/jpeg");
+  assert.equal(direct.sniffedType(head("\x89PNG\r\n\x1a\n\0\0\0\rIHDR")), "image/png");
+  assert.equal(direct.sniffedType(head("GIF89a\x01\0")), "image/gif");
+  assert.equal(direct.sniffedType(head("RIFF\x24\0\0\0WEBPVP8 ")), "image/webp");
+  assert.equal(direct.sniffedType(head("\0\0\0\x18ftypheic\0\0\0\0mif1heic")), "image/heif");
+  assert.equal(direct.sniffedType(head("\0\0\0\x1cftypavif\0\0\0\0avifmif1")), "image/avif");
+  assert.equal(direct.sniffedType(head("\0\0\0\x1cftypmif1\0\0\0\0mif1avis")), "image/avif");
+  assert.equal(direct.sniffedType(head("%PDF-1.7")), null);
+  assert.equal(direct.sniffedType(head("PK\x03\x04")), null);
+  assert.equal(direct.sniffedType(new Uint8Array(0)), null);
+});
+
+test("the declared type is the browser's when accepted, else the bytes', else the browser's", () => {
+  const jpeg = head("\xe0", [0xff, 0xd8, 0xff]);
+  const heic = head("\0\0\0\x18ftypheic\0\0\0\0mif1heic");
+  assert.equal(direct.declaredType("image/heic", heic), "image/heic");
+  assert.equal(direct.declaredType("IMAGE/PNG", jpeg), "image/png");
+  // Some phones give a HEIC photo no type, or a JPEG `image/jpg`.
+  assert.equal(direct.declaredType("", heic), "image/heif");
+  assert.equal(direct.declaredType("image/jpg", jpeg), "image/jpeg");
+  assert.equal(direct.declaredType("application/pdf", head("%PDF-1.7")), "application/pdf");
+  assert.equal(direct.declaredType("", head("plain text")), "application/octet-stream");
+  for (const type of ["image/jpeg", "image/png", "image/gif", "image/webp", "image/heif", "image/avif"]) {
+    assert.ok(direct.DECLARED_TYPES.has(type), type);
+  }
 });
 
 test("a POST target is a form with every field in order and the file last", async () => {
@@ -77,15 +110,6 @@ test("expired or unused URLs become passing failures; the store's size refusal s
   assert.deepEqual([denied.status, denied.code], [503, "upload_refused_by_store"]);
   const tooLargeJson = direct.transferError(new ApiError(413, "file_too_large", "big"), "{}", false);
   assert.equal(tooLargeJson.status, 413);
-});
-
-test("only a missing route or an unaccepted declared type falls back to POST .../images", () => {
-  assert.equal(direct.directRefused(new ApiError(404, "not_found", "m")), true);
-  assert.equal(direct.directRefused(new ApiError(405, "http_405", "m")), true);
-  assert.equal(direct.directRefused(new ApiError(415, "unsupported_media_type", "m")), true);
-  assert.equal(direct.directRefused(new ApiError(404, "room_not_found", "m")), false);
-  assert.equal(direct.directRefused(new ApiError(413, "file_too_large", "m")), false);
-  assert.equal(direct.directRefused(new ApiError(409, "room_closed", "m")), false);
 });
 
 test("a JSON answer is parsed, or thrown as the ApiError it is", () => {
