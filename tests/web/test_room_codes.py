@@ -145,3 +145,26 @@ async def test_a_taken_code_is_drawn_again(
     assert second["code"] == "7K3QX9AB" and second["token"] != first["token"]
     page = await backend_client.http.get("/j/7k3qx9ab")
     assert page.status_code == 200 and second["token"] in page.text
+
+
+async def test_a_direct_upload_on_loopback_is_sent_to_the_pages_own_origin(
+    make_settings: SettingsFactory,
+) -> None:
+    """The join URL moves to the LAN address, but the ``PUT`` of a direct upload is called by
+    the page itself, which its Content-Security-Policy lets reach only its own origin: a host
+    trying the guest page on ``localhost`` of ``make run`` (bound to every interface) must get
+    a target on ``localhost``."""
+    async for client in _app_client(make_settings(host="0.0.0.0")):
+        loopback = {"host": "localhost:8123"}
+        room = (
+            await client.http.post("/api/rooms", json={"title": "Loop"}, headers=loopback)
+        ).json()
+        asked = await client.http.post(
+            f"/api/rooms/{room['token']}/uploads",
+            json={"filename": "a.jpg", "content_type": "image/jpeg", "size": 1000},
+            headers={**loopback, "authorization": f"Bearer {room['host_key']}"},
+        )
+        assert asked.status_code == 201, asked.text
+        assert asked.json()["url"].startswith(
+            f"http://localhost:8123/api/rooms/{room['token']}/uploads/"
+        )

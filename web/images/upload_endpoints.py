@@ -12,7 +12,7 @@ from web.images.direct import DECLARED_TYPES
 from web.images.schemas import UploadDeclaration, UploadIssued, UploadStarted, UploadState
 from web.images.upload_repository import Upload
 from web.rooms.endpoints import client_address, json_body, viewer_of
-from web.rooms.views import public_base_url
+from web.rooms.views import request_base_url
 from web.services import services
 from web.uploads import RawBody
 from web.wire import Answer, Operation, Parameter, Security, json_answer, parse_body
@@ -26,7 +26,7 @@ async def create_upload(request: Request) -> Response:
     room = await app.rooms.get_for_upload(token)
     viewer = await viewer_of(request, room)
     declared = parse_body(UploadDeclaration, await json_body(request)).model_dump()
-    base = public_base_url(request, app.settings, app.lan)
+    base = request_base_url(request, app.settings)
 
     def service_url(upload_id: str, signature: str) -> str:
         path = BODY_PATH.format(token=token, upload_id=upload_id)

@@ -106,14 +106,9 @@ def public_base_url(request: Request, settings: Settings, lan: LanAddress) -> st
         is not a host name or address with an optional port (too long, with a path, a user
         part, spaces...): it would end up in join URLs and QR codes.
     """
+    base = request_base_url(request, settings)
     if settings.public_base_url:
-        return settings.public_base_url.rstrip("/")
-    host = request.headers.get("host")
-    if host is not None and _HOST_HEADER.fullmatch(host) is None:
-        raise ApiError(
-            400, "invalid_host", "The Host header is not a host name or address with a port."
-        )
-    base = str(request.base_url).rstrip("/")
+        return base
     parts = urlsplit(base)
     if settings.host in WILDCARD_HOSTS and is_loopback_host(parts.hostname or ""):
         address = lan.get()
@@ -121,6 +116,25 @@ def public_base_url(request: Request, settings: Settings, lan: LanAddress) -> st
             port = f":{parts.port}" if parts.port is not None else ""
             return f"{parts.scheme}://{address}{port}{parts.path}"
     return base
+
+
+def request_base_url(request: Request, settings: Settings) -> str:
+    """The base URL the client of ``request`` reached the service at, without a trailing
+    slash: ``IMAGESHARK_PUBLIC_BASE_URL`` when set, else the request's scheme and host. URLs
+    the page itself calls (a direct upload's ``PUT``) use it rather than
+    :func:`public_base_url`: a page opened on ``localhost`` may not call the LAN address (its
+    Content-Security-Policy allows its own origin).
+
+    :raises ApiError: 400 ``invalid_host``, as :func:`public_base_url`.
+    """
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    host = request.headers.get("host")
+    if host is not None and _HOST_HEADER.fullmatch(host) is None:
+        raise ApiError(
+            400, "invalid_host", "The Host header is not a host name or address with a port."
+        )
+    return str(request.base_url).rstrip("/")
 
 
 def join_url(base_url: str, room: Room) -> str:
