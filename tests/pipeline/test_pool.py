@@ -322,3 +322,27 @@ def test_sizes_are_validated() -> None:
         RenditionPool(workers=0, queue_limit=1)
     with pytest.raises(ValueError):
         RenditionPool(workers=1, queue_limit=-1)
+
+
+def test_a_worker_whose_web_process_is_gone_exits_quietly(tmp_path: Path) -> None:
+    """A worker that starts after its web process stopped (a Ctrl-C during start-up) finds
+    the pipe closed: it exits 0 without a traceback on the terminal."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    ours.close()
+    stderr = tmp_path / "stderr"
+    worker = context.Process(target=_serve_with_stderr, args=(theirs, str(stderr)))
+    worker.start()
+    theirs.close()
+    worker.join(timeout=60)
+    assert worker.exitcode == 0
+    assert "Traceback" not in stderr.read_text()
+
+
+def _serve_with_stderr(connection: multiprocessing.connection.Connection, path: str) -> None:
+    import sys
+
+    from web.pipeline.pool import serve_jobs
+
+    sys.stderr = open(path, "w")  # noqa: SIM115 (the process's whole life)
+    serve_jobs(connection)

@@ -119,11 +119,14 @@ def serve_jobs(connection: Connection) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     init_worker(True)
-    connection.send_bytes(_READY)
+    try:
+        connection.send_bytes(_READY)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the web process stopped while this one started: nothing to report
     while True:
         try:
             message = connection.recv_bytes()
-        except EOFError:
+        except (EOFError, ConnectionResetError):
             return
         function, args = pickle.loads(message)
         try:
@@ -134,7 +137,10 @@ def serve_jobs(connection: Connection) -> None:
             data = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # an unpicklable result or exception
             data = pickle.dumps((False, RuntimeError(f"unpicklable worker reply: {exc!r}")))
-        connection.send_bytes(data)
+        try:
+            connection.send_bytes(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the web process is gone (its time limit, or it stopped)
 
 
 @dataclass(eq=False)
