@@ -23,6 +23,9 @@ from realtime.fanout import FanOutCounters
 from realtime.namespace import RoomNamespace
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
+from web.accounts.passwords import Passwords
+from web.accounts.repository import AccountRepository
+from web.accounts.service import AccountService
 from web.database import Database
 from web.event_log import DatabaseRoomLog
 from web.images.direct import RETRY_FOR_SECONDS, DirectUploads
@@ -79,7 +82,8 @@ class Replica:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Migrate (when ``migrate_on_start``), load the signing secret, finish uploads a
+        """Migrate (when ``migrate_on_start``), load the signing secret, make the stand-in
+        password hash of unknown sign-ins, finish uploads a
         crashed process left staged, start the renderers, the bus and the namespace, resume
         the direct uploads left processing, then the periodic catch-up (a bus that
         ``may_lose_events``) and recovery.
@@ -89,6 +93,7 @@ class Replica:
         if self.settings.migrate_on_start:
             await to_thread.run_sync(upgrade, self.settings)
         await self.signing.load(self.database)
+        await self.services.accounts.passwords.prepare()
         await self._recover()
         await self.media.start()
         await self.bus.start(self.delivery.deliver, self.delivery.catch_up)
@@ -167,6 +172,9 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
             "create_room": settings.room_create_rate_limit,
             "open_join": settings.open_join_rate_limit,
             "code_lookup": settings.open_join_rate_limit,
+            "sign_up": settings.sign_up_rate_limit,
+            "sign_in_address": settings.sign_in_address_rate_limit,
+            "sign_in_account": settings.sign_in_account_rate_limit,
         },
         settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
         settings.redis_prefix,
@@ -282,6 +290,8 @@ def build_replica(
     images = ImageRepository(database)
     room_rows = RoomRepository(database)
     rooms = RoomService(database, room_rows, images, settings, bus, rate_limits, signing)
+    passwords = Passwords(settings.password_hashes_at_once)
+    accounts = AccountService(AccountRepository(database), passwords, rate_limits, settings)
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
         rooms.admit_live,
@@ -319,6 +329,7 @@ def build_replica(
         database=database,
         bus=bus,
         rooms=rooms,
+        accounts=accounts,
         images=image_service,
         uploads=uploads,
         media=media,
