@@ -260,7 +260,7 @@ class Settings(BaseSettings):
         description="Days a host's session lasts after its last use (sliding), in days.",
     )
     sign_in_account_rate_limit: str = Field(
-        "10/minute",
+        "20/hour",
         description="Sign-in attempts per e-mail address (known or not), `limits` notation.",
     )
     sign_in_address_rate_limit: str = Field(

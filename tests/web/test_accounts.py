@@ -3,7 +3,11 @@ throttle, no user enumeration, disabled accounts; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from argon2 import PasswordHasher
 
 from tests.conftest import AppClient, SettingsFactory, _app_client
 from tests.web.accounts_helpers import (
@@ -16,6 +20,14 @@ from tests.web.accounts_helpers import (
     signed_up_session,
 )
 from web.accounts.devices import UNKNOWN_DEVICE, device_summary
+from web.accounts.passwords import Passwords
+from web.accounts.repository import AccountRepository
+from web.accounts.service import TOUCH_SECONDS, AccountService
+from web.database import Database
+from web.migrate import upgrade
+from web.rate_limits import RateLimiter
+from web.security import digest
+from web.settings import Settings
 
 FIREFOX_ANDROID = "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0"
 SAFARI_IPHONE = (
@@ -237,3 +249,58 @@ def test_device_summaries_name_browser_and_system() -> None:
     assert device_summary("python-httpx/0.28.1") == "python-httpx"
     assert device_summary(None) == device_summary("  ") == UNKNOWN_DEVICE
     assert device_summary("Mozilla/5.0 (compatible)") == UNKNOWN_DEVICE
+
+
+class Clock:
+    """A settable UTC clock for the account service."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_sessions_slide_and_expire_and_record_their_use_once_a_minute(
+    backend_settings: Settings,
+) -> None:
+    await asyncio.to_thread(upgrade, backend_settings)
+    clock = Clock()
+    database = Database(backend_settings)
+    repository = AccountRepository(database)
+    # Cheap parameters: this test is about sessions, not hashing.
+    passwords = Passwords(1, PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    limits = RateLimiter(
+        {"sign_up": "100/minute", "sign_in_address": "100/minute", "sign_in_account": "100/minute"},
+        None,
+        "test",
+    )
+    service = AccountService(repository, passwords, limits, backend_settings, clock)
+    try:
+        await service.sign_up({"email": "ned@example.org", "password": PASSWORD}, "192.0.2.1")
+        signed_in, token = await service.sign_in(
+            {"email": "ned@example.org", "password": PASSWORD}, "192.0.2.1", FIREFOX_ANDROID
+        )
+        started = clock.now
+        assert signed_in.session.last_used_at == started
+        clock.now = started + timedelta(seconds=TOUCH_SECONDS - 1)
+        found = await service.resolve(token)
+        assert found is not None and found.session.last_used_at == started  # not written
+        unwritten = await repository.signed_in(digest(token))
+        assert unwritten is not None and unwritten.session.last_used_at == started
+        clock.now = started + timedelta(seconds=TOUCH_SECONDS)
+        found = await service.resolve(token)
+        assert found is not None and found.session.last_used_at == clock.now
+        stored = await repository.signed_in(digest(token))
+        assert stored is not None and stored.session.last_used_at == clock.now
+        # Sliding: a use keeps it alive for another lifetime from then.
+        last_use = clock.now
+        clock.now = last_use + service.session_lifetime - timedelta(seconds=1)
+        assert await service.resolve(token) is not None
+        clock.now += service.session_lifetime
+        assert await service.resolve(token) is None
+        assert await service.sessions(signed_in.account) == []
+        assert await service.resolve(None) is None
+        assert await service.resolve("x" * 200) is None
+    finally:
+        await database.close()

@@ -303,7 +303,6 @@ operations = [
         "accounts",
         {200: Answer("The room as the account's room list shows it, role `owner`.", HostedRoom)},
         {
-            400: ("invalid_host",),
             401: ("host_key_required", "not_signed_in"),
             403: ("wrong_host_key",),
             404: ("room_not_found",),

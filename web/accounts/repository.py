@@ -115,12 +115,13 @@ class AccountRepository:
         expired_before: datetime,
     ) -> AccountSession:
         """Insert a session of ``account_id`` and return it; in the same transaction remove
-        the account's sessions last used before ``expired_before`` (they no longer work)."""
+        the account's sessions last used at or before ``expired_before`` (they no longer
+        work)."""
         async with self.database.transaction() as connection:
             await connection.execute(
                 delete(account_sessions).where(
                     account_sessions.c.account_id == account_id,
-                    account_sessions.c.last_used_at < expired_before,
+                    account_sessions.c.last_used_at <= expired_before,
                 )
             )
             row = (
@@ -160,14 +161,14 @@ class AccountRepository:
                 .values(last_used_at=now)
             )
 
-    async def sessions_of(self, account_id: int, used_since: datetime) -> list[AccountSession]:
-        """The account's sessions last used at or after ``used_since``, newest use first."""
+    async def sessions_of(self, account_id: int, used_after: datetime) -> list[AccountSession]:
+        """The account's sessions last used after ``used_after``, newest use first."""
         async with self.database.read() as connection:
             rows = await connection.execute(
                 select(*_SESSION_COLUMNS)
                 .where(
                     account_sessions.c.account_id == account_id,
-                    account_sessions.c.last_used_at >= used_since,
+                    account_sessions.c.last_used_at > used_after,
                 )
                 .order_by(account_sessions.c.last_used_at.desc(), account_sessions.c.id.desc())
             )
