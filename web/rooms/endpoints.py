@@ -27,7 +27,14 @@ from web.rooms.schemas import (
     RoomView,
     name_context,
 )
-from web.rooms.service import ROLE_RIGHTS, HostRight, Viewer, forbidden, participant_cookie
+from web.rooms.service import (
+    ROLE_RIGHTS,
+    HostRight,
+    Viewer,
+    forbidden,
+    host_key_required,
+    participant_cookie,
+)
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
 from web.services import Services, services
 from web.wire import Answer, Binary, Operation, json_answer, parse_body
@@ -175,8 +182,7 @@ async def require_host(request: Request, room: Room, right: HostRight) -> HostRo
         return "owner"
     signed_in = await current_session(request)
     if signed_in is None:
-        app.rooms.require_host(room, None)
-        raise AssertionError("unreachable: require_host refuses no credentials")
+        raise host_key_required()
     role = await app.rooms.host_role(room, signed_in.account.id)
     if role is None or right not in ROLE_RIGHTS[role]:
         raise forbidden()

@@ -78,6 +78,15 @@ WALL_FIELDS = frozenset(name for name in SETTABLE_FIELDS if name.startswith("wal
 """The room settings a co-host may change: the wall's."""
 
 
+def host_key_required() -> ApiError:
+    """A new 401 ``host_key_required``: neither a host key nor a live session came."""
+    return ApiError(
+        401,
+        "host_key_required",
+        "This needs the room's host key (Authorization: Bearer) or a host's session.",
+    )
+
+
 def forbidden() -> ApiError:
     """A new 403 ``forbidden``: the signed-in account is no host of the room, or its role
     does not allow this."""
@@ -398,11 +407,7 @@ class RoomService:
     def require_host(room: Room, authorization: str | None) -> None:
         """Raise ApiError 401 without credentials, 403 with a wrong host key."""
         if not authorization:
-            raise ApiError(
-                401,
-                "host_key_required",
-                "This needs the room's host key (Authorization: Bearer) or a host's session.",
-            )
+            raise host_key_required()
         if not RoomService.is_host(room, authorization):
             raise ApiError(403, "wrong_host_key", "That host key does not belong to this room.")
 
