@@ -82,8 +82,7 @@ class Replica:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Migrate (when ``migrate_on_start``), load the signing secret, make the stand-in
-        password hash of unknown sign-ins, finish uploads a
+        """Migrate (when ``migrate_on_start``), load the signing secret, finish uploads a
         crashed process left staged, start the renderers, the bus and the namespace, resume
         the direct uploads left processing, then the periodic catch-up (a bus that
         ``may_lose_events``) and recovery.
@@ -93,7 +92,6 @@ class Replica:
         if self.settings.migrate_on_start:
             await to_thread.run_sync(upgrade, self.settings)
         await self.signing.load(self.database)
-        await self.services.accounts.passwords.prepare()
         await self._recover()
         await self.media.start()
         await self.bus.start(self.delivery.deliver, self.delivery.catch_up)

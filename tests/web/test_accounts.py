@@ -7,7 +7,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
 
 from tests.conftest import AppClient, SettingsFactory, _app_client
 from tests.web.accounts_helpers import (
@@ -20,7 +22,7 @@ from tests.web.accounts_helpers import (
     signed_up_session,
 )
 from web.accounts.devices import UNKNOWN_DEVICE, device_summary
-from web.accounts.passwords import Passwords
+from web.accounts.passwords import Passwords, new_hasher, stand_in_hash
 from web.accounts.repository import AccountRepository
 from web.accounts.service import TOUCH_SECONDS, AccountService
 from web.database import Database
@@ -304,3 +306,14 @@ async def test_sessions_slide_and_expire_and_record_their_use_once_a_minute(
         assert await service.resolve("x" * 200) is None
     finally:
         await database.close()
+
+
+def test_the_stand_in_hash_is_verified_in_full_and_matches_no_password() -> None:
+    hasher = new_hasher()
+    stand_in = stand_in_hash(hasher)
+    assert stand_in.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert not hasher.check_needs_rehash(stand_in)  # the stored hashes' parameters exactly
+    # A mismatch (not a malformed hash): the tag was computed and compared, as for a real one.
+    with pytest.raises(VerifyMismatchError):
+        hasher.verify(stand_in, PASSWORD)
+    assert stand_in_hash(hasher) != stand_in

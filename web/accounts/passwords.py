@@ -8,6 +8,7 @@ flood of sign-ins must not run them all at once: at most ``at_once`` run, the re
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 from anyio import CapacityLimiter, to_thread
@@ -22,6 +23,23 @@ def new_hasher() -> PasswordHasher:
     return PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 
 
+def stand_in_hash(hasher: PasswordHasher) -> str:
+    """A PHC string with ``hasher``'s parameters and a random salt and tag: verifying against it
+    costs what verifying a stored hash costs (argon2 recomputes the tag from the salt and
+    parameters, then compares), and no password matches it (a 256-bit random tag). Made
+    without hashing anything."""
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode().rstrip("=")  # PHC: standard base64, no padding
+
+    salt, tag = secrets.token_bytes(hasher.salt_len), secrets.token_bytes(hasher.hash_len)
+    return (
+        f"$argon2{hasher.type.name.lower()}$v=19"
+        f"$m={hasher.memory_cost},t={hasher.time_cost},p={hasher.parallelism}"
+        f"${b64(salt)}${b64(tag)}"
+    )
+
+
 class Passwords:
     """Hashes and checks passwords in worker threads (argon2-cffi releases the GIL).
 
@@ -32,7 +50,7 @@ class Passwords:
     def __init__(self, at_once: int, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or new_hasher()
         self.limiter = CapacityLimiter(at_once)
-        self._dummy: str | None = None
+        self._stand_in = stand_in_hash(self.hasher)
 
     async def hash(self, password: str) -> str:
         """The PHC string (``$argon2id$v=19$m=65536,t=3,p=4$<salt>$<tag>``) of ``password``."""
@@ -42,18 +60,10 @@ class Passwords:
         """Whether ``password`` matches the PHC string ``stored`` (False for a malformed one)."""
         return await to_thread.run_sync(self._verify, stored, password, limiter=self.limiter)
 
-    async def prepare(self) -> None:
-        """Make the stand-in hash :meth:`verify_nothing` checks against (once; at start-up,
-        so that no sign-in pays for it)."""
-        if self._dummy is None:
-            self._dummy = await self.hash(secrets.token_urlsafe(32))
-
     async def verify_nothing(self, password: str) -> None:
         """Spend what :meth:`verify` spends, against a hash no password matches: sign-in of an
         unknown address costs the same time as of a known one (no enumeration by timing)."""
-        await self.prepare()
-        assert self._dummy is not None
-        await self.verify(self._dummy, password)
+        await self.verify(self._stand_in, password)
 
     def needs_rehash(self, stored: str) -> bool:
         """Whether ``stored`` was made with other parameters than the current ones."""
