@@ -287,9 +287,18 @@ def build_replica(
     origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
     images = ImageRepository(database)
     room_rows = RoomRepository(database)
-    rooms = RoomService(database, room_rows, images, settings, bus, rate_limits, signing)
     passwords = Passwords(settings.password_hashes_at_once)
     accounts = AccountService(AccountRepository(database), passwords, rate_limits, settings)
+    rooms = RoomService(
+        database,
+        room_rows,
+        images,
+        settings,
+        bus,
+        rate_limits,
+        signing,
+        session_account=accounts.account_of_cookies,
+    )
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
         rooms.admit_live,

@@ -7,7 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.conftest import AppClient
+import httpx
+import socketio
+
+from tests.conftest import AppClient, LiveServer
 from tests.web.accounts_helpers import repositories, signed_up_session
 from tests.web.test_host_controls import host, join, new_room, photo
 from tests.web.test_images import upload
@@ -204,3 +207,42 @@ async def test_other_sites_pages_cannot_use_a_valid_session(backend_client: AppC
     own = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
     closed = await backend_client.http.post(f"{url}/close", headers={**owner, **own})
     assert closed.status_code == 200 and closed.json()["closed"] is True
+
+
+async def live_refusal(base_url: str, token: str, cookie: str | None) -> dict[str, Any] | None:
+    """Connect to the live side for room ``token`` with ``cookie``: None when admitted, else
+    the refusal's ``{"message", "data"}``."""
+    client = socketio.AsyncClient(reconnection=False)
+    reasons: list[Any] = []
+    client.on("connect_error", reasons.append)
+    try:
+        await client.connect(
+            base_url,
+            auth={"token": token, "name": "Wall"},
+            headers={"Cookie": cookie} if cookie else {},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+    except socketio.exceptions.ConnectionError:
+        assert isinstance(reasons[0], dict)
+        return reasons[0]
+    await client.disconnect()
+    return None
+
+
+async def test_the_live_side_admits_a_passcode_rooms_hosts_by_their_session(
+    live_server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        app = AppClient(http=http, settings=live_server.settings, app=None)
+        owner = await signed_up_session(app, "kai@example.org")
+        stranger = await signed_up_session(app, "lea@example.org")
+        created = await http.post(
+            "/api/rooms", json={"title": "Private", "passcode": "orchid"}, headers=owner
+        )
+        token = created.json()["token"]
+    base_url = live_server.base_url
+    assert await live_refusal(base_url, token, owner["Cookie"]) is None
+    for cookie in (stranger["Cookie"], "imageshark_session=forged", None):
+        refusal = await live_refusal(base_url, token, cookie)
+        assert refusal is not None and refusal["data"]["code"] == "passcode_required"

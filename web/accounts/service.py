@@ -25,6 +25,8 @@ from web.security import digest, new_secret_key
 from web.settings import Settings
 from web.wire import parse_body
 
+SESSION_COOKIE = "imageshark_session"
+"""The cookie holding a session's token (its attributes: web/accounts/session_cookie.py)."""
 TOUCH_SECONDS = 60
 """A session's ``last_used_at`` is written at most this often (seconds): no write per request."""
 MAX_TOKEN_CHARS = 128
@@ -165,6 +167,13 @@ class AccountService:
             await self.repository.touch_session(found.session.id, now)
             found = replace(found, session=replace(found.session, last_used_at=now))
         return found
+
+    async def account_of_cookies(self, cookies: Mapping[str, str]) -> int | None:
+        """The id of the account whose live session the cookie :data:`SESSION_COOKIE` among
+        ``cookies`` holds (a live connection's handshake), or None: the live side's
+        :data:`web.rooms.service.SessionAccount`."""
+        found = await self.resolve(cookies.get(SESSION_COOKIE))
+        return found.account.id if found is not None else None
 
     async def sign_out(self, signed_in: SignedIn) -> None:
         """End the session of this request (every replica stops accepting its cookie)."""

@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from web.accounts.repository import SignedIn
+from web.accounts.service import SESSION_COOKIE
 from web.services import services
 
-SESSION_COOKIE = "imageshark_session"
+__all__ = ["SESSION_COOKIE", "clear_session_cookie", "current_session", "set_session_cookie"]
 _RESOLVED = "imageshark.signed_in"
 """The scope key the looked-up session is kept under (the scope is the request's own; the
 lifespan's ``state`` may be shared between requests)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -57,6 +57,16 @@ def participant_cookie(room: Room) -> str:
     """Name of the HTTP-only cookie that carries a participant's signed identity for
     ``room`` (set by ``POST /api/rooms/{token}/join``, read by the API and the live side)."""
     return f"imageshark_p_{room.id}"
+
+
+SessionAccount = Callable[[Mapping[str, str]], Awaitable[int | None]]
+"""The account whose live session a request's cookies carry, by id, or None
+(:meth:`web.accounts.service.AccountService.account_of_cookies`)."""
+
+
+async def no_session_account(cookies: Mapping[str, str]) -> int | None:
+    """A :data:`SessionAccount` for a room service without accounts: nobody is signed in."""
+    return None
 
 
 CODE_ATTEMPTS = 5
@@ -142,6 +152,8 @@ class RoomService:
     :param rate_limits: the join-attempt limits (``"join"`` with a passcode, ``"open_join"``
         without) and the room-creation limit (``"create_room"``).
     :param signing: the key participant cookies are signed with.
+    :param session_account: who a live connection's cookies sign in, for admitting the
+        room's owner and co-hosts to a passcode room like its host key does.
     :param clock: returns the current UTC time (tests pass a fixed one).
     """
 
@@ -154,6 +166,7 @@ class RoomService:
         bus: RoomEventBus,
         rate_limits: RateLimiter,
         signing: SigningSecret,
+        session_account: SessionAccount = no_session_account,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.database = database
@@ -163,6 +176,7 @@ class RoomService:
         self.bus = bus
         self.rate_limits = rate_limits
         self.signing = signing
+        self.session_account = session_account
         self.clock = clock
 
     @property
@@ -510,8 +524,8 @@ class RoomService:
         """Admit a live (Socket.IO) connection to the room of ``handshake.token``: the live
         side's :data:`realtime.namespace.ResolveRoom`.
 
-        A passcode room admits only a client that presents its host key, a participant key
-        or the room's signed participant cookie.
+        A passcode room admits only a client that presents its host key, a participant key,
+        the room's signed participant cookie or the session cookie of one of its hosts.
 
         :returns: ``(room_id, last_seq)``; None when the token is malformed, unknown or
             expired.
@@ -542,7 +556,10 @@ class RoomService:
             key=handshake.participant_key,
             cookie=handshake.cookies.get(participant_cookie(room)),
         )
-        return participant is not None
+        if participant is not None:
+            return True
+        account_id = await self.session_account(handshake.cookies)
+        return account_id is not None and await self.host_role(room, account_id) is not None
 
     @staticmethod
     def admits(room: Room, viewer: Viewer) -> bool:
