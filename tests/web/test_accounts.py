@@ -317,3 +317,17 @@ def test_the_stand_in_hash_is_verified_in_full_and_matches_no_password() -> None
     with pytest.raises(VerifyMismatchError):
         hasher.verify(stand_in, PASSWORD)
     assert stand_in_hash(hasher) != stand_in
+
+
+async def test_signing_in_again_from_a_browser_replaces_its_session(
+    backend_client: AppClient,
+) -> None:
+    first = await signed_up_session(backend_client, "ola@example.org")
+    second = session(await sign_in(backend_client, "ola@example.org", headers=first))
+    assert (await backend_client.http.get("/api/me", headers=first)).status_code == 401
+    listed = (await backend_client.http.get("/api/me/sessions", headers=second)).json()
+    assert [entry["current"] for entry in listed["sessions"]] == [True]
+    # A failed sign-in leaves the browser's session as it was.
+    failed = await sign_in(backend_client, "ola@example.org", "wrong password", headers=second)
+    assert failed.status_code == 401
+    assert (await backend_client.http.get("/api/me", headers=second)).status_code == 200

@@ -97,6 +97,10 @@ async def sign_in(request: Request) -> Response:
     session, token = await app.accounts.sign_in(
         await json_body(request), client_address(request), request.headers.get("user-agent")
     )
+    # The browser's cookie is replaced: the session it held would linger unused until expiry.
+    replaced = await current_session(request)
+    if replaced is not None:
+        await app.accounts.sign_out(replaced)
     response = json_answer(account_body(session.account), headers=PRIVATE)
     set_session_cookie(response, request, token)
     return response
