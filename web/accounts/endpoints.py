@@ -14,7 +14,7 @@ from starlette.responses import Response
 from web.accounts.repository import Account, SignedIn
 from web.accounts.schemas import (
     AccountBody,
-    HostedRoom,
+    HostedRoomBody,
     HostedRoomList,
     SessionBody,
     SessionList,
@@ -49,10 +49,10 @@ def account_body(account: Account) -> AccountBody:
     )
 
 
-def hosted_room_body(hosted: room_rows.HostedRoom) -> HostedRoom:
+def hosted_room_body(hosted: room_rows.HostedRoom) -> HostedRoomBody:
     """One entry of the account's room list."""
     room = hosted.room
-    return HostedRoom(
+    return HostedRoomBody(
         token=room.token,
         code=room.code,
         title=room.title,
@@ -305,7 +305,11 @@ operations = [
         "claimRoom",
         "Make a room the signed-in account's",
         "accounts",
-        {200: Answer("The room as the account's room list shows it, role `owner`.", HostedRoom)},
+        {
+            200: Answer(
+                "The room as the account's room list shows it, role `owner`.", HostedRoomBody
+            )
+        },
         {
             401: ("host_key_required", "not_signed_in"),
             403: ("wrong_host_key",),

@@ -134,7 +134,7 @@ class SessionList(WireModel):
     sessions: list[SessionBody]
 
 
-class HostedRoom(WireModel):
+class HostedRoomBody(WireModel):
     """A room the account owns or co-hosts, with the counts its room list shows."""
 
     token: str
@@ -155,4 +155,4 @@ class HostedRoom(WireModel):
 class HostedRoomList(WireModel):
     """``GET /api/me/rooms``: owned and co-hosted rooms, newest first."""
 
-    rooms: list[HostedRoom]
+    rooms: list[HostedRoomBody]
