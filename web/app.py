@@ -20,6 +20,7 @@ from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from web import health, openapi, pages
+from web.accounts import endpoints as account_endpoints
 from web.assets import build_id, static_mounts
 from web.errors import ApiError, error_response, handle_api_error
 from web.images import downloads as image_downloads
@@ -112,6 +113,7 @@ def create_app(
 
     operations = [
         *room_endpoints.operations,
+        *account_endpoints.operations,
         *image_endpoints.operations,
         *upload_endpoints.operations,
         *image_downloads.operations,

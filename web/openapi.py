@@ -49,6 +49,10 @@ PATH_PARAMETERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
         "The upload's id, as `POST .../uploads` answered it.",
         {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
     ),
+    "session_id": (
+        "The session's id, as `GET /api/me/sessions` lists it.",
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    ),
     "name": ("Which rendition.", {"type": "string", "enum": ["display.jpg", "thumb.jpg"]}),
 }
 """Description and JSON Schema of each path parameter, by name."""
@@ -70,6 +74,12 @@ SECURITY_SCHEMES: Mapping[str, Mapping[str, Any]] = {
         "in": "cookie",
         "name": "imageshark_p_<room id>",
         "description": "The signed HTTP-only cookie `POST .../participants` sets (one a room).",
+    },
+    "sessionCookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "imageshark_session",
+        "description": "A host account's session, set by `POST /api/session` (HTTP-only).",
     },
     "metricsToken": {
         "type": "http",

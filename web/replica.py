@@ -23,6 +23,9 @@ from realtime.fanout import FanOutCounters
 from realtime.namespace import RoomNamespace
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
+from web.accounts.passwords import Passwords
+from web.accounts.repository import AccountRepository
+from web.accounts.service import AccountService
 from web.database import Database
 from web.event_log import DatabaseRoomLog
 from web.images.direct import RETRY_FOR_SECONDS, DirectUploads
@@ -169,6 +172,9 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
             "create_room": settings.room_create_rate_limit,
             "open_join": settings.open_join_rate_limit,
             "code_lookup": settings.open_join_rate_limit,
+            "sign_up": settings.sign_up_rate_limit,
+            "sign_in_address": settings.sign_in_address_rate_limit,
+            "sign_in_account": settings.sign_in_account_rate_limit,
         },
         settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
         settings.redis_prefix,
@@ -283,7 +289,18 @@ def build_replica(
     origins = OriginPolicy(settings.public_base_url, settings.allowed_origins)
     images = ImageRepository(database)
     room_rows = RoomRepository(database)
-    rooms = RoomService(database, room_rows, images, settings, bus, rate_limits, signing)
+    passwords = Passwords(settings.password_hashes_at_once)
+    accounts = AccountService(AccountRepository(database), passwords, rate_limits, settings)
+    rooms = RoomService(
+        database,
+        room_rows,
+        images,
+        settings,
+        bus,
+        rate_limits,
+        signing,
+        session_account=accounts.account_of_cookies,
+    )
     registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
         rooms.admit_live,
@@ -321,6 +338,7 @@ def build_replica(
         database=database,
         bus=bus,
         rooms=rooms,
+        accounts=accounts,
         images=image_service,
         uploads=uploads,
         media=media,

@@ -115,6 +115,15 @@ rooms = Table(
     # Whether the wall shows the passcode to the room (migration 0011); the passcode itself
     # only reaches viewers the room admits (host, participants), never the public view.
     Column("wall_show_passcode", Boolean(), nullable=False, server_default="0"),
+    # The host account that owns the room (migration 0013): set when a signed-in host creates
+    # or claims it; null for rooms only a host key controls. room_hosts holds the same owner.
+    Column(
+        "owner_account_id",
+        Id,
+        ForeignKey("accounts.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Index("ix_rooms_owner_account_id", "owner_account_id"),
 )
 
 participants = Table(
@@ -208,4 +217,48 @@ uploads = Table(
     Column("claimed_at", UTCDateTime(), nullable=True),
     Index("ix_uploads_room_id", "room_id"),
     Index("ix_uploads_status_expires_at", "status", "expires_at"),
+)
+
+# Host accounts (migration 0013): the SQL is in web/accounts/repository.py. ``email`` is stored
+# normalised (web/accounts/service.py: trimmed, domain in lower case) and unique.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(100), nullable=True),
+    # argon2id in the PHC string format (argon2-cffi), parameters included.
+    Column("password_hash", String(255), nullable=False),
+    Column("email_verified", Boolean(), nullable=False, server_default="0"),
+    Column("is_admin", Boolean(), nullable=False, server_default="0"),
+    Column("disabled", Boolean(), nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# A signed-in browser: the cookie carries a random token, only its SHA-256 is kept here.
+# A session ends when its row goes (sign-out) or ``session_days`` after ``last_used_at``.
+account_sessions = Table(
+    "account_sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    # What the User-Agent said, summarised ("Firefox on Linux").
+    Column("device", String(100), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_used_at", UTCDateTime(), nullable=False),
+    Index("ix_account_sessions_account_id", "account_id"),
+)
+
+# Who may act as a room's host by signing in: its owner (also ``rooms.owner_account_id``) and
+# its co-hosts. The SQL is in web/rooms/repository.py.
+room_hosts = Table(
+    "room_hosts",
+    metadata,
+    Column("room_id", Id, ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    # "owner" or "cohost"
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_room_hosts_account_id", "account_id"),
 )

@@ -8,6 +8,7 @@ import socketio
 from starlette.requests import HTTPConnection
 
 from realtime.bus import RoomEventBus
+from web.accounts.service import AccountService
 from web.database import Database
 from web.images.direct import DirectUploads
 from web.images.service import ImageService
@@ -27,6 +28,7 @@ class Services:
     database: Database
     bus: RoomEventBus
     rooms: RoomService
+    accounts: AccountService
     images: ImageService
     uploads: DirectUploads
     media: MediaStore

@@ -253,6 +253,36 @@ class Settings(BaseSettings):
         description="New participants one client address may register in a room without "
         "a passcode, `limits` notation (each join starts a fresh per-guest quota).",
     )
+    # Host accounts (web/accounts/): docs/API.md "Host accounts", and
+    # docs/decisions/0026-password-hashing.md for the throttle defaults.
+    signup: Literal["open", "invite", "closed"] = Field(
+        "open",
+        description="Who may create a host account: `open` anyone; `invite` only with an "
+        "invite (invites are not issued yet, so sign-up answers 403 `signup_closed`); "
+        "`closed` nobody.",
+    )
+    session_days: float = Field(
+        30,
+        gt=0,
+        description="Days a host's session lasts after its last use (sliding), in days.",
+    )
+    sign_in_account_rate_limit: str = Field(
+        "20/hour",
+        description="Sign-in attempts per e-mail address (known or not), `limits` notation.",
+    )
+    sign_in_address_rate_limit: str = Field(
+        "30/minute",
+        description="Sign-in attempts per client address, `limits` notation.",
+    )
+    sign_up_rate_limit: str = Field(
+        "10/hour", description="Sign-ups per client address, `limits` notation."
+    )
+    password_hashes_at_once: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Password hashes (argon2id, 64 MiB each) one replica computes at once; "
+        "more wait (default: the machine's cores).",
+    )
     min_free_disk_bytes: int = Field(
         512 * MIB,
         ge=0,
@@ -341,6 +371,9 @@ class Settings(BaseSettings):
         "join_rate_limit",
         "room_create_rate_limit",
         "open_join_rate_limit",
+        "sign_in_account_rate_limit",
+        "sign_in_address_rate_limit",
+        "sign_up_rate_limit",
         mode="after",
     )
     @classmethod
@@ -423,6 +456,12 @@ class Settings(BaseSettings):
                 "IMAGESHARK_RENDITION_QUEUE is now `inline` or `redis`; the length of the "
                 "rendition pool's queue is IMAGESHARK_RENDITION_QUEUE_LIMIT"
             )
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("signup", mode="before")
+    @classmethod
+    def _signup_kind(cls, value: Any) -> Any:
+        """Read ``IMAGESHARK_SIGNUP`` in any case, around spaces."""
         return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")

@@ -130,7 +130,9 @@ class Parameter:
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
 
 
-Security = Literal["anonymous", "hostKey", "participantKey", "participantCookie", "metricsToken"]
+Security = Literal[
+    "anonymous", "hostKey", "participantKey", "participantCookie", "sessionCookie", "metricsToken"
+]
 """Ways a request may authenticate (schemes of the document; ``anonymous``: none needed)."""
 
 

@@ -256,3 +256,53 @@ async def test_0005_gives_each_existing_room_a_unique_code(database_at_0003: Set
             assert (await connection.execute(text("SELECT count(*) FROM rooms"))).scalar() == 3
     finally:
         await engine.dispose()
+
+
+async def test_0013_leaves_rooms_without_owner_and_unowns_them_when_an_account_goes(
+    database_at_0002: Settings,
+) -> None:
+    settings = database_at_0002
+    times = {
+        "now": datetime(2026, 11, 20, 10, tzinfo=UTC),
+        "later": datetime(2026, 12, 20, tzinfo=UTC),
+    }
+    await asyncio.to_thread(upgrade, settings, "0012")
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        async with engine.begin() as connection:
+            room = (await connection.execute(text(_ROOM), {"token": "old", **times})).scalar_one()
+        await asyncio.to_thread(upgrade, settings)
+        async with engine.begin() as connection:
+            if settings.embedded:
+                await connection.execute(text("PRAGMA foreign_keys=ON"))
+            owner = await connection.execute(text("SELECT owner_account_id FROM rooms"))
+            assert owner.scalar_one() is None
+            account = (
+                await connection.execute(
+                    text(
+                        "INSERT INTO accounts (email, password_hash, created_at)"
+                        " VALUES ('ann@example.org', 'h', :now) RETURNING id"
+                    ),
+                    times,
+                )
+            ).scalar_one()
+            await connection.execute(
+                text("UPDATE rooms SET owner_account_id = :account"), {"account": account}
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO room_hosts (room_id, account_id, role, created_at)"
+                    " VALUES (:room, :account, 'owner', :now)"
+                ),
+                {"room": room, "account": account, **times},
+            )
+            await connection.execute(text("DELETE FROM accounts"))
+            owner = await connection.execute(text("SELECT owner_account_id FROM rooms"))
+            assert owner.scalar_one() is None
+            hosts = await connection.execute(text("SELECT count(*) FROM room_hosts"))
+            assert hosts.scalar_one() == 0
+        await asyncio.to_thread(command.downgrade, alembic_config(settings), "0012")
+        async with engine.begin() as connection:
+            assert (await connection.execute(text("SELECT count(*) FROM rooms"))).scalar() == 1
+    finally:
+        await engine.dispose()

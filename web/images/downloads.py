@@ -32,7 +32,7 @@ from web.images.archive import file_name_part, original_extension
 from web.images.endpoints import media_response
 from web.images.repository import APPROVED, Image
 from web.images.service import image_not_found
-from web.rooms.endpoints import json_body, room_for, viewer_of
+from web.rooms.endpoints import json_body, require_host, room_for, viewer_of
 from web.rooms.repository import Room
 from web.rooms.schemas import LinkRequest, SignedLink, invalid_link_path
 from web.rooms.service import Viewer
@@ -115,8 +115,9 @@ def _links(request: Request) -> DownloadLinks:
     return DownloadLinks(app.signing_key, app.rooms.clock)
 
 
-def _require_host_or_link(request: Request, room: Room, path: str) -> None:
-    """Allow the host (``Authorization: Bearer``) or a valid presigned link for ``path``.
+async def _require_host_or_link(request: Request, room: Room, path: str) -> None:
+    """Allow the owner (host key or the owner's session) or a valid presigned link for
+    ``path``.
 
     :raises ApiError: 401/403 from the host check without a signature; 403 ``invalid_link``
         for a bad or expired signature.
@@ -125,7 +126,7 @@ def _require_host_or_link(request: Request, room: Room, path: str) -> None:
     if signature is not None:
         _links(request).verify(path, signature)
         return
-    services(request).rooms.require_host(room, request.headers.get("authorization"))
+    await require_host(request, room, "own")
 
 
 def archive_path(room: Room) -> str:
@@ -156,9 +157,8 @@ def _is_linkable(room: Room, path: str) -> bool:
 
 
 async def create_link(request: Request) -> Response:
-    app = services(request)
     room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
+    await require_host(request, room, "own")
     path = parse_body(LinkRequest, await json_body(request)).path
     if not _is_linkable(room, path):
         raise invalid_link_path()
@@ -234,7 +234,7 @@ async def download_original(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
     image_id = request.path_params["image_id"]
-    _require_host_or_link(request, room, original_path(room, image_id))
+    await _require_host_or_link(request, room, original_path(room, image_id))
     image = await app.images.get(room, image_id)
     name = f"{_title_part(room)}-{image.id}.{original_extension(image.mime_type)}"
     disposition = attachment(name)
@@ -247,7 +247,7 @@ async def download_original(request: Request) -> Response:
 async def download_archive(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    _require_host_or_link(request, room, archive_path(room))
+    await _require_host_or_link(request, room, archive_path(room))
     return StreamingResponse(
         app.images.archive(room),
         media_type="application/zip",
@@ -273,7 +273,7 @@ _STORE_REDIRECT = Answer(
 )
 _HOST_OR_LINK = {
     401: ("host_key_required",),
-    403: ("wrong_host_key", "invalid_link"),
+    403: ("wrong_host_key", "forbidden", "invalid_link"),
 }
 
 operations = [
@@ -295,7 +295,7 @@ operations = [
             503: ("busy",),
         },
         parameters=(_SIGNATURE,),
-        security=("anonymous", "hostKey", "participantKey", "participantCookie"),
+        security=("anonymous", "hostKey", "sessionCookie", "participantKey", "participantCookie"),
     ),
     Operation(
         "GET",
@@ -314,7 +314,7 @@ operations = [
             503: ("busy",),
         },
         parameters=(_SIGNATURE,),
-        security=("hostKey", "anonymous"),
+        security=("hostKey", "sessionCookie", "anonymous"),
     ),
     Operation(
         "GET",
@@ -332,7 +332,7 @@ operations = [
         },
         {**_HOST_OR_LINK, 404: ("room_not_found",)},
         parameters=(_SIGNATURE,),
-        security=("hostKey", "anonymous"),
+        security=("hostKey", "sessionCookie", "anonymous"),
     ),
     Operation(
         "POST",
@@ -344,12 +344,12 @@ operations = [
         {200: Answer("A link valid for 10 minutes without other credentials.", SignedLink)},
         {
             401: ("host_key_required",),
-            403: ("wrong_host_key",),
+            403: ("wrong_host_key", "forbidden"),
             404: ("room_not_found",),
             422: ("invalid_path", "unknown_field"),
         },
         body=LinkRequest,
-        security=("hostKey",),
+        security=("hostKey", "sessionCookie"),
     ),
 ]
 routes = [operation.route() for operation in operations]

@@ -15,6 +15,7 @@ from web.rooms.endpoints import (
     PARTICIPANT_HEADER,
     client_address,
     not_joined,
+    require_host,
     room_for,
     viewer_of,
 )
@@ -78,7 +79,7 @@ async def list_images(request: Request) -> Response:
 async def list_pending(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
+    await require_host(request, room, "moderate")
     page = await app.images.page(
         room,
         request.query_params.get("after"),
@@ -91,7 +92,7 @@ async def list_pending(request: Request) -> Response:
 async def approve_image(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
+    await require_host(request, room, "moderate")
     return json_answer(
         ImageBody.model_validate(await app.images.approve(room, request.path_params["image_id"]))
     )
@@ -100,7 +101,7 @@ async def approve_image(request: Request) -> Response:
 async def reject_image(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
+    await require_host(request, room, "moderate")
     await app.images.reject(room, request.path_params["image_id"])
     return Response(status_code=204)
 
@@ -159,9 +160,15 @@ def _page(after: str, default: int) -> tuple[Parameter, Parameter]:
 
 
 _LOCATION = {"Location": "Where the file is served (the object store, or the media base URL)."}
-_VIEWERS: tuple[Security, ...] = ("anonymous", "hostKey", "participantKey", "participantCookie")
+_VIEWERS: tuple[Security, ...] = (
+    "anonymous",
+    "hostKey",
+    "sessionCookie",
+    "participantKey",
+    "participantCookie",
+)
 _PAGE_ERRORS = {422: ("invalid_after", "invalid_limit")}
-_HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key",)}
+_HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key", "forbidden")}
 
 operations = [
     Operation(
@@ -243,7 +250,7 @@ operations = [
         {200: Answer("Pending images, oldest first.", ImagePage)},
         {**_HOST_ONLY, 404: ("room_not_found",), **_PAGE_ERRORS},
         parameters=_page("image id", 50),
-        security=("hostKey",),
+        security=("hostKey", "sessionCookie"),
     ),
     Operation(
         "POST",
@@ -254,7 +261,7 @@ operations = [
         "moderation",
         {200: Answer("The image, approved; `image_added` is emitted.", ImageBody)},
         {**_HOST_ONLY, 404: ("room_not_found", "image_not_found")},
-        security=("hostKey",),
+        security=("hostKey", "sessionCookie"),
     ),
     Operation(
         "POST",
@@ -265,7 +272,7 @@ operations = [
         "moderation",
         {204: Answer("Deleted; `moderation_queue` is emitted.")},
         {**_HOST_ONLY, 404: ("room_not_found", "image_not_found"), 409: ("not_pending",)},
-        security=("hostKey",),
+        security=("hostKey", "sessionCookie"),
     ),
     Operation(
         "DELETE",
@@ -280,7 +287,7 @@ operations = [
             403: ("forbidden",),
             404: ("room_not_found", "image_not_found"),
         },
-        security=("hostKey", "participantKey", "participantCookie"),
+        security=("hostKey", "sessionCookie", "participantKey", "participantCookie"),
     ),
     Operation(
         "GET",

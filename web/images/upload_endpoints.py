@@ -80,7 +80,13 @@ async def get_upload(request: Request) -> Response:
     return json_answer(UploadState.model_validate(state))
 
 
-_VIEWERS: tuple[Security, ...] = ("anonymous", "hostKey", "participantKey", "participantCookie")
+_VIEWERS: tuple[Security, ...] = (
+    "anonymous",
+    "hostKey",
+    "sessionCookie",
+    "participantKey",
+    "participantCookie",
+)
 
 operations = [
     Operation(

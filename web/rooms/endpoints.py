@@ -10,9 +10,10 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
+from web.accounts.session_cookie import current_session
 from web.errors import ApiError
 from web.rooms.qr import qr_payload
-from web.rooms.repository import Participant, Room
+from web.rooms.repository import HostRole, Participant, Room
 from web.rooms.schemas import (
     CreatedRoom,
     HostRoomView,
@@ -26,7 +27,14 @@ from web.rooms.schemas import (
     RoomView,
     name_context,
 )
-from web.rooms.service import Viewer, participant_cookie
+from web.rooms.service import (
+    ROLE_RIGHTS,
+    HostRight,
+    Viewer,
+    forbidden,
+    host_key_required,
+    participant_cookie,
+)
 from web.rooms.views import host_room_view, join_url, public_base_url, room_view
 from web.services import Services, services
 from web.wire import Answer, Binary, Operation, json_answer, parse_body
@@ -144,8 +152,46 @@ async def current_participant(request: Request, room: Room) -> Participant | Non
     )
 
 
+async def host_role(request: Request, room: Room) -> HostRole | None:
+    """The caller's host role in ``room``: ``owner`` with the room's host key
+    (``Authorization: Bearer``), else the role of the session cookie's account (owner,
+    co-host), else None."""
+    app = services(request)
+    if app.rooms.is_host(room, request.headers.get("authorization")):
+        return "owner"
+    signed_in = await current_session(request)
+    if signed_in is None:
+        return None
+    return await app.rooms.host_role(room, signed_in.account.id)
+
+
+async def require_host(request: Request, room: Room, right: HostRight) -> HostRole:
+    """Admit a host action needing ``right`` (:data:`~web.rooms.service.ROLE_RIGHTS`): the
+    room's host key, or the session of one of the room's hosts whose role has that right.
+    This is the one host check of every host endpoint.
+
+    :returns: the caller's role (``owner`` for the host key).
+    :raises ApiError: 401 ``host_key_required`` with neither a key nor a live session; 403
+        ``wrong_host_key`` with a key of another room; 403 ``forbidden`` for an account
+        that is none of the room's hosts, or whose role lacks ``right``.
+    """
+    app = services(request)
+    authorization = request.headers.get("authorization")
+    if authorization:
+        app.rooms.require_host(room, authorization)
+        return "owner"
+    signed_in = await current_session(request)
+    if signed_in is None:
+        raise host_key_required()
+    role = await app.rooms.host_role(room, signed_in.account.id)
+    if role is None or right not in ROLE_RIGHTS[role]:
+        raise forbidden()
+    return role
+
+
 async def viewer_of(request: Request, room: Room) -> Viewer:
-    """Who makes ``request``: participant and/or host.
+    """Who makes ``request``: participant and/or host (host key, or an owner's or co-host's
+    session).
 
     :raises ApiError: 401 ``passcode_required`` when the room has a passcode and the caller is
         neither one of its participants nor its host.
@@ -153,7 +199,7 @@ async def viewer_of(request: Request, room: Room) -> Viewer:
     app = services(request)
     viewer = Viewer(
         participant=await current_participant(request, room),
-        is_host=app.rooms.is_host(room, request.headers.get("authorization")),
+        is_host=await host_role(request, room) is not None,
     )
     app.rooms.require_viewer(room, viewer)
     return viewer
@@ -189,7 +235,12 @@ async def create_room(request: Request) -> Response:
     base_url = public_base_url(
         request, app.settings, app.lan
     )  # a bad Host is refused before storing
-    room, host_key = await app.rooms.create(await json_body(request), client_address(request))
+    signed_in = await current_session(request)
+    room, host_key = await app.rooms.create(
+        await json_body(request),
+        client_address(request),
+        owner_account_id=signed_in.account.id if signed_in is not None else None,
+    )
     view = host_room_view(room, base_url, image_count=0, pending_count=0, qr=app.qr)
     return json_answer(CreatedRoom.model_validate({**view, "host_key": host_key}), status=201)
 
@@ -205,7 +256,7 @@ async def passcode_for(request: Request, room: Room) -> str | None:
     app = services(request)
     viewer = Viewer(
         participant=await current_participant(request, room),
-        is_host=app.rooms.is_host(room, request.headers.get("authorization")),
+        is_host=await host_role(request, room) is not None,
     )
     return passcode if app.rooms.admits(room, viewer) else None
 
@@ -228,22 +279,24 @@ async def get_room(request: Request) -> Response:
 async def get_room_as_host(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
+    await require_host(request, room, "moderate")
     return json_answer(await host_view(app, request, room))
 
 
 async def update_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
-    room = await app.rooms.update(room, await json_body(request))
+    role = await require_host(request, room, "wall")
+    body = await json_body(request)
+    app.rooms.require_rights_for_changes(role, body)
+    room = await app.rooms.update(room, body)
     return json_answer(await host_view(app, request, room))
 
 
 async def close_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    app.rooms.require_host(room, request.headers.get("authorization"))
+    await require_host(request, room, "own")
     room = await app.rooms.close(room)
     return json_answer(await host_view(app, request, room))
 
@@ -317,7 +370,7 @@ async def join_room(request: Request) -> Response:
     return response
 
 
-_HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key",)}
+_HOST_ONLY = {401: ("host_key_required",), 403: ("wrong_host_key", "forbidden")}
 _ROOM_URLS = {400: ("invalid_host",), 404: ("room_not_found",)}
 _QR_CACHE = {"Cache-Control": "`public, max-age=3600`"}
 
@@ -336,6 +389,8 @@ operations = [
             429: ("rate_limited",),
         },
         body=RoomCreation,
+        security=("anonymous", "sessionCookie"),
+        description="With a host's session cookie the new room belongs to that account.",
     ),
     Operation(
         "GET",
@@ -352,7 +407,7 @@ operations = [
             )
         },
         _ROOM_URLS,
-        security=("anonymous", "hostKey", "participantKey", "participantCookie"),
+        security=("anonymous", "hostKey", "sessionCookie", "participantKey", "participantCookie"),
     ),
     Operation(
         "PATCH",
@@ -369,7 +424,7 @@ operations = [
             422: ("invalid_<field>", "unknown_field"),
         },
         body=RoomChanges,
-        security=("hostKey",),
+        security=("hostKey", "sessionCookie"),
     ),
     Operation(
         "POST",
@@ -384,7 +439,7 @@ operations = [
             )
         },
         {**_ROOM_URLS, **_HOST_ONLY},
-        security=("hostKey",),
+        security=("hostKey", "sessionCookie"),
     ),
     Operation(
         "GET",
@@ -395,7 +450,7 @@ operations = [
         "rooms",
         {200: Answer("The host's view.", HostRoomView)},
         {**_ROOM_URLS, **_HOST_ONLY},
-        security=("hostKey",),
+        security=("hostKey", "sessionCookie"),
     ),
     Operation(
         "GET",

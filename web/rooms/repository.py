@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from web.database import Database, Statements
 from web.event_log import BUMP_SEQ
-from web.schema import participants, rooms
+from web.schema import images, participants, room_events, room_hosts, rooms
+
+HostRole = Literal["owner", "cohost"]
+"""An account's role in a room (``room_hosts.role``): the owner may do everything the host key
+may; a co-host moderates and changes the wall's settings (web/rooms/service.py ``ROLE_RIGHTS``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class Room:
     downscale_uploads: bool = False
     keep_location: bool = False
     wall_show_passcode: bool = False
+    owner_account_id: int | None = None
 
     def is_open(self, now: datetime) -> bool:
         """Whether guests may join and upload at ``now`` (not closed, not expired)."""
@@ -76,6 +81,18 @@ class Participant:
     room_id: int
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HostedRoom:
+    """A room an account hosts, its role there and the counts of its room list."""
+
+    room: Room
+    role: HostRole
+    photo_count: int
+    pending_count: int
+    participant_count: int
+    last_activity_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,20 +130,108 @@ class RoomRepository:
         host_key_hash: str,
         now: datetime,
         values: dict[str, Any],
+        owner_account_id: int | None = None,
     ) -> Room:
-        """Insert a room and return it.
+        """Insert a room and return it; with ``owner_account_id`` its owner's ``room_hosts``
+        row too, in the same transaction.
 
         :param values: the other columns: ``title``, ``expires_at`` and any room settings.
+        :param owner_account_id: the signed-in account creating it, or None.
         """
         async with self.database.transaction() as connection:
             result = await connection.execute(
                 insert(rooms)
                 .values(
-                    token=token, host_key_hash=host_key_hash, created_at=now, last_seq=0, **values
+                    token=token,
+                    host_key_hash=host_key_hash,
+                    created_at=now,
+                    last_seq=0,
+                    owner_account_id=owner_account_id,
+                    **values,
                 )
                 .returning(*rooms.c)
             )
-            return Room(**result.one()._mapping)
+            room = Room(**result.one()._mapping)
+            if owner_account_id is not None:
+                await connection.execute(
+                    insert(room_hosts).values(
+                        room_id=room.id, account_id=owner_account_id, role="owner", created_at=now
+                    )
+                )
+            return room
+
+    async def host_role(self, room_id: int, account_id: int) -> HostRole | None:
+        """The role of ``account_id`` in ``room_id``, or None when it is not one of its hosts."""
+        async with self.database.direct_read() as statements:
+            role = await statements.scalar(
+                _HOST_ROLE, {"room_id": room_id, "account_id": account_id}
+            )
+        return cast(HostRole, role) if role in ("owner", "cohost") else None
+
+    async def add_host(self, room_id: int, account_id: int, role: HostRole, now: datetime) -> None:
+        """Make ``account_id`` a host of ``room_id`` with ``role`` (a co-host; the owner goes
+        in through :meth:`create` or :meth:`claim`).
+
+        :raises sqlalchemy.exc.IntegrityError: it already is one, or either does not exist.
+        """
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                insert(room_hosts).values(
+                    room_id=room_id, account_id=account_id, role=role, created_at=now
+                )
+            )
+
+    async def claim(self, room_id: int, account_id: int, now: datetime) -> int | None:
+        """Give the room without an owner to ``account_id`` (a co-host becomes its owner).
+
+        :returns: the room's owner afterwards: ``account_id`` when it claimed the room (or
+            already owned it), another account's id when that one owns it (nothing changed),
+            None when the room does not exist.
+        """
+        async with self.database.transaction() as connection:
+            current = await self.locked(connection, room_id)
+            if current.owner_account_id is not None:
+                return current.owner_account_id
+            await connection.execute(
+                update(rooms).where(rooms.c.id == room_id).values(owner_account_id=account_id)
+            )
+            changed = await connection.execute(
+                update(room_hosts)
+                .where(room_hosts.c.room_id == room_id, room_hosts.c.account_id == account_id)
+                .values(role="owner")
+            )
+            if not changed.rowcount:
+                await connection.execute(
+                    insert(room_hosts).values(
+                        room_id=room_id, account_id=account_id, role="owner", created_at=now
+                    )
+                )
+            return account_id
+
+    async def hosted_by(self, account_id: int, room_id: int | None = None) -> list[HostedRoom]:
+        """The rooms ``account_id`` owns or co-hosts (only ``room_id``, if given), newest
+        first, with their counts (each a correlated subquery on an index: images by room and
+        status, participants by room, the room's newest event by its primary key)."""
+        statement = _HOSTED_BY if room_id is None else _HOSTED_BY.where(rooms.c.id == room_id)
+        async with self.database.read() as connection:
+            rows = await connection.execute(statement, {"account_id": account_id})
+            found = []
+            for row in rows:
+                values = dict(row._mapping)
+                counts = {key: values.pop(key) for key in _HOSTED_COUNTS}
+                role = cast(HostRole, values.pop("host_role"))
+                last_event = counts.pop("last_event_at")
+                found.append(
+                    HostedRoom(
+                        room=Room(**values),
+                        role=role,
+                        photo_count=int(counts["photo_count"] or 0),
+                        pending_count=int(counts["pending_count"] or 0),
+                        participant_count=int(counts["participant_count"] or 0),
+                        last_activity_at=last_event or values["created_at"],
+                    )
+                )
+            return found
 
     @staticmethod
     async def locked(connection: AsyncConnection, room_id: int) -> Room:
@@ -248,6 +353,53 @@ _PARTICIPANT_BY_KEY_HASH = select(*_PARTICIPANT_COLUMNS).where(
     participants.c.key_hash == bindparam("key_hash"),
     participants.c.room_id == bindparam("room_id"),
 )
+_HOST_ROLE = select(room_hosts.c.role).where(
+    room_hosts.c.room_id == bindparam("room_id"),
+    room_hosts.c.account_id == bindparam("account_id"),
+)
+
+
+def _image_count(status: str) -> Any:
+    return (
+        select(func.count())
+        .select_from(images)
+        .where(images.c.room_id == rooms.c.id, images.c.status == status)
+        .scalar_subquery()
+    )
+
+
+_HOSTED_COUNTS = ("photo_count", "pending_count", "participant_count", "last_event_at")
+_HOSTED_BY = (
+    select(
+        *rooms.c,
+        room_hosts.c.role.label("host_role"),
+        _image_count("approved").label("photo_count"),
+        _image_count("pending").label("pending_count"),
+        select(func.count())
+        .select_from(participants)
+        .where(participants.c.room_id == rooms.c.id)
+        .scalar_subquery()
+        .label("participant_count"),
+        select(room_events.c.created_at)
+        .where(room_events.c.room_id == rooms.c.id)
+        .order_by(room_events.c.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("last_event_at"),
+    )
+    .select_from(
+        room_hosts.join(
+            rooms,
+            and_(
+                rooms.c.id == room_hosts.c.room_id,
+                room_hosts.c.account_id == bindparam("account_id"),
+            ),
+        )
+    )
+    .order_by(rooms.c.created_at.desc(), rooms.c.id.desc())
+)
+
+
 _LOCK_ROOM = BUMP_SEQ.returning(
     rooms.c.last_seq,
     rooms.c.closed_at,

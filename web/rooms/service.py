@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +18,8 @@ from web.errors import ApiError
 from web.event_log import RoomEvent, log_event, next_seq
 from web.images.repository import ImageRepository
 from web.rate_limits import RateLimiter
-from web.rooms.repository import Participant, Room, RoomRepository
-from web.rooms.room_settings import clean_text
+from web.rooms.repository import HostedRoom, HostRole, Participant, Room, RoomRepository
+from web.rooms.room_settings import SETTABLE_FIELDS, clean_text
 from web.rooms.schemas import RoomChanges, RoomCreation, settings_context
 from web.security import (
     digest,
@@ -59,8 +59,48 @@ def participant_cookie(room: Room) -> str:
     return f"imageshark_p_{room.id}"
 
 
+SessionAccount = Callable[[Mapping[str, str]], Awaitable[int | None]]
+"""The account whose live session a request's cookies carry, by id, or None
+(:meth:`web.accounts.service.AccountService.account_of_cookies`)."""
+
+
+async def no_session_account(cookies: Mapping[str, str]) -> int | None:
+    """A :data:`SessionAccount` for a room service without accounts: nobody is signed in."""
+    return None
+
+
 CODE_ATTEMPTS = 5
 """Room inserts tried with fresh short codes before a code collision is reported."""
+
+
+HostRight = Literal["moderate", "wall", "own"]
+"""What a host action needs: ``moderate`` (the queue, approving, rejecting, deleting photos),
+``wall`` (the wall's settings), ``own`` (everything else: other settings, the passcode,
+closing, downloads, removing co-hosts)."""
+ROLE_RIGHTS: Mapping[HostRole, frozenset[HostRight]] = {
+    "owner": frozenset({"moderate", "wall", "own"}),
+    "cohost": frozenset({"moderate", "wall"}),
+}
+"""The rights of each role; the host key has the owner's."""
+
+
+WALL_FIELDS = frozenset(name for name in SETTABLE_FIELDS if name.startswith("wall_"))
+"""The room settings a co-host may change: the wall's."""
+
+
+def host_key_required() -> ApiError:
+    """A new 401 ``host_key_required``: neither a host key nor a live session came."""
+    return ApiError(
+        401,
+        "host_key_required",
+        "This needs the room's host key (Authorization: Bearer) or a host's session.",
+    )
+
+
+def forbidden() -> ApiError:
+    """A new 403 ``forbidden``: the signed-in account is no host of the room, or its role
+    does not allow this."""
+    return ApiError(403, "forbidden", "Your account may not do this in this room.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +152,8 @@ class RoomService:
     :param rate_limits: the join-attempt limits (``"join"`` with a passcode, ``"open_join"``
         without) and the room-creation limit (``"create_room"``).
     :param signing: the key participant cookies are signed with.
+    :param session_account: who a live connection's cookies sign in, for admitting the
+        room's owner and co-hosts to a passcode room like its host key does.
     :param clock: returns the current UTC time (tests pass a fixed one).
     """
 
@@ -124,6 +166,7 @@ class RoomService:
         bus: RoomEventBus,
         rate_limits: RateLimiter,
         signing: SigningSecret,
+        session_account: SessionAccount = no_session_account,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.database = database
@@ -133,6 +176,7 @@ class RoomService:
         self.bus = bus
         self.rate_limits = rate_limits
         self.signing = signing
+        self.session_account = session_account
         self.clock = clock
 
     @property
@@ -140,7 +184,9 @@ class RoomService:
         """How far ahead a room's expiry may be set (``IMAGESHARK_ROOM_TTL_HOURS``)."""
         return timedelta(hours=self.settings.room_ttl_hours)
 
-    async def create(self, body: Mapping[str, Any], client_address: str) -> tuple[Room, str]:
+    async def create(
+        self, body: Mapping[str, Any], client_address: str, owner_account_id: int | None = None
+    ) -> tuple[Room, str]:
         """Create a room from a ``POST /api/rooms`` body; return it with its host key (the
         only time the key is known).
 
@@ -148,6 +194,7 @@ class RoomService:
             :class:`~web.rooms.schemas.RoomCreation` (after the rate limit: every attempt
             counts): ``title`` (required) and any settable field.
         :param client_address: the caller's address, for the room-creation rate limit.
+        :param owner_account_id: the signed-in account creating it (its owner), or None.
         :raises ApiError: 422 for a missing title, a bad setting or an unknown field; 429
             ``rate_limited`` (with Retry-After) over ``IMAGESHARK_ROOM_CREATE_RATE_LIMIT``.
         """
@@ -168,6 +215,7 @@ class RoomService:
                     host_key_hash=digest(host_key),
                     now=now,
                     values={**values, "code": new_room_code()},
+                    owner_account_id=owner_account_id,
                 )
             except IntegrityError:  # the short code (40 bits) is taken: draw another
                 if attempt == CODE_ATTEMPTS - 1:
@@ -175,6 +223,42 @@ class RoomService:
                 continue
             return room, host_key
         raise AssertionError("unreachable")
+
+    async def host_role(self, room: Room, account_id: int) -> HostRole | None:
+        """The role of the account ``account_id`` in ``room`` (its owner without a query),
+        or None when it is none of the room's hosts."""
+        if room.owner_account_id == account_id:
+            return "owner"
+        return await self.repository.host_role(room.id, account_id)
+
+    async def claim(self, room: Room, account_id: int) -> Room:
+        """Make the account ``account_id`` the owner of ``room`` (the caller has checked the
+        host key). Claiming a room one already owns changes nothing.
+
+        :raises ApiError: 409 ``already_claimed``: another account owns it; 404
+            ``room_not_found``: it was removed meanwhile.
+        """
+        owner = await self.repository.claim(room.id, account_id, self.clock())
+        if owner is None:
+            raise room_not_found()
+        if owner != account_id:
+            raise ApiError(409, "already_claimed", "Another account already owns this room.")
+        return replace(room, owner_account_id=account_id)
+
+    async def hosted_by(self, account_id: int, room: Room | None = None) -> list[HostedRoom]:
+        """The rooms the account owns or co-hosts (expired ones too), newest first; only
+        ``room`` when given (empty when the account is none of its hosts)."""
+        return await self.repository.hosted_by(account_id, room.id if room else None)
+
+    @staticmethod
+    def require_rights_for_changes(role: HostRole, body: Mapping[str, Any]) -> None:
+        """Refuse a ``PATCH`` body a co-host may not send: one naming any field but the
+        wall's (``wall_*``, :data:`WALL_FIELDS`). The owner may send anything.
+
+        :raises ApiError: 403 ``forbidden``.
+        """
+        if role != "owner" and not set(body) <= WALL_FIELDS:
+            raise forbidden()
 
     async def update(self, room: Room, body: Mapping[str, Any]) -> Room:
         """Apply a host's ``PATCH`` body (parsed here as :class:`~web.rooms.schemas.RoomChanges`):
@@ -337,9 +421,7 @@ class RoomService:
     def require_host(room: Room, authorization: str | None) -> None:
         """Raise ApiError 401 without credentials, 403 with a wrong host key."""
         if not authorization:
-            raise ApiError(
-                401, "host_key_required", "This needs the room's host key (Authorization: Bearer)."
-            )
+            raise host_key_required()
         if not RoomService.is_host(room, authorization):
             raise ApiError(403, "wrong_host_key", "That host key does not belong to this room.")
 
@@ -442,8 +524,8 @@ class RoomService:
         """Admit a live (Socket.IO) connection to the room of ``handshake.token``: the live
         side's :data:`realtime.namespace.ResolveRoom`.
 
-        A passcode room admits only a client that presents its host key, a participant key
-        or the room's signed participant cookie.
+        A passcode room admits only a client that presents its host key, a participant key,
+        the room's signed participant cookie or the session cookie of one of its hosts.
 
         :returns: ``(room_id, last_seq)``; None when the token is malformed, unknown or
             expired.
@@ -474,7 +556,10 @@ class RoomService:
             key=handshake.participant_key,
             cookie=handshake.cookies.get(participant_cookie(room)),
         )
-        return participant is not None
+        if participant is not None:
+            return True
+        account_id = await self.session_account(handshake.cookies)
+        return account_id is not None and await self.host_role(room, account_id) is not None
 
     @staticmethod
     def admits(room: Room, viewer: Viewer) -> bool:

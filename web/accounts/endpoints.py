@@ -1,0 +1,324 @@
+"""HTTP routes of host accounts: sign-up, sign-in and out, the account, its sessions and rooms,
+and claiming a room with its host key.
+
+Every change here that a session cookie authenticates is a non-GET request, which
+:class:`web.origins.CrossOriginGuard` refuses from other origins' pages (403
+``cross_origin_refused``) before these handlers run.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from web.accounts.repository import Account, SignedIn
+from web.accounts.schemas import (
+    AccountBody,
+    HostedRoomBody,
+    HostedRoomList,
+    SessionBody,
+    SessionList,
+    SignIn,
+    SignUp,
+)
+from web.accounts.service import not_signed_in
+from web.accounts.session_cookie import (
+    SESSION_COOKIE,
+    clear_session_cookie,
+    current_session,
+    set_session_cookie,
+)
+from web.errors import ApiError
+from web.rooms import repository as room_rows
+from web.rooms.endpoints import client_address, json_body, room_for
+from web.services import services
+from web.wire import Answer, Operation, json_answer
+
+PRIVATE = {"Cache-Control": "private, no-store"}
+"""Answers about the caller's account: no cache may keep or share them."""
+
+
+def account_body(account: Account) -> AccountBody:
+    """The account as its holder sees it."""
+    return AccountBody(
+        email=account.email,
+        name=account.name,
+        email_verified=account.email_verified,
+        is_admin=account.is_admin,
+        created_at=account.created_at.isoformat(),
+    )
+
+
+def hosted_room_body(hosted: room_rows.HostedRoom) -> HostedRoomBody:
+    """One entry of the account's room list."""
+    room = hosted.room
+    return HostedRoomBody(
+        token=room.token,
+        code=room.code,
+        title=room.title,
+        role=hosted.role,
+        created_at=room.created_at.isoformat(),
+        expires_at=room.expires_at.isoformat(),
+        closed=room.closed_at is not None,
+        photo_count=hosted.photo_count,
+        pending_count=hosted.pending_count,
+        participant_count=hosted.participant_count,
+        last_activity_at=hosted.last_activity_at.isoformat(),
+    )
+
+
+async def signed_in(request: Request) -> SignedIn:
+    """The request's live session.
+
+    :raises ApiError: 401 ``not_signed_in`` without one (no cookie, or a forged, ended,
+        expired or disabled account's one).
+    """
+    found = await current_session(request)
+    if found is None:
+        raise not_signed_in()
+    return found
+
+
+async def sign_up(request: Request) -> Response:
+    app = services(request)
+    created = await app.accounts.sign_up(await json_body(request), client_address(request))
+    body = AccountBody(
+        email=created.email,
+        name=created.name,
+        email_verified=False,
+        is_admin=False,
+        created_at=created.created_at.isoformat(),
+    )
+    return json_answer(body, status=201, headers=PRIVATE)
+
+
+async def sign_in(request: Request) -> Response:
+    app = services(request)
+    session, token = await app.accounts.sign_in(
+        await json_body(request), client_address(request), request.headers.get("user-agent")
+    )
+    # The browser's cookie is replaced: the session it held would linger unused until expiry.
+    replaced = await current_session(request)
+    if replaced is not None:
+        await app.accounts.sign_out(replaced)
+    response = json_answer(account_body(session.account), headers=PRIVATE)
+    set_session_cookie(response, request, token)
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    app = services(request)
+    found = await current_session(request)
+    if found is not None:
+        await app.accounts.sign_out(found)
+    response = Response(status_code=204)
+    clear_session_cookie(response, request)
+    return response
+
+
+async def get_account(request: Request) -> Response:
+    return json_answer(account_body((await signed_in(request)).account), headers=PRIVATE)
+
+
+async def list_rooms(request: Request) -> Response:
+    app = services(request)
+    account = (await signed_in(request)).account
+    hosted = await app.rooms.hosted_by(account.id)
+    return json_answer(
+        HostedRoomList(rooms=[hosted_room_body(entry) for entry in hosted]), headers=PRIVATE
+    )
+
+
+async def list_sessions(request: Request) -> Response:
+    app = services(request)
+    current = await signed_in(request)
+    sessions = await app.accounts.sessions(current.account)
+    return json_answer(
+        SessionList(
+            sessions=[
+                SessionBody(
+                    id=session.id,
+                    device=session.device,
+                    created_at=session.created_at.isoformat(),
+                    last_used_at=session.last_used_at.isoformat(),
+                    current=session.id == current.session.id,
+                )
+                for session in sessions
+            ]
+        ),
+        headers=PRIVATE,
+    )
+
+
+def _session_id(request: Request) -> int:
+    text = request.path_params["session_id"]
+    if not (text.isascii() and text.isdigit() and len(text) < 19):
+        raise ApiError(404, "session_not_found", "This account has no such session.")
+    return int(text)
+
+
+async def end_session(request: Request) -> Response:
+    app = services(request)
+    current = await signed_in(request)
+    session_id = _session_id(request)
+    await app.accounts.end_session(current.account, session_id)
+    response = Response(status_code=204)
+    if session_id == current.session.id:
+        clear_session_cookie(response, request)
+    return response
+
+
+async def sign_out_everywhere(request: Request) -> Response:
+    app = services(request)
+    current = await signed_in(request)
+    await app.accounts.sign_out_everywhere(current.account)
+    response = Response(status_code=204)
+    clear_session_cookie(response, request)
+    return response
+
+
+async def claim_room(request: Request) -> Response:
+    app = services(request)
+    room = await room_for(request)
+    # The host key proves the room is the caller's to claim; the session names the account.
+    app.rooms.require_host(room, request.headers.get("authorization"))
+    account = (await signed_in(request)).account
+    room = await app.rooms.claim(room, account.id)
+    (hosted,) = await app.rooms.hosted_by(account.id, room)
+    return json_answer(hosted_room_body(hosted), headers=PRIVATE)
+
+
+_SESSION_ONLY = {401: ("not_signed_in",)}
+_COOKIE = {"Set-Cookie": f"`{SESSION_COOKIE}=...; HttpOnly; SameSite=Lax; Path=/`"}
+
+operations = [
+    Operation(
+        "POST",
+        "/api/accounts",
+        sign_up,
+        "signUp",
+        "Create a host account",
+        "accounts",
+        {
+            201: Answer(
+                "The account (the same answer when the address already has one: then nothing "
+                "is created). Not signed in yet: sign in with `POST /api/session`.",
+                AccountBody,
+            )
+        },
+        {
+            403: ("signup_closed",),
+            422: ("invalid_email", "invalid_password", "invalid_name", "unknown_field"),
+            429: ("rate_limited",),
+        },
+        body=SignUp,
+    ),
+    Operation(
+        "POST",
+        "/api/session",
+        sign_in,
+        "signIn",
+        "Sign in: open a session",
+        "accounts",
+        {
+            200: Answer(
+                "The account; the session is set as an HTTP-only cookie.", AccountBody, _COOKIE
+            )
+        },
+        {
+            401: ("invalid_credentials",),
+            403: ("account_disabled",),
+            422: ("invalid_email", "invalid_password", "unknown_field"),
+            429: ("rate_limited",),
+        },
+        body=SignIn,
+    ),
+    Operation(
+        "DELETE",
+        "/api/session",
+        sign_out,
+        "signOut",
+        "Sign out: end this session",
+        "accounts",
+        {204: Answer("The session is ended on every replica and its cookie cleared.")},
+        security=("sessionCookie", "anonymous"),
+    ),
+    Operation(
+        "GET",
+        "/api/me",
+        get_account,
+        "getAccount",
+        "The signed-in account",
+        "accounts",
+        {200: Answer("The account.", AccountBody)},
+        _SESSION_ONLY,
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "GET",
+        "/api/me/rooms",
+        list_rooms,
+        "listHostedRooms",
+        "The rooms the account owns or co-hosts",
+        "accounts",
+        {200: Answer("Its rooms, newest first, with its role and their counts.", HostedRoomList)},
+        _SESSION_ONLY,
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "GET",
+        "/api/me/sessions",
+        list_sessions,
+        "listSessions",
+        "The account's signed-in browsers",
+        "accounts",
+        {200: Answer("Its live sessions, most recently used first.", SessionList)},
+        _SESSION_ONLY,
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "DELETE",
+        "/api/me/sessions",
+        sign_out_everywhere,
+        "signOutEverywhere",
+        "Sign out everywhere: end every session",
+        "accounts",
+        {204: Answer("Every session of the account is ended, this one too.")},
+        _SESSION_ONLY,
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "DELETE",
+        "/api/me/sessions/{session_id}",
+        end_session,
+        "endSession",
+        "End one of the account's sessions",
+        "accounts",
+        {204: Answer("That session is ended (this one's cookie is cleared too if it was it).")},
+        {**_SESSION_ONLY, 404: ("session_not_found",)},
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "POST",
+        "/api/rooms/{token}/claim",
+        claim_room,
+        "claimRoom",
+        "Make a room the signed-in account's",
+        "accounts",
+        {
+            200: Answer(
+                "The room as the account's room list shows it, role `owner`.", HostedRoomBody
+            )
+        },
+        {
+            401: ("host_key_required", "not_signed_in"),
+            403: ("wrong_host_key",),
+            404: ("room_not_found",),
+            409: ("already_claimed",),
+        },
+        security=("hostKey",),
+        description="Needs both the room's host key (`Authorization: Bearer`) and a session "
+        "cookie.",
+    ),
+]
+routes = [operation.route() for operation in operations]

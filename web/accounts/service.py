@@ -1,0 +1,196 @@
+"""Account rules: sign-up, sign-in, sessions (their cookie token, expiry, sign-out).
+
+Nothing here tells whether an address has an account: sign-up answers the same for a taken
+address (and creates nothing), sign-in answers the same ``401 invalid_credentials`` for an
+unknown address and a wrong password, and both spend one argon2id hash either way
+(:class:`~web.accounts.passwords.Passwords`). Sign-in is throttled per address and per e-mail
+(docs/decisions/0026-password-hashing.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from web.accounts.devices import device_summary
+from web.accounts.passwords import Passwords
+from web.accounts.repository import Account, AccountRepository, AccountSession, SignedIn
+from web.accounts.schemas import SignIn, SignUp, normalise_email, sign_up_context
+from web.errors import ApiError
+from web.rate_limits import RateLimiter
+from web.rooms.service import utc_now
+from web.security import digest, new_secret_key
+from web.settings import Settings
+from web.wire import parse_body
+
+SESSION_COOKIE = "imageshark_session"
+"""The cookie holding a session's token (its attributes: web/accounts/session_cookie.py)."""
+TOUCH_SECONDS = 60
+"""A session's ``last_used_at`` is written at most this often (seconds): no write per request."""
+MAX_TOKEN_CHARS = 128
+
+
+def invalid_credentials() -> ApiError:
+    """A new 401 ``invalid_credentials``: the one answer for every wrong e-mail/password pair."""
+    return ApiError(401, "invalid_credentials", "That e-mail address and password do not match.")
+
+
+def not_signed_in() -> ApiError:
+    """A new 401 ``not_signed_in``."""
+    return ApiError(401, "not_signed_in", "Sign in first (no valid session cookie).")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUp:
+    """What sign-up answers: the same for a new address and a taken one."""
+
+    email: str
+    name: str | None
+    created_at: datetime
+
+
+class AccountService:
+    """Account operations behind ``/api/accounts``, ``/api/session`` and ``/api/me``.
+
+    :param repository: account and session storage.
+    :param passwords: the argon2id hasher.
+    :param rate_limits: ``"sign_up"`` (per client address), ``"sign_in_address"`` and
+        ``"sign_in_account"`` (per e-mail, known or not).
+    :param settings: ``signup``, ``session_days``, ``max_name_chars``.
+    :param clock: returns the current UTC time (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        repository: AccountRepository,
+        passwords: Passwords,
+        rate_limits: RateLimiter,
+        settings: Settings,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.repository = repository
+        self.passwords = passwords
+        self.rate_limits = rate_limits
+        self.settings = settings
+        self.clock = clock
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        """How long a session lasts after its last use (``IMAGESHARK_SESSION_DAYS``)."""
+        return timedelta(days=self.settings.session_days)
+
+    async def sign_up(self, body: Mapping[str, Any], client_address: str) -> SignedUp:
+        """Create an account from a ``POST /api/accounts`` body (:class:`SignUp`).
+
+        An address that already has an account gets the same answer and nothing changes (the
+        verification mail, later, is where its holder learns more). The password is hashed
+        in both cases, so the answer takes as long.
+
+        :param client_address: the caller's address, for the ``sign_up`` limit.
+        :raises ApiError: 403 ``signup_closed`` (``IMAGESHARK_SIGNUP`` is not ``open``; no
+            invites yet); 429 ``rate_limited``; 422 ``invalid_email``, ``invalid_password``,
+            ``invalid_name``, ``unknown_field``.
+        """
+        if self.settings.signup != "open":
+            raise ApiError(403, "signup_closed", "Sign-up is not open on this service.")
+        await self.rate_limits.hit("sign_up", client_address)
+        request = parse_body(SignUp, body, context=sign_up_context(self.settings.max_name_chars))
+        password_hash = await self.passwords.hash(request.password)
+        now = self.clock()
+        account = await self.repository.create(
+            email=request.email, name=request.name, password_hash=password_hash, now=now
+        )
+        if account is None:
+            return SignedUp(email=request.email, name=request.name, created_at=now)
+        return SignedUp(email=account.email, name=account.name, created_at=account.created_at)
+
+    async def sign_in(
+        self, body: Mapping[str, Any], client_address: str, user_agent: str | None
+    ) -> tuple[SignedIn, str]:
+        """Check a ``POST /api/session`` body (:class:`SignIn`) and open a session.
+
+        Both limits count every attempt before the password is checked.
+
+        :param user_agent: the request's ``User-Agent``, summarised for the session list.
+        :returns: the new session with its account, and the token for its cookie (only its
+            SHA-256 is stored).
+        :raises ApiError: 401 ``invalid_credentials``; 403 ``account_disabled`` (right
+            password, disabled account); 429 ``rate_limited``; 422 a field of the wrong type.
+        """
+        request = parse_body(SignIn, body)
+        await self.rate_limits.hit("sign_in_address", client_address)
+        email = normalise_email(request.email)
+        # Case-folded: the limit of one mailbox is not multiplied by spelling it differently.
+        await self.rate_limits.hit("sign_in_account", (email or request.email).casefold())
+        account = await self.repository.by_email(email) if email is not None else None
+        if account is None:
+            await self.passwords.verify_nothing(request.password)
+            raise invalid_credentials()
+        if not await self.passwords.verify(account.password_hash, request.password):
+            raise invalid_credentials()
+        if account.disabled:
+            raise ApiError(403, "account_disabled", "This account is disabled.")
+        if self.passwords.needs_rehash(account.password_hash):
+            await self.repository.set_password_hash(
+                account.id, await self.passwords.hash(request.password)
+            )
+        token = new_secret_key()
+        now = self.clock()
+        session = await self.repository.add_session(
+            account_id=account.id,
+            token_hash=digest(token),
+            device=device_summary(user_agent),
+            now=now,
+            expired_before=now - self.session_lifetime,
+        )
+        return SignedIn(session=session, account=account), token
+
+    async def resolve(self, token: str | None) -> SignedIn | None:
+        """The live session whose cookie holds ``token``, and its account.
+
+        Updates the session's last use when it is older than :data:`TOUCH_SECONDS`.
+
+        :returns: None for no token, an unknown one, a session unused for longer than
+            ``session_days`` or one of a disabled account.
+        """
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        found = await self.repository.signed_in(digest(token))
+        if found is None or found.account.disabled:
+            return None
+        now = self.clock()
+        if found.session.last_used_at <= now - self.session_lifetime:
+            return None
+        if now - found.session.last_used_at >= timedelta(seconds=TOUCH_SECONDS):
+            await self.repository.touch_session(found.session.id, now)
+            found = replace(found, session=replace(found.session, last_used_at=now))
+        return found
+
+    async def account_of_cookies(self, cookies: Mapping[str, str]) -> int | None:
+        """The id of the account whose live session the cookie :data:`SESSION_COOKIE` among
+        ``cookies`` holds (a live connection's handshake), or None: the live side's
+        :data:`web.rooms.service.SessionAccount`."""
+        found = await self.resolve(cookies.get(SESSION_COOKIE))
+        return found.account.id if found is not None else None
+
+    async def sign_out(self, signed_in: SignedIn) -> None:
+        """End the session of this request (every replica stops accepting its cookie)."""
+        await self.repository.delete_session(signed_in.account.id, signed_in.session.id)
+
+    async def sessions(self, account: Account) -> list[AccountSession]:
+        """The account's live sessions, most recently used first."""
+        return await self.repository.sessions_of(account.id, self.clock() - self.session_lifetime)
+
+    async def end_session(self, account: Account, session_id: int) -> None:
+        """End one of the account's sessions.
+
+        :raises ApiError: 404 ``session_not_found``: no such session of this account.
+        """
+        if not await self.repository.delete_session(account.id, session_id):
+            raise ApiError(404, "session_not_found", "This account has no such session.")
+
+    async def sign_out_everywhere(self, account: Account) -> int:
+        """End every session of the account (this one too); how many there were."""
+        return await self.repository.delete_sessions(account.id)
