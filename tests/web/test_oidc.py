@@ -10,12 +10,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import httpx2
 import pytest
 from asgi_lifespan import LifespanManager
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet, OctKey, RSAKey
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -29,10 +30,19 @@ from tests.oidc_provider import (
     sign_in_at_provider,
 )
 from tests.production.processes import free_port
-from web.accounts.oidc import STATE_COOKIE, ProviderMetadata, VerifiedIdentity, verify_id_token
+from web.accounts.oidc import (
+    METADATA_SECONDS,
+    STATE_COOKIE,
+    OidcClient,
+    ProviderMetadata,
+    VerifiedIdentity,
+    verify_id_token,
+)
 from web.app import create_app
+from web.errors import ApiError
 from web.logs import redact_query_secrets
 from web.settings import Settings
+from web.signing import SigningSecret
 
 processes = pytest.mark.processes  # the provider is a Node process
 
@@ -376,8 +386,6 @@ def verify(token: str, now: int, keys: KeySet | None = None) -> dict[str, Any]:
 
 
 def test_id_token_checks() -> None:
-    from web.errors import ApiError
-
     now = int(time.time())
     assert verify(id_token(now), now)["sub"] == "alice"
     assert verify(id_token(now - 330), now)["sub"] == "alice"  # expired 30 s ago: leeway
@@ -409,3 +417,71 @@ def test_id_token_checks() -> None:
     rotated = RSAKey.generate_key(2048, parameters={"kid": "key-2"})
     with pytest.raises(InvalidKeyIdError):  # the client fetches the key set again on this
         verify(id_token(now, key=rotated), now)
+
+
+class RotatingProvider:
+    """An in-process stand-in for a provider's discovery, key set and token endpoints (an
+    httpx2 mock transport) whose signing key the test rotates; counts what was fetched."""
+
+    def __init__(self) -> None:
+        self.key = KEY
+        self.nonce = ""
+        self.fetched: list[str] = []
+        self.now = float(int(time.time()))
+
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
+        path = request.url.path
+        self.fetched.append(path)
+        if path == "/.well-known/openid-configuration":
+            document = {
+                "issuer": ISSUER,
+                "authorization_endpoint": f"{ISSUER}/auth",
+                "token_endpoint": f"{ISSUER}/token",
+                "jwks_uri": f"{ISSUER}/jwks",
+                "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            }
+            return httpx2.Response(200, json=document)
+        if path == "/jwks":
+            return httpx2.Response(200, json={"keys": [self.key.as_dict(private=False)]})
+        assert path == "/token"
+        form = parse_qs(request.content.decode())
+        assert form["client_secret"] == [CLIENT_SECRET]  # _post, as advertised
+        assert "authorization" not in request.headers
+        assert len(form["code_verifier"][0]) >= 43
+        token = id_token(int(self.now), key=self.key, nonce=self.nonce)
+        return httpx2.Response(
+            200, json={"access_token": "a", "token_type": "Bearer", "id_token": token}
+        )
+
+    async def sign_on(self, client: OidcClient) -> VerifiedIdentity:
+        url, cookie = await client.begin("/", CALLBACK_URL)
+        sent = query_of(url)
+        self.nonce = sent["nonce"]
+        finished = await client.finish({"code": "c", "state": sent["state"]}, cookie)
+        return finished.identity
+
+
+async def test_discovery_and_keys_are_cached_and_fetched_again_on_rotation() -> None:
+    provider = RotatingProvider()
+    client = OidcClient(
+        ISSUER,
+        CLIENT_ID,
+        SecretStr(CLIENT_SECRET),
+        "openid email",
+        SigningSecret(SecretStr("signing-key")),
+        clock=lambda: provider.now,
+        transport=httpx2.MockTransport(provider.handle),
+    )
+    try:
+        assert (await provider.sign_on(client)).email == "alice@example.org"
+        assert (await provider.sign_on(client)).subject == "alice"
+        discovery = "/.well-known/openid-configuration"
+        assert provider.fetched == [discovery, "/token", "/jwks", "/token"]
+        provider.key = RSAKey.generate_key(2048, parameters={"kid": "key-2"})  # rotation
+        assert (await provider.sign_on(client)).subject == "alice"
+        assert provider.fetched.count("/jwks") == 2 and provider.fetched.count(discovery) == 1
+        provider.now += METADATA_SECONDS + 1
+        assert (await provider.sign_on(client)).subject == "alice"
+        assert provider.fetched.count(discovery) == 2 and provider.fetched.count("/jwks") == 3
+    finally:
+        await client.close()
