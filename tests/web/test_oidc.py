@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet, OctKey, RSAKey
+from openapi_spec_validator import validate
 from pydantic import SecretStr, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -310,8 +311,12 @@ async def test_routes_exist_only_when_configured(make_settings: SettingsFactory)
         assert "/api/oidc/start" not in (await app.get("/openapi.json")).json()["paths"]
     issuer = f"http://127.0.0.1:{free_port()}"
     async for app in app_client(sign_on_settings(make_settings, issuer)):
-        paths = (await app.get("/openapi.json")).json()["paths"]
+        document = (await app.get("/openapi.json")).json()
+        validate(document)  # the sign-on operations make a valid OpenAPI 3.1 document
+        paths = document["paths"]
         assert {"/api/oidc/start", "/api/oidc/callback"} <= set(paths)
+        callback_errors = paths["/api/oidc/callback"]["get"]["responses"]
+        assert {"302", "400", "401", "403", "501", "503"} <= set(callback_errors)
         no_flow = await app.get("/api/oidc/callback", params={"code": "x", "state": "y"})
         assert no_flow.status_code == 400 and error_code(no_flow) == "oidc_state_mismatch"
 
