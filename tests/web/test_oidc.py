@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import httpx2
@@ -193,8 +193,8 @@ async def test_email_from_userinfo_when_the_id_token_leaves_it_out(
 
 
 @processes
-async def test_tampered_or_missing_state_is_refused(
-    app: httpx.AsyncClient, browser: httpx.AsyncClient
+async def test_forged_or_declined_answers_are_refused_without_spending_the_code(
+    app: httpx.AsyncClient, browser: httpx.AsyncClient, provider: OidcProvider
 ) -> None:
     authorization, cookie = await start(app)
     back = await sign_in_at_provider(browser, authorization, "alice")
@@ -208,6 +208,16 @@ async def test_tampered_or_missing_state_is_refused(
         refused = await callback(app, url, sent_cookie)
         assert refused.status_code == 400, refused.text
         assert error_code(refused) == "oidc_state_mismatch"
+    # The provider's refusal (the user declined) with the right state.
+    declined = await callback(
+        app, f"{CALLBACK_URL}?error=access_denied&state={answer['state']}", cookie
+    )
+    assert declined.status_code == 401 and error_code(declined) == "oidc_failed"
+    # RFC 9207: an answer naming another issuer (a mix-up) is refused before the code is sent.
+    assert answer["iss"] == provider.issuer
+    mixed_up = f"{CALLBACK_URL}?{urlencode(answer | {'iss': 'https://evil.example'})}"
+    refused = await callback(app, mixed_up, cookie)
+    assert refused.status_code == 401 and error_code(refused) == "oidc_failed"
     # None of these spent the code: the genuine pair still signs in.
     assert (await callback(app, back, cookie)).status_code == 200
 

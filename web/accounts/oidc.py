@@ -330,9 +330,9 @@ class OidcClient:
         flow = self._load_state(cookie)
         if not secrets.compare_digest(str(query.get("state", "")), flow["s"]):
             raise oidc_state_mismatch()
-        metadata = await self.metadata()
-        if "error" in query:
+        if "error" in query:  # the user declined, or the provider refused: nothing to ask it
             raise oidc_failed(f"the provider answered {query['error']!r}")
+        metadata = await self.metadata()
         if "iss" in query and query["iss"] != metadata.issuer:  # RFC 9207: mix-up defence
             raise oidc_failed(f"the answer comes from the issuer {query['iss']!r}")
         code = query.get("code")
