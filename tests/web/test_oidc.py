@@ -204,6 +204,7 @@ async def test_forged_or_declined_answers_are_refused_without_spending_the_code(
         (other_state, cookie),  # the state in the answer is not the cookie's
         (back, cookie[:-3] + ("AAA" if not cookie.endswith("AAA") else "BBB")),  # forged
         (back, None),  # no cookie: the flow started in another browser
+        (back.replace(answer["state"], "%C3%A9t%C3%A9"), cookie),  # not even ASCII
     ):
         refused = await callback(app, url, sent_cookie)
         assert refused.status_code == 400, refused.text

@@ -328,7 +328,8 @@ class OidcClient:
             (no e-mail, or one the provider does not call verified); 503 ``oidc_unavailable``.
         """
         flow = self._load_state(cookie)
-        if not secrets.compare_digest(str(query.get("state", "")), flow["s"]):
+        sent = str(query.get("state", "")).encode()  # bytes: compare_digest refuses non-ASCII str
+        if not secrets.compare_digest(sent, flow["s"].encode()):
             raise oidc_state_mismatch()
         if "error" in query:  # the user declined, or the provider refused: nothing to ask it
             raise oidc_failed(f"the provider answered {query['error']!r}")
