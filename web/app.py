@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from web import health, openapi, pages
 from web.accounts import endpoints as account_endpoints
+from web.accounts import oidc_endpoints
 from web.assets import build_id, static_mounts
 from web.errors import ApiError, error_response, handle_api_error
 from web.images import downloads as image_downloads
@@ -73,6 +74,7 @@ def create_app(
     *,
     http_deadlines: bool = False,
     renditions_on_demand: bool = False,
+    on_identity: oidc_endpoints.IdentityHook = oidc_endpoints.not_linked,
 ) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
 
@@ -82,6 +84,9 @@ def create_app(
     :param renditions_on_demand: start the rendition workers at the first upload instead of
         at start-up (the test suite's servers, most of which never render; see
         :class:`~web.pipeline.RenditionPool`).
+    :param on_identity: what a verified organisation sign-on leads to (the host accounts'
+        sign-in); the default answers ``501 oidc_not_linked``. Its routes exist only when
+        ``settings.oidc_enabled``.
 
     :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind
         uvicorn's ProxyHeadersMiddleware trusting ``settings.trusted_proxies`` (the client
@@ -118,6 +123,7 @@ def create_app(
         *upload_endpoints.operations,
         *image_downloads.operations,
         *health.operations,
+        *(oidc_endpoints.operations(on_identity) if settings.oidc_enabled else ()),
         replica.metrics.operation(settings.metrics_token),
     ]
     starlette_app = Starlette(

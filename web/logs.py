@@ -4,9 +4,10 @@ per line in production, or readable lines on a console; each carries the request
 The request id comes from asgi-correlation-id's middleware (``X-Request-ID``: taken from the
 request if it is a valid UUID, else generated, and echoed on the response).
 
-Query parameters that carry credentials (the ``signature`` of a presigned download link, and
-token- or key-named ones) are written as ``[redacted]`` in every record, uvicorn's access log
-included: a log reader could otherwise download with a live link.
+Query parameters that carry credentials (the ``signature`` of a presigned download link,
+token- or key-named ones, the ``code`` of the organisation sign-on's callback) are written as
+``[redacted]`` in every record, uvicorn's access log included: a log reader could otherwise
+download with a live link.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ SECRET_QUERY_PARAMETERS = (
     "x-amz-security-token",
     "x-goog-signature",
     "x-goog-credential",
+    # Organisation sign-on's callback (web/accounts/oidc_endpoints.py): the authorization code.
+    "code",
+    "client_secret",
 )
 _SECRET_QUERY_VALUE = re.compile(
     r"(?i)([?&](?:" + "|".join(map(re.escape, SECRET_QUERY_PARAMETERS)) + r")=)[^&#\s\"']*"

@@ -23,6 +23,7 @@ from realtime.fanout import FanOutCounters
 from realtime.namespace import RoomNamespace
 from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
+from web.accounts.oidc import OidcClient
 from web.accounts.passwords import Passwords
 from web.accounts.repository import AccountRepository
 from web.accounts.service import AccountService
@@ -79,6 +80,7 @@ class Replica:
     metrics: Metrics
     origins: OriginPolicy
     queue: RenditionQueue | None = None
+    oidc: OidcClient | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -108,6 +110,8 @@ class Replica:
             task.cancel()
         self._tasks.clear()
         await self.uploads.close()
+        if self.oidc is not None:
+            await self.oidc.close()
         if self.queue is not None:
             await self.queue.close()
         await self.presence.close()
@@ -195,6 +199,22 @@ def build_media(settings: Settings, renditions: RenditionPool) -> MediaStore:
         url_seconds=settings.media_url_seconds,
         media_base_url=settings.media_base_url,
         cache_control=media_cache_control(settings.media_max_age_seconds),
+    )
+
+
+def build_oidc_client(settings: Settings, signing: SigningSecret) -> OidcClient | None:
+    """Organisation sign-on's client when ``oidc_issuer`` is set (with the client id and
+    secret, which the settings require together), else None. Nothing is fetched here: the
+    discovery document comes at the first sign-on."""
+    if settings.oidc_issuer is None:
+        return None
+    assert settings.oidc_client_id is not None and settings.oidc_client_secret is not None
+    return OidcClient(
+        settings.oidc_issuer,
+        settings.oidc_client_id,
+        settings.oidc_client_secret,
+        settings.oidc_scopes,
+        signing,
     )
 
 
@@ -333,6 +353,7 @@ def build_replica(
         metrics=metrics,
         queue=queue,
     )
+    oidc = build_oidc_client(settings, signing)
     services = Services(
         settings=settings,
         database=database,
@@ -346,6 +367,7 @@ def build_replica(
         signing=signing,
         qr=QrCodes(),
         lan=LanAddress(),
+        oidc=oidc,
     )
     return Replica(
         settings=settings,
@@ -364,4 +386,5 @@ def build_replica(
         metrics=metrics,
         origins=origins,
         queue=queue,
+        oidc=oidc,
     )

@@ -8,6 +8,7 @@ import socketio
 from starlette.requests import HTTPConnection
 
 from realtime.bus import RoomEventBus
+from web.accounts.oidc import OidcClient
 from web.accounts.service import AccountService
 from web.database import Database
 from web.images.direct import DirectUploads
@@ -36,6 +37,8 @@ class Services:
     signing: SigningSecret
     qr: QrCodes
     lan: LanAddress
+    oidc: OidcClient | None = None
+    """Organisation sign-on's client; None when it is not configured."""
 
     @property
     def signing_key(self) -> bytes:

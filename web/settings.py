@@ -365,6 +365,30 @@ class Settings(BaseSettings):
         "`https://<account>.blob.core.windows.net`.",
     )
 
+    # Organisation sign-on (OpenID Connect): see web/accounts/oidc.py and the README's
+    # "Organisation sign-on". All three of issuer, client id and secret, or none.
+    oidc_issuer: str | None = Field(
+        None,
+        description="Issuer URL of the organisation's OpenID provider (its discovery document "
+        "is `<issuer>/.well-known/openid-configuration`); unset: no organisation sign-on.",
+    )
+    oidc_client_id: str | None = Field(
+        None, description="With `IMAGESHARK_OIDC_ISSUER`: this service's client id there."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="With `IMAGESHARK_OIDC_ISSUER`: this service's client secret there."
+    )
+    oidc_scopes: str = Field(
+        "openid email profile",
+        description="Scopes asked for at sign-on, space-separated; must include `openid` and "
+        "`email` (accounts are linked by the verified e-mail).",
+    )
+    oidc_name: str | None = Field(
+        None,
+        description="Label of the sign-on button, e.g. `Sign in with Acme`; unset: "
+        "`Sign in with your organisation`.",
+    )
+
     @field_validator(
         "upload_rate_limit",
         "anonymous_upload_rate_limit",
@@ -487,6 +511,61 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("oidc_issuer", "oidc_client_id", "oidc_name", mode="after")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        """Read an empty variable (a chart's unset value) as unset."""
+        return value.strip() if value is not None and value.strip() else None
+
+    @field_validator("oidc_issuer", mode="after")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        """Refuse an issuer that is not an ``https://`` URL without query or fragment
+        (``http://`` only on a loopback address, for a provider on this machine)."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if (
+            not parts.hostname
+            or parts.query
+            or parts.fragment
+            or not (parts.scheme == "https" or (parts.scheme == "http" and loopback))
+        ):
+            raise ValueError(
+                f"IMAGESHARK_OIDC_ISSUER: not an https:// URL without a query: {value!r}"
+            )
+        return value
+
+    @field_validator("oidc_scopes", mode="after")
+    @classmethod
+    def _oidc_scopes(cls, value: str) -> str:
+        """Refuse scopes without ``openid`` (no ID token) or ``email`` (nothing to link by)."""
+        scopes = value.split()
+        missing = [scope for scope in ("openid", "email") if scope not in scopes]
+        if missing:
+            raise ValueError(f"IMAGESHARK_OIDC_SCOPES must include {' and '.join(missing)}")
+        return " ".join(scopes)
+
+    @model_validator(mode="after")
+    def _oidc_all_or_nothing(self) -> Settings:
+        """Refuse a partial sign-on configuration, naming what is missing."""
+        given = {
+            "IMAGESHARK_OIDC_ISSUER": self.oidc_issuer is not None,
+            "IMAGESHARK_OIDC_CLIENT_ID": self.oidc_client_id is not None,
+            "IMAGESHARK_OIDC_CLIENT_SECRET": self.oidc_client_secret is not None
+            and bool(self.oidc_client_secret.get_secret_value()),
+        }
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(name for name, present in given.items() if not present)
+            raise ValueError(
+                f"organisation sign-on needs IMAGESHARK_OIDC_ISSUER, IMAGESHARK_OIDC_CLIENT_ID "
+                f"and IMAGESHARK_OIDC_CLIENT_SECRET together; missing: {missing}"
+            )
+        if self.oidc_name is not None and self.oidc_issuer is None:
+            raise ValueError("IMAGESHARK_OIDC_NAME needs IMAGESHARK_OIDC_ISSUER")
+        return self
+
     @field_validator("database_url", mode="after")
     @classmethod
     def _async_driver(cls, value: SecretStr | None) -> SecretStr | None:
@@ -510,6 +589,16 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when running on the embedded SQLite database."""
         return self.database_url is None
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """True when organisation sign-on is configured (issuer, client id and secret)."""
+        return self.oidc_issuer is not None
+
+    @property
+    def oidc_button_label(self) -> str:
+        """The sign-on button's label: ``IMAGESHARK_OIDC_NAME`` or a generic one."""
+        return self.oidc_name or "Sign in with your organisation"
 
     @property
     def storage(self) -> StorageLocation:

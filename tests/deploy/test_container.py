@@ -303,6 +303,22 @@ def test_compose_runs_one_rendition_worker_on_the_redis_queue(compose: dict[str,
     assert int(worker["stop_grace_period"].rstrip("s")) > Settings().rendition_timeout_seconds
 
 
+def test_compose_passes_sign_on_settings_through_unset(compose: dict[str, Any]) -> None:
+    """Organisation sign-on comes from the shell or .env (a key without a value); nothing is
+    set by default, which the settings accept (all of it or none)."""
+    env = compose["services"]["app"]["environment"]
+    names = [name for name in env if name.startswith("IMAGESHARK_OIDC_")]
+    assert set(names) == {
+        "IMAGESHARK_OIDC_ISSUER",
+        "IMAGESHARK_OIDC_CLIENT_ID",
+        "IMAGESHARK_OIDC_CLIENT_SECRET",
+        "IMAGESHARK_OIDC_SCOPES",
+        "IMAGESHARK_OIDC_NAME",
+    }
+    assert all(env[name] is None for name in names)
+    assert not Settings().oidc_enabled
+
+
 def test_compose_backing_services_have_healthchecks(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert re.fullmatch(r"postgres:16(\.\d+)*(-\w+)?", services["postgres"]["image"])

@@ -1237,3 +1237,81 @@ def test_worker_shares_the_apps_extra_env_volumes_and_scheduling(chart: helm_pyt
     for doc in release.documents:
         if doc["kind"] not in CRD_KINDS:
             kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# organisation sign-on
+
+OIDC_VALUES = {
+    "oidc": {
+        "issuer": "https://login.example.test/realms/acme",
+        "clientId": "imageshark",
+        "existingSecret": "imageshark-oidc",
+        "name": "Sign in with Acme",
+    }
+}
+
+
+def test_sign_on_settings_reach_the_app_pods_only(chart: helm_python.Chart) -> None:
+    release = render(chart, deep_merge(profile_values(OBJECT_PROFILE), OIDC_VALUES))
+    env = env_of(app_container(release))
+    plain = {
+        name: entry["value"]
+        for name, entry in env.items()
+        if name.startswith("IMAGESHARK_OIDC_") and "value" in entry
+    }
+    assert plain == {
+        "IMAGESHARK_OIDC_ISSUER": "https://login.example.test/realms/acme",
+        "IMAGESHARK_OIDC_CLIENT_ID": "imageshark",
+        "IMAGESHARK_OIDC_SCOPES": "openid email profile",
+        "IMAGESHARK_OIDC_NAME": "Sign in with Acme",
+    }
+    assert env["IMAGESHARK_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": "imageshark-oidc",
+        "key": "client-secret",
+    }
+    # What the pods get is a configuration the service accepts.
+    settings = Settings(
+        oidc_issuer=plain["IMAGESHARK_OIDC_ISSUER"],
+        oidc_client_id=plain["IMAGESHARK_OIDC_CLIENT_ID"],
+        oidc_scopes=plain["IMAGESHARK_OIDC_SCOPES"],
+        oidc_name=plain["IMAGESHARK_OIDC_NAME"],
+        oidc_client_secret="from-the-secret",
+    )
+    assert settings.oidc_enabled
+    worker_env = env_of(worker_container(release))
+    assert not [name for name in worker_env if name.startswith("IMAGESHARK_OIDC_")]
+    job = release.one("Job", f"{FULLNAME}-migrate")
+    job_env = env_of(container(job["spec"]["template"]["spec"], "migrate"))
+    assert not [name for name in job_env if name.startswith("IMAGESHARK_OIDC_")]
+    assert not [key for key in config_map(release) if key.startswith("IMAGESHARK_OIDC_")]
+    default_env = env_of(app_container(render(chart, {})))
+    assert not [name for name in default_env if name.startswith("IMAGESHARK_OIDC_")]
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"oidc": {"issuer": "https://login.example.test"}}, "oidc.issuer needs oidc.clientId"),
+        (
+            {"oidc": {"issuer": "https://login.example.test", "clientId": "x"}},
+            "oidc.existingSecret",
+        ),
+        ({"oidc": {"clientId": "x", "existingSecret": "s"}}, "need oidc.issuer"),
+        (
+            {**OIDC_VALUES, "config": {"extra": {"IMAGESHARK_OIDC_CLIENT_SECRET": "x"}}},
+            "config.extra.IMAGESHARK_OIDC_CLIENT_SECRET",
+        ),
+    ],
+)
+def test_validate_values_refuses_partial_sign_on(
+    chart: helm_python.Chart, values: dict[str, Any], fragment: str
+) -> None:
+    message = render_error(chart, values)
+    assert "imageshark: invalid values" in message and fragment in message, message
+
+
+def test_schema_rejects_a_plain_http_issuer(chart: helm_python.Chart) -> None:
+    values = deep_merge(OIDC_VALUES, {"oidc": {"issuer": "http://login.example.test"}})
+    message = render_error(chart, values)
+    assert "schema" in message and "/oidc/issuer" in message, message

@@ -1,0 +1,1 @@
+"""Host accounts: sign-in and the identities linked to them."""

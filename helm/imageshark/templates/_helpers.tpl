@@ -222,6 +222,30 @@ configured: the app then uses SQLite / in-process broadcast).
 {{- end }}
 {{- end -}}
 
+{{/*
+Organisation sign-on's variables, for the app container only (the workers and the migration Job
+never sign anyone in): nothing without oidc.issuer; the client secret from oidc.existingSecret.
+*/}}
+{{- define "imageshark.oidcEnv" -}}
+{{- if .Values.oidc.issuer }}
+- name: IMAGESHARK_OIDC_ISSUER
+  value: {{ .Values.oidc.issuer | quote }}
+- name: IMAGESHARK_OIDC_CLIENT_ID
+  value: {{ .Values.oidc.clientId | quote }}
+- name: IMAGESHARK_OIDC_SCOPES
+  value: {{ .Values.oidc.scopes | quote }}
+{{- with .Values.oidc.name }}
+- name: IMAGESHARK_OIDC_NAME
+  value: {{ . | quote }}
+{{- end }}
+- name: IMAGESHARK_OIDC_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.oidc.existingSecret }}
+      key: {{ .Values.oidc.existingSecretKey }}
+{{- end }}
+{{- end -}}
+
 {{/* Restricted container securityContext, shared by the app, the migration Job and the test Pod. */}}
 {{- define "imageshark.containerSecurityContext" -}}
 {{- toYaml .Values.containerSecurityContext }}
@@ -277,6 +301,17 @@ Called from every template that matters, so `helm template` and `helm install` b
 {{- end -}}
 {{- if hasKey .Values.config.extra "IMAGESHARK_RENDITION_QUEUE" -}}
 {{- $errors = append $errors "config.extra.IMAGESHARK_RENDITION_QUEUE is set by the chart: worker.enabled true selects the Redis queue (and runs the workers that empty it), false renders in each replica." -}}
+{{- end -}}
+{{- if and .Values.oidc.issuer (or (not .Values.oidc.clientId) (not .Values.oidc.existingSecret)) -}}
+{{- $errors = append $errors "oidc.issuer needs oidc.clientId and oidc.existingSecret (the Secret holding the client secret): organisation sign-on takes all three." -}}
+{{- end -}}
+{{- if and (not .Values.oidc.issuer) (or .Values.oidc.clientId .Values.oidc.existingSecret .Values.oidc.name) -}}
+{{- $errors = append $errors "oidc.clientId, oidc.existingSecret and oidc.name need oidc.issuer (the OpenID provider's issuer URL)." -}}
+{{- end -}}
+{{- range $name := list "IMAGESHARK_OIDC_ISSUER" "IMAGESHARK_OIDC_CLIENT_ID" "IMAGESHARK_OIDC_CLIENT_SECRET" -}}
+{{- if hasKey $.Values.config.extra $name -}}
+{{- $errors = append $errors (printf "config.extra.%s: organisation sign-on is configured by oidc.* (the secret through oidc.existingSecret)." $name) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.database.url .Values.database.existingSecret -}}
 {{- $errors = append $errors "database.url and database.existingSecret are both set: keep one (the URL belongs in the Secret)." -}}
