@@ -11,6 +11,7 @@ from realtime.bus import RoomEventBus
 from web.database import Database
 from web.images.direct import DirectUploads
 from web.images.service import ImageService
+from web.mail.mailer import Mailer
 from web.media import MediaStore
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
@@ -34,6 +35,7 @@ class Services:
     signing: SigningSecret
     qr: QrCodes
     lan: LanAddress
+    mailer: Mailer
 
     @property
     def signing_key(self) -> bytes:
