@@ -40,7 +40,7 @@ from web.errors import ApiError
 from web.logs import redact_url_passwords
 from web.mail.mailer import Mailer, OutgoingMail
 from web.mail.outbox import FAILED, QUEUED, SENT, Outbox
-from web.mail.sender import FIRST_RETRY_SECONDS, MailSender
+from web.mail.sender import FIRST_RETRY_SECONDS, GIVE_UP_AFTER_SECONDS, MailSender
 from web.mail.smtp import SmtpDelivery
 from web.metrics import MailMetrics
 from web.migrate import upgrade
@@ -278,7 +278,7 @@ async def test_queued_mail_is_delivered_with_its_headers_and_bodies(
 
 
 async def test_send_returns_while_the_server_holds_a_delivery(
-    backend_settings: Settings, make_settings: SettingsFactory
+    backend_settings: Settings,
 ) -> None:
     """Through a started replica: its sender delivers in the background; a mail queued while
     the SMTP server holds the previous one is queued at once, and both arrive after."""
@@ -307,6 +307,9 @@ async def test_send_returns_while_the_server_holds_a_delivery(
             "one@example.org",
             "two@example.org",
         ]
+        registry = replica.metrics.registry  # what /metrics serves
+        assert registry.get_sample_value("imageshark_mail_queued_total") == 2
+        assert registry.get_sample_value("imageshark_mail_sent_total") == 2
     finally:
         if inbox.gate is not None:
             inbox.gate.set()
@@ -340,6 +343,22 @@ async def test_mail_waits_while_the_server_is_down_and_goes_once_it_is_up(
     assert [envelope.rcpt_tos for envelope in inbox.received] == [["guest@example.org"]]
     sent = await mail.outbox.get(mail_id)
     assert sent is not None and sent.status == SENT and sent.attempts == 2
+
+
+async def test_mail_the_server_never_takes_fails_after_the_age_limit(
+    database: Database,
+) -> None:
+    mail = mail_over(database, f"smtp://127.0.0.1:{free_port()}")  # nothing listens there
+    mail_id = await mail.mailer.send(welcome())
+    assert await mail.sender.run_once() == 1
+    mail.clock.advance(GIVE_UP_AFTER_SECONDS)
+    assert await mail.sender.run_once() == 1
+    failed = await mail.outbox.get(mail_id)
+    assert failed is not None and failed.status == FAILED and failed.attempts == 2
+    assert failed.last_error is not None and failed.last_error.startswith("SMTPConnect")
+    assert mail.registry.get_sample_value("imageshark_mail_failed_total", {"reason": "expired"})
+    mail.clock.advance(GIVE_UP_AFTER_SECONDS)
+    assert await mail.sender.run_once() == 0
 
 
 async def test_a_temporary_refusal_is_retried_with_a_longer_wait(
@@ -388,6 +407,10 @@ async def test_two_senders_on_one_database_deliver_each_mail_once(
         ids = [await first.mailer.send(welcome(f"guest{n}@example.org")) for n in range(12)]
         await asyncio.gather(first.sender.run_once(), second.sender.run_once())
         assert set((await first.outbox.statuses(ids)).values()) == {SENT}
+        sent = [
+            mail.registry.get_sample_value("imageshark_mail_sent_total") for mail in (first, second)
+        ]
+        assert sum(value or 0 for value in sent) == 12
     finally:
         await other.close()
     recipients = sorted(envelope.rcpt_tos[0] for envelope in inbox.received)
