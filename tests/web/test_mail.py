@@ -40,7 +40,12 @@ from web.errors import ApiError
 from web.logs import redact_url_passwords
 from web.mail.mailer import Mailer, OutgoingMail
 from web.mail.outbox import FAILED, QUEUED, SENT, Outbox
-from web.mail.sender import FIRST_RETRY_SECONDS, GIVE_UP_AFTER_SECONDS, MailSender
+from web.mail.sender import (
+    FIRST_RETRY_SECONDS,
+    GIVE_UP_AFTER_SECONDS,
+    KEEP_SECONDS,
+    MailSender,
+)
 from web.mail.smtp import SmtpDelivery
 from web.metrics import MailMetrics
 from web.migrate import upgrade
@@ -272,6 +277,7 @@ async def test_queued_mail_is_delivered_with_its_headers_and_bodies(
     sent = await mail.outbox.get(mail_id)
     assert sent is not None and sent.status == SENT and sent.attempts == 1
     assert sent.sent_at == mail.clock.now
+    assert sent.message == b""  # the link it carried is not kept
     assert mail.registry.get_sample_value("imageshark_mail_sent_total") == 1
     assert mail.registry.get_sample_value("imageshark_mail_queued_total") == 1
     assert mail.registry.get_sample_value("imageshark_mail_outbox_depth") == 0
@@ -359,6 +365,10 @@ async def test_mail_the_server_never_takes_fails_after_the_age_limit(
     assert mail.registry.get_sample_value("imageshark_mail_failed_total", {"reason": "expired"})
     mail.clock.advance(GIVE_UP_AFTER_SECONDS)
     assert await mail.sender.run_once() == 0
+    assert await mail.outbox.get(mail_id) is not None  # kept a while, for its error
+    mail.clock.advance(KEEP_SECONDS)
+    assert await mail.sender.run_once() == 0
+    assert await mail.outbox.get(mail_id) is None
 
 
 async def test_a_temporary_refusal_is_retried_with_a_longer_wait(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from web.database import Database
@@ -162,8 +162,9 @@ class Outbox:
         return _mail(row) if row is not None else None
 
     async def mark_sent(self, mail_id: int, now: datetime) -> None:
-        """Record that the server accepted mail ``mail_id`` at ``now``."""
-        await self._finish(mail_id, status=SENT, sent_at=now)
+        """Record that the server accepted mail ``mail_id`` at ``now``, and drop its content
+        (the links it carried need not outlive the delivery in the database)."""
+        await self._finish(mail_id, status=SENT, sent_at=now, message=b"")
 
     async def mark_failed(self, mail_id: int, error: str) -> None:
         """Give up on mail ``mail_id`` with ``error`` (a permanent refusal, or too many
@@ -181,6 +182,16 @@ class Outbox:
                 .where(mail_outbox.c.id == mail_id, mail_outbox.c.status == QUEUED)
                 .values(**values)
             )
+
+    async def purge(self, before: datetime) -> int:
+        """Delete the sent and failed mails queued before ``before``; returns how many."""
+        async with self.database.transaction() as connection:
+            result = await connection.execute(
+                delete(mail_outbox).where(
+                    mail_outbox.c.status != QUEUED, mail_outbox.c.created_at < before
+                )
+            )
+        return int(result.rowcount)
 
     async def get(self, mail_id: int) -> OutboxMail | None:
         """The mail ``mail_id``, or None."""

@@ -32,6 +32,10 @@ LEASE_SECONDS = 600
 """How long a claim holds a mail: past every step's timeout of one delivery, seconds."""
 POLL_SECONDS = 10
 """How often an idle sender looks for mail other replicas queued, seconds."""
+KEEP_SECONDS = 7 * 24 * 3600
+"""How long sent and failed mails stay in the outbox (their attempts, their errors), seconds."""
+PURGE_PERIOD_SECONDS = 3600
+"""How often a sender deletes the mails past :data:`KEEP_SECONDS`, seconds."""
 
 
 class Delivery(Protocol):
@@ -79,6 +83,7 @@ class MailSender:
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._purged_at: datetime | None = None
 
     def wake(self) -> None:
         """Look for due mail now (called when this replica queued some)."""
@@ -97,7 +102,8 @@ class MailSender:
 
     async def run_once(self) -> int:
         """Deliver the mail due now, until none is left or the server fails temporarily (the
-        rest would fail alike); then refresh the backlog gauges.
+        rest would fail alike); then refresh the backlog gauges, and at most every
+        :data:`PURGE_PERIOD_SECONDS` delete the mails kept past :data:`KEEP_SECONDS`.
 
         :returns: how many mails were attempted.
         :raises sqlalchemy.exc.DBAPIError: the database failed.
@@ -107,8 +113,14 @@ class MailSender:
             attempted += 1
             if not await self._attempt(mail):
                 break
+        now = self.clock()
         count, oldest = await self.outbox.backlog()
-        self.metrics.set_backlog(count, oldest, self.clock())
+        self.metrics.set_backlog(count, oldest, now)
+        if self._purged_at is None or (now - self._purged_at).total_seconds() >= (
+            PURGE_PERIOD_SECONDS
+        ):
+            await self.outbox.purge(now - timedelta(seconds=KEEP_SECONDS))
+            self._purged_at = now
         return attempted
 
     async def _attempt(self, mail: OutboxMail) -> bool:
