@@ -38,7 +38,7 @@ from tests.polling import poll_until
 from web.database import Database
 from web.errors import ApiError
 from web.logs import redact_url_passwords
-from web.mail.mailer import Mailer, OutgoingMail
+from web.mail.mailer import Mailer, OutgoingMail, build_message
 from web.mail.outbox import FAILED, QUEUED, SENT, Outbox
 from web.mail.sender import (
     FIRST_RETRY_SECONDS,
@@ -610,3 +610,13 @@ def test_smtp_passwords_stay_out_of_settings_and_logs(make_settings: SettingsFac
     assert line == "connect failed: smtps://mailer:[redacted]@mail.example.org:465"
     with pytest.raises(ValueError, match="not a mail address"):
         make_settings(mail_from="ImageShark")
+
+
+def test_messages_refuse_header_injection_and_non_addresses() -> None:
+    with pytest.raises(ValueError, match="linefeed"):
+        build_message(OutgoingMail(("a@example.org",), "Hi\nBcc: x@example.org", "t"), SENDER)
+    with pytest.raises(ValueError, match="not mail addresses"):
+        build_message(OutgoingMail(("nobody",), "Hi", "t"), SENDER)
+    queued = build_message(OutgoingMail(("a@example.org",), "Hi", "plain"), SENDER)
+    assert queued.recipients == ("a@example.org",) and b"\r\n" in queued.message
+    assert b"multipart" not in queued.message  # no HTML: a single text/plain part

@@ -51,8 +51,8 @@ def build_message(mail: OutgoingMail, sender: str) -> QueuedMail:
     and a ``Message-ID`` on the sender's domain, text and, when given, an HTML alternative
     (``multipart/alternative``); and its envelope.
 
-    :raises ValueError: a recipient or the sender is not an address, or there is no
-        recipient.
+    :raises ValueError: a recipient or the sender is not an address, there is no recipient,
+        or the subject holds a line break (header injection, refused by ``email``).
     """
     envelope_sender = parseaddr(sender)[1]
     recipients = tuple(parseaddr(address)[1] for address in mail.to)
