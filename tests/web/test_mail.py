@@ -464,7 +464,7 @@ async def test_a_throttled_key_queues_at_most_one_mail_per_interval(
 
 
 async def test_without_smtp_the_mailer_is_disabled_and_says_so(
-    make_settings: SettingsFactory, tmp_path: Path
+    make_settings: SettingsFactory,
 ) -> None:
     settings = make_settings(public_base_url="https://photos.example.org")
     assert settings.smtp is None
