@@ -7,7 +7,8 @@ request if it is a valid UUID, else generated, and echoed on the response).
 Query parameters that carry credentials (the ``signature`` of a presigned download link,
 token- or key-named ones, the ``code`` of the organisation sign-on's callback) are written as
 ``[redacted]`` in every record, uvicorn's access log included: a log reader could otherwise
-download with a live link.
+download with a live link. So is the password of any URL in a record
+(``smtp://user:[redacted]@host``: an SMTP, database or Redis URL in an error).
 """
 
 from __future__ import annotations
@@ -57,11 +58,24 @@ def redact_query_secrets(text: str) -> str:
     return _SECRET_QUERY_VALUE.sub(rf"\g<1>{REDACTED}", text)
 
 
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/:@]*:)[^\s/@]*@")
+
+
+def redact_url_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URL in it replaced
+    by ``[redacted]`` (the user name is kept: it says which account, not how to use it)."""
+    return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+
+
 def _redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     # uvicorn's access record arrives here already formatted, path and query in "event".
     for name, value in event.items():
-        if isinstance(value, str) and "=" in value:
-            event[name] = redact_query_secrets(value)
+        if isinstance(value, str):
+            if "=" in value:
+                value = redact_query_secrets(value)
+            if "://" in value:
+                value = redact_url_passwords(value)
+            event[name] = value
     return event
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -23,6 +24,51 @@ from web.wire import Answer, Binary, Operation
 # Rendition and upload-to-emit times on this kind of machine run from ~20 ms (small photos)
 # to ~1 s (queued 12 MP photos); buckets resolve that range.
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class MailMetrics:
+    """The mail outbox's collectors (web/mail/).
+
+    :param registry: the app's registry.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.queued = Counter(
+            "imageshark_mail_queued", "Mails put in the outbox by this replica.", registry=registry
+        )
+        self.sent = Counter(
+            "imageshark_mail_sent",
+            "Mails this replica's sender handed to the SMTP server.",
+            registry=registry,
+        )
+        self.failed = Counter(
+            "imageshark_mail_failed",
+            "Mails this replica's sender gave up on: 'refused' (a permanent 5xx) or "
+            "'expired' (temporary failures until the attempt or age limit).",
+            ["reason"],
+            registry=registry,
+        )
+        self.attempt_failures = Counter(
+            "imageshark_mail_attempt_failures",
+            "Delivery attempts that failed temporarily and will be retried.",
+            registry=registry,
+        )
+        self.backlog = Gauge(
+            "imageshark_mail_outbox_depth",
+            "Mails queued in the outbox (every replica's), as of this sender's last pass.",
+            registry=registry,
+        )
+        self.oldest_age = Gauge(
+            "imageshark_mail_outbox_oldest_seconds",
+            "Age of the oldest mail still queued, in seconds (0: none), as of this sender's "
+            "last pass.",
+            registry=registry,
+        )
+
+    def set_backlog(self, count: int, oldest: datetime | None, now: datetime) -> None:
+        """Show ``count`` queued mails, the oldest queued at ``oldest`` (None: none)."""
+        self.backlog.set(count)
+        self.oldest_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
 
 
 class Metrics:

@@ -35,8 +35,12 @@ from web.images.repository import ImageRepository
 from web.images.service import ImageService
 from web.images.upload_repository import UploadRepository
 from web.images.views import image_view
+from web.mail.mailer import Mailer
+from web.mail.outbox import Outbox
+from web.mail.sender import MailSender
+from web.mail.smtp import SmtpDelivery
 from web.media import LocalMedia, MediaStore, media_cache_control
-from web.metrics import Metrics
+from web.metrics import MailMetrics, Metrics
 from web.migrate import upgrade
 from web.object_media import ObjectMedia
 from web.object_store import open_object_store
@@ -81,13 +85,14 @@ class Replica:
     origins: OriginPolicy
     queue: RenditionQueue | None = None
     oidc: OidcClient | None = None
+    mail_sender: MailSender | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         """Migrate (when ``migrate_on_start``), load the signing secret, finish uploads a
         crashed process left staged, start the renderers, the bus and the namespace, resume
-        the direct uploads left processing, then the periodic catch-up (a bus that
-        ``may_lose_events``) and recovery.
+        the direct uploads left processing, start the mail sender (with SMTP), then the
+        periodic catch-up (a bus that ``may_lose_events``) and recovery.
 
         :raises sqlalchemy.exc.DBAPIError: the database is unreachable; redis errors likewise.
         """
@@ -99,16 +104,20 @@ class Replica:
         await self.bus.start(self.delivery.deliver, self.delivery.catch_up)
         await self.namespace.start()
         await self.uploads.start()
+        if self.mail_sender is not None:
+            await self.mail_sender.start()
         if self.bus.may_lose_events:
             self._tasks.append(asyncio.create_task(self._periodic_catch_up()))
         self._tasks.append(asyncio.create_task(self._periodic_recovery()))
 
     async def stop(self) -> None:
-        """Stop the periodic tasks, let the direct uploads being processed finish, then close
-        everything in the reverse order of use."""
+        """Stop the periodic tasks and the mail sender, let the direct uploads being processed
+        finish, then close everything in the reverse order of use."""
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        if self.mail_sender is not None:
+            await self.mail_sender.close()
         await self.uploads.close()
         if self.oidc is not None:
             await self.oidc.close()
@@ -284,6 +293,24 @@ def build_upload_services(
     return image_service, uploads
 
 
+def build_mail(
+    settings: Settings, database: Database, registry: CollectorRegistry
+) -> tuple[Mailer, MailSender | None]:
+    """The mailer features call and, when ``smtp_url`` is set, this replica's sender of the
+    outbox over that server (not started); without it the mailer is not ``enabled`` and no
+    sender runs.
+
+    :returns: (the mailer, the sender or None).
+    """
+    metrics = MailMetrics(registry)
+    server = settings.smtp
+    if server is None:
+        return Mailer(None, settings.mail_sender, metrics), None
+    outbox = Outbox(database)
+    sender = MailSender(outbox, SmtpDelivery(server), metrics)
+    return Mailer(outbox, settings.mail_sender, metrics, sender.wake), sender
+
+
 def job_timeout_seconds(settings: Settings) -> int:
     """Longest one job attempt may run, seconds: the passing-fault retries of an upload,
     then one rendition and a margin for the fetch and commit."""
@@ -339,6 +366,7 @@ def build_replica(
         registry=registry,
         fast_paths={**fast_paths, "http": http_deadlines},
     )
+    mailer, mail_sender = build_mail(settings, database, registry)
     queue = rendition_queue(settings)
     image_service, uploads = build_upload_services(
         settings,
@@ -368,6 +396,7 @@ def build_replica(
         qr=QrCodes(),
         lan=LanAddress(),
         oidc=oidc,
+        mailer=mailer,
     )
     return Replica(
         settings=settings,
@@ -387,4 +416,5 @@ def build_replica(
         origins=origins,
         queue=queue,
         oidc=oidc,
+        mail_sender=mail_sender,
     )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -261,4 +262,32 @@ room_hosts = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_room_hosts_account_id", "account_id"),
+)
+
+# Mail (migration 0014): the outbox every replica's sender takes due mail from, and the last
+# send of each throttled key. The SQL is in web/mail/outbox.py.
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sender", Text(), nullable=False),
+    Column("recipients", JSON(), nullable=False),
+    # The whole RFC 5322 message, headers (Message-ID, Date) included, as sent.
+    Column("message", LargeBinary(), nullable=False),
+    # "queued" (waiting, or being sent), then "sent" or "failed".
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False, server_default="0"),
+    # Due when queued; a sender's claim moves it past the send (a dead sender's claim lapses).
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Index("ix_mail_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+mail_throttle = Table(
+    "mail_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("last_sent_at", UTCDateTime(), nullable=False),
 )

@@ -13,6 +13,7 @@ from web.accounts.service import AccountService
 from web.database import Database
 from web.images.direct import DirectUploads
 from web.images.service import ImageService
+from web.mail.mailer import Mailer
 from web.media import MediaStore
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
@@ -37,6 +38,7 @@ class Services:
     signing: SigningSecret
     qr: QrCodes
     lan: LanAddress
+    mailer: Mailer
     oidc: OidcClient | None = None
     """Organisation sign-on's client; None when it is not configured."""
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from limits import parse
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -388,6 +389,21 @@ class Settings(BaseSettings):
         description="Label of the sign-on button, e.g. `Sign in with Acme`; unset: "
         "`Sign in with your organisation`.",
     )
+    # Mail (web/mail/): see the README's "Mail".
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="SMTP server the service sends mail through: `smtp://[user:pass@]host"
+        "[:port]` (plain, port 25, upgraded with STARTTLS when the server offers it), "
+        "`smtp+starttls://` (STARTTLS required, port 587) or `smtps://` (implicit TLS, port "
+        "465); user and password percent-encoded. Unset: no mail, and what needs it answers "
+        "503 `mail_unavailable`.",
+    )
+    mail_from: str | None = Field(
+        None,
+        description="The From of every mail, e.g. `ImageShark <photos@example.org>`; unset: "
+        "`ImageShark <noreply@HOST>` with the host of `public_base_url` (else of the SMTP "
+        "server).",
+    )
 
     @field_validator(
         "upload_rate_limit",
@@ -566,6 +582,27 @@ class Settings(BaseSettings):
             raise ValueError("IMAGESHARK_OIDC_NAME needs IMAGESHARK_OIDC_ISSUER")
         return self
 
+    @field_validator("smtp_url", mode="after")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refuse SMTP URLs of unknown schemes or without a host, at start-up (see
+        :func:`parse_smtp_url`); an empty value is no mail."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_smtp_url(value.get_secret_value())
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("mail_from", mode="after")
+    @classmethod
+    def _mail_from(cls, value: str | None) -> str | None:
+        """Refuse a From that holds no address (``Name <user@host>`` or ``user@host``)."""
+        if value is None or not value.strip():
+            return None
+        _, address = parseaddr(value.strip())
+        if "@" not in address:
+            raise ValueError(f"not a mail address (Name <user@host>): {value!r}")
+        return value.strip()
+
     @field_validator("database_url", mode="after")
     @classmethod
     def _async_driver(cls, value: SecretStr | None) -> SecretStr | None:
@@ -599,6 +636,24 @@ class Settings(BaseSettings):
     def oidc_button_label(self) -> str:
         """The sign-on button's label: ``IMAGESHARK_OIDC_NAME`` or a generic one."""
         return self.oidc_name or "Sign in with your organisation"
+
+    @property
+    def smtp(self) -> SmtpServer | None:
+        """The SMTP server mail goes through, or None when no mail is configured."""
+        if self.smtp_url is None:
+            return None
+        return parse_smtp_url(self.smtp_url.get_secret_value())
+
+    @property
+    def mail_sender(self) -> str:
+        """The From of every mail: ``mail_from``, else ``ImageShark <noreply@HOST>`` with the
+        host of ``public_base_url``, else of the SMTP server, else ``localhost``."""
+        if self.mail_from is not None:
+            return self.mail_from
+        host = urlsplit(self.public_base_url).hostname if self.public_base_url else None
+        if host is None and self.smtp is not None:
+            host = self.smtp.host
+        return formataddr(("ImageShark", f"noreply@{host or 'localhost'}"))
 
     @property
     def storage(self) -> StorageLocation:
@@ -670,3 +725,69 @@ def parse_storage_url(value: str) -> StorageLocation:
     if prefix and any(not segment for segment in prefix.split("/")):
         raise ValueError(f"storage URL: empty segment in the prefix {prefix!r}")
     return StorageLocation(parts.scheme, parts.netloc, prefix, None)
+
+
+SMTP_SCHEMES = {
+    "smtp": ("opportunistic", 25),
+    "smtp+starttls": ("starttls", 587),
+    "smtps": ("implicit", 465),
+}
+"""The schemes :data:`Settings.smtp_url` takes: each one's TLS mode and default port."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpServer:
+    """A parsed :data:`Settings.smtp_url`.
+
+    :ivar tls: ``"opportunistic"`` (STARTTLS when the server offers it, else plain text),
+        ``"starttls"`` (STARTTLS required) or ``"implicit"`` (TLS from the first byte).
+    :ivar username: for AUTH, or None (no AUTH); ``password`` with it.
+    :ivar verify: whether the server's certificate is checked (``?verify=false`` turns it
+        off, for a relay on a private network with a self-signed certificate).
+    """
+
+    host: str
+    port: int
+    tls: Literal["opportunistic", "starttls", "implicit"]
+    username: str | None
+    password: str | None = field(repr=False)
+    verify: bool = True
+
+
+def parse_smtp_url(value: str) -> SmtpServer:
+    """Parse ``smtp://``, ``smtp+starttls://`` or ``smtps://[user[:password]@]host[:port]``
+    (user and password percent-encoded), with an optional ``?verify=false``.
+
+    :raises ValueError: an unknown scheme, no host, a bad port or an unknown option; the
+        message never holds the password.
+    """
+    parts = urlsplit(value.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in SMTP_SCHEMES:
+        raise ValueError(
+            f"SMTP URL: unknown scheme {parts.scheme!r} (use "
+            + ", ".join(f"{name}://" for name in SMTP_SCHEMES)
+            + ")"
+        )
+    tls, default_port = SMTP_SCHEMES[scheme]
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        raise ValueError("SMTP URL: the port is not a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError("SMTP URL: no host (e.g. smtp://mail.example.org:587)")
+    options = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(options) - {"verify"}
+    if unknown or parts.path not in ("", "/") or parts.fragment:
+        raise ValueError("SMTP URL: the only option is ?verify=false, and no path")
+    verify_values = options.get("verify", ["true"])
+    if verify_values[-1].lower() not in ("true", "false", "1", "0"):
+        raise ValueError("SMTP URL: verify is true or false")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port,
+        tls=tls,  # type: ignore[arg-type]  # one of SMTP_SCHEMES' modes
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        verify=verify_values[-1].lower() in ("true", "1"),
+    )

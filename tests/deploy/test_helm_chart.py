@@ -504,6 +504,32 @@ def test_migration_job_can_be_turned_off(chart: helm_python.Chart) -> None:
     assert config_map(release)["IMAGESHARK_MIGRATE_ON_START"] == "true"
 
 
+def test_smtp_url_comes_from_a_secret_and_the_from_address_from_the_config_map(
+    chart: helm_python.Chart, releases: dict[str, Release]
+) -> None:
+    assert "IMAGESHARK_SMTP_URL" not in env_of(app_container(releases["default"]))
+    mine = render(
+        chart, {"mail": {"existingSecret": "imageshark-mail", "existingSecretKey": "url"}}
+    )
+    assert not mine.has("Secret")
+    env = env_of(app_container(mine))
+    assert env["IMAGESHARK_SMTP_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "imageshark-mail",
+        "key": "url",
+    }
+    url = "smtp+starttls://mailer:s3cret@mail.example.test:587"
+    rendered = render(chart, {"mail": {"smtpUrl": url, "from": "Photos <photos@example.test>"}})
+    secret = rendered.one("Secret", FULLNAME)
+    assert base64.b64decode(secret["data"]["smtp-url"]).decode() == url
+    env = env_of(app_container(rendered))
+    assert env["IMAGESHARK_SMTP_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": FULLNAME,
+        "key": "smtp-url",
+    }
+    assert config_map(rendered)["IMAGESHARK_MAIL_FROM"] == "Photos <photos@example.test>"
+    assert "s3cret" not in json.dumps(rendered.one("Deployment", FULLNAME))
+
+
 def test_config_values_reach_the_environment(releases: dict[str, Release]) -> None:
     data = config_map(releases["external-ha-values.yaml"])
     assert data["IMAGESHARK_PUBLIC_BASE_URL"] == "https://photos.example.test"
@@ -697,6 +723,7 @@ def test_readme_production_example_renders(chart: helm_python.Chart) -> None:
         ({"service": {"sessionAffinity": "Cookie"}}, "/service/sessionAffinity"),
         ({"config": {"logFormat": "xml"}}, "/config/logFormat"),
         ({"database": {"url": "mysql://db/imageshark"}}, "/database/url"),
+        ({"mail": {"smtpUrl": "mail.example.test:587"}}, "/mail/smtpUrl"),
         ({"terminationGracePeriodSeconds": 10}, "/terminationGracePeriodSeconds"),
     ],
 )
@@ -759,6 +786,11 @@ MULTI_OK = {
             {"database": {"url": "postgresql://u:p@db/x", "existingSecret": "db"}},
             ["database.url and database.existingSecret are both set"],
             id="url-and-secret",
+        ),
+        pytest.param(
+            {"mail": {"smtpUrl": "smtps://u:p@mail.example.test", "existingSecret": "mail"}},
+            ["mail.smtpUrl and mail.existingSecret are both set"],
+            id="smtp-url-and-secret",
         ),
         pytest.param(
             {**MULTI_OK, "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}},

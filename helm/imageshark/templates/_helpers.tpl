@@ -107,7 +107,7 @@ annotations:
 
 {{/* "true" when the chart must render its own Secret (some URL given in values, not by existingSecret). */}}
 {{- define "imageshark.renderSecret" -}}
-{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.redis.url (not .Values.redis.existingSecret)) -}}true{{- end -}}
+{{- if or (and .Values.database.url (not .Values.database.existingSecret)) (and .Values.redis.url (not .Values.redis.existingSecret)) (and .Values.mail.smtpUrl (not .Values.mail.existingSecret)) -}}true{{- end -}}
 {{- end -}}
 
 {{/* The Secret name and key holding DATABASE_URL. */}}
@@ -124,6 +124,19 @@ annotations:
 {{- end -}}
 {{- define "imageshark.redisSecretKey" -}}
 {{- if .Values.redis.existingSecret -}}{{ .Values.redis.existingSecretKey }}{{- else -}}redis-url{{- end -}}
+{{- end -}}
+
+{{/* "true" when an SMTP server is configured. */}}
+{{- define "imageshark.mailConfigured" -}}
+{{- if or .Values.mail.smtpUrl .Values.mail.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Secret name and key holding IMAGESHARK_SMTP_URL. */}}
+{{- define "imageshark.mailSecretName" -}}
+{{- default (include "imageshark.secretName" .) .Values.mail.existingSecret -}}
+{{- end -}}
+{{- define "imageshark.mailSecretKey" -}}
+{{- if .Values.mail.existingSecret -}}{{ .Values.mail.existingSecretKey }}{{- else -}}smtp-url{{- end -}}
 {{- end -}}
 
 {{/* "true" when the migration hook Job is rendered: enabled, and an external database. */}}
@@ -202,8 +215,8 @@ app.kubernetes.io/component: worker
 {{- end -}}
 
 {{/*
-DATABASE_URL and REDIS_URL from their Secrets, as container env entries (nothing for what is not
-configured: the app then uses SQLite / in-process broadcast).
+DATABASE_URL, REDIS_URL and IMAGESHARK_SMTP_URL from their Secrets, as container env entries
+(nothing for what is not configured: the app then uses SQLite / in-process broadcast / no mail).
 */}}
 {{- define "imageshark.secretEnv" -}}
 {{- if include "imageshark.externalDatabase" . }}
@@ -219,6 +232,13 @@ configured: the app then uses SQLite / in-process broadcast).
     secretKeyRef:
       name: {{ include "imageshark.redisSecretName" . }}
       key: {{ include "imageshark.redisSecretKey" . }}
+{{- end }}
+{{- if include "imageshark.mailConfigured" . }}
+- name: IMAGESHARK_SMTP_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "imageshark.mailSecretName" . }}
+      key: {{ include "imageshark.mailSecretKey" . }}
 {{- end }}
 {{- end -}}
 
@@ -315,6 +335,9 @@ Called from every template that matters, so `helm template` and `helm install` b
 {{- end -}}
 {{- if and .Values.database.url .Values.database.existingSecret -}}
 {{- $errors = append $errors "database.url and database.existingSecret are both set: keep one (the URL belongs in the Secret)." -}}
+{{- end -}}
+{{- if and .Values.mail.smtpUrl .Values.mail.existingSecret -}}
+{{- $errors = append $errors "mail.smtpUrl and mail.existingSecret are both set: keep one (the URL belongs in the Secret)." -}}
 {{- end -}}
 {{- if and .Values.redis.url .Values.redis.existingSecret -}}
 {{- $errors = append $errors "redis.url and redis.existingSecret are both set: keep one (the URL belongs in the Secret)." -}}
