@@ -74,7 +74,7 @@ def create_app(
     *,
     http_deadlines: bool = False,
     renditions_on_demand: bool = False,
-    on_identity: oidc_endpoints.IdentityHook = oidc_endpoints.not_linked,
+    on_identity: oidc_endpoints.IdentityHook = account_endpoints.organisation_sign_in,
 ) -> ProxyHeadersMiddleware:
     """Build the whole service for ``settings`` (default: read from the environment).
 
@@ -85,7 +85,8 @@ def create_app(
         at start-up (the test suite's servers, most of which never render; see
         :class:`~web.pipeline.RenditionPool`).
     :param on_identity: what a verified organisation sign-on leads to (the host accounts'
-        sign-in); the default answers ``501 oidc_not_linked``. Its routes exist only when
+        sign-in, :func:`web.accounts.endpoints.organisation_sign_in`, by default; tests pass
+        their own). Its routes exist only when
         ``settings.oidc_enabled``.
 
     :returns: an ASGI app: Socket.IO at ``/socket.io``, everything else by Starlette, behind

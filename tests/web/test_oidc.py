@@ -39,6 +39,7 @@ from web.accounts.oidc import (
     VerifiedIdentity,
     verify_id_token,
 )
+from web.accounts.session_cookie import SESSION_COOKIE
 from web.app import create_app
 from web.errors import ApiError
 from web.logs import redact_query_secrets
@@ -286,14 +287,49 @@ async def test_provider_gone_mid_flow_is_unavailable(
 
 
 @processes
-async def test_without_accounts_a_verified_sign_in_is_not_linked(
+async def test_a_verified_sign_on_signs_in_to_the_account_of_that_address(
     make_settings: SettingsFactory, provider: OidcProvider, browser: httpx.AsyncClient
 ) -> None:
-    async for app in app_client(sign_on_settings(make_settings, provider.issuer)):
+    """The service's own hook: the first sign-on creates the account of the verified address
+    (marked verified), a later one signs in to the same account, and an account signed up
+    with a password for that address is the one signed in to."""
+    settings = sign_on_settings(make_settings, provider.issuer)
+    async for app in app_client(settings):
+        signed_up = await app.post(
+            "/api/accounts", json={"email": "alice@Example.ORG", "password": "correct horse"}
+        )
+        assert signed_up.status_code == 201, signed_up.text
+        accounts = []
+        for _ in range(2):
+            authorization, cookie = await start(app, return_to="/rooms")
+            back = await sign_in_at_provider(browser, authorization, "alice")
+            answer = await callback(app, back, cookie)
+            assert answer.status_code == 303, answer.text
+            assert answer.headers["location"] == "/rooms"
+            session = answer.cookies[SESSION_COOKIE]
+            app.cookies.clear()
+            me = await app.get("/api/me", headers={"cookie": f"{SESSION_COOKIE}={session}"})
+            assert me.status_code == 200, me.text
+            accounts.append(me.json())
+        assert accounts[0] == accounts[1]
+        assert accounts[0]["email"] == "alice@example.org" and accounts[0]["email_verified"]
+        # The password still signs in to the same account.
+        by_password = await app.post(
+            "/api/session", json={"email": "alice@example.org", "password": "correct horse"}
+        )
+        assert by_password.status_code == 200 and by_password.json() == accounts[0]
+
+
+@processes
+async def test_with_sign_up_closed_an_unknown_address_is_not_created(
+    make_settings: SettingsFactory, provider: OidcProvider, browser: httpx.AsyncClient
+) -> None:
+    async for app in app_client(sign_on_settings(make_settings, provider.issuer, signup="closed")):
         authorization, cookie = await start(app)
         back = await sign_in_at_provider(browser, authorization, "alice")
         answer = await callback(app, back, cookie)
-        assert answer.status_code == 501 and error_code(answer) == "oidc_not_linked"
+        assert answer.status_code == 403 and error_code(answer) == "signup_closed"
+        assert SESSION_COOKIE not in answer.cookies
 
 
 async def test_unreachable_provider_is_unavailable(make_settings: SettingsFactory) -> None:
@@ -327,7 +363,7 @@ async def test_routes_exist_only_when_configured(make_settings: SettingsFactory)
         paths = document["paths"]
         assert {"/api/oidc/start", "/api/oidc/callback"} <= set(paths)
         callback_errors = paths["/api/oidc/callback"]["get"]["responses"]
-        assert {"302", "400", "401", "403", "501", "503"} <= set(callback_errors)
+        assert {"303", "400", "401", "403", "422", "503"} <= set(callback_errors)
         no_flow = await app.get("/api/oidc/callback", params={"code": "x", "state": "y"})
         assert no_flow.status_code == 400 and error_code(no_flow) == "oidc_state_mismatch"
 

@@ -9,8 +9,9 @@ Every change here that a session cookie authenticates is a non-GET request, whic
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
+from web.accounts.oidc import VerifiedIdentity
 from web.accounts.repository import Account, SignedIn
 from web.accounts.schemas import (
     AccountBody,
@@ -322,3 +323,24 @@ operations = [
     ),
 ]
 routes = [operation.route() for operation in operations]
+
+
+async def organisation_sign_in(
+    request: Request, identity: VerifiedIdentity, return_to: str
+) -> Response:
+    """The organisation sign-on's end (``GET /api/oidc/callback``, web/accounts/oidc_endpoints.py):
+    sign in to the account of the verified address (created on first sign-on), set the
+    session cookie, and go back to ``return_to`` (a same-origin path) with ``303``.
+
+    :raises ApiError: as :meth:`~web.accounts.service.AccountService.sign_in_verified`.
+    """
+    app = services(request)
+    _, token = await app.accounts.sign_in_verified(
+        identity.email, identity.name, request.headers.get("user-agent")
+    )
+    replaced = await current_session(request)
+    if replaced is not None:
+        await app.accounts.sign_out(replaced)
+    response = RedirectResponse(return_to, status_code=303)
+    set_session_cookie(response, request, token)
+    return response

@@ -1,9 +1,10 @@
 """HTTP routes of organisation sign-on: start at the provider, come back to the callback.
 
 Served only when ``IMAGESHARK_OIDC_ISSUER`` is set (:func:`operations` is not called
-otherwise). What a verified identity leads to (a host account signed in) is the
-:data:`IdentityHook` the accounts code passes to :func:`web.app.create_app`; without one the
-callback answers ``501 oidc_not_linked``.
+otherwise). What a verified identity leads to is the
+:data:`IdentityHook` :func:`web.app.create_app` takes: the host account of the verified address
+signed in (:func:`web.accounts.endpoints.organisation_sign_in`); :func:`not_linked` answers
+``501 oidc_not_linked`` instead (the tests of the protocol alone).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def redirect_uri(request: Request) -> str:
 
 
 async def not_linked(request: Request, identity: VerifiedIdentity, return_to: str) -> Response:
-    """The callback's hook until host accounts exist: ``501 oidc_not_linked``."""
+    """A callback hook that signs nobody in: ``501 oidc_not_linked``."""
     raise ApiError(
         501,
         "oidc_not_linked",
@@ -149,8 +150,9 @@ def operations(on_identity: IdentityHook = not_linked) -> list[Operation]:
             "The provider's redirect back: verify the sign-in",
             "sign-on",
             {
-                302: Answer(
-                    "Signed in; on to `return_to` (with host accounts).",
+                303: Answer(
+                    "Signed in to the host account of the verified address (created at the "
+                    "first sign-on), with the session cookie; on to `return_to`.",
                     None,
                     {"Location": "The `return_to` path given at the start."},
                 )
@@ -158,8 +160,8 @@ def operations(on_identity: IdentityHook = not_linked) -> list[Operation]:
             {
                 400: ("oidc_state_mismatch",),
                 401: ("oidc_failed",),
-                403: ("email_not_verified",),
-                501: ("oidc_not_linked",),
+                403: ("email_not_verified", "signup_closed", "account_disabled"),
+                422: ("invalid_email",),
                 503: ("oidc_unavailable",),
             },
             parameters=(
@@ -168,8 +170,7 @@ def operations(on_identity: IdentityHook = not_linked) -> list[Operation]:
                 Parameter("iss", "query", "The provider's issuer (RFC 9207)."),
                 Parameter("error", "query", "The provider's refusal, instead of a code."),
             ),
-            description="Present only when organisation sign-on is configured. Account "
-            "linking arrives with host accounts: until then a verified sign-in answers "
-            "`501 oidc_not_linked`.",
+            description="Present only when organisation sign-on is configured. Accounts are "
+            "linked by the verified e-mail address.",
         ),
     ]

@@ -97,6 +97,13 @@ class AccountRepository:
                 .values(password_hash=password_hash)
             )
 
+    async def mark_email_verified(self, account_id: int) -> None:
+        """Record that the account's address is verified (an organisation sign-on vouched)."""
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                update(accounts).where(accounts.c.id == account_id).values(email_verified=True)
+            )
+
     async def set_disabled(self, account_id: int, disabled: bool) -> None:
         """Disable (or enable again) an account: a disabled one's sessions stop working and it
         cannot sign in."""

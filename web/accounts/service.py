@@ -194,3 +194,48 @@ class AccountService:
     async def sign_out_everywhere(self, account: Account) -> int:
         """End every session of the account (this one too); how many there were."""
         return await self.repository.delete_sessions(account.id)
+
+    async def sign_in_verified(
+        self, email: str, name: str | None, user_agent: str | None
+    ) -> tuple[SignedIn, str]:
+        """Open a session for the account of an address an organisation's OpenID provider
+        verified (accounts are linked by that address), creating the account when there is
+        none: the provider vouches for its members, so sign-up ``invite`` does not stop
+        them; ``closed`` does. A new account gets a random password nobody knows (a password
+        reset gives it one).
+
+        :param email: the verified address, as the provider gave it.
+        :param name: the provider's display name, or None (cut to ``max_name_chars``).
+        :returns: the new session with its account, and the token for its cookie.
+        :raises ApiError: 422 ``invalid_email`` (not an address this service stores);
+            403 ``account_disabled``; 403 ``signup_closed`` (no account, sign-up closed).
+        """
+        normal = normalise_email(email)
+        if normal is None:
+            raise ApiError(422, "invalid_email", "The provider's e-mail address is not usable.")
+        account = await self.repository.by_email(normal)
+        now = self.clock()
+        if account is None:
+            if self.settings.signup == "closed":
+                raise ApiError(403, "signup_closed", "Sign-up is not open on this service.")
+            password_hash = await self.passwords.hash(new_secret_key())
+            display = name.strip()[: self.settings.max_name_chars] if name else None
+            await self.repository.create(
+                email=normal, name=display or None, password_hash=password_hash, now=now
+            )
+            account = await self.repository.by_email(normal)
+            assert account is not None  # created now, or by a concurrent sign-on
+        if account.disabled:
+            raise ApiError(403, "account_disabled", "This account is disabled.")
+        if not account.email_verified:
+            await self.repository.mark_email_verified(account.id)
+            account = replace(account, email_verified=True)
+        token = new_secret_key()
+        session = await self.repository.add_session(
+            account_id=account.id,
+            token_hash=digest(token),
+            device=device_summary(user_agent),
+            now=now,
+            expired_before=now - self.session_lifetime,
+        )
+        return SignedIn(session=session, account=account), token
