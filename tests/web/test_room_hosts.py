@@ -33,7 +33,7 @@ async def host_view(client: AppClient, room: dict[str, Any]) -> dict[str, Any]:
 async def test_a_room_created_signed_in_is_the_accounts_and_its_cookie_runs_it(
     backend_client: AppClient,
 ) -> None:
-    owner = await signed_up_session(backend_client, "ann@example.org")
+    owner = await signed_up_session(backend_client, "ann@hosts.example.org")
     created = await backend_client.http.post("/api/rooms", json={"title": "Wedding"}, headers=owner)
     assert created.status_code == 201
     room = created.json()
@@ -79,7 +79,7 @@ async def test_claiming_a_room_needs_its_host_key_and_a_session(
 ) -> None:
     room = await new_room(backend_client)
     claim = f"/api/rooms/{room['token']}/claim"
-    account = await signed_up_session(backend_client, "cy@example.org")
+    account = await signed_up_session(backend_client, "cy@hosts.example.org")
     unsigned = await backend_client.http.post(claim, headers=host(room))
     assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "not_signed_in"
     keyless = await backend_client.http.post(claim, headers=account)
@@ -100,7 +100,7 @@ async def test_claiming_a_room_needs_its_host_key_and_a_session(
     url = f"/api/rooms/{room['token']}"
     assert (await backend_client.http.post(f"{url}/close", headers=account)).status_code == 200
     # Another account holding the key cannot take it over.
-    other = await signed_up_session(backend_client, "di@example.org")
+    other = await signed_up_session(backend_client, "di@hosts.example.org")
     taken = await backend_client.http.post(claim, headers={**other, **host(room)})
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "already_claimed"
     assert await my_rooms(backend_client, other) == []
@@ -109,15 +109,15 @@ async def test_claiming_a_room_needs_its_host_key_and_a_session(
 async def test_a_cohost_moderates_and_runs_the_wall_but_does_not_own_the_room(
     backend_client: AppClient,
 ) -> None:
-    owner = await signed_up_session(backend_client, "ed@example.org")
+    owner = await signed_up_session(backend_client, "ed@hosts.example.org")
     created = await backend_client.http.post(
         "/api/rooms", json={"title": "Gala", "moderation": "approve"}, headers=owner
     )
     room = created.json()
     token = room["token"]
-    cohost = await signed_up_session(backend_client, "fay@example.org")
+    cohost = await signed_up_session(backend_client, "fay@hosts.example.org")
     async with repositories(backend_client.settings) as (accounts, rooms):
-        account = await accounts.by_email("fay@example.org")
+        account = await accounts.by_email("fay@hosts.example.org")
         stored = await rooms.by_token(token)
         assert account is not None and stored is not None
         await rooms.add_host(stored.id, account.id, "cohost", datetime.now(UTC))
@@ -157,11 +157,11 @@ async def test_a_cohost_moderates_and_runs_the_wall_but_does_not_own_the_room(
 
 
 async def test_another_account_is_no_host(backend_client: AppClient) -> None:
-    owner = await signed_up_session(backend_client, "hal@example.org")
+    owner = await signed_up_session(backend_client, "hal@hosts.example.org")
     room = (
         await backend_client.http.post("/api/rooms", json={"title": "Party"}, headers=owner)
     ).json()
-    stranger = await signed_up_session(backend_client, "ida@example.org")
+    stranger = await signed_up_session(backend_client, "ida@hosts.example.org")
     url = f"/api/rooms/{room['token']}"
     for response in (
         await backend_client.http.get(f"{url}/host", headers=stranger),
@@ -181,7 +181,7 @@ async def test_another_account_is_no_host(backend_client: AppClient) -> None:
 
 
 async def test_other_sites_pages_cannot_use_a_valid_session(backend_client: AppClient) -> None:
-    owner = await signed_up_session(backend_client, "jo@example.org")
+    owner = await signed_up_session(backend_client, "jo@hosts.example.org")
     room = (
         await backend_client.http.post("/api/rooms", json={"title": "Reunion"}, headers=owner)
     ).json()
@@ -235,8 +235,8 @@ async def test_the_live_side_admits_a_passcode_rooms_hosts_by_their_session(
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
         app = AppClient(http=http, settings=live_server.settings, app=None)
-        owner = await signed_up_session(app, "kai@example.org")
-        stranger = await signed_up_session(app, "lea@example.org")
+        owner = await signed_up_session(app, "kai@hosts.example.org")
+        stranger = await signed_up_session(app, "lea@hosts.example.org")
         created = await http.post(
             "/api/rooms", json={"title": "Private", "passcode": "orchid"}, headers=owner
         )
