@@ -1,7 +1,8 @@
 """The account pages in a browser: signing up and in, the live dashboard of the account's
 rooms on two devices, the sessions on the account page and signing out everywhere, the host
-page through the session (no host key) and claiming a room into the account; the sign-up
-page's refusals; axe-core and narrow screens on every account page."""
+page through the session (no host key), claiming a room into the account and creating one
+from the landing page signed in; the sign-up page's refusals; axe-core and narrow screens on
+every account page."""
 
 from __future__ import annotations
 
@@ -188,6 +189,16 @@ async def test_host_page_claims_a_room_into_the_account(
         assert (await host_view(http, room))["owned"] is True
         await page.get_by_test_id("nav-rooms").click()
         await expect(room_row(page, "Old party").get_by_test_id("room-role")).to_have_text("Owner")
+
+        # Signed in, a room made on the landing page goes to the account too.
+        await page.goto(base + "/")
+        await expect(page.get_by_test_id("create-owned-hint")).to_be_visible()
+        await page.get_by_test_id("room-title-input").fill("New party")
+        await page.get_by_test_id("create-room").click()
+        await expect(page.get_by_test_id("room-title")).to_have_text("New party")
+        await page.get_by_test_id("nav-rooms").click()
+        await expect(page.get_by_test_id("dashboard-room")).to_have_count(2)
+        await expect(room_row(page, "New party").get_by_test_id("room-role")).to_have_text("Owner")
         await context.close()
     console.assert_clean()
 
