@@ -16,12 +16,16 @@ async def test_the_header_names_the_signed_in_account_on_landing_and_host_pages_
     client: AppClient,
 ) -> None:
     signed_out = await client.http.get("/")
-    assert 'data-testid="nav-signin"' in signed_out.text
+    assert 'href="/signin"' in signed_out.text
     assert signed_out.headers["cache-control"] == "private, no-store"
     me = await signed_up_session(client, "ivy@example.org")
     room = await new_room(client)
     landing = await client.http.get("/", headers=me)
     assert 'data-testid="nav-account"' in landing.text and "ivy@example.org" in landing.text
+    # Signed out, the host page's sign-in link comes back to it.
+    host = await client.http.get(f"/r/{room['token']}/host")
+    assert f'href="/signin?next=/r/{room["token"]}/host"' in host.text
+    assert 'data-signed-in="false"' in host.text
     host = await client.http.get(f"/r/{room['token']}/host", headers=me)
     assert 'data-testid="nav-account"' in host.text
     assert 'data-signed-in="true"' in host.text
