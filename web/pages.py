@@ -1,4 +1,5 @@
-"""Server-rendered pages: landing, participant (the join URL), wall, host and table cards."""
+"""Server-rendered pages: landing, participant (the join URL), wall, host and table cards; the
+account's sign-in, sign-up, account and rooms (dashboard) pages."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from web.accounts.repository import Account
+from web.accounts.schemas import MIN_PASSWORD_CHARS
+from web.accounts.session_cookie import current_session
 from web.rooms.endpoints import client_address
 from web.rooms.table_card import table_card_context
 from web.rooms.views import public_base_url, room_view
@@ -59,8 +63,83 @@ def _headers(request: Request) -> dict[str, str]:
     return {**SECURITY_HEADERS, "Content-Security-Policy": page_csp(origins)}
 
 
+# Pages that depend on who is signed in: no cache may keep or share them.
+PRIVATE_PAGE = {"Cache-Control": "private, no-store", "Vary": "Cookie"}
+
+
+async def signed_in_account(request: Request) -> Account | None:
+    """The account of the request's live session cookie, or None (the header's signed-in
+    indicator; landing, host and account pages only, the wall and guest pages never ask)."""
+    found = await current_session(request)
+    return found.account if found is not None else None
+
+
 async def landing(request: Request) -> Response:
-    return templates.TemplateResponse(request, "landing.html", {}, headers=SECURITY_HEADERS)
+    context = {"account": await signed_in_account(request)}
+    return templates.TemplateResponse(
+        request, "landing.html", context, headers={**SECURITY_HEADERS, **PRIVATE_PAGE}
+    )
+
+
+def safe_next(value: str | None, default: str = "/rooms") -> str:
+    """Where to go after signing in: ``value`` when it is a path of this site (``/...``, not
+    ``//host`` nor ``/\\host``, which browsers read as another host, nor with control
+    characters), else ``default``."""
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith(("//", "/\\"))
+        or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value)
+    ):
+        return default
+    return value
+
+
+async def sign_in_page(request: Request) -> Response:
+    """``GET /signin``: the sign-in form; ``?next=`` (a same-origin path) is where it goes
+    after signing in, ``/rooms`` otherwise."""
+    context = {
+        "account": await signed_in_account(request),
+        "next": safe_next(request.query_params.get("next")),
+    }
+    return templates.TemplateResponse(
+        request, "signin.html", context, headers={**SECURITY_HEADERS, **PRIVATE_PAGE}
+    )
+
+
+async def sign_up_page(request: Request) -> Response:
+    """``GET /signup``: the sign-up form, with the password's minimum length the API enforces
+    (:data:`web.accounts.schemas.MIN_PASSWORD_CHARS`)."""
+    context = {
+        "account": await signed_in_account(request),
+        "min_password_chars": MIN_PASSWORD_CHARS,
+    }
+    return templates.TemplateResponse(
+        request, "signup.html", context, headers={**SECURITY_HEADERS, **PRIVATE_PAGE}
+    )
+
+
+async def _account_page(request: Request, template: str) -> Response:
+    """Render ``template`` for the signed-in account, or redirect (303) to ``/signin`` with
+    this page as ``next``."""
+    account = await signed_in_account(request)
+    if account is None:
+        return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+    return templates.TemplateResponse(
+        request, template, {"account": account}, headers={**SECURITY_HEADERS, **PRIVATE_PAGE}
+    )
+
+
+async def account_page(request: Request) -> Response:
+    """``GET /account``: the account's name, e-mail and sessions (filled in by
+    ``static/js/account.js``); signed out: redirected to ``/signin``."""
+    return await _account_page(request, "account.html")
+
+
+async def rooms_page(request: Request) -> Response:
+    """``GET /rooms``: the dashboard of the account's rooms, kept live by
+    ``static/js/dashboard.js``; signed out: redirected to ``/signin``."""
+    return await _account_page(request, "rooms.html")
 
 
 # Most photos the read-only gallery of an ended room shows (the API pages through the rest).
@@ -151,9 +230,13 @@ async def _render_room(
             "longest_hours": app.settings.room_ttl_hours,
         }
     context: dict[str, Any] = {"room": view, "expiry_warning": warning}
+    headers = _headers(request)
+    if template == "host.html":
+        context["account"] = await signed_in_account(request)
+        headers = {**headers, **PRIVATE_PAGE}
     if extra is not None:
         context.update(extra(view))
-    return templates.TemplateResponse(request, template, context, headers=_headers(request))
+    return templates.TemplateResponse(request, template, context, headers=headers)
 
 
 async def code_page(request: Request) -> Response:
@@ -188,6 +271,10 @@ def _page(path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> Rout
 
 routes = [
     _page("/", landing),
+    _page("/signin", sign_in_page),
+    _page("/signup", sign_up_page),
+    _page("/account", account_page),
+    _page("/rooms", rooms_page),
     _page("/j/{code}", code_page),
     _page("/J/{code}", code_page),
     _page("/r/{token}", partial(room_page, template="participant.html")),

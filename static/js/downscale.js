@@ -51,7 +51,10 @@ function encodeJpeg(canvas, quality) {
 /** Draw `bitmap` at width x height on a white background (JPEG has no transparency). */
 function draw(bitmap, width, height) {
   const canvas = makeCanvas(width, height);
-  const context = canvas.getContext("2d", { alpha: false });
+  // "2d" always answers a 2D context (or null); the union of both canvases' getContext loses that.
+  const context = /** @type {CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D | null} */ (
+    canvas.getContext("2d", { alpha: false })
+  );
   if (!context) throw new Error("no 2D canvas context"); // callers keep the original file
   context.fillStyle = "#ffffff";
   context.fillRect(0, 0, width, height);

@@ -1,6 +1,7 @@
 // @ts-check
 // Host page: QR code and join link; the host key (shown once, pasted, or passed in the URL
-// fragment); with the key, the room's controls (host-settings.js), the approval queue
+// fragment), or without one the session of the room's owner or a co-host (the cookie, no key
+// asked; a co-host sees only what its role may do); with either, the room's controls (host-settings.js), the approval queue
 // (host-queue.js), closing the room and downloading every photo; the live photo grid with
 // delete buttons.
 
@@ -35,6 +36,12 @@ const KEY_ERRORS = new Set(["host_key_required", "wrong_host_key"]);
 // ---- Host key ------------------------------------------------------------------------------
 
 let hostKey = null; // set once the server accepted it
+/** @type {"owner" | "cohost" | null} the viewer's role once the key or the session was accepted */
+let role = null;
+const signedIn = $("key-panel").dataset.signedIn === "true";
+
+/** Whether the viewer manages the room (by its host key, or as one of its hosts' session). */
+const isHost = () => role !== null;
 
 // A host link (…/host#key=…) carries the key to another device: keep it, drop it from the URL.
 function takeKeyFromFragment() {
@@ -50,7 +57,7 @@ window.addEventListener("hashchange", () => {
   if (takeKeyFromFragment()) initKey();
 });
 
-const keyStates = ["key-ok", "key-checking", "key-missing"];
+const keyStates = ["key-ok", "key-checking", "key-missing", "key-session"];
 function showKeyState(id) {
   for (const state of keyStates) $(state).hidden = state !== id;
 }
@@ -88,16 +95,69 @@ function setHostOnly(visible) {
   for (const element of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-host-only]"))) {
     element.hidden = !visible;
   }
+  // After the host-only pass: an element may be both.
+  for (const element of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-owner-only]"))) {
+    if (role !== "owner") element.hidden = true;
+  }
 }
+
+/**
+ * The host view through the session cookie alone (no Authorization header).
+ * @returns {Promise<any>} the host view, or null when the session does not admit this viewer
+ */
+async function sessionView() {
+  if (!signedIn) return null;
+  try {
+    return await api(roomApi(token, "/host"));
+  } catch {
+    return null;
+  }
+}
+
+/** Manage the room through the session of one of its hosts (`view.role`). */
+function acceptSession(view) {
+  hostKey = null;
+  role = view.role;
+  gallery.refreshPermissions();
+  $("key-session-text").textContent =
+    role === "owner"
+      ? "This room belongs to your account: you manage it here without the host key, on any device you sign in on."
+      : "You co-host this room through your account: you can approve and remove photos and set up the wall. The owner manages the rest.";
+  showKeyState("key-session");
+  setHostOnly(true);
+  controls.render(view);
+  queue.refresh().catch((error) => toast(error.message, "error", 6000));
+}
+
+/** Offer "Claim this room" when signed in, holding the key, and the room has no owner. */
+function showClaim(view) {
+  $("claim").hidden = !(signedIn && hostKey && view && view.owned === false);
+}
+
+$("claim-room").addEventListener("click", async () => {
+  const button = /** @type {HTMLButtonElement} */ ($("claim-room"));
+  button.disabled = true;
+  try {
+    await hostApi("/claim", { method: "POST" });
+    $("claim").hidden = true;
+    toast("The room is now in your account: find it under My rooms.", "success", 6000);
+  } catch (error) {
+    toast(error.message, "error", 6000);
+  } finally {
+    button.disabled = false;
+  }
+});
 
 function acceptKey(key, view) {
   hostKey = key;
+  role = view && view.role === "cohost" ? "cohost" : "owner";
   memory.setHostKey(token, key);
   memory.rememberHostedRoom(room);
   gallery.refreshPermissions();
   showKeyState("key-ok");
   setHostOnly(true);
   controls.render(view || roomSettings(room));
+  showClaim(view);
   queue.refresh().catch((error) => toast(error.message, "error", 6000));
   if (memory.keyUnseen(token)) {
     $("host-key").textContent = key;
@@ -109,6 +169,7 @@ function acceptKey(key, view) {
 
 function askForKey(message) {
   hostKey = null;
+  role = null;
   $("key-reveal").hidden = true;
   setHostOnly(false);
   $("queue").hidden = true;
@@ -119,17 +180,21 @@ function askForKey(message) {
 
 async function initKey() {
   const stored = memory.hostKey(token);
+  showKeyState("key-checking");
   if (!stored) {
-    askForKey();
+    const view = await sessionView();
+    if (view) acceptSession(view);
+    else askForKey();
     return;
   }
-  showKeyState("key-checking");
   const result = await verifyKey(stored);
   if (result.ok) {
     acceptKey(stored, result.view);
   } else {
     memory.setHostKey(token, null);
-    askForKey(`The host key saved in this browser doesn't work for this room (${result.message}). Paste the right key to manage the room.`);
+    const view = await sessionView();
+    if (view) acceptSession(view);
+    else askForKey(`The host key saved in this browser doesn't work for this room (${result.message}). Paste the right key to manage the room.`);
   }
 }
 
@@ -193,8 +258,12 @@ async function hostApi(path, options = {}) {
     return await api(roomApi(token, path), { ...options, headers: { ...(options.headers || {}), ...hostHeaders() } });
   } catch (error) {
     if (error instanceof ApiError && KEY_ERRORS.has(error.code)) {
-      memory.setHostKey(token, null);
-      askForKey(`Your host key was not accepted (${error.message}). Paste the right key to manage the room.`);
+      if (hostKey) {
+        memory.setHostKey(token, null);
+        askForKey(`Your host key was not accepted (${error.message}). Paste the right key to manage the room.`);
+      } else {
+        askForKey("You're no longer signed in. Sign in again, or paste the host key, to manage the room.");
+      }
     }
     throw error;
   }
@@ -209,7 +278,7 @@ function updateTitle() {
 }
 
 async function reloadHostView() {
-  if (!hostKey) return;
+  if (!isHost()) return;
   controls.render(await hostApi("/host"));
 }
 
@@ -248,7 +317,7 @@ bindPresence($("presence"), feed);
 /** @type {ReturnType<typeof setTimeout> | undefined} */
 let reloadTimer;
 feed.addEventListener("room", (event) => {
-  if (!hostKey || !controls.state) {
+  if (!isHost() || !controls.state) {
     $("room-title").textContent = event.detail.room.title || room.title;
     return;
   }
@@ -260,7 +329,7 @@ feed.addEventListener("closed", (event) => {
   if (controls.state) controls.render(mergeRoom(controls.state, { closed: true, closed_at: event.detail.closed_at }));
 });
 feed.addEventListener("queue", () => {
-  if (hostKey) queue.refresh().catch(() => {});
+  if (isHost()) queue.refresh().catch(() => {});
 });
 // Approved (here, in another tab) or deleted: no longer waiting.
 feed.addEventListener("add", (event) => queue.drop(event.detail.image.id));
@@ -287,7 +356,7 @@ async function deleteImage(image) {
   }
 }
 
-const lightbox = new Lightbox(feed, { canDelete: () => hostKey !== null, onDelete: deleteImage });
+const lightbox = new Lightbox(feed, { canDelete: isHost, onDelete: deleteImage });
 
 // The viewer's "Download full quality" link. A plain link cannot send the host key, and in a
 // room with a passcode this browser has no participant cookie, so with the key each click (or
@@ -295,7 +364,8 @@ const lightbox = new Lightbox(feed, { canDelete: () => hostKey !== null, onDelet
 let preparingDownload = false;
 lightbox.download.addEventListener("click", async (event) => {
   const image = lightbox.current;
-  if (!hostKey || !image) return; // the plain link, which works in an open room
+  // A co-host may not make download links: the plain link, which works in an open room.
+  if (role !== "owner" || !image) return;
   event.preventDefault();
   if (preparingDownload) return;
   preparingDownload = true;
@@ -318,7 +388,7 @@ lightbox.download.addEventListener("click", async (event) => {
   }
 });
 const gallery = new Gallery(/** @type {HTMLUListElement} */ ($("gallery")), feed, {
-  canDelete: () => hostKey !== null,
+  canDelete: isHost,
   onDelete: deleteImage,
   onOpen: (image) => lightbox.open(image),
   empty: $("empty"),

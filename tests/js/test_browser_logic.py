@@ -1,7 +1,7 @@
 """The browser modules' pure logic, tested by Node's own runner (tests/js/*.test.mjs): retry
 delays, downscale sizing, the room feed's seq/dedupe/reconcile handling, the upload queue's
-states and the types the page may declare. Run here so that ``make test`` (and CI) fails when
-one of them does."""
+states, the types the page may declare and the account pages' throttling wording. Run here so
+that ``make test`` (and CI) fails when one of them does."""
 
 from __future__ import annotations
 

@@ -246,3 +246,32 @@ async def test_the_live_side_admits_a_passcode_rooms_hosts_by_their_session(
     for cookie in (stranger["Cookie"], "imageshark_session=forged", None):
         refusal = await live_refusal(base_url, token, cookie)
         assert refusal is not None and refusal["data"]["code"] == "passcode_required"
+
+
+async def test_the_host_view_names_the_callers_role_and_whether_the_room_is_owned(
+    backend_client: AppClient,
+) -> None:
+    owner = await signed_up_session(backend_client, "gil@example.org")
+    created = await backend_client.http.post("/api/rooms", json={"title": "Fair"}, headers=owner)
+    room = created.json()
+    assert (room["role"], room["owned"]) == ("owner", True)
+    url = f"/api/rooms/{room['token']}/host"
+    by_session = (await backend_client.http.get(url, headers=owner)).json()
+    assert (by_session["role"], by_session["owned"]) == ("owner", True)
+    assert ((await host_view(backend_client, room))["role"]) == "owner"  # the host key
+    cohost = await signed_up_session(backend_client, "hal@example.org")
+    async with repositories(backend_client.settings) as (accounts, rooms):
+        account = await accounts.by_email("hal@example.org")
+        stored = await rooms.by_token(room["token"])
+        assert account is not None and stored is not None
+        await rooms.add_host(stored.id, account.id, "cohost", datetime.now(UTC))
+    as_cohost = await backend_client.http.get(url, headers=cohost)
+    assert (as_cohost.json()["role"], as_cohost.json()["owned"]) == ("cohost", True)
+    changed = await backend_client.http.patch(
+        f"/api/rooms/{room['token']}", json={"wall_blanked": True}, headers=cohost
+    )
+    assert changed.status_code == 200 and changed.json()["role"] == "cohost"
+    # Made signed out: nobody's, so the host page may offer to claim it.
+    unowned = await new_room(backend_client)
+    assert unowned["owned"] is False
+    assert (await host_view(backend_client, unowned))["owned"] is False

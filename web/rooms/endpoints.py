@@ -212,16 +212,22 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def host_view(app: Services, request: Request, room: Room) -> HostRoomView:
-    """The host's view of ``room`` (counts read now)."""
+async def host_view(app: Services, request: Request, room: Room, role: HostRole) -> HostRoomView:
+    """The host's view of ``room`` (counts read now) for a caller of ``role`` (what
+    :func:`require_host` answered), which the view names so a page shows only what that role
+    may do."""
     return HostRoomView.model_validate(
-        host_room_view(
-            room,
-            public_base_url(request, app.settings, app.lan),
-            await app.rooms.image_count(room),
-            await app.rooms.image_count(room, status="pending"),
-            app.qr,
-        )
+        {
+            **host_room_view(
+                room,
+                public_base_url(request, app.settings, app.lan),
+                await app.rooms.image_count(room),
+                await app.rooms.image_count(room, status="pending"),
+                app.qr,
+            ),
+            "role": role,
+            "owned": room.owner_account_id is not None,
+        }
     )
 
 
@@ -242,7 +248,8 @@ async def create_room(request: Request) -> Response:
         owner_account_id=signed_in.account.id if signed_in is not None else None,
     )
     view = host_room_view(room, base_url, image_count=0, pending_count=0, qr=app.qr)
-    return json_answer(CreatedRoom.model_validate({**view, "host_key": host_key}), status=201)
+    created = {**view, "host_key": host_key, "role": "owner", "owned": signed_in is not None}
+    return json_answer(CreatedRoom.model_validate(created), status=201)
 
 
 async def passcode_for(request: Request, room: Room) -> str | None:
@@ -279,8 +286,8 @@ async def get_room(request: Request) -> Response:
 async def get_room_as_host(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    await require_host(request, room, "moderate")
-    return json_answer(await host_view(app, request, room))
+    role = await require_host(request, room, "moderate")
+    return json_answer(await host_view(app, request, room, role))
 
 
 async def update_room(request: Request) -> Response:
@@ -290,15 +297,15 @@ async def update_room(request: Request) -> Response:
     body = await json_body(request)
     app.rooms.require_rights_for_changes(role, body)
     room = await app.rooms.update(room, body)
-    return json_answer(await host_view(app, request, room))
+    return json_answer(await host_view(app, request, room, role))
 
 
 async def close_room(request: Request) -> Response:
     app = services(request)
     room = await room_for(request)
-    await require_host(request, room, "own")
+    role = await require_host(request, room, "own")
     room = await app.rooms.close(room)
-    return json_answer(await host_view(app, request, room))
+    return json_answer(await host_view(app, request, room, role))
 
 
 async def get_me(request: Request) -> Response:

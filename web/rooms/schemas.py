@@ -183,12 +183,20 @@ class MemberRoomView(RoomView):
 
 
 class HostRoomView(RoomView):
-    """The host's view: the public view, the passcode in clear, the moderation queue's length
-    and the original bytes the room holds."""
+    """The host's view: the public view, the passcode in clear, the moderation queue's length,
+    the original bytes the room holds, the caller's role and whether an account owns the
+    room."""
 
     passcode: str | None
     pending_count: int
     stored_bytes: int
+    role: Literal["owner", "cohost"] = Field(
+        description="The caller's role: `owner` (the host key, or the owner's session) or "
+        "`cohost` (a co-host's session, which may moderate and set the wall only)."
+    )
+    owned: bool = Field(
+        description="Whether the room belongs to an account (else it may be claimed)."
+    )
 
 
 class CreatedRoom(HostRoomView):
