@@ -74,8 +74,8 @@ async def test_removing_a_cohost_on_one_replica_demotes_their_socket_on_another(
             await poll_until(both_subscribed, deadline=10, what="both replicas subscribed")
         async with httpx.AsyncClient(base_url=a.base_url, timeout=30) as http:
             app = AppClient(http=http, settings=settings, app=None)
-            owner = await signed_up_session(app, "ann@example.org")
-            cohost = await signed_up_session(app, "bo@example.org")
+            owner = await signed_up_session(app, "ann@revoked.example")
+            cohost = await signed_up_session(app, "bo@revoked.example")
             room = (
                 await http.post(
                     "/api/rooms", json={"title": "Gala", "passcode": "orchid"}, headers=owner

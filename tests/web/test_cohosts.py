@@ -1,6 +1,7 @@
 """Co-hosts: the owner's single-use invite links, accepting them, the host list, removing a
 co-host and leaving; every refusal a 4xx in the API's error shape that changes nothing; on
-SQLite and PostgreSQL."""
+SQLite and PostgreSQL (whose database the run's tests share: the addresses here are this
+file's own)."""
 
 from __future__ import annotations
 
@@ -58,24 +59,24 @@ async def test_an_invited_cohost_moderates_but_does_not_own_the_room(
     backend_client: AppClient,
 ) -> None:
     client = backend_client
-    owner = await signed_up_session(client, "ann@example.org")
+    owner = await signed_up_session(client, "ann@cohosts.example")
     room = await owned_room(client, owner, moderation="approve")
-    issued = await invite(client, room, owner, email=" bo@Example.ORG ")
+    issued = await invite(client, room, owner, email=" bo@Cohosts.EXAMPLE ")
     assert issued.status_code == 201, issued.text
     expires_at = datetime.fromisoformat(issued.json()["expires_at"])
     assert timedelta(days=6.9) < expires_at - datetime.now(UTC) <= timedelta(days=7)
     [pending] = (await hosts(client, room, owner))["invites"]
     assert pending["invite_id"] == issued.json()["invite_id"]
-    assert pending["email"] == "bo@example.org"
+    assert pending["email"] == "bo@cohosts.example"
 
-    cohost = await signed_up_session(client, "bo@example.org")
+    cohost = await signed_up_session(client, "bo@cohosts.example")
     accepted = await accept(client, invite_token(issued), cohost)
     assert accepted.status_code == 200, accepted.text
     assert (accepted.json()["token"], accepted.json()["role"]) == (room["token"], "cohost")
     listed = await hosts(client, room, owner)
     assert [(h["role"], h["email"]) for h in listed["hosts"]] == [
-        ("owner", "ann@example.org"),
-        ("cohost", "bo@example.org"),
+        ("owner", "ann@cohosts.example"),
+        ("cohost", "bo@cohosts.example"),
     ]
     assert listed["invites"] == []
     # The co-host's view: the hosts without their addresses, no invites.
@@ -107,11 +108,11 @@ async def test_a_used_expired_revoked_or_unknown_invite_opens_nothing(
     backend_client: AppClient,
 ) -> None:
     client = backend_client
-    owner = await signed_up_session(client, "cy@example.org")
+    owner = await signed_up_session(client, "cy@cohosts.example")
     room = await owned_room(client, owner)
     first, second = (
-        await signed_up_session(client, "di@example.org"),
-        await signed_up_session(client, "em@example.org"),
+        await signed_up_session(client, "di@cohosts.example"),
+        await signed_up_session(client, "em@cohosts.example"),
     )
     used = await invite(client, room, owner)
     assert (await accept(client, invite_token(used), first)).status_code == 200
@@ -153,7 +154,7 @@ async def test_a_used_expired_revoked_or_unknown_invite_opens_nothing(
     assert (anonymous.status_code, error_code(anonymous)) == (401, "not_signed_in")
     # Nothing changed: the owner and the one co-host, and the owner's invite still open.
     listed = await hosts(client, room, owner)
-    assert [h["email"] for h in listed["hosts"]] == ["cy@example.org", "di@example.org"]
+    assert [h["email"] for h in listed["hosts"]] == ["cy@cohosts.example", "di@cohosts.example"]
     assert [i["invite_id"] for i in listed["invites"]] == [own.json()["invite_id"]]
 
 
@@ -161,14 +162,14 @@ async def test_only_the_owner_invites_and_not_in_another_accounts_room(
     backend_client: AppClient,
 ) -> None:
     client = backend_client
-    owner = await signed_up_session(client, "fi@example.org")
+    owner = await signed_up_session(client, "fi@cohosts.example")
     room = await owned_room(client, owner)
-    other_owner = await signed_up_session(client, "gu@example.org")
+    other_owner = await signed_up_session(client, "gu@cohosts.example")
     other_room = await owned_room(client, other_owner)
-    cohost = await signed_up_session(client, "ho@example.org")
+    cohost = await signed_up_session(client, "ho@cohosts.example")
     issued = await invite(client, room, owner)
     assert (await accept(client, invite_token(issued), cohost)).status_code == 200
-    stranger = await signed_up_session(client, "iv@example.org")
+    stranger = await signed_up_session(client, "iv@cohosts.example")
     for refused in (
         await invite(client, room, stranger),
         await invite(client, other_room, cohost),
@@ -197,11 +198,11 @@ async def test_a_removed_cohost_is_refused_at_once_and_a_cohost_may_leave(
     backend_client: AppClient,
 ) -> None:
     client = backend_client
-    owner = await signed_up_session(client, "jo@example.org")
+    owner = await signed_up_session(client, "jo@cohosts.example")
     room = await owned_room(client, owner, moderation="approve")
     url = f"/api/rooms/{room['token']}"
-    removed = await signed_up_session(client, "ki@example.org")
-    leaving = await signed_up_session(client, "lu@example.org")
+    removed = await signed_up_session(client, "ki@cohosts.example")
+    leaving = await signed_up_session(client, "lu@cohosts.example")
     for session in (removed, leaving):
         issued = await invite(client, room, owner)
         assert (await accept(client, invite_token(issued), session)).status_code == 200
