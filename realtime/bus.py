@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -24,6 +25,13 @@ logger = logging.getLogger(__name__)
 
 Deliver = Callable[[RoomEvent], Awaitable[None]]
 OnResync = Callable[[], Awaitable[None]]
+HostRevoked = Callable[[int, int], Awaitable[None]]
+"""Called on every replica with ``(room_id, account_id)`` when that account stops being one
+of the room's hosts (``RoomNamespace.host_revoked``)."""
+
+
+async def ignore_revocations(room_id: int, account_id: int) -> None:
+    """A :data:`HostRevoked` for a bus started without a live side: nothing to demote."""
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -55,13 +63,21 @@ class RoomEventBus(Protocol):
         """Raise (the backend's error) if :attr:`backend` does not answer; a no-op without
         one."""
 
-    async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
+    async def start(
+        self, deliver: Deliver, on_resync: OnResync, revoked: HostRevoked = ignore_revocations
+    ) -> None:
         """Begin delivering events to ``deliver``; ``on_resync`` is awaited whenever events may
-        have been missed (the subscription was re-established)."""
+        have been missed (the subscription was re-established); ``revoked`` receives every
+        replica's :meth:`revoke_host`."""
 
     async def publish(self, event: RoomEvent) -> bool:
         """Send ``event`` to every replica; False if it could not be sent now (it is in the
         database log, so replicas catch up on resync)."""
+
+    async def revoke_host(self, room_id: int, account_id: int) -> bool:
+        """Tell every replica, this one first, that ``account_id`` is no longer a host of
+        ``room_id`` (a control message, not a room event: it is not logged and no client but
+        that account's sockets hears of it). False if other replicas could not be told now."""
 
     async def close(self) -> None:
         """Stop delivering (and listening); a client given to the bus stays open."""
@@ -116,6 +132,17 @@ async def deliver_locally(deliver: Deliver, event: RoomEvent) -> None:
         )
 
 
+async def revoke_locally(revoked: HostRevoked, room_id: int, account_id: int) -> None:
+    """Await ``revoked(room_id, account_id)``, logging instead of raising if it fails: the
+    removal is committed, and its HTTP answer must not depend on this replica's sockets."""
+    try:
+        await revoked(room_id, account_id)
+    except Exception:
+        logger.exception(
+            "revoking account %s's host sockets in room %s failed", account_id, room_id
+        )
+
+
 class LocalBus:
     """The embedded default: one process, events delivered directly."""
 
@@ -124,24 +151,34 @@ class LocalBus:
 
     def __init__(self) -> None:
         self._deliver: Deliver | None = None
+        self._revoked: HostRevoked = ignore_revocations
 
     async def ping(self) -> None:
         """Nothing to reach: the bus is this process."""
 
-    async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
+    async def start(
+        self, deliver: Deliver, on_resync: OnResync, revoked: HostRevoked = ignore_revocations
+    ) -> None:
         self._deliver = deliver
+        self._revoked = revoked
 
     async def publish(self, event: RoomEvent) -> bool:
         if self._deliver is not None:
             await deliver_locally(self._deliver, event)
         return True
 
+    async def revoke_host(self, room_id: int, account_id: int) -> bool:
+        await revoke_locally(self._revoked, room_id, account_id)
+        return True
+
     async def close(self) -> None:
         self._deliver = None
+        self._revoked = ignore_revocations
 
 
 class RedisBus:
-    """Redis pub/sub on one channel, ``<prefix>:room-events``, shared by all replicas.
+    """Redis pub/sub on one channel, ``<prefix>:room-events``, shared by all replicas, and
+    ``<prefix>:host-revocations`` for :meth:`revoke_host` (``{"room_id", "account_id"}``).
 
     Redis pub/sub delivers at most once and drops what is published while a subscriber is
     disconnected; the listener therefore reconnects with capped exponential backoff and calls
@@ -157,14 +194,57 @@ class RedisBus:
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.channel = f"{prefix}:room-events"
+        self.revocations_channel = f"{prefix}:host-revocations"
         self.client = client
         self._task: asyncio.Task[None] | None = None
+        self._revocations_task: asyncio.Task[None] | None = None
         self._deliver: Deliver | None = None
+        self._revoked: HostRevoked = ignore_revocations
         self.subscribed = asyncio.Event()
+        self.revocations_subscribed = asyncio.Event()
 
-    async def start(self, deliver: Deliver, on_resync: OnResync) -> None:
+    async def start(
+        self, deliver: Deliver, on_resync: OnResync, revoked: HostRevoked = ignore_revocations
+    ) -> None:
         self._deliver = deliver
+        self._revoked = revoked
         self._task = asyncio.create_task(self._listen(deliver, on_resync), name="redis-bus")
+        self._revocations_task = asyncio.create_task(
+            self._listen_revocations(revoked), name="redis-bus-revocations"
+        )
+
+    async def revoke_host(self, room_id: int, account_id: int) -> bool:
+        # This replica's sockets first, as with publish; the copy that comes back through the
+        # subscription finds them gone.
+        await revoke_locally(self._revoked, room_id, account_id)
+        message = json.dumps({"room_id": room_id, "account_id": account_id})
+        try:
+            await self.client.publish(self.revocations_channel, message)
+        except (RedisError, OSError) as exc:
+            logger.warning("redis publish of a host revocation failed: %s", exc)
+            return False
+        return True
+
+    async def _listen_revocations(self, revoked: HostRevoked) -> None:
+        async def subscribed() -> None:
+            self.revocations_subscribed.set()
+
+        async def received(data: bytes) -> None:
+            try:
+                message = json.loads(data)
+                room_id, account_id = int(message["room_id"]), int(message["account_id"])
+            except (ValueError, KeyError, TypeError):
+                logger.error("dropping malformed host revocation %r", data[:200])
+                return
+            await revoke_locally(revoked, room_id, account_id)
+
+        await listen_forever(
+            self.client,
+            self.revocations_channel,
+            subscribed,
+            received,
+            lost=self.revocations_subscribed.clear,
+        )
 
     async def publish(self, event: RoomEvent) -> bool:
         # This replica's clients first, straight away: they need not wait for the round trip,
@@ -208,7 +288,8 @@ class RedisBus:
         )
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._revocations_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

@@ -43,9 +43,20 @@ class Handshake:
         )
 
 
-ResolveRoom = Callable[[Handshake], Awaitable[tuple[int, int] | None]]
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A connection admitted to a room: the room's id, its ``last_seq`` as just read, and
+    the account whose session made the socket a host of the room (an owner's or co-host's
+    session cookie, and no host key), or None: the socket is then not host-by-session."""
+
+    room_id: int
+    last_seq: int
+    host_account_id: int | None = None
+
+
+ResolveRoom = Callable[[Handshake], Awaitable[Admission | None]]
 """Admits a connection (``RoomService.admit_live``): called with its :class:`Handshake`;
-returns ``(room_id, last_seq)``, None if the token is unknown, expired or malformed, or raises
+returns its :class:`Admission`, None if the token is unknown, expired or malformed, or raises
 :class:`AccessRefused` when the room refuses this client."""
 
 
@@ -98,6 +109,10 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     :data:`PRESENCE_INTERVAL_SECONDS`). A client receives no event before the CONNECT packet
     that acknowledges its connection.
 
+    A socket whose host rights come from an account's session (:attr:`Admission.host_account_id`)
+    is told ``host_access_revoked {}`` and disconnected when that account stops hosting the
+    room (:meth:`host_revoked`, on every replica through the bus).
+
     :param resolve_room: looks a token up (database), see :data:`ResolveRoom`.
     :param delivery: this replica's event delivery (room membership and replay).
     :param presence: counts each room's clients over every replica.
@@ -113,6 +128,8 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._counts: dict[int, int] = {}  # room -> latest count over all replicas
         self._presence_held: dict[int, bool] = {}  # room -> changed while held
         self._presence_tasks: set[asyncio.Task[None]] = set()
+        # room -> {sid: account} of the sockets that are hosts by an account's session
+        self._session_hosts: dict[int, dict[str, int]] = {}
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         """Admit the client to its room, or refuse with ConnectionRefusedError."""
@@ -133,7 +150,9 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise _refused(
                 "room not found: the token is unknown or the room has expired", "room_not_found"
             )
-        room_id, room_seq = found
+        room_id, room_seq = found.room_id, found.last_seq
+        if found.host_account_id is not None:
+            self._session_hosts.setdefault(room_id, {})[sid] = found.host_account_id
         name = auth.get("name")
         name = " ".join(name.split())[:MAX_NAME_CHARS] if isinstance(name, str) else ""
         await self.save_session(sid, {"room_id": room_id, "name": name})
@@ -148,8 +167,29 @@ class RoomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         session = await self.get_session(sid)
         room_id = session.get("room_id")
         if room_id is not None:
+            self._forget_session_host(sid, room_id)
             self.delivery.leave(sid, room_id)
             await self.presence.changed(room_id)
+
+    def _forget_session_host(self, sid: str, room_id: int) -> None:
+        hosts = self._session_hosts.get(room_id)
+        if hosts is not None:
+            hosts.pop(sid, None)
+            if not hosts:
+                del self._session_hosts[room_id]
+
+    async def host_revoked(self, room_id: int, account_id: int) -> None:
+        """``account_id`` no longer hosts ``room_id`` (:data:`realtime.bus.HostRevoked`): each
+        of this replica's sockets in the room that is a host by that account's session gets
+        ``host_access_revoked {}`` and is then disconnected (the client does not reconnect by
+        itself after a server's disconnect; reconnecting is admitted anew, without host
+        rights). Sockets of the host key, participants and other accounts stay."""
+        hosts = self._session_hosts.get(room_id, {})
+        revoked = [sid for sid, account in hosts.items() if account == account_id]
+        for sid in revoked:
+            self._forget_session_host(sid, room_id)
+            await self.emit("host_access_revoked", {}, to=sid)
+            await self.disconnect(sid)
 
     async def start(self) -> None:
         """Start counting presence (call once the event loop runs, in the app's lifespan)."""

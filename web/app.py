@@ -29,6 +29,7 @@ from web.images import endpoints as image_endpoints
 from web.images import upload_endpoints
 from web.origins import CrossOriginGuard
 from web.replica import build_replica
+from web.rooms import cohost_endpoints
 from web.rooms import endpoints as room_endpoints
 from web.settings import Settings
 from web.uploads import DISK_FULL_ERRNOS, insufficient_storage
@@ -120,6 +121,7 @@ def create_app(
     operations = [
         *room_endpoints.operations,
         *account_endpoints.operations,
+        *cohost_endpoints.operations,
         *image_endpoints.operations,
         *upload_endpoints.operations,
         *image_downloads.operations,

@@ -53,6 +53,18 @@ PATH_PARAMETERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
         "The session's id, as `GET /api/me/sessions` lists it.",
         {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     ),
+    "invite_id": (
+        "The invite's id, as `POST .../cohost-invites` answered it.",
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    ),
+    "account_id": (
+        "The co-host's account id, as `GET .../cohosts` lists it.",
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    ),
+    "invite_token": (
+        "The invite link's token (its last path segment, 43 URL-safe characters).",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+    ),
     "name": ("Which rendition.", {"type": "string", "enum": ["display.jpg", "thumb.jpg"]}),
 }
 """Description and JSON Schema of each path parameter, by name."""

@@ -47,6 +47,8 @@ from web.object_store import open_object_store
 from web.origins import OriginPolicy
 from web.pipeline import RenditionPool
 from web.rate_limits import RateLimiter
+from web.rooms.cohosts import CohostService
+from web.rooms.invite_repository import InviteRepository
 from web.rooms.qr import QrCodes
 from web.rooms.repository import RoomRepository
 from web.rooms.service import RoomService
@@ -101,7 +103,9 @@ class Replica:
         await self.signing.load(self.database)
         await self._recover()
         await self.media.start()
-        await self.bus.start(self.delivery.deliver, self.delivery.catch_up)
+        await self.bus.start(
+            self.delivery.deliver, self.delivery.catch_up, self.namespace.host_revoked
+        )
         await self.namespace.start()
         await self.uploads.start()
         if self.mail_sender is not None:
@@ -387,6 +391,7 @@ def build_replica(
         database=database,
         bus=bus,
         rooms=rooms,
+        cohosts=CohostService(InviteRepository(database), rooms, bus, settings),
         accounts=accounts,
         images=image_service,
         uploads=uploads,

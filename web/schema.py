@@ -291,3 +291,21 @@ mail_throttle = Table(
     Column("key", String(200), primary_key=True),
     Column("last_sent_at", UTCDateTime(), nullable=False),
 )
+
+# Co-host invites (migration 0015): single-use links; the SQL is in web/rooms/invite_repository.py.
+cohost_invites = Table(
+    "cohost_invites",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("room_id", Id, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False),
+    # SHA-256 (hex) of the link's random token: a copy of the database opens no invite.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("email", String(320), nullable=True),
+    Column("created_by", Id, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    # Set once, by the account that accepted it; a used invite opens nothing again.
+    Column("accepted_by", Id, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    Column("accepted_at", UTCDateTime(), nullable=True),
+    Index("ix_cohost_invites_room_id", "room_id"),
+)

@@ -15,6 +15,7 @@ from web.images.direct import DirectUploads
 from web.images.service import ImageService
 from web.mail.mailer import Mailer
 from web.media import MediaStore
+from web.rooms.cohosts import CohostService
 from web.rooms.qr import QrCodes
 from web.rooms.service import RoomService
 from web.rooms.views import LanAddress
@@ -30,6 +31,7 @@ class Services:
     database: Database
     bus: RoomEventBus
     rooms: RoomService
+    cohosts: CohostService
     accounts: AccountService
     images: ImageService
     uploads: DirectUploads

@@ -267,6 +267,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Days a host's session lasts after its last use (sliding), in days.",
     )
+    cohost_invite_days: float = Field(
+        7,
+        gt=0,
+        description="Days a co-host invite link stays valid after the owner makes it, in days.",
+    )
     sign_in_account_rate_limit: str = Field(
         "20/hour",
         description="Sign-in attempts per e-mail address (known or not), `limits` notation.",

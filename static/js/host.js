@@ -328,6 +328,14 @@ feed.addEventListener("room", (event) => {
 feed.addEventListener("closed", (event) => {
   if (controls.state) controls.render(mergeRoom(controls.state, { closed: true, closed_at: event.detail.closed_at }));
 });
+// Removed as a co-host (the live side says so, then disconnects): hide every control at once.
+feed.addEventListener("hostrevoked", () => {
+  setHostOnly(false);
+  $("queue").hidden = true;
+  $("key-reveal").hidden = true;
+  gallery.refreshPermissions();
+  toast("You are no longer a host of this room: its owner removed you as a co-host.", "error", 15000);
+});
 feed.addEventListener("queue", () => {
   if (isHost()) queue.refresh().catch(() => {});
 });

@@ -14,6 +14,8 @@
 //   "queue"    {pending_count}    the host's approval queue changed (moderation_queue)
 //   "refused"  {message, passcode} the server refused the connection for good (passcode:
 //                                 true when joining with the room's passcode would help)
+//   "hostrevoked" {}              this account was removed as the room's co-host
+//                                 (host_access_revoked; the server then disconnects)
 //
 // The server replays what a reconnecting client missed after `last_seq`, or sends a
 // `snapshot` ({seq, images}) when that is too much, or `resync_required` when it cannot tell;
@@ -311,6 +313,8 @@ export class RoomFeed extends EventTarget {
       this._seen(payload.seq);
       this._emit("queue", { pending_count: payload.pending_count });
     });
+    // This account was removed as a co-host: the server disconnects this socket next.
+    socket.on("host_access_revoked", () => this._emit("hostrevoked", {}));
     socket.on("presence", (payload) => {
       if (payload && typeof payload.count === "number") this._emit("presence", { count: payload.count });
     });

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from web.accounts.schemas import MAX_EMAIL_CHARS, invalid_email, normalise_email
 from web.errors import ApiError
 from web.rooms.room_settings import (
     MAX_BYTES_QUOTA,
@@ -312,3 +313,60 @@ class SignedLink(WireModel):
 
     url: str
     expires_at: Timestamp
+
+
+class InviteRequest(WireModel):
+    """``POST /api/rooms/{token}/cohost-invites``: whom the link is for, optionally."""
+
+    email: str | None = Field(
+        None,
+        max_length=MAX_EMAIL_CHARS,
+        description="The invitee's address, kept for mailing the link later (not sent yet); "
+        "stored trimmed, domain lower-cased.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("email") is None:
+            return data
+        email = normalise_email(data["email"])
+        if email is None or len(email) > MAX_EMAIL_CHARS:
+            raise invalid_email()
+        return {**data, "email": email}
+
+
+class IssuedInviteBody(WireModel):
+    """A new invite link: ``url`` holds its single-use token (answered only here)."""
+
+    invite_id: int
+    url: str = Field(description="`{public base URL}/invites/{token}`: single use.")
+    expires_at: Timestamp
+
+
+class PendingInviteBody(WireModel):
+    """An invite neither used nor expired."""
+
+    invite_id: int
+    email: str | None
+    created_at: Timestamp
+    expires_at: Timestamp
+
+
+class HostBody(WireModel):
+    """One of a room's hosts."""
+
+    account_id: int
+    role: Literal["owner", "cohost"]
+    name: str | None
+    email: str | None = Field(description="In the owner's view only; null for co-hosts.")
+    since: Timestamp
+
+
+class HostList(WireModel):
+    """``GET /api/rooms/{token}/cohosts``: the hosts, and for the owner the pending invites."""
+
+    hosts: list[HostBody]
+    invites: list[PendingInviteBody] | None = Field(
+        description="The owner's view only; null for co-hosts."
+    )

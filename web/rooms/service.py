@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from realtime.bus import RoomEventBus
-from realtime.namespace import AccessRefused, Handshake
+from realtime.namespace import AccessRefused, Admission, Handshake
 from web.database import Database, SQLAlchemyStatements
 from web.errors import ApiError
 from web.event_log import RoomEvent, log_event, next_seq
@@ -520,24 +520,33 @@ class RoomService:
                 return await self.repository.participant_by_id(room.id, participant_id)
         return None
 
-    async def admit_live(self, handshake: Handshake) -> tuple[int, int] | None:
+    async def admit_live(self, handshake: Handshake) -> Admission | None:
         """Admit a live (Socket.IO) connection to the room of ``handshake.token``: the live
         side's :data:`realtime.namespace.ResolveRoom`.
 
         A passcode room admits only a client that presents its host key, a participant key,
-        the room's signed participant cookie or the session cookie of one of its hosts.
+        the room's signed participant cookie or the session cookie of one of its hosts. A
+        connection without the host key whose session cookie is a host's (in any room) is
+        admitted as host by that session (:attr:`Admission.host_account_id`), so removing that
+        co-host demotes it.
 
-        :returns: ``(room_id, last_seq)``; None when the token is malformed, unknown or
-            expired.
+        :returns: the admission; None when the token is malformed, unknown or expired.
         :raises AccessRefused: ``passcode_required`` for anyone else in a passcode room.
         :raises sqlalchemy.exc.DBAPIError: the database failed or is unreachable.
         """
         room = await self.find(handshake.token)
         if room is None:
             return None
-        if room.passcode is not None and not await self._may_view_live(room, handshake):
+        if self.is_host_key(room, handshake.host_key):
+            return Admission(room.id, room.last_seq)
+        host_account_id = await self._session_host(room, handshake)
+        if (
+            room.passcode is not None
+            and host_account_id is None
+            and not await self._is_live_participant(room, handshake)
+        ):
             raise AccessRefused("passcode required: join the room first", "passcode_required")
-        return room.id, room.last_seq
+        return Admission(room.id, room.last_seq, host_account_id)
 
     async def image_count(self, room: Room, status: str = "approved") -> int:
         """How many images of ``status`` (``"approved"``: what the room shows; ``"pending"``:
@@ -548,18 +557,22 @@ class RoomService:
         """How many images (approved or pending) ``participant`` has in the room now."""
         return await self.images.count_uploads(room.id, participant.id)
 
-    async def _may_view_live(self, room: Room, handshake: Handshake) -> bool:
-        if self.is_host_key(room, handshake.host_key):
-            return True
+    async def _is_live_participant(self, room: Room, handshake: Handshake) -> bool:
         participant = await self.participant(
             room,
             key=handshake.participant_key,
             cookie=handshake.cookies.get(participant_cookie(room)),
         )
-        if participant is not None:
-            return True
+        return participant is not None
+
+    async def _session_host(self, room: Room, handshake: Handshake) -> int | None:
+        # Most connections are guests without a session cookie: no query for them.
+        if not handshake.cookies:
+            return None
         account_id = await self.session_account(handshake.cookies)
-        return account_id is not None and await self.host_role(room, account_id) is not None
+        if account_id is None or await self.host_role(room, account_id) is None:
+            return None
+        return account_id
 
     @staticmethod
     def admits(room: Room, viewer: Viewer) -> bool:
