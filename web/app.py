@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from web import health, openapi, pages
 from web.accounts import endpoints as account_endpoints
+from web.admin import endpoints as admin_endpoints
 from web.assets import build_id, static_mounts
 from web.errors import ApiError, error_response, handle_api_error
 from web.images import downloads as image_downloads
@@ -114,6 +115,7 @@ def create_app(
     operations = [
         *room_endpoints.operations,
         *account_endpoints.operations,
+        *admin_endpoints.operations,
         *image_endpoints.operations,
         *upload_endpoints.operations,
         *image_downloads.operations,

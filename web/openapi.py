@@ -53,6 +53,10 @@ PATH_PARAMETERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
         "The session's id, as `GET /api/me/sessions` lists it.",
         {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     ),
+    "account_id": (
+        "The account's id, as `GET /api/admin/accounts` lists it.",
+        {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    ),
     "name": ("Which rendition.", {"type": "string", "enum": ["display.jpg", "thumb.jpg"]}),
 }
 """Description and JSON Schema of each path parameter, by name."""

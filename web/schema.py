@@ -262,3 +262,19 @@ room_hosts = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_room_hosts_account_id", "account_id"),
 )
+
+# A single-use sign-up invite (``IMAGESHARK_SIGNUP=invite``), issued by an admin: the link
+# carries a random token, only its SHA-256 is kept. The SQL is in web/admin/repository.py.
+signup_invites = Table(
+    "signup_invites",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column(
+        "created_by_account_id", Id, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    # Set once, when an account is created with it; a used invite is refused (409).
+    Column("used_at", UTCDateTime(), nullable=True),
+)

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 
 from realtime.bus import RoomEventBus
 from web.accounts.service import AccountService
+from web.admin.service import AdminService
 from web.database import Database
 from web.images.direct import DirectUploads
 from web.images.service import ImageService
@@ -29,6 +30,7 @@ class Services:
     bus: RoomEventBus
     rooms: RoomService
     accounts: AccountService
+    admin: AdminService
     images: ImageService
     uploads: DirectUploads
     media: MediaStore
