@@ -179,12 +179,17 @@ def admin_password_problem(password: str, email: str) -> str | None:
     return None
 
 
+def stdin_is_terminal() -> bool:
+    """Whether the password can be typed (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
 def _read_admin_password() -> str:
     """The password from :data:`ADMIN_PASSWORD_VARIABLE`, or typed twice on a terminal."""
     password = os.environ.get(ADMIN_PASSWORD_VARIABLE)
     if password:
         return password
-    if not sys.stdin.isatty():
+    if not stdin_is_terminal():
         click.echo(
             f"error: no password: set {ADMIN_PASSWORD_VARIABLE} or run on a terminal",
             err=True,

@@ -171,9 +171,7 @@ async def test_disabling_an_account_ends_its_sessions(backend_client: AppClient)
         assert (await backend_client.http.get("/api/me", headers=cookie)).status_code == 401
     refused = await sign_in(backend_client, "host@example.org")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "account_disabled"
-    enabled = await backend_client.http.post(
-        f"/api/admin/accounts/{host_id}/enable", headers=admin
-    )
+    enabled = await backend_client.http.post(f"/api/admin/accounts/{host_id}/enable", headers=admin)
     assert enabled.status_code == 204
     assert (await sign_in(backend_client, "host@example.org")).status_code == 200
     # The ended sessions stay ended: enabling signs nobody in.
