@@ -224,3 +224,21 @@ async def test_invites_are_issued_only_in_invite_mode(client: AppClient) -> None
     refused = await client.http.post("/api/admin/signup-invites", headers=admin)
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "invites_not_enabled"
+
+
+async def test_admin_page_for_strangers_hosts_and_admins(client: AppClient) -> None:
+    signed_out = await client.http.get("/admin")
+    assert signed_out.status_code == 200
+    assert 'id="sign-in-form"' in signed_out.text and "rooms-table" not in signed_out.text
+    host = await signed_up_session(client, "host@example.org")
+    await owned_room(client, host, "Quiz night")
+    refused = await client.http.get("/admin", headers=host)
+    assert refused.status_code == 403
+    assert "host@example.org, which is not an admin account" in refused.text
+    assert "rooms-table" not in refused.text
+    admin = await admin_session(client)
+    page = await client.http.get("/admin", headers=admin)
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "private, no-store"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "Quiz night" in page.text and "host@example.org" in page.text
