@@ -51,7 +51,10 @@ function encodeJpeg(canvas, quality) {
 /** Draw `bitmap` at width x height on a white background (JPEG has no transparency). */
 function draw(bitmap, width, height) {
   const canvas = makeCanvas(width, height);
-  const context = canvas.getContext("2d", { alpha: false });
+  // Both canvas kinds give a 2D context for "2d"; tsc's union of their overloads loses that.
+  const context = /** @type {CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D | null} */ (
+    canvas.getContext("2d", { alpha: false })
+  );
   if (!context) throw new Error("no 2D canvas context"); // callers keep the original file
   context.fillStyle = "#ffffff";
   context.fillRect(0, 0, width, height);
