@@ -22,6 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from web import health, openapi, pages
 from web.accounts import endpoints as account_endpoints
 from web.accounts import oidc_endpoints
+from web.admin import endpoints as admin_endpoints
 from web.assets import build_id, static_mounts
 from web.errors import ApiError, error_response, handle_api_error
 from web.images import downloads as image_downloads
@@ -122,6 +123,7 @@ def create_app(
         *room_endpoints.operations,
         *account_endpoints.operations,
         *cohost_endpoints.operations,
+        *admin_endpoints.operations,
         *image_endpoints.operations,
         *upload_endpoints.operations,
         *image_downloads.operations,

@@ -1,10 +1,13 @@
 """The ``imageshark`` command: ``serve`` runs the service, ``worker`` renders queued direct
-uploads, ``migrate`` updates the schema."""
+uploads, ``migrate`` updates the schema, ``create-admin`` makes an instance admin."""
 
 from __future__ import annotations
 
 import gc
+import getpass
 import logging
+import os
+import sys
 
 import click
 import uvicorn
@@ -141,6 +144,132 @@ def migrate() -> None:
     configure_logging(settings)
     upgrade(settings)
     click.echo("database schema is up to date")
+
+
+ADMIN_PASSWORD_VARIABLE = "IMAGESHARK_ADMIN_PASSWORD"
+MIN_ADMIN_PASSWORD_CHARS = 12
+"""An admin's password is longer than a host's (8, NIST SP 800-63B's floor): it controls
+every room and account."""
+MIN_DISTINCT_CHARS = 5
+"""Fewer different characters than this (``aaaaaaaaaaaa``, ``121212121212``) is refused."""
+EXIT_PASSWORD_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_SCHEMA_OUTDATED = 3
+
+
+def admin_password_problem(password: str, email: str) -> str | None:
+    """Why ``password`` may not be an admin's, or None when it may.
+
+    Refused: fewer than :data:`MIN_ADMIN_PASSWORD_CHARS` characters, more than
+    :data:`~web.accounts.schemas.MAX_PASSWORD_CHARS`, fewer than :data:`MIN_DISTINCT_CHARS`
+    different characters, or containing the address's local part (NIST SP 800-63B 5.1.1.2:
+    refuse repetitive and context-specific words).
+    """
+    from web.accounts.schemas import MAX_PASSWORD_CHARS
+
+    if len(password) < MIN_ADMIN_PASSWORD_CHARS:
+        return f"the password is too short: use at least {MIN_ADMIN_PASSWORD_CHARS} characters"
+    if len(password) > MAX_PASSWORD_CHARS:
+        return f"the password is too long: use at most {MAX_PASSWORD_CHARS} characters"
+    if len(set(password)) < MIN_DISTINCT_CHARS:
+        return "the password is too repetitive: use more different characters"
+    local = email.rpartition("@")[0].casefold()
+    if len(local) >= 3 and local in password.casefold():
+        return "the password contains the e-mail address: choose one unrelated to it"
+    return None
+
+
+def stdin_is_terminal() -> bool:
+    """Whether the password can be typed (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
+def _read_admin_password() -> str:
+    """The password from :data:`ADMIN_PASSWORD_VARIABLE`, or typed twice on a terminal."""
+    password = os.environ.get(ADMIN_PASSWORD_VARIABLE)
+    if password:
+        return password
+    if not stdin_is_terminal():
+        click.echo(
+            f"error: no password: set {ADMIN_PASSWORD_VARIABLE} or run on a terminal",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    first = getpass.getpass("Password for the admin: ")
+    if getpass.getpass("Same password again: ") != first:
+        click.echo("error: the two passwords differ", err=True)
+        sys.exit(EXIT_PASSWORD_REFUSED)
+    return first
+
+
+@main.command("create-admin")
+@click.argument("email")
+def create_admin(email: str) -> None:
+    """Create the account EMAIL as an instance admin, or make an existing account one (its
+    password then stays as it is).
+
+    The password comes from IMAGESHARK_ADMIN_PASSWORD or is typed twice on a terminal, never
+    from the command line. The schema is migrated first when IMAGESHARK_MIGRATE_ON_START is
+    on; otherwise it must already be up to date (`imageshark migrate`).
+
+    Exit codes: 0 created or promoted; 1 password refused (weak, short, or typed differently);
+    2 usage (not an e-mail address, no password source); 3 schema not up to date.
+    """
+    import asyncio
+
+    from web.accounts.schemas import normalise_email
+
+    settings = Settings()
+    configure_logging(settings)
+    address = normalise_email(email)
+    if address is None:
+        click.echo(f"error: {email!r} is not an e-mail address (name@example.org)", err=True)
+        sys.exit(EXIT_USAGE)
+    password = _read_admin_password()
+    problem = admin_password_problem(password, address)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        sys.exit(EXIT_PASSWORD_REFUSED)
+    if settings.migrate_on_start:
+        from web.migrate import upgrade
+
+        upgrade(settings)
+    created = asyncio.run(_create_admin(settings, address, password))
+    if created is None:
+        click.echo(
+            "error: the database schema is not up to date: run `imageshark migrate` first",
+            err=True,
+        )
+        sys.exit(EXIT_SCHEMA_OUTDATED)
+    click.echo(f"{address} is {'now an admin (new account)' if created else 'now an admin'}")
+
+
+async def _create_admin(settings: Settings, email: str, password: str) -> bool | None:
+    """Create or promote the admin; whether it was created, None when the schema is not at
+    the newest migration (nothing is done then)."""
+    from web.accounts.passwords import Passwords
+    from web.accounts.repository import AccountRepository
+    from web.admin.repository import AdminRepository
+    from web.admin.service import create_admin as create_or_promote
+    from web.database import Database
+    from web.migrate import head_revision, schema_revision
+    from web.rooms.service import utc_now
+
+    database = Database(settings)
+    try:
+        if await schema_revision(database) != head_revision():
+            return None
+        _, created = await create_or_promote(
+            AccountRepository(database),
+            AdminRepository(database),
+            Passwords(1),
+            email,
+            password,
+            utc_now(),
+        )
+        return created
+    finally:
+        await database.close()
 
 
 if __name__ == "__main__":

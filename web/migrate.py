@@ -11,7 +11,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from web.database import Database
 from web.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -47,3 +50,16 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_scripts_config()).get_current_head()
     assert head is not None
     return head
+
+
+async def schema_revision(database: Database) -> str | None:
+    """The revision the database's schema is at (Alembic's ``alembic_version``), or None for
+    a database never migrated."""
+    try:
+        async with database.read() as connection:
+            row = (
+                await connection.execute(text("SELECT version_num FROM alembic_version"))
+            ).first()
+    except DBAPIError:
+        return None
+    return str(row[0]) if row else None

@@ -58,7 +58,7 @@ PATH_PARAMETERS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
         {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     ),
     "account_id": (
-        "The co-host's account id, as `GET .../cohosts` lists it.",
+        "An account's id, as `GET .../cohosts` or `GET /api/admin/accounts` lists it.",
         {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     ),
     "invite_token": (

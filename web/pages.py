@@ -1,5 +1,5 @@
 """Server-rendered pages: landing, participant (the join URL), wall, host and table cards; the
-account's sign-in, sign-up, account and rooms (dashboard) pages."""
+account's sign-in, sign-up, account and rooms (dashboard) pages; the instance admin page."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from starlette.templating import Jinja2Templates
 from web.accounts.repository import Account
 from web.accounts.schemas import MIN_PASSWORD_CHARS
 from web.accounts.session_cookie import current_session
+from web.admin.endpoints import admin_account_body, admin_room_body
+from web.admin.service import MAX_PAGE
 from web.rooms.endpoints import client_address
 from web.rooms.table_card import table_card_context
 from web.rooms.views import public_base_url, room_view
@@ -252,6 +254,32 @@ async def code_page(request: Request) -> Response:
     return await _render_room(request, room.token, "participant.html")
 
 
+async def admin_page(request: Request) -> Response:
+    """``GET /admin``: every room (newest :data:`~web.admin.service.MAX_PAGE`) with its size
+    and owner, and every account, for an admin's session. Signed out: 200 with a sign-in
+    form; signed in without admin rights: 403 saying so, with the same form. Never cached."""
+    app = services(request)
+    found = await current_session(request)
+    headers = {**SECURITY_HEADERS, "Cache-Control": "private, no-store"}
+    context: dict[str, Any] = {"account": found.account if found else None}
+    if found is None or not found.account.is_admin:
+        status = 200 if found is None else 403
+        return templates.TemplateResponse(
+            request, "admin.html", context, status_code=status, headers=headers
+        )
+    rooms = await app.admin.rooms_page(None, MAX_PAGE)
+    accounts = await app.admin.accounts_page(None, MAX_PAGE)
+    now = app.rooms.clock()
+    context.update(
+        rooms=[admin_room_body(room, now) for room in rooms],
+        more_rooms=len(rooms) == MAX_PAGE,
+        accounts=[admin_account_body(entry) for entry in accounts],
+        more_accounts=len(accounts) == MAX_PAGE,
+        invites=app.settings.signup == "invite",
+    )
+    return templates.TemplateResponse(request, "admin.html", context, headers=headers)
+
+
 def not_found(request: Request) -> Response:
     """The 404 page of an unknown or expired room."""
     return templates.TemplateResponse(
@@ -281,4 +309,5 @@ routes = [
     _page("/r/{token}/wall", wall_page),
     _page("/r/{token}/host", partial(room_page, template="host.html")),
     _page("/r/{token}/card", table_card_page),
+    _page("/admin", admin_page),
 ]

@@ -27,6 +27,8 @@ from web.accounts.oidc import OidcClient
 from web.accounts.passwords import Passwords
 from web.accounts.repository import AccountRepository
 from web.accounts.service import AccountService
+from web.admin.repository import AdminRepository
+from web.admin.service import AdminService
 from web.database import Database
 from web.event_log import DatabaseRoomLog
 from web.images.direct import RETRY_FOR_SECONDS, DirectUploads
@@ -341,7 +343,9 @@ def build_replica(
     images = ImageRepository(database)
     room_rows = RoomRepository(database)
     passwords = Passwords(settings.password_hashes_at_once)
-    accounts = AccountService(AccountRepository(database), passwords, rate_limits, settings)
+    account_rows = AccountRepository(database)
+    admin_rows = AdminRepository(database)
+    accounts = AccountService(account_rows, passwords, rate_limits, settings, invites=admin_rows)
     rooms = RoomService(
         database,
         room_rows,
@@ -393,6 +397,7 @@ def build_replica(
         rooms=rooms,
         cohosts=CohostService(InviteRepository(database), rooms, bus, settings),
         accounts=accounts,
+        admin=AdminService(admin_rows, account_rows, rooms, media, settings.signup),
         images=image_service,
         uploads=uploads,
         media=media,

@@ -292,7 +292,8 @@ mail_throttle = Table(
     Column("last_sent_at", UTCDateTime(), nullable=False),
 )
 
-# Co-host invites (migration 0015): single-use links; the SQL is in web/rooms/invite_repository.py.
+# Co-host invites (migration 0015): single-use links. The SQL is in
+# web/rooms/invite_repository.py.
 cohost_invites = Table(
     "cohost_invites",
     metadata,
@@ -308,4 +309,21 @@ cohost_invites = Table(
     Column("accepted_by", Id, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
     Column("accepted_at", UTCDateTime(), nullable=True),
     Index("ix_cohost_invites_room_id", "room_id"),
+)
+
+# A single-use sign-up invite (migration 0016; ``IMAGESHARK_SIGNUP=invite``), issued by an
+# admin: the link carries a random token, only its SHA-256 is kept. The SQL is in
+# web/admin/repository.py.
+signup_invites = Table(
+    "signup_invites",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column(
+        "created_by_account_id", Id, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    # Set once, when an account is created with it; a used invite is refused (409).
+    Column("used_at", UTCDateTime(), nullable=True),
 )

@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from realtime.bus import RoomEventBus
 from web.accounts.oidc import OidcClient
 from web.accounts.service import AccountService
+from web.admin.service import AdminService
 from web.database import Database
 from web.images.direct import DirectUploads
 from web.images.service import ImageService
@@ -33,6 +34,7 @@ class Services:
     rooms: RoomService
     cohosts: CohostService
     accounts: AccountService
+    admin: AdminService
     images: ImageService
     uploads: DirectUploads
     media: MediaStore

@@ -258,9 +258,8 @@ class Settings(BaseSettings):
     # docs/decisions/0026-password-hashing.md for the throttle defaults.
     signup: Literal["open", "invite", "closed"] = Field(
         "open",
-        description="Who may create a host account: `open` anyone; `invite` only with an "
-        "invite (invites are not issued yet, so sign-up answers 403 `signup_closed`); "
-        "`closed` nobody.",
+        description="Who may create a host account: `open` anyone; `invite` only with a "
+        "single-use invite an admin issues (`POST /api/admin/signup-invites`); `closed` nobody.",
     )
     session_days: float = Field(
         30,

@@ -541,6 +541,26 @@ def test_config_values_reach_the_environment(releases: dict[str, Release]) -> No
     assert image == "registry.example.test/events/imageshark:0.1.0"
 
 
+def test_sign_up_mode_and_the_admin_password_secret(
+    chart: helm_python.Chart, releases: dict[str, Release]
+) -> None:
+    assert config_map(releases["default"])["IMAGESHARK_SIGNUP"] == "open"
+    assert "IMAGESHARK_ADMIN_PASSWORD" not in env_of(app_container(releases["default"]))
+    values = deep_merge(
+        profile_values("external-ha-values.yaml"),
+        {"accounts": {"signup": "invite", "adminPassword": {"existingSecret": "photos-admin"}}},
+    )
+    release = render(chart, values)
+    assert config_map(release)["IMAGESHARK_SIGNUP"] == "invite"
+    env = env_of(app_container(release))
+    assert env["IMAGESHARK_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "photos-admin",
+        "key": "admin-password",
+    }
+    assert "DATABASE_URL" in env  # next to the other secrets
+    assert "signup" in render_error(chart, {"accounts": {"signup": "everyone"}})
+
+
 def test_only_listed_proxies_are_trusted_for_client_addresses(
     chart: helm_python.Chart, releases: dict[str, Release]
 ) -> None:

@@ -32,7 +32,9 @@ async def _room_pages(client: AppClient) -> list[str]:
     assert created.status_code == 201
     token = created.json()["token"]
     pages = ["/", f"/r/{token}", f"/r/{token}/wall", f"/r/{token}/host", f"/r/{token}/card"]
-    return [*pages, "/docs"]  # the API reference page, which links assets too
+    # The API reference page and the admin page (its sign-in form when signed out) link
+    # assets too.
+    return [*pages, "/docs", "/admin"]
 
 
 async def test_pages_link_assets_under_the_build_prefix_and_imports_stay_under_it(

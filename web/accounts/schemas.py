@@ -62,6 +62,12 @@ class SignUp(WireModel):
     name: str | None = Field(
         None, description="Display name (up to `IMAGESHARK_MAX_NAME_CHARS`, 60)."
     )
+    invite: str | None = Field(
+        None,
+        max_length=128,
+        description="A sign-up invite's token (`POST /api/admin/signup-invites`); needed when "
+        "`IMAGESHARK_SIGNUP` is `invite`, ignored when it is `open`.",
+    )
 
     @model_validator(mode="before")
     @classmethod

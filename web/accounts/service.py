@@ -18,6 +18,7 @@ from web.accounts.devices import device_summary
 from web.accounts.passwords import Passwords
 from web.accounts.repository import Account, AccountRepository, AccountSession, SignedIn
 from web.accounts.schemas import SignIn, SignUp, normalise_email, sign_up_context
+from web.admin.repository import AdminRepository
 from web.errors import ApiError
 from web.rate_limits import RateLimiter
 from web.rooms.service import utc_now
@@ -35,6 +36,11 @@ MAX_TOKEN_CHARS = 128
 def invalid_credentials() -> ApiError:
     """A new 401 ``invalid_credentials``: the one answer for every wrong e-mail/password pair."""
     return ApiError(401, "invalid_credentials", "That e-mail address and password do not match.")
+
+
+def signup_closed() -> ApiError:
+    """A new 403 ``signup_closed``: sign-up is closed, or needs a valid invite."""
+    return ApiError(403, "signup_closed", "Sign-up is not open on this service.")
 
 
 def not_signed_in() -> ApiError:
@@ -60,6 +66,8 @@ class AccountService:
         ``"sign_in_account"`` (per e-mail, known or not).
     :param settings: ``signup``, ``session_days``, ``max_name_chars``.
     :param clock: returns the current UTC time (tests pass their own).
+    :param invites: where sign-up invites are spent (``IMAGESHARK_SIGNUP=invite``); without
+        it every invite is unknown.
     """
 
     def __init__(
@@ -69,8 +77,10 @@ class AccountService:
         rate_limits: RateLimiter,
         settings: Settings,
         clock: Callable[[], datetime] = utc_now,
+        invites: AdminRepository | None = None,
     ) -> None:
         self.repository = repository
+        self.invites = invites
         self.passwords = passwords
         self.rate_limits = rate_limits
         self.settings = settings
@@ -89,22 +99,40 @@ class AccountService:
         in both cases, so the answer takes as long.
 
         :param client_address: the caller's address, for the ``sign_up`` limit.
-        :raises ApiError: 403 ``signup_closed`` (``IMAGESHARK_SIGNUP`` is not ``open``; no
-            invites yet); 429 ``rate_limited``; 422 ``invalid_email``, ``invalid_password``,
-            ``invalid_name``, ``unknown_field``.
+        With ``IMAGESHARK_SIGNUP=invite`` the body's ``invite`` is spent (single use) once
+        the body is valid, before the account is created.
+
+        :param client_address: the caller's address, for the ``sign_up`` limit.
+        :raises ApiError: 403 ``signup_closed`` (``IMAGESHARK_SIGNUP`` is ``closed``, or
+            ``invite`` and the body has no valid invite); 409 ``invite_used`` (that invite
+            was used before); 429 ``rate_limited``; 422 ``invalid_email``,
+            ``invalid_password``, ``invalid_name``, ``unknown_field``.
         """
-        if self.settings.signup != "open":
-            raise ApiError(403, "signup_closed", "Sign-up is not open on this service.")
+        if self.settings.signup == "closed" or (
+            self.settings.signup == "invite" and not body.get("invite")
+        ):
+            raise signup_closed()
         await self.rate_limits.hit("sign_up", client_address)
         request = parse_body(SignUp, body, context=sign_up_context(self.settings.max_name_chars))
-        password_hash = await self.passwords.hash(request.password)
         now = self.clock()
+        if self.settings.signup == "invite":
+            await self._spend_invite(str(request.invite), now)
+        password_hash = await self.passwords.hash(request.password)
         account = await self.repository.create(
             email=request.email, name=request.name, password_hash=password_hash, now=now
         )
         if account is None:
             return SignedUp(email=request.email, name=request.name, created_at=now)
         return SignedUp(email=account.email, name=account.name, created_at=account.created_at)
+
+    async def _spend_invite(self, token: str, now: datetime) -> None:
+        use = "unknown"
+        if self.invites is not None and len(token) <= MAX_TOKEN_CHARS:
+            use = await self.invites.use_invite(digest(token), now)
+        if use == "spent":
+            raise ApiError(409, "invite_used", "This invite has been used already.")
+        if use != "used":
+            raise signup_closed()
 
     async def sign_in(
         self, body: Mapping[str, Any], client_address: str, user_agent: str | None

@@ -266,6 +266,17 @@ never sign anyone in): nothing without oidc.issuer; the client secret from oidc.
 {{- end }}
 {{- end -}}
 
+{{/* The admin's password for `imageshark create-admin` in an app pod, from an existing Secret. */}}
+{{- define "imageshark.adminPasswordEnv" -}}
+{{- with .Values.accounts.adminPassword.existingSecret }}
+- name: IMAGESHARK_ADMIN_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.accounts.adminPassword.existingSecretKey }}
+{{- end }}
+{{- end -}}
+
 {{/* Restricted container securityContext, shared by the app, the migration Job and the test Pod. */}}
 {{- define "imageshark.containerSecurityContext" -}}
 {{- toYaml .Values.containerSecurityContext }}
