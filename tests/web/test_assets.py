@@ -33,8 +33,18 @@ async def _room_pages(client: AppClient) -> list[str]:
     token = created.json()["token"]
     pages = ["/", f"/r/{token}", f"/r/{token}/wall", f"/r/{token}/host", f"/r/{token}/card"]
     # The API reference page and the admin page (its sign-in form when signed out) link
-    # assets too.
-    return [*pages, "/docs", "/admin"]
+    # assets too, and so do the account pages; the last ones, signed in.
+    return [*pages, "/docs", "/admin", "/signin", "/signup", *SIGNED_IN_PAGES]
+
+
+SIGNED_IN_PAGES = ("/account", "/rooms")
+"""Pages that send a signed-out visitor to ``/signin``: fetched after signing in."""
+
+
+async def _sign_in(client: AppClient) -> None:
+    account = {"email": "assets@example.org", "password": "assets password"}
+    assert (await client.http.post("/api/accounts", json=account)).status_code == 201
+    assert (await client.http.post("/api/session", json=account)).status_code == 200
 
 
 async def test_pages_link_assets_under_the_build_prefix_and_imports_stay_under_it(
@@ -44,6 +54,8 @@ async def test_pages_link_assets_under_the_build_prefix_and_imports_stay_under_i
     assert len(prefix) == len("/static//") + BUILD_ID_CHARS
     pending: list[str] = []
     for page in await _room_pages(client):
+        if page == SIGNED_IN_PAGES[0]:
+            await _sign_in(client)
         answer = await client.http.get(page)
         assert answer.status_code == 200, page
         links = ASSET_LINK.findall(answer.text)
