@@ -488,10 +488,9 @@ class DirectUploads:
         return (self.rooms.clock() - started).total_seconds() >= RETRY_FOR_SECONDS
 
     async def _attempt(self, upload_id: str) -> None:
-        upload = await self.repository.get(upload_id)
-        if upload is None or upload.status != PROCESSING:
+        upload = await self.repository.claim(upload_id, self.rooms.clock())
+        if upload is None:
             return  # finished by another replica, or its room deleted
-        await self.repository.claim(upload_id, self.rooms.clock())
         room = await self.rooms.find(upload.room_token)
         if room is None:
             raise ApiError(404, "room_not_found", "This room does not exist or has expired.")
