@@ -253,8 +253,9 @@ class MediaStore(Protocol):
         self, upload: Path | bytes, spec: RenditionSpec, *, room: Hashable = None
     ) -> StagedMedia:
         """Stage an upload under a new key and render it there; everything staged is durable
-        (fsynced) when this returns, and invisible to :meth:`original`, :meth:`open_original`
-        and :meth:`full_size` until :meth:`publish`.
+        when this returns (fsynced on a local disk; an object store's PUTs returned), and
+        invisible to :meth:`original`, :meth:`open_original` and :meth:`full_size` until
+        :meth:`publish`.
 
         :param upload: the file's bytes, or a spilled body from :meth:`new_upload_path`
             (consumed when this returns; on an error the caller removes it with

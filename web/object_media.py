@@ -59,7 +59,7 @@ from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Executor
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote, urlsplit
 
 import aiofiles
@@ -100,7 +100,7 @@ from web.storage import (
 from web.uploads import ReceivedUpload, UploadBody
 
 if TYPE_CHECKING:
-    from obstore import Attributes
+    from obstore import Attributes, Bytes
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,13 @@ lifecycle rule expiring this prefix after a day is a backstop)."""
 AZURE_BLOB_TYPE_HEADER = "x-ms-blob-type"
 """The header Azure's Put Blob refuses a request without (400), so a direct upload's presigned
 PUT to Azure carries it (the container's CORS rule must allow it)."""
-_COPY_CHUNK = 1024 * 1024
+FETCH_CHUNK_BYTES = 8 * 1024 * 1024
+"""Least piece of a direct upload's GET that :meth:`ObjectMedia.fetch_upload` hashes and
+writes at once, bytes: a phone photo (3-12 MB) in one or two pieces; memory per upload in
+flight stays bounded by it."""
+PUT_IN_ONE_READ_BYTES = PUT_CHUNK_BYTES
+"""Files up to this size are read in one piece and PUT from memory (one PUT, as a streamed
+file this small would be); larger ones stream through :func:`~web.object_store.file_chunks`."""
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
 
@@ -229,7 +235,11 @@ class ObjectMedia:
         folder = self.scratch.staging_folder(key)
         putting = False
         try:
-            rendition = await self.renditions.stage_and_render(upload, folder, spec, room=room)
+            # The folder is a temporary copy: fsyncs would buy nothing
+            # (docs/decisions/0028-object-store-worker-cost.md).
+            rendition = await self.renditions.stage_and_render(
+                upload, folder, spec, room=room, durable=False
+            )
             putting = True
             original = self._attributes(rendition.mime_type, f"{key}.{_extension(rendition)}")
             await self._put_all(
@@ -422,7 +432,8 @@ class ObjectMedia:
 
     async def fetch_upload(self, upload_id: str, destination: Path) -> FetchedUpload | None:
         """See :meth:`~web.media.MediaStore.fetch_upload`: the object streamed into
-        ``destination``, hashed on the way (file writes through aiofiles).
+        ``destination`` in pieces of up to :data:`FETCH_CHUNK_BYTES`, each hashed and written
+        by one thread hop (so a phone photo is one piece, and no hashing on the event loop).
 
         :raises StoreUnavailable: the store does not answer (``destination`` removed).
         """
@@ -431,12 +442,13 @@ class ObjectMedia:
         try:
             with reaching_store("get"):
                 result = await obstore.get_async(self.store, _direct_path(upload_id))
-                async with aiofiles.open(destination, "wb") as writer:
-                    async for chunk in result.stream(min_chunk_size=_COPY_CHUNK):
-                        data = bytes(chunk)
-                        digest.update(data)
-                        size += len(data)
-                        await writer.write(data)
+                writer = await asyncio.to_thread(open, destination, "wb")
+                try:
+                    async for chunk in result.stream(min_chunk_size=FETCH_CHUNK_BYTES):
+                        size += len(chunk)
+                        await asyncio.to_thread(_hash_and_write, digest, writer, chunk)
+                finally:
+                    await asyncio.to_thread(writer.close)
         except (FileNotFoundError, NotFoundError):
             await self.scratch.discard(destination)
             return None
@@ -575,19 +587,26 @@ class ObjectMedia:
 
     async def _put_all(self, key: str, files: list[tuple[str, Path, Attributes]]) -> None:
         """PUT local files as ``<key>/<name>`` concurrently; raises the first failure after
-        every PUT has ended (so that none is still writing when the caller cleans up)."""
+        every PUT has ended (so that none is still writing when the caller cleans up).
 
-        async def put(name: str, path: Path, attributes: Attributes) -> None:
+        The small files (:data:`PUT_IN_ONE_READ_BYTES`) are all read by one thread hop first
+        (an image's three files: one hop instead of four per file)."""
+        contents = await asyncio.to_thread(_read_small_files, [path for _, path, _ in files])
+
+        async def put(name: str, path: Path, attributes: Attributes, data: bytes | None) -> None:
             with reaching_store("put"):
                 await obstore.put_async(
                     self.store,
                     f"{key}/{name}",
-                    file_chunks(path),
+                    file_chunks(path) if data is None else data,
                     attributes=attributes,
                     chunk_size=PUT_CHUNK_BYTES,
                 )
 
-        outcomes = await asyncio.gather(*(put(*file) for file in files), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(put(*file, data) for file, data in zip(files, contents, strict=True)),
+            return_exceptions=True,
+        )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -628,6 +647,26 @@ class ObjectMedia:
                 self.store, "GET", path, timedelta(seconds=self.url_seconds)
             )
         return MediaFile(content_type, size, redirect=url, redirect_seconds=self.url_seconds)
+
+
+def _hash_and_write(digest: hashlib._Hash, writer: BinaryIO, chunk: Bytes | bytes) -> None:
+    """Add ``chunk`` to ``digest`` and write it (blocking: run in a thread; hashlib releases
+    the GIL for large buffers)."""
+    digest.update(chunk)
+    writer.write(chunk)
+
+
+def _read_small_files(paths: list[Path]) -> list[bytes | None]:
+    """Each file's bytes if it has at most :data:`PUT_IN_ONE_READ_BYTES`, else None (blocking).
+
+    :raises OSError: a file cannot be read.
+    """
+    contents: list[bytes | None] = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            data = handle.read(PUT_IN_ONE_READ_BYTES + 1)
+        contents.append(data if len(data) <= PUT_IN_ONE_READ_BYTES else None)
+    return contents
 
 
 def _direct_path(upload_id: str) -> str:

@@ -6,6 +6,7 @@ file as written, be sRGB, and carry no metadata at all.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import struct
@@ -37,7 +38,13 @@ from web.pipeline import (
 )
 from web.pipeline import renditions as renditions_module
 from web.pipeline.formats import sniff
-from web.pipeline.renditions import Renditions, render_bytes, render_file
+from web.pipeline.renditions import (
+    Renditions,
+    render_bytes,
+    render_file,
+    stage_and_render,
+    stage_and_render_temporary,
+)
 
 SMALL = RenditionSpec(display_max_px=500, thumb_max_px=120)
 FORMATS = ["jpeg", "png", "webp", "gif", "heic", "avif"]
@@ -481,6 +488,26 @@ def test_render_file_makes_the_upload_and_both_renditions_durable(
         [source, staging / "display.jpg", staging / "thumb.jpg", staging]
     )
     assert len(threads) > 1  # issued together, not one after another
+
+
+def test_temporary_staging_writes_every_file_and_syncs_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An object store's staging folder is uploaded and then removed: an fsync buys nothing.
+    folder = tmp_path / "key"
+    data = make_image_bytes("jpeg", size=(640, 480))
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    temporary = stage_and_render_temporary(data, folder, SMALL)
+    assert synced == []
+    assert sorted(p.name for p in folder.iterdir()) == ["display.jpg", "original", "thumb.jpg"]
+    assert (folder / "original").read_bytes() == data
+    assert_clean_jpeg((folder / "display.jpg").read_bytes(), (500, 375))
+    durable = stage_and_render(data, tmp_path / "other", SMALL)
+    assert len(synced) == 4  # the same job for a local folder syncs all four
+    assert dataclasses.replace(temporary, render_seconds=0) == dataclasses.replace(
+        durable, render_seconds=0
+    )
 
 
 def test_spec_is_validated() -> None:

@@ -441,6 +441,37 @@ async def test_expired_uploads_never_completed_are_swept(backend_settings: Setti
         await repository.database.close()
 
 
+async def test_a_claim_reads_the_upload_and_only_the_first_finish_marks_it(
+    backend_settings: Settings,
+) -> None:
+    async for live in run_server(backend_settings):
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=60) as http:
+            token = (await new_room(http))["token"]
+            upload = await issued(http, token, PHOTO)
+            posted = await http.post(
+                f"/api/rooms/{token}/images", files={"file": ("a.jpg", PHOTO, "image/jpeg")}
+            )
+            assert posted.status_code == 201
+    upload_id = upload["upload_id"]
+    repository = UploadRepository(Database(backend_settings))
+    try:
+        claimed_at = datetime.now(UTC)
+        assert await repository.claim(upload_id, claimed_at) is None  # issued: not processing
+        assert await repository.start_processing(upload_id, claimed_at - timedelta(seconds=5))
+        claimed = await repository.claim(upload_id, claimed_at)
+        assert claimed is not None
+        assert (claimed.id, claimed.room_token, claimed.status) == (upload_id, token, "processing")
+        assert claimed.claimed_at == claimed_at
+        assert claimed == await repository.get(upload_id)
+        assert await repository.finish(upload_id, posted.json()["id"]) is True
+        assert await repository.finish(upload_id, posted.json()["id"]) is False
+        assert await repository.claim(upload_id, claimed_at) is None  # done
+        done = await repository.get(upload_id)
+        assert done is not None and (done.status, done.image_id) == ("done", posted.json()["id"])
+    finally:
+        await repository.database.close()
+
+
 @pytest.mark.parametrize("stored_before_the_crash", [False, True])
 async def test_a_restart_mid_processing_loses_nothing_and_adds_nothing_twice(
     backend_settings: Settings, stored_before_the_crash: bool

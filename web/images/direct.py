@@ -160,7 +160,7 @@ class DirectUploads:
         self.media = media
         self.signing = signing
         self.settings = settings
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[bool]] = {}
         self._closing = asyncio.Event()
 
     # --- requests --------------------------------------------------------------------------
@@ -446,52 +446,56 @@ class DirectUploads:
             when it stopped early (:meth:`close`, or a fault that left the row as it was):
             the job should run again; ``"gone"`` when the upload no longer exists.
         """
-        await self._process(upload_id)
+        if await self._process(upload_id):
+            return DONE  # this job marked it: no need to read it again
         upload = await self.repository.get(upload_id)
         return upload.status if upload is not None else "gone"
 
-    async def _process(self, upload_id: str) -> None:
+    async def _process(self, upload_id: str) -> bool:
         """Process one ``processing`` upload to ``done`` or ``failed``, retrying passing
-        faults; never raises (a bug fails the upload with 500 and is logged)."""
+        faults; never raises (a bug fails the upload with 500 and is logged).
+
+        :returns: True when this call marked the upload ``done``; False otherwise (failed,
+            finished elsewhere, gone, or left processing by :meth:`close`).
+        """
         started = self.rooms.clock()
         attempt = 0
         while True:
             try:
-                await self._attempt(upload_id)
-                return
+                return await self._attempt(upload_id)
             except ApiError as exc:
                 passing = exc.status in _TRANSIENT_STATUSES
                 if not passing or self._gave_up(started):
                     await self._fail(upload_id, exc.status, exc.code, exc.message)
-                    return
+                    return False
             except (DBAPIError, ConnectionError, OSError) as exc:
                 logger.warning("upload %s: processing failed for now: %s", upload_id, exc)
                 if self._gave_up(started):
                     await self._fail(
                         upload_id, 503, "busy", "The upload could not be processed; send it again."
                     )
-                    return
+                    return False
             except Exception:
                 logger.exception("upload %s: processing failed", upload_id)
                 await self._fail(
                     upload_id, 500, "internal_error", "Something went wrong on our side."
                 )
-                return
+                return False
             delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
             attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), delay)
             if self._closing.is_set():
-                return  # still processing: the next start resumes it
+                return False  # still processing: the next start resumes it
 
     def _gave_up(self, started: datetime) -> bool:
         return (self.rooms.clock() - started).total_seconds() >= RETRY_FOR_SECONDS
 
-    async def _attempt(self, upload_id: str) -> None:
-        upload = await self.repository.get(upload_id)
-        if upload is None or upload.status != PROCESSING:
-            return  # finished by another replica, or its room deleted
-        await self.repository.claim(upload_id, self.rooms.clock())
+    async def _attempt(self, upload_id: str) -> bool:
+        """One try at processing: True when it marked the upload ``done``."""
+        upload = await self.repository.claim(upload_id, self.rooms.clock())
+        if upload is None:
+            return False  # finished by another replica, or its room deleted
         room = await self.rooms.find(upload.room_token)
         if room is None:
             raise ApiError(404, "room_not_found", "This room does not exist or has expired.")
@@ -506,7 +510,7 @@ class DirectUploads:
         if fetched is None:
             current = await self.repository.get(upload_id)
             if current is None or current.status != PROCESSING:
-                return  # another replica finished it and deleted the bytes
+                return False  # another replica finished it and deleted the bytes
             raise ApiError(409, "upload_not_received", "The upload's bytes are gone.")
         limit = min(upload.size, self.settings.max_upload_bytes)
         if fetched.size > limit:
@@ -525,12 +529,13 @@ class DirectUploads:
             fields={"caption": upload.caption} if upload.caption is not None else {},
         )
         image, created = await self.images.ingest(room, viewer, received)
-        await self.repository.finish(upload_id, int(image["id"]))
+        marked = await self.repository.finish(upload_id, int(image["id"]))
         await self.media.delete_upload(upload_id)
         logger.info(
             "direct upload processed",
             extra={"room_id": room.id, "image_id": image["id"], "new_image": created},
         )
+        return marked
 
     async def _fail(self, upload_id: str, status: int, code: str, message: str) -> None:
         """Record the failure, then delete the bytes (a database fault leaves both for the

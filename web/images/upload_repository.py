@@ -7,12 +7,12 @@ agree on who made the step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from web.database import Database
 from web.schema import rooms, uploads
@@ -57,9 +57,38 @@ def _query() -> Any:
 
 
 def _upload(row: Any) -> Upload:
-    values = dict(row._mapping)
+    return _upload_of(row._mapping)
+
+
+def _upload_of(mapping: Mapping[str, Any]) -> Upload:
+    values = dict(mapping)
     values["by_host"] = bool(values["by_host"])
     return Upload(**values)
+
+
+# What a rendition worker runs for every upload, built once for Database.direct_read and
+# direct_transaction (docs/decisions/0013-upload-path-sql.md): the upload read, the claim that
+# reads it too (one statement instead of a read and an update), and the finish.
+_ROOM_TOKEN = (
+    select(rooms.c.token)
+    .where(rooms.c.id == uploads.c.room_id)
+    .correlate(uploads)
+    .scalar_subquery()
+    .label("room_token")
+)
+_UPLOAD_BY_ID = _query().where(uploads.c.id == bindparam("upload_id"))
+_CLAIM = (
+    update(uploads)
+    .where(uploads.c.id == bindparam("upload_id"), uploads.c.status == PROCESSING)
+    .values(claimed_at=bindparam("claimed"))
+    .returning(*uploads.c, _ROOM_TOKEN)
+)
+_FINISH = (
+    update(uploads)
+    .where(uploads.c.id == bindparam("upload_id"), uploads.c.status == PROCESSING)
+    .values(status=DONE, image_id=bindparam("finished_image"))
+    .returning(uploads.c.id)
+)
 
 
 class UploadRepository:
@@ -82,9 +111,11 @@ class UploadRepository:
 
     async def get(self, upload_id: str, room_id: int | None = None) -> Upload | None:
         """The upload ``upload_id`` (of ``room_id``, when given), or None."""
-        query = _query().where(uploads.c.id == upload_id)
-        if room_id is not None:
-            query = query.where(uploads.c.room_id == room_id)
+        if room_id is None:
+            async with self.database.direct_read() as statements:
+                found = await statements.first(_UPLOAD_BY_ID, {"upload_id": upload_id})
+            return _upload_of(found) if found is not None else None
+        query = _query().where(uploads.c.id == upload_id, uploads.c.room_id == room_id)
         async with self.database.read() as connection:
             row = (await connection.execute(query)).first()
         return _upload(row) if row is not None else None
@@ -115,26 +146,28 @@ class UploadRepository:
             )
         return bool(changed.rowcount)
 
-    async def claim(self, upload_id: str, now: datetime) -> bool:
-        """Record that processing of a ``processing`` upload (re)starts at ``now``; False when
-        it is no longer processing."""
-        async with self.database.transaction() as connection:
-            changed = await connection.execute(
-                update(uploads)
-                .where(uploads.c.id == upload_id, uploads.c.status == PROCESSING)
-                .values(claimed_at=now)
-            )
-        return bool(changed.rowcount)
+    async def claim(self, upload_id: str, now: datetime) -> Upload | None:
+        """Record that processing of a ``processing`` upload (re)starts at ``now``, in one
+        statement that also reads it.
 
-    async def finish(self, upload_id: str, image_id: int) -> None:
-        """Mark a ``processing`` upload ``done`` with its image (nothing if it is not
-        processing: another replica finished it)."""
-        async with self.database.transaction() as connection:
-            await connection.execute(
-                update(uploads)
-                .where(uploads.c.id == upload_id, uploads.c.status == PROCESSING)
-                .values(status=DONE, image_id=image_id)
+        :returns: the upload as claimed; None when it is no longer processing (finished by
+            another replica) or gone (its room deleted).
+        """
+        async with self.database.direct_transaction() as statements:
+            claimed = await statements.first(_CLAIM, {"upload_id": upload_id, "claimed": now})
+        return _upload_of(claimed) if claimed is not None else None
+
+    async def finish(self, upload_id: str, image_id: int) -> bool:
+        """Mark a ``processing`` upload ``done`` with its image.
+
+        :returns: whether it was marked; False when it was not processing (another replica
+            finished it).
+        """
+        async with self.database.direct_transaction() as statements:
+            marked = await statements.scalar(
+                _FINISH, {"upload_id": upload_id, "finished_image": image_id}
             )
+        return marked is not None
 
     async def fail(self, upload_id: str, status: int, code: str, message: str) -> None:
         """Mark a ``processing`` upload ``failed`` with the error a direct POST would have

@@ -54,6 +54,7 @@ from web.pipeline.renditions import (
     render_file,
     render_full_file,
     stage_and_render,
+    stage_and_render_temporary,
 )
 
 logger = logging.getLogger(__name__)
@@ -306,7 +307,13 @@ class RenditionPool:
         return await self._submit(render_file, source, out_dir, spec, room)
 
     async def stage_and_render(
-        self, upload: Path | bytes, folder: Path, spec: RenditionSpec, *, room: Hashable = None
+        self,
+        upload: Path | bytes,
+        folder: Path,
+        spec: RenditionSpec,
+        *,
+        room: Hashable = None,
+        durable: bool = True,
     ) -> RenditionResult:
         """Stage an upload into ``folder`` and render it there, as one job (a coroutine).
 
@@ -320,10 +327,13 @@ class RenditionPool:
             (moved into ``folder``).
         :param folder: the new image's staging folder; made by the worker.
         :param room: whose upload this is (see :meth:`render`).
+        :param durable: False: nothing in ``folder`` is fsynced, for a folder that is only a
+            temporary copy (:func:`~web.pipeline.renditions.stage_and_render_temporary`).
         :returns: what was rendered.
         :raises: as :meth:`render`; OSError also if the upload cannot be staged.
         """
-        return await self._submit(stage_and_render, upload, folder, spec, room)
+        job = stage_and_render if durable else stage_and_render_temporary
+        return await self._submit(job, upload, folder, spec, room)
 
     async def render_full(
         self, source: Path, out_dir: Path, spec: RenditionSpec, *, room: Hashable = None

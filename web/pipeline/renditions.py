@@ -263,10 +263,12 @@ def _tune_malloc() -> None:
     mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
 
 
-def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionResult:
+def render_file(
+    source: Path, out_dir: Path, spec: RenditionSpec, *, durable: bool = True
+) -> RenditionResult:
     """Read ``source``, write ``out_dir/display.jpg`` and ``out_dir/thumb.jpg``, blank the
     location tags of ``source`` in place unless ``spec.keep_location``, and make all three
-    durable. This is the job the pool sends to a worker.
+    durable (unless ``durable`` is False). This is the job the pool sends to a worker.
 
     ``out_dir`` is the upload's private staging folder, which the caller publishes with one
     rename once this returns (``web.storage``): nobody reads it meanwhile, so the renditions
@@ -277,6 +279,8 @@ def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionRe
 
     :param source: the uploaded file.
     :param out_dir: an existing directory for the two renditions.
+    :param durable: False: nothing is fsynced, for files that are temporary copies (an object
+        store's staging: uploaded, then removed; docs/decisions/0028-object-store-worker-cost.md).
     :returns: the result; ``render_seconds`` covers reading, rendering and writing.
     :raises UnsupportedImageType, CorruptImage, ImageTooLarge: see :func:`render_bytes`.
     :raises OSError: if ``source`` cannot be read or the renditions cannot be written.
@@ -296,6 +300,10 @@ def render_file(source: Path, out_dir: Path, spec: RenditionSpec) -> RenditionRe
         display.write(renditions.display)
         thumb = files.enter_context(open(out_dir / THUMB_NAME, "wb"))
         thumb.write(renditions.thumb)
+        if not durable:
+            return dataclasses.replace(
+                renditions.result, render_seconds=time.perf_counter() - started
+            )
         display.flush()
         thumb.flush()
         folder = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
@@ -344,6 +352,22 @@ def stage_and_render(upload: Path | bytes, folder: Path, spec: RenditionSpec) ->
     :raises UnsupportedImageType, CorruptImage, ImageTooLarge, OSError: as :func:`render_file`.
     """
     return render_file(stage_upload(upload, folder), folder, spec)
+
+
+def stage_and_render_temporary(
+    upload: Path | bytes, folder: Path, spec: RenditionSpec
+) -> RenditionResult:
+    """:func:`stage_and_render` with nothing fsynced: for a folder whose files are copied
+    elsewhere (an object store's PUTs) and then removed, where a crash loses nothing that an
+    fsync would have kept (docs/decisions/0028-object-store-worker-cost.md).
+
+    :param upload: as :func:`stage_and_render`.
+    :param folder: as :func:`stage_and_render`.
+    :returns: as :func:`render_file`; the files are written (readable by the caller), not
+        durable.
+    :raises UnsupportedImageType, CorruptImage, ImageTooLarge, OSError: as :func:`render_file`.
+    """
+    return render_file(stage_upload(upload, folder), folder, spec, durable=False)
 
 
 def render_bytes(data: bytes, spec: RenditionSpec) -> Renditions:
