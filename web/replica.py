@@ -188,6 +188,9 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
             "sign_up": settings.sign_up_rate_limit,
             "sign_in_address": settings.sign_in_address_rate_limit,
             "sign_in_account": settings.sign_in_account_rate_limit,
+            "verification_resend": settings.verification_resend_rate_limit,
+            "password_reset_address": settings.password_reset_address_rate_limit,
+            "password_reset_account": settings.password_reset_account_rate_limit,
         },
         settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
         settings.redis_prefix,
@@ -337,7 +340,9 @@ def build_replica(
     images = ImageRepository(database)
     room_rows = RoomRepository(database)
     passwords = Passwords(settings.password_hashes_at_once)
-    accounts = AccountService(AccountRepository(database), passwords, rate_limits, settings)
+    registry = CollectorRegistry()  # everything /metrics serves
+    mailer, mail_sender = build_mail(settings, database, registry)
+    accounts = AccountService(AccountRepository(database), passwords, rate_limits, settings, mailer)
     rooms = RoomService(
         database,
         room_rows,
@@ -348,7 +353,6 @@ def build_replica(
         signing,
         session_account=accounts.account_of_cookies,
     )
-    registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
         rooms.admit_live,
         DatabaseRoomLog(database, images, image_view),
@@ -366,7 +370,6 @@ def build_replica(
         registry=registry,
         fast_paths={**fast_paths, "http": http_deadlines},
     )
-    mailer, mail_sender = build_mail(settings, database, registry)
     queue = rendition_queue(settings)
     image_service, uploads = build_upload_services(
         settings,

@@ -291,3 +291,20 @@ mail_throttle = Table(
     Column("key", String(200), primary_key=True),
     Column("last_sent_at", UTCDateTime(), nullable=False),
 )
+
+# Single-use links mailed to an account (migration 0015): address verification and password
+# reset. The link carries a random token, only its SHA-256 is kept. The SQL is in
+# web/accounts/repository.py.
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # "verify" or "reset": a token works only for its purpose.
+    Column("purpose", String(16), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Index("ix_account_tokens_account_id", "account_id"),
+)
