@@ -25,6 +25,7 @@ from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web.accounts.oidc import OidcClient
 from web.accounts.passwords import Passwords
+from web.accounts.pending_digest import PendingDigest
 from web.accounts.repository import AccountRepository
 from web.accounts.service import AccountService
 from web.database import Database
@@ -271,16 +272,27 @@ def build_upload_services(
     signing: SigningSecret,
     metrics: Metrics,
     queue: RenditionQueue | None,
+    mailer: Mailer,
 ) -> tuple[ImageService, DirectUploads]:
     """The image rules and the direct uploads over them, built the same way for a replica
     and for an ``imageshark worker``, so that both admit and process uploads alike.
 
     :param queue: where ``complete`` enqueues with the Redis queue; None: processed in this
         process (the ``inline`` default, and the worker itself, which only consumes).
+    :param mailer: queues the owner's digest of photos waiting for approval.
     :returns: (the image service, the direct uploads).
     """
+    digest = PendingDigest(database, AccountRepository(database), mailer, settings)
     image_service = ImageService(
-        database, images, rooms, media, bus, settings, metrics, rate_limits
+        database,
+        images,
+        rooms,
+        media,
+        bus,
+        settings,
+        metrics,
+        rate_limits,
+        on_pending=digest.photo_pending,
     )
     uploads = DirectUploads(
         image_service,
@@ -383,6 +395,7 @@ def build_replica(
         signing=signing,
         metrics=metrics,
         queue=queue,
+        mailer=mailer,
     )
     oidc = build_oidc_client(settings, signing)
     services = Services(

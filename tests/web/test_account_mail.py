@@ -23,9 +23,11 @@ from tests.conftest import AppClient, _app_client
 from tests.polling import poll_until
 from tests.web.accounts_helpers import PASSWORD, session, sign_in, sign_up
 from tests.web.smtp_inbox import Inbox, parsed
+from tests.web.test_host_controls import join, photo
+from tests.web.test_images import upload
 from web.database import Database
 from web.rooms.service import utc_now
-from web.schema import account_tokens, accounts, mail_outbox
+from web.schema import account_tokens, accounts, mail_outbox, mail_throttle, rooms
 from web.settings import Settings
 
 NEW_PASSWORD = "a new and longer passphrase"
@@ -262,3 +264,67 @@ async def test_without_smtp_sign_up_works_and_reset_says_mail_is_unavailable(
     cookie = session(await sign_in(backend_client, email))
     resend = await backend_client.http.post("/api/me/verification", headers=cookie)
     assert (resend.status_code, resend.json()["error"]["code"]) == (503, "mail_unavailable")
+
+
+async def signed_in_owner(client: AppClient, inbox: Inbox, email: str) -> dict[str, str]:
+    """Sign ``email`` up, verify it through its mail, sign in; the session's headers."""
+    await sign_up(client, email)
+    token = link_token((await mails_to(inbox, email))[0], "/verify")
+    assert (
+        await client.http.post("/api/accounts/verify", json={"token": token})
+    ).status_code == 200
+    return session(await sign_in(client, email))
+
+
+async def test_the_owner_gets_one_digest_per_window_of_photos_waiting(
+    mail_client: AppClient, inbox: Inbox
+) -> None:
+    email = address("owner")
+    owner = await signed_in_owner(mail_client, inbox, email)
+    created = await mail_client.http.post(
+        "/api/rooms", json={"title": "Garden party", "moderation": "approve"}, headers=owner
+    )
+    assert created.status_code == 201, created.text
+    room = created.json()
+    guest = await join(mail_client, room, "Ola")
+    for variant in range(3):
+        sent = await upload(mail_client, room["token"], photo(variant), headers=guest)
+        assert sent.status_code == 201 and sent.json()["status"] == "pending"
+    _, digest = await mails_to(inbox, email, 2)
+    assert digest["Subject"] == "ImageShark: 1 photo waits for approval in Garden party"
+    assert f"{BASE}/r/{room['token']}/host" in body_text(digest)
+    # The other two photos came within the window: nothing more was queued for the owner.
+    assert (await queued_recipients(mail_client.settings)).count(email) == 2
+
+    # The window passes (the throttle's last send moved back by its length).
+    database = Database(mail_client.settings)
+    try:
+        async with database.transaction() as connection:
+            room_id = (
+                await connection.execute(select(rooms.c.id).where(rooms.c.token == room["token"]))
+            ).scalar_one()
+            await connection.execute(
+                update(mail_throttle)
+                .where(mail_throttle.c.key == f"pending:{room_id}")
+                .values(last_sent_at=utc_now() - timedelta(minutes=15, seconds=1))
+            )
+    finally:
+        await database.close()
+    assert (await upload(mail_client, room["token"], photo(3), headers=guest)).status_code == 201
+    later = (await mails_to(inbox, email, 3))[2]
+    assert later["Subject"] == "ImageShark: 4 photos wait for approval in Garden party"
+
+
+async def test_an_unverified_owner_gets_no_digest(mail_client: AppClient, inbox: Inbox) -> None:
+    email = address("unverified")
+    await sign_up(mail_client, email)
+    await mails_to(inbox, email)
+    owner = session(await sign_in(mail_client, email))
+    room = (
+        await mail_client.http.post(
+            "/api/rooms", json={"title": "Quiet", "moderation": "approve"}, headers=owner
+        )
+    ).json()
+    guest = await join(mail_client, room, "Pia")
+    assert (await upload(mail_client, room["token"], photo(0), headers=guest)).status_code == 201
+    assert (await queued_recipients(mail_client.settings)).count(email) == 1  # the verification

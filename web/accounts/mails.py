@@ -74,14 +74,25 @@ def reset_mail(to: str, base_url: str, token: str, minutes: float) -> OutgoingMa
     )
 
 
-def pending_digest_mail(to: str, room_title: str, pending: int, host_url: str) -> OutgoingMail:
+def pending_digest_mail(
+    to: str, room_title: str, pending: int, host_url: str | None
+) -> OutgoingMail:
     """Tells a room's owner that ``pending`` photos wait for approval, with the host page's
-    absolute URL ``host_url``."""
+    absolute URL ``host_url`` (None: no link, the room list leads there)."""
     photos = "1 photo waits" if pending == 1 else f"{pending} photos wait"
-    lines = [f"{photos} for your approval in {room_title!r}."]
+    title = " ".join(room_title.split())  # one line: it goes into the subject
+    lines = [f"{photos} for your approval in the room “{title}”."]
+    if host_url is None:
+        lines.append("Open the room's host page from your account's room list.")
+        return OutgoingMail(
+            to=(to,),
+            subject=f"ImageShark: {photos} for approval in {title}",
+            text="\n\n".join(lines) + "\n",
+            html="".join(f"<p>{escape(text)}</p>\n" for text in lines),
+        )
     return OutgoingMail(
         to=(to,),
-        subject=f"ImageShark: {photos} for approval in {room_title}"[:200],
+        subject=f"ImageShark: {photos} for approval in {title}",
         text="\n\n".join([*lines, host_url]) + "\n",
         html=_html(lines, host_url, "Open the host page"),
     )
