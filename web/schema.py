@@ -234,6 +234,8 @@ accounts = Table(
     Column("is_admin", Boolean(), nullable=False, server_default="0"),
     Column("disabled", Boolean(), nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Whether the owner is mailed a digest of photos waiting for approval (migration 0015).
+    Column("notify_pending", Boolean(), nullable=False, server_default="1"),
 )
 
 # A signed-in browser: the cookie carries a random token, only its SHA-256 is kept here.

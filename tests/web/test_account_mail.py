@@ -328,3 +328,21 @@ async def test_an_unverified_owner_gets_no_digest(mail_client: AppClient, inbox:
     guest = await join(mail_client, room, "Pia")
     assert (await upload(mail_client, room["token"], photo(0), headers=guest)).status_code == 201
     assert (await queued_recipients(mail_client.settings)).count(email) == 1  # the verification
+
+
+async def test_an_owner_who_turns_the_digest_off_gets_none(
+    mail_client: AppClient, inbox: Inbox
+) -> None:
+    email = address("optout")
+    owner = await signed_in_owner(mail_client, inbox, email)
+    changed = await mail_client.http.patch("/api/me", json={"notify_pending": False}, headers=owner)
+    assert changed.status_code == 200 and changed.json()["notify_pending"] is False
+    assert (await mail_client.http.get("/api/me", headers=owner)).json()["notify_pending"] is False
+    room = (
+        await mail_client.http.post(
+            "/api/rooms", json={"title": "Quiet", "moderation": "approve"}, headers=owner
+        )
+    ).json()
+    guest = await join(mail_client, room, "Pia")
+    assert (await upload(mail_client, room["token"], photo(0), headers=guest)).status_code == 201
+    assert (await queued_recipients(mail_client.settings)).count(email) == 1  # the verification

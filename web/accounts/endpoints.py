@@ -8,6 +8,8 @@ Every change here that a session cookie authenticates is a non-GET request, whic
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -15,6 +17,7 @@ from web.accounts.oidc import VerifiedIdentity
 from web.accounts.repository import Account, SignedIn
 from web.accounts.schemas import (
     AccountBody,
+    AccountChanges,
     HostedRoomBody,
     HostedRoomList,
     PasswordResetAccepted,
@@ -38,7 +41,7 @@ from web.rooms import repository as room_rows
 from web.rooms.endpoints import client_address, json_body, room_for
 from web.rooms.views import request_base_url
 from web.services import services
-from web.wire import Answer, Operation, json_answer
+from web.wire import Answer, Operation, json_answer, parse_body
 
 PRIVATE = {"Cache-Control": "private, no-store"}
 """Answers about the caller's account: no cache may keep or share them."""
@@ -52,6 +55,7 @@ def account_body(account: Account) -> AccountBody:
         email_verified=account.email_verified,
         is_admin=account.is_admin,
         created_at=account.created_at.isoformat(),
+        notify_pending=account.notify_pending,
     )
 
 
@@ -162,6 +166,16 @@ async def sign_out(request: Request) -> Response:
 
 async def get_account(request: Request) -> Response:
     return json_answer(account_body((await signed_in(request)).account), headers=PRIVATE)
+
+
+async def change_account(request: Request) -> Response:
+    app = services(request)
+    account = (await signed_in(request)).account
+    changes = parse_body(AccountChanges, await json_body(request))
+    if changes.notify_pending is not None:
+        await app.accounts.repository.set_notify_pending(account.id, changes.notify_pending)
+        account = replace(account, notify_pending=changes.notify_pending)
+    return json_answer(account_body(account), headers=PRIVATE)
 
 
 async def list_rooms(request: Request) -> Response:
@@ -358,6 +372,18 @@ operations = [
         "accounts",
         {200: Answer("The account.", AccountBody)},
         _SESSION_ONLY,
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "PATCH",
+        "/api/me",
+        change_account,
+        "changeAccount",
+        "Change the signed-in account's preferences",
+        "accounts",
+        {200: Answer("The account as changed.", AccountBody)},
+        {**_SESSION_ONLY, 422: ("unknown_field",)},
+        body=AccountChanges,
         security=("sessionCookie",),
     ),
     Operation(

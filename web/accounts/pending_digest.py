@@ -1,7 +1,8 @@
 """The digest of photos waiting for approval: when a photo enters a moderated room's queue,
 its owner account (``rooms.owner_account_id``) is mailed how many wait, at most once per room
 per ``IMAGESHARK_PENDING_DIGEST_MINUTES`` (the throttle is kept by the mailer, shared by every
-replica). Only a verified, enabled owner is mailed; without SMTP nothing is.
+replica). Only a verified, enabled owner who keeps ``notify_pending`` on (the default;
+``PATCH /api/me``) is mailed; without SMTP nothing is.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ class PendingDigest:
             return
         try:
             owner = await self.accounts.by_id(room.owner_account_id)
-            if owner is None or not owner.email_verified or owner.disabled:
+            if (
+                owner is None
+                or not owner.email_verified
+                or owner.disabled
+                or not owner.notify_pending
+            ):
                 return
 
             async def digest() -> OutgoingMail:

@@ -26,6 +26,7 @@ class Account:
     is_admin: bool
     disabled: bool
     created_at: datetime
+    notify_pending: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,15 @@ class AccountRepository:
                 delete(account_sessions).where(account_sessions.c.account_id == account_id)
             )
         return True
+
+    async def set_notify_pending(self, account_id: int, notify_pending: bool) -> None:
+        """Whether the account is mailed the digest of photos waiting in its rooms."""
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(notify_pending=notify_pending)
+            )
 
     async def set_disabled(self, account_id: int, disabled: bool) -> None:
         """Disable (or enable again) an account: a disabled one's sessions stop working and it

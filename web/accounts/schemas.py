@@ -159,6 +159,18 @@ class AccountBody(WireModel):
     email_verified: bool = Field(description="False until the verification mail is answered.")
     is_admin: bool
     created_at: Timestamp
+    notify_pending: bool = Field(
+        True,
+        description="Whether photos waiting for approval in its rooms are mailed to it as a "
+        "digest (verified address only; at most one per room per "
+        "`IMAGESHARK_PENDING_DIGEST_MINUTES`).",
+    )
+
+
+class AccountChanges(WireModel):
+    """``PATCH /api/me``: the account's preferences to change (absent: unchanged)."""
+
+    notify_pending: bool | None = None
 
 
 class SessionBody(WireModel):

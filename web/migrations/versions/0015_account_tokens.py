@@ -1,7 +1,9 @@
-"""Account tokens: the ``account_tokens`` table of single-use mailed links.
+"""Account mail: the ``account_tokens`` table of single-use mailed links, and
+``accounts.notify_pending``.
 
-Each row is one link (``purpose`` ``verify`` or ``reset``) of one account: the SHA-256 of its
-random token, when it expires and when it was used.
+Each token row is one link (``purpose`` ``verify`` or ``reset``) of one account: the SHA-256
+of its random token, when it expires and when it was used. ``notify_pending`` (true by
+default) says whether the account is mailed a digest of photos waiting in its rooms.
 
 Revision ID: 0015
 Revises: 0014
@@ -22,6 +24,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("accounts") as batch:
+        batch.add_column(
+            sa.Column("notify_pending", sa.Boolean(), nullable=False, server_default="1")
+        )
     op.create_table(
         "account_tokens",
         sa.Column("id", Id, nullable=False, autoincrement=True),
@@ -46,3 +52,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_account_tokens_account_id", "account_tokens")
     op.drop_table("account_tokens")
+    with op.batch_alter_table("accounts") as batch:
+        batch.drop_column("notify_pending")
