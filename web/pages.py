@@ -1,4 +1,5 @@
-"""Server-rendered pages: landing, participant (the join URL), wall, host and table cards."""
+"""Server-rendered pages: landing, participant (the join URL), wall, host, table cards, and
+the pages of mailed account links (address verification, password reset)."""
 
 from __future__ import annotations
 
@@ -169,6 +170,18 @@ async def code_page(request: Request) -> Response:
     return await _render_room(request, room.token, "participant.html")
 
 
+async def verify_page(request: Request) -> Response:
+    """``GET /verify?token=``: the page of an address verification link; its script posts the
+    token to ``POST /api/accounts/verify`` (the token is never rendered into the page)."""
+    return templates.TemplateResponse(request, "verify.html", {}, headers=SECURITY_HEADERS)
+
+
+async def reset_page(request: Request) -> Response:
+    """``GET /reset?token=``: the page of a password reset link: a new-password form its
+    script posts with the token to ``POST /api/password-reset/confirm``."""
+    return templates.TemplateResponse(request, "reset.html", {}, headers=SECURITY_HEADERS)
+
+
 def not_found(request: Request) -> Response:
     """The 404 page of an unknown or expired room."""
     return templates.TemplateResponse(
@@ -194,4 +207,6 @@ routes = [
     _page("/r/{token}/wall", wall_page),
     _page("/r/{token}/host", partial(room_page, template="host.html")),
     _page("/r/{token}/card", table_card_page),
+    _page("/verify", verify_page),
+    _page("/reset", reset_page),
 ]

@@ -346,3 +346,15 @@ async def test_an_owner_who_turns_the_digest_off_gets_none(
     guest = await join(mail_client, room, "Pia")
     assert (await upload(mail_client, room["token"], photo(0), headers=guest)).status_code == 201
     assert (await queued_recipients(mail_client.settings)).count(email) == 1  # the verification
+
+
+@pytest.mark.parametrize(
+    ("path", "script"), [("/verify", "verify-email.js"), ("/reset", "password-reset.js")]
+)
+async def test_the_link_pages_load_their_script_and_never_echo_the_token(
+    backend_client: AppClient, path: str, script: str
+) -> None:
+    page = await backend_client.http.get(f"{path}?token=<b>echo-me</b>")
+    assert page.status_code == 200
+    assert script in page.text and "echo-me" not in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]

@@ -32,7 +32,8 @@ async def _room_pages(client: AppClient) -> list[str]:
     assert created.status_code == 201
     token = created.json()["token"]
     pages = ["/", f"/r/{token}", f"/r/{token}/wall", f"/r/{token}/host", f"/r/{token}/card"]
-    return [*pages, "/docs"]  # the API reference page, which links assets too
+    # The API reference page and the account links' pages link assets too.
+    return [*pages, "/docs", "/verify?token=t", "/reset?token=t"]
 
 
 async def test_pages_link_assets_under_the_build_prefix_and_imports_stay_under_it(
