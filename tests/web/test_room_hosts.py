@@ -79,7 +79,7 @@ async def test_claiming_a_room_needs_its_host_key_and_a_session(
 ) -> None:
     room = await new_room(backend_client)
     claim = f"/api/rooms/{room['token']}/claim"
-    account = await signed_up_session(backend_client, "cy@example.org")
+    account = await signed_up_session(backend_client, "claimer@example.org")
     unsigned = await backend_client.http.post(claim, headers=host(room))
     assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "not_signed_in"
     keyless = await backend_client.http.post(claim, headers=account)
