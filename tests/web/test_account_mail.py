@@ -180,6 +180,19 @@ async def test_signing_up_a_taken_address_mails_its_holder_and_changes_nothing(
     assert (await sign_in(mail_client, email, NEW_PASSWORD)).status_code == 401
 
 
+async def test_an_address_a_mail_header_reads_as_another_is_never_mailed(
+    mail_client: AppClient, inbox: Inbox
+) -> None:
+    """``x(comment)@host`` is ``x@host`` to RFC 5322: its links would reach someone else."""
+    tag = uuid.uuid4().hex[:8]
+    tricky, other = f"victim{tag}(x)@example.org", f"victim{tag}@example.org"
+    assert (await sign_up(mail_client, tricky)).status_code == 201
+    reset = await mail_client.http.post("/api/password-reset", json={"email": tricky})
+    assert reset.status_code == 202
+    recipients = await queued_recipients(mail_client.settings)
+    assert other not in recipients and tricky not in recipients
+
+
 async def test_a_password_reset_answers_alike_and_mails_only_an_account(
     mail_client: AppClient, inbox: Inbox
 ) -> None:

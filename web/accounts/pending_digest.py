@@ -8,6 +8,7 @@ replica). Only a verified, enabled owner who keeps ``notify_pending`` on (the de
 from __future__ import annotations
 
 import logging
+from email.utils import parseaddr
 
 from web.accounts import mails
 from web.accounts.repository import AccountRepository
@@ -53,6 +54,7 @@ class PendingDigest:
                 or not owner.email_verified
                 or owner.disabled
                 or not owner.notify_pending
+                or parseaddr(owner.email)[1] != owner.email  # would reach another mailbox
             ):
                 return
 

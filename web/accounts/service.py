@@ -9,9 +9,11 @@ unknown address and a wrong password, and both spend one argon2id hash either wa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from typing import Any
 
 from web.accounts import mails
@@ -34,12 +36,14 @@ from web.accounts.schemas import (
     sign_up_context,
 )
 from web.errors import ApiError
-from web.mail.mailer import Mailer
+from web.mail.mailer import Mailer, OutgoingMail
 from web.rate_limits import RateLimiter
 from web.rooms.service import utc_now
 from web.security import digest, new_secret_key
 from web.settings import Settings
 from web.wire import parse_body
+
+logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "imageshark_session"
 """The cookie holding a session's token (its attributes: web/accounts/session_cookie.py)."""
@@ -136,11 +140,20 @@ class AccountService:
         )
         if account is None:
             if self.mailer.enabled:
-                await self.mailer.send(mails.taken_address_mail(request.email, base_url))
+                await self._queue(mails.taken_address_mail(request.email, base_url))
             return SignedUp(email=request.email, name=request.name, created_at=now)
         if self.mailer.enabled:
             await self._mail_verification(account, base_url)
         return SignedUp(email=account.email, name=account.name, created_at=account.created_at)
+
+    async def _queue(self, mail: OutgoingMail) -> None:
+        # A stored address the mail header would read as another one (``a(b)@x`` is ``a@x``
+        # to RFC 5322) is not mailed: the link would reach someone else.
+        (to,) = mail.to
+        if parseaddr(to)[1] != to:
+            logger.warning("account mail not queued: the address does not parse as itself")
+            return
+        await self.mailer.send(mail)
 
     async def _new_token(self, purpose: str, account_id: int, lifetime: timedelta) -> str:
         token = new_secret_key()
@@ -157,7 +170,7 @@ class AccountService:
     async def _mail_verification(self, account: Account, base_url: str) -> None:
         hours = self.settings.verification_hours
         token = await self._new_token(VERIFY, account.id, timedelta(hours=hours))
-        await self.mailer.send(mails.verification_mail(account.email, base_url, token, hours))
+        await self._queue(mails.verification_mail(account.email, base_url, token, hours))
 
     async def resend_verification(self, account: Account, base_url: str) -> None:
         """Queue a new verification mail for ``account`` (earlier links keep working until
@@ -221,7 +234,7 @@ class AccountService:
             new_secret_key()  # the same work as drawing a real link's token
             return
         token = await self._new_token(RESET, account.id, timedelta(minutes=minutes))
-        await self.mailer.send(mails.reset_mail(account.email, base_url, token, minutes))
+        await self._queue(mails.reset_mail(account.email, base_url, token, minutes))
 
     async def confirm_password_reset(self, body: Mapping[str, Any]) -> Account:
         """Set a new password with a reset link: ``POST /api/password-reset/confirm``
