@@ -1,5 +1,6 @@
 """Server-rendered pages: landing, participant (the join URL), wall, host and table cards; the
-account's sign-in, sign-up, account and rooms (dashboard) pages; the instance admin page."""
+account's sign-in, sign-up, account and rooms (dashboard) pages; the pages of mailed account
+links (address verification, password reset); the instance admin page."""
 
 from __future__ import annotations
 
@@ -280,6 +281,18 @@ async def admin_page(request: Request) -> Response:
     return templates.TemplateResponse(request, "admin.html", context, headers=headers)
 
 
+async def verify_page(request: Request) -> Response:
+    """``GET /verify?token=``: the page of an address verification link; its script posts the
+    token to ``POST /api/accounts/verify`` (the token is never rendered into the page)."""
+    return templates.TemplateResponse(request, "verify.html", {}, headers=SECURITY_HEADERS)
+
+
+async def reset_page(request: Request) -> Response:
+    """``GET /reset?token=``: the page of a password reset link: a new-password form its
+    script posts with the token to ``POST /api/password-reset/confirm``."""
+    return templates.TemplateResponse(request, "reset.html", {}, headers=SECURITY_HEADERS)
+
+
 def not_found(request: Request) -> Response:
     """The 404 page of an unknown or expired room."""
     return templates.TemplateResponse(
@@ -310,4 +323,6 @@ routes = [
     _page("/r/{token}/host", partial(room_page, template="host.html")),
     _page("/r/{token}/card", table_card_page),
     _page("/admin", admin_page),
+    _page("/verify", verify_page),
+    _page("/reset", reset_page),
 ]

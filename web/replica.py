@@ -25,6 +25,7 @@ from realtime.presence import LocalPresence, Presence, RedisPresence
 from realtime.server import create_live_server
 from web.accounts.oidc import OidcClient
 from web.accounts.passwords import Passwords
+from web.accounts.pending_digest import PendingDigest
 from web.accounts.repository import AccountRepository
 from web.accounts.service import AccountService
 from web.admin.repository import AdminRepository
@@ -194,6 +195,9 @@ def build_rate_limiter(settings: Settings) -> RateLimiter:
             "sign_up": settings.sign_up_rate_limit,
             "sign_in_address": settings.sign_in_address_rate_limit,
             "sign_in_account": settings.sign_in_account_rate_limit,
+            "verification_resend": settings.verification_resend_rate_limit,
+            "password_reset_address": settings.password_reset_address_rate_limit,
+            "password_reset_account": settings.password_reset_account_rate_limit,
         },
         settings.redis_url.get_secret_value() if settings.redis_url is not None else None,
         settings.redis_prefix,
@@ -274,16 +278,27 @@ def build_upload_services(
     signing: SigningSecret,
     metrics: Metrics,
     queue: RenditionQueue | None,
+    mailer: Mailer,
 ) -> tuple[ImageService, DirectUploads]:
     """The image rules and the direct uploads over them, built the same way for a replica
     and for an ``imageshark worker``, so that both admit and process uploads alike.
 
     :param queue: where ``complete`` enqueues with the Redis queue; None: processed in this
         process (the ``inline`` default, and the worker itself, which only consumes).
+    :param mailer: queues the owner's digest of photos waiting for approval.
     :returns: (the image service, the direct uploads).
     """
+    digest = PendingDigest(database, AccountRepository(database), mailer, settings)
     image_service = ImageService(
-        database, images, rooms, media, bus, settings, metrics, rate_limits
+        database,
+        images,
+        rooms,
+        media,
+        bus,
+        settings,
+        metrics,
+        rate_limits,
+        on_pending=digest.photo_pending,
     )
     uploads = DirectUploads(
         image_service,
@@ -343,9 +358,13 @@ def build_replica(
     images = ImageRepository(database)
     room_rows = RoomRepository(database)
     passwords = Passwords(settings.password_hashes_at_once)
+    registry = CollectorRegistry()  # everything /metrics serves
+    mailer, mail_sender = build_mail(settings, database, registry)
     account_rows = AccountRepository(database)
     admin_rows = AdminRepository(database)
-    accounts = AccountService(account_rows, passwords, rate_limits, settings, invites=admin_rows)
+    accounts = AccountService(
+        account_rows, passwords, rate_limits, settings, mailer, invites=admin_rows
+    )
     rooms = RoomService(
         database,
         room_rows,
@@ -356,7 +375,6 @@ def build_replica(
         signing,
         session_account=accounts.account_of_cookies,
     )
-    registry = CollectorRegistry()  # everything /metrics serves
     sio, delivery, namespace, fast_paths = create_live_server(
         rooms.admit_live,
         DatabaseRoomLog(database, images, image_view),
@@ -374,7 +392,6 @@ def build_replica(
         registry=registry,
         fast_paths={**fast_paths, "http": http_deadlines},
     )
-    mailer, mail_sender = build_mail(settings, database, registry)
     queue = rendition_queue(settings)
     image_service, uploads = build_upload_services(
         settings,
@@ -388,6 +405,7 @@ def build_replica(
         signing=signing,
         metrics=metrics,
         queue=queue,
+        mailer=mailer,
     )
     oidc = build_oidc_client(settings, signing)
     services = Services(

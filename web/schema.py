@@ -234,6 +234,8 @@ accounts = Table(
     Column("is_admin", Boolean(), nullable=False, server_default="0"),
     Column("disabled", Boolean(), nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Whether the owner is mailed a digest of photos waiting for approval (migration 0017).
+    Column("notify_pending", Boolean(), nullable=False, server_default="1"),
 )
 
 # A signed-in browser: the cookie carries a random token, only its SHA-256 is kept here.
@@ -326,4 +328,21 @@ signup_invites = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     # Set once, when an account is created with it; a used invite is refused (409).
     Column("used_at", UTCDateTime(), nullable=True),
+)
+
+# Single-use links mailed to an account (migration 0017): address verification and password
+# reset. The link carries a random token, only its SHA-256 is kept. The SQL is in
+# web/accounts/repository.py.
+account_tokens = Table(
+    "account_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # "verify" or "reset": a token works only for its purpose.
+    Column("purpose", String(16), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Index("ix_account_tokens_account_id", "account_id"),
 )

@@ -282,6 +282,28 @@ class Settings(BaseSettings):
     sign_up_rate_limit: str = Field(
         "10/hour", description="Sign-ups per client address, `limits` notation."
     )
+    verification_hours: float = Field(
+        48, gt=0, description="Hours an address verification link works, in hours."
+    )
+    password_reset_minutes: float = Field(
+        60, gt=0, description="Minutes a password reset link works, in minutes."
+    )
+    verification_resend_rate_limit: str = Field(
+        "5/hour", description="Verification mails an account may ask for, `limits` notation."
+    )
+    password_reset_address_rate_limit: str = Field(
+        "10/hour", description="Password reset requests per client address, `limits` notation."
+    )
+    password_reset_account_rate_limit: str = Field(
+        "5/hour",
+        description="Password reset requests per e-mail address (known or not), `limits` notation.",
+    )
+    pending_digest_minutes: float = Field(
+        15,
+        gt=0,
+        description="Least time between two mails to a room's owner about photos waiting for "
+        "approval, in minutes.",
+    )
     password_hashes_at_once: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
@@ -418,6 +440,9 @@ class Settings(BaseSettings):
         "sign_in_account_rate_limit",
         "sign_in_address_rate_limit",
         "sign_up_rate_limit",
+        "verification_resend_rate_limit",
+        "password_reset_address_rate_limit",
+        "password_reset_account_rate_limit",
         mode="after",
     )
     @classmethod

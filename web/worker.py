@@ -50,6 +50,7 @@ from web.images.upload_repository import PROCESSING
 from web.media import MediaStore
 from web.metrics import Metrics
 from web.replica import (
+    build_mail,
     build_media,
     build_rate_limiter,
     build_renditions,
@@ -126,6 +127,8 @@ def build_worker(settings: Settings) -> WorkerParts:
         signing=signing,
         metrics=metrics,
         queue=None,  # the worker consumes the queue; it never enqueues
+        # Mail it queues goes out through the replicas' senders (the outbox is shared).
+        mailer=build_mail(settings, database, registry)[0],
     )
     return WorkerParts(settings, database, media, bus, signing, uploads, queue, registry)
 

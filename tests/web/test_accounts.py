@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
+from prometheus_client import CollectorRegistry
 
 from tests.conftest import AppClient, SettingsFactory, _app_client
 from tests.web.accounts_helpers import (
@@ -26,6 +27,8 @@ from web.accounts.passwords import Passwords, new_hasher, stand_in_hash
 from web.accounts.repository import AccountRepository
 from web.accounts.service import TOUCH_SECONDS, AccountService
 from web.database import Database
+from web.mail.mailer import Mailer
+from web.metrics import MailMetrics
 from web.migrate import upgrade
 from web.rate_limits import RateLimiter
 from web.security import digest
@@ -277,9 +280,12 @@ async def test_sessions_slide_and_expire_and_record_their_use_once_a_minute(
         None,
         "test",
     )
-    service = AccountService(repository, passwords, limits, backend_settings, clock)
+    no_mail = Mailer(None, "ImageShark <noreply@example.org>", MailMetrics(CollectorRegistry()))
+    service = AccountService(repository, passwords, limits, backend_settings, no_mail, clock)
     try:
-        await service.sign_up({"email": "ned@example.org", "password": PASSWORD}, "192.0.2.1")
+        await service.sign_up(
+            {"email": "ned@example.org", "password": PASSWORD}, "192.0.2.1", "http://testserver"
+        )
         signed_in, token = await service.sign_in(
             {"email": "ned@example.org", "password": PASSWORD}, "192.0.2.1", FIREFOX_ANDROID
         )

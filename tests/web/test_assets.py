@@ -33,8 +33,18 @@ async def _room_pages(client: AppClient) -> list[str]:
     token = created.json()["token"]
     pages = ["/", f"/r/{token}", f"/r/{token}/wall", f"/r/{token}/host", f"/r/{token}/card"]
     # The API reference page and the admin page (its sign-in form when signed out) link
-    # assets too, and so do the account pages; the last ones, signed in.
-    return [*pages, "/docs", "/admin", "/signin", "/signup", *SIGNED_IN_PAGES]
+    # assets too, and so do the account links' pages and the account pages; the last ones,
+    # signed in.
+    return [
+        *pages,
+        "/docs",
+        "/verify?token=t",
+        "/reset?token=t",
+        "/admin",
+        "/signin",
+        "/signup",
+        *SIGNED_IN_PAGES,
+    ]
 
 
 SIGNED_IN_PAGES = ("/account", "/rooms")

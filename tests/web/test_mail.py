@@ -7,23 +7,17 @@ implicit TLS against a certificate made here; and what a service without SMTP an
 from __future__ import annotations
 
 import asyncio
-import email
 import ipaddress
-import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from anyio import to_thread
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,6 +29,7 @@ from sqlalchemy import delete
 
 from tests.conftest import SettingsFactory
 from tests.polling import poll_until
+from tests.web.smtp_inbox import Inbox, free_port, parsed
 from web.database import Database
 from web.errors import ApiError
 from web.logs import redact_url_passwords
@@ -54,59 +49,6 @@ from web.schema import mail_outbox, mail_throttle
 from web.settings import Settings, parse_smtp_url
 
 SENDER = "ImageShark <noreply@example.org>"
-
-
-@dataclass
-class Inbox:
-    """An aiosmtpd handler keeping what it received; it refuses the recipients named in
-    ``refuse`` with their reply, and holds each DATA until ``gate`` is set when one is given
-    (``entered`` is set when a DATA arrives)."""
-
-    received: list[Envelope] = field(default_factory=list)
-    refuse: dict[str, str] = field(default_factory=dict)
-    logins: list[tuple[bytes, bytes]] = field(default_factory=list)
-    gate: threading.Event | None = None
-    entered: threading.Event = field(default_factory=threading.Event)
-
-    async def handle_RCPT(
-        self, server: SMTPServer, session: Session, envelope: Envelope, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        self.entered.set()
-        if self.gate is not None:
-            await asyncio.to_thread(self.gate.wait, 60)
-        self.received.append(envelope)
-        return "250 Message accepted"
-
-    def authenticate(
-        self, server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        """aiosmtpd's authenticator: ``mailer`` / ``s3cret/pw`` only."""
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        # handled=False: aiosmtpd answers the refusal (535) itself.
-        ok = (data.login, data.password) == (b"mailer", b"s3cret/pw")
-        return AuthResult(success=ok, handled=False)
-
-
-def parsed(envelope: Envelope) -> EmailMessage:
-    """The message of a received envelope."""
-    assert isinstance(envelope.original_content, bytes)
-    message = email.message_from_bytes(envelope.original_content, policy=default_policy)
-    assert isinstance(message, EmailMessage)
-    return message
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound and released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def start_server(inbox: Inbox, port: int = 0, **options: Any) -> Controller:
@@ -161,27 +103,6 @@ def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
 def client_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     """A client context that trusts only the test's certificate (and checks it)."""
     return ssl.create_default_context(cafile=str(certificate[0]))
-
-
-@pytest.fixture(scope="module")
-def smtp_inbox() -> Iterator[tuple[Inbox, int]]:
-    """One plain aiosmtpd server for the module's tests: its inbox and port."""
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=30)
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def inbox(smtp_inbox: tuple[Inbox, int]) -> Inbox:
-    """The module server's inbox, emptied for this test."""
-    box = smtp_inbox[0]
-    box.received.clear()
-    box.refuse.clear()
-    return box
 
 
 class Clock:

@@ -226,8 +226,12 @@ def fuzz_settings(request: pytest.FixtureRequest, make_settings: SettingsFactory
         if request.param.endswith("postgresql")
         else {}
     )
+    # With a mail server (aiosmtpd): without one the mail routes answer 503 mail_unavailable,
+    # documented, but a server error to the fuzzer's checks.
+    smtp_port = request.getfixturevalue("smtp_inbox")[1]
     return make_settings(
         **database,
+        smtp_url=f"smtp://127.0.0.1:{smtp_port}",
         # The fuzzer is one client address: lift the per-address limits (429 is documented,
         # but would stop most requests before they reach the checks worth fuzzing).
         room_create_rate_limit=UNLIMITED,

@@ -1,5 +1,5 @@
-"""HTTP routes of host accounts: sign-up, sign-in and out, the account, its sessions and rooms,
-and claiming a room with its host key.
+"""HTTP routes of host accounts: sign-up, address verification, password reset, sign-in and
+out, the account, its sessions and rooms, and claiming a room with its host key.
 
 Every change here that a session cookie authenticates is a non-GET request, which
 :class:`web.origins.CrossOriginGuard` refuses from other origins' pages (403
@@ -8,6 +8,8 @@ Every change here that a session cookie authenticates is a non-GET request, whic
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -15,12 +17,17 @@ from web.accounts.oidc import VerifiedIdentity
 from web.accounts.repository import Account, SignedIn
 from web.accounts.schemas import (
     AccountBody,
+    AccountChanges,
     HostedRoomBody,
     HostedRoomList,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
     SessionBody,
     SessionList,
     SignIn,
     SignUp,
+    VerifyEmail,
 )
 from web.accounts.service import not_signed_in
 from web.accounts.session_cookie import (
@@ -32,8 +39,9 @@ from web.accounts.session_cookie import (
 from web.errors import ApiError
 from web.rooms import repository as room_rows
 from web.rooms.endpoints import client_address, json_body, room_for
+from web.rooms.views import request_base_url
 from web.services import services
-from web.wire import Answer, Operation, json_answer
+from web.wire import Answer, Operation, json_answer, parse_body
 
 PRIVATE = {"Cache-Control": "private, no-store"}
 """Answers about the caller's account: no cache may keep or share them."""
@@ -47,6 +55,7 @@ def account_body(account: Account) -> AccountBody:
         email_verified=account.email_verified,
         is_admin=account.is_admin,
         created_at=account.created_at.isoformat(),
+        notify_pending=account.notify_pending,
     )
 
 
@@ -82,7 +91,9 @@ async def signed_in(request: Request) -> SignedIn:
 
 async def sign_up(request: Request) -> Response:
     app = services(request)
-    created = await app.accounts.sign_up(await json_body(request), client_address(request))
+    created = await app.accounts.sign_up(
+        await json_body(request), client_address(request), request_base_url(request, app.settings)
+    )
     body = AccountBody(
         email=created.email,
         name=created.name,
@@ -91,6 +102,42 @@ async def sign_up(request: Request) -> Response:
         created_at=created.created_at.isoformat(),
     )
     return json_answer(body, status=201, headers=PRIVATE)
+
+
+async def verify_email(request: Request) -> Response:
+    app = services(request)
+    account = await app.accounts.verify_email(await json_body(request))
+    return json_answer(account_body(account), headers=PRIVATE)
+
+
+async def resend_verification(request: Request) -> Response:
+    app = services(request)
+    account = (await signed_in(request)).account
+    await app.accounts.resend_verification(account, request_base_url(request, app.settings))
+    return Response(status_code=202, headers=PRIVATE)
+
+
+RESET_ACCEPTED = PasswordResetAccepted(
+    message="If this address has an account, a link to choose a new password is on its way."
+)
+"""The one answer of ``POST /api/password-reset``, whether or not the address has an account."""
+
+
+async def request_password_reset(request: Request) -> Response:
+    app = services(request)
+    await app.accounts.request_password_reset(
+        await json_body(request), client_address(request), request_base_url(request, app.settings)
+    )
+    return json_answer(RESET_ACCEPTED, status=202, headers=PRIVATE)
+
+
+async def confirm_password_reset(request: Request) -> Response:
+    app = services(request)
+    account = await app.accounts.confirm_password_reset(await json_body(request))
+    response = json_answer(account_body(account), headers=PRIVATE)
+    # This browser's session, if any, ended with all the others.
+    clear_session_cookie(response, request)
+    return response
 
 
 async def sign_in(request: Request) -> Response:
@@ -119,6 +166,16 @@ async def sign_out(request: Request) -> Response:
 
 async def get_account(request: Request) -> Response:
     return json_answer(account_body((await signed_in(request)).account), headers=PRIVATE)
+
+
+async def change_account(request: Request) -> Response:
+    app = services(request)
+    account = (await signed_in(request)).account
+    changes = parse_body(AccountChanges, await json_body(request))
+    if changes.notify_pending is not None:
+        await app.accounts.repository.set_notify_pending(account.id, changes.notify_pending)
+        account = replace(account, notify_pending=changes.notify_pending)
+    return json_answer(account_body(account), headers=PRIVATE)
 
 
 async def list_rooms(request: Request) -> Response:
@@ -190,6 +247,7 @@ async def claim_room(request: Request) -> Response:
 
 
 _SESSION_ONLY = {401: ("not_signed_in",)}
+_TOKEN_ERRORS = {404: ("token_not_found",), 409: ("token_used",), 410: ("token_expired",)}
 _COOKIE = {"Set-Cookie": f"`{SESSION_COOKIE}=...; HttpOnly; SameSite=Lax; Path=/`"}
 
 operations = [
@@ -213,6 +271,67 @@ operations = [
             429: ("rate_limited",),
         },
         body=SignUp,
+    ),
+    Operation(
+        "POST",
+        "/api/accounts/verify",
+        verify_email,
+        "verifyEmail",
+        "Verify the account's address with the token of its mailed link",
+        "accounts",
+        {200: Answer("The account, `email_verified` true.", AccountBody)},
+        _TOKEN_ERRORS,
+        body=VerifyEmail,
+    ),
+    Operation(
+        "POST",
+        "/api/me/verification",
+        resend_verification,
+        "resendVerification",
+        "Mail the signed-in account a new verification link",
+        "accounts",
+        {202: Answer("The mail is queued.")},
+        {
+            **_SESSION_ONLY,
+            409: ("already_verified",),
+            429: ("rate_limited",),
+            503: ("mail_unavailable",),
+        },
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "POST",
+        "/api/password-reset",
+        request_password_reset,
+        "requestPasswordReset",
+        "Mail a password reset link",
+        "accounts",
+        {
+            202: Answer(
+                "The same answer whether or not the address has an account; only an account's "
+                "address is mailed a link.",
+                PasswordResetAccepted,
+            )
+        },
+        {422: ("unknown_field",), 429: ("rate_limited",), 503: ("mail_unavailable",)},
+        body=PasswordResetRequest,
+    ),
+    Operation(
+        "POST",
+        "/api/password-reset/confirm",
+        confirm_password_reset,
+        "confirmPasswordReset",
+        "Choose a new password with the token of a reset link",
+        "accounts",
+        {
+            200: Answer(
+                "The account: its new password is set, its address verified, and every "
+                "session of it ended (sign in again).",
+                AccountBody,
+            )
+        },
+        {**_TOKEN_ERRORS, 422: ("invalid_password", "unknown_field")},
+        body=PasswordResetConfirm,
     ),
     Operation(
         "POST",
@@ -253,6 +372,18 @@ operations = [
         "accounts",
         {200: Answer("The account.", AccountBody)},
         _SESSION_ONLY,
+        security=("sessionCookie",),
+    ),
+    Operation(
+        "PATCH",
+        "/api/me",
+        change_account,
+        "changeAccount",
+        "Change the signed-in account's preferences",
+        "accounts",
+        {200: Answer("The account as changed.", AccountBody)},
+        {**_SESSION_ONLY, 422: ("unknown_field",)},
+        body=AccountChanges,
         security=("sessionCookie",),
     ),
     Operation(

@@ -1,5 +1,5 @@
-"""SQL for host accounts and their sessions. All queries on ``accounts`` and
-``account_sessions`` live here."""
+"""SQL for host accounts, their sessions and their mailed tokens. All queries on ``accounts``,
+``account_sessions`` and ``account_tokens`` live here."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from web.database import Database
-from web.schema import account_sessions, accounts
+from web.schema import account_sessions, account_tokens, accounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class Account:
     is_admin: bool
     disabled: bool
     created_at: datetime
+    notify_pending: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,18 @@ class SignedIn:
 
     session: AccountSession
     account: Account
+
+
+@dataclass(frozen=True, slots=True)
+class AccountToken:
+    """A mailed single-use token (``purpose`` ``verify`` or ``reset``). Times are UTC;
+    ``used_at`` is None while unused."""
+
+    id: int
+    purpose: str
+    account_id: int
+    expires_at: datetime
+    used_at: datetime | None
 
 
 class AccountRepository:
@@ -102,6 +116,81 @@ class AccountRepository:
         async with self.database.transaction() as connection:
             await connection.execute(
                 update(accounts).where(accounts.c.id == account_id).values(email_verified=True)
+            )
+
+    async def add_token(
+        self, *, purpose: str, account_id: int, token_hash: str, now: datetime, expires_at: datetime
+    ) -> None:
+        """Store a mailed token of ``account_id`` (only its SHA-256, ``token_hash``); in the same
+        transaction remove the account's tokens that expired before ``now``."""
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                delete(account_tokens).where(
+                    account_tokens.c.account_id == account_id,
+                    account_tokens.c.expires_at < now,
+                )
+            )
+            await connection.execute(
+                insert(account_tokens).values(
+                    purpose=purpose,
+                    account_id=account_id,
+                    token_hash=token_hash,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+
+    async def token(self, purpose: str, token_hash: str) -> AccountToken | None:
+        """The token of ``purpose`` whose SHA-256 is ``token_hash``, or None (also when it is
+        one of another purpose)."""
+        async with self.database.read() as connection:
+            row = (
+                await connection.execute(
+                    select(*_TOKEN_COLUMNS).where(
+                        account_tokens.c.token_hash == token_hash,
+                        account_tokens.c.purpose == purpose,
+                    )
+                )
+            ).first()
+        return AccountToken(**row._mapping) if row else None
+
+    async def use_verification(self, token_id: int, account_id: int, now: datetime) -> bool:
+        """Mark the verification token used and the account's address verified, together;
+        False (nothing changed) when the token was used meanwhile."""
+        async with self.database.transaction() as connection:
+            if not await _use_token(connection, token_id, now):
+                return False
+            await connection.execute(
+                update(accounts).where(accounts.c.id == account_id).values(email_verified=True)
+            )
+        return True
+
+    async def use_reset(
+        self, token_id: int, account_id: int, password_hash: str, now: datetime
+    ) -> bool:
+        """In one transaction: mark the reset token used, set the new password hash, mark the
+        address verified (the mailbox was reached) and end every session of the account.
+        False (nothing changed) when the token was used meanwhile."""
+        async with self.database.transaction() as connection:
+            if not await _use_token(connection, token_id, now):
+                return False
+            await connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(password_hash=password_hash, email_verified=True)
+            )
+            await connection.execute(
+                delete(account_sessions).where(account_sessions.c.account_id == account_id)
+            )
+        return True
+
+    async def set_notify_pending(self, account_id: int, notify_pending: bool) -> None:
+        """Whether the account is mailed the digest of photos waiting in its rooms."""
+        async with self.database.transaction() as connection:
+            await connection.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(notify_pending=notify_pending)
             )
 
     async def set_disabled(self, account_id: int, disabled: bool) -> None:
@@ -201,6 +290,23 @@ class AccountRepository:
         return int(result.rowcount)
 
 
+async def _use_token(connection: AsyncConnection, token_id: int, now: datetime) -> bool:
+    # The used_at condition makes two concurrent uses of one token succeed once.
+    result = await connection.execute(
+        update(account_tokens)
+        .where(account_tokens.c.id == token_id, account_tokens.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return bool(result.rowcount)
+
+
+_TOKEN_COLUMNS = (
+    account_tokens.c.id,
+    account_tokens.c.purpose,
+    account_tokens.c.account_id,
+    account_tokens.c.expires_at,
+    account_tokens.c.used_at,
+)
 _SESSION_COLUMNS = (
     account_sessions.c.id,
     account_sessions.c.account_id,

@@ -48,6 +48,15 @@ def invalid_email() -> ApiError:
     return ApiError(422, "invalid_email", "That is not an e-mail address (name@example.org).")
 
 
+def invalid_password() -> ApiError:
+    """A new 422 ``invalid_password``: too short or too long."""
+    return ApiError(
+        422,
+        "invalid_password",
+        f"The password must have {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.",
+    )
+
+
 class SignUp(WireModel):
     """``POST /api/accounts``; parse with :func:`sign_up_context`."""
 
@@ -84,11 +93,7 @@ class SignUp(WireModel):
         if isinstance(password, str) and not (
             MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS
         ):
-            raise ApiError(
-                422,
-                "invalid_password",
-                f"The password must have {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters.",
-            )
+            raise invalid_password()
         max_chars = (info.context or {})["max_name_chars"]
         checked["name"] = clean_text(
             data.get("name"), field="name", max_chars=max_chars, required=False
@@ -111,6 +116,46 @@ class SignIn(WireModel):
     password: str = Field(max_length=MAX_PASSWORD_CHARS)
 
 
+class VerifyEmail(WireModel):
+    """``POST /api/accounts/verify``: the token of a verification link."""
+
+    token: str = Field(max_length=128)
+
+
+class PasswordResetRequest(WireModel):
+    """``POST /api/password-reset``: the address to mail a reset link to (if it has an
+    account; the answer does not say)."""
+
+    email: str = Field(max_length=MAX_EMAIL_CHARS)
+
+
+class PasswordResetConfirm(WireModel):
+    """``POST /api/password-reset/confirm``: the token of a reset link and the new password."""
+
+    token: str = Field(max_length=128)
+    password: str = Field(
+        description=f"{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters, as at sign-up."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            password = data.get("password")
+            if isinstance(password, str) and not (
+                MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS
+            ):
+                raise invalid_password()
+        return data
+
+
+class PasswordResetAccepted(WireModel):
+    """``202`` of ``POST /api/password-reset``: the same whether or not the address has an
+    account."""
+
+    message: str
+
+
 class AccountBody(WireModel):
     """An account as its holder sees it. Sign-up answers this shape for a new address and for
     one that already has an account alike (nothing is created then)."""
@@ -120,6 +165,18 @@ class AccountBody(WireModel):
     email_verified: bool = Field(description="False until the verification mail is answered.")
     is_admin: bool
     created_at: Timestamp
+    notify_pending: bool = Field(
+        True,
+        description="Whether photos waiting for approval in its rooms are mailed to it as a "
+        "digest (verified address only; at most one per room per "
+        "`IMAGESHARK_PENDING_DIGEST_MINUTES`).",
+    )
+
+
+class AccountChanges(WireModel):
+    """``PATCH /api/me``: the account's preferences to change (absent: unchanged)."""
+
+    notify_pending: bool | None = None
 
 
 class SessionBody(WireModel):

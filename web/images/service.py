@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +55,10 @@ class ImageService:
     :param settings: limits and rendition sizes.
     :param metrics: the replica's Prometheus collectors.
     :param rate_limits: the upload rate limit (``"upload"``).
+    :param on_pending: called with the room after a photo entered its moderation queue
+        (committed and published): the owner's digest
+        (:meth:`~web.accounts.pending_digest.PendingDigest.photo_pending`); its failure is
+        logged, never the upload's.
     """
 
     def __init__(
@@ -67,7 +71,9 @@ class ImageService:
         settings: Settings,
         metrics: Metrics,
         rate_limits: RateLimiter,
+        on_pending: Callable[[Room], Awaitable[None]] | None = None,
     ) -> None:
+        self.on_pending = on_pending
         self.database = database
         self.rate_limits = rate_limits
         self.upload_slots = UploadSlots(settings.max_concurrent_uploads_per_address)
@@ -255,6 +261,11 @@ class ImageService:
         self.metrics.rendition_seconds.observe(result.render_seconds)
         self.metrics.upload_bytes.inc(received.size)
         await self.bus.publish(event)
+        if image.status == PENDING and self.on_pending is not None:
+            try:
+                await self.on_pending(room)
+            except Exception:
+                logger.warning("pending photo hook failed", exc_info=True)
         logger.info(
             "image stored",
             extra={

@@ -130,7 +130,7 @@ class Mailer:
     ) -> int | None:
         """Queue the mail ``build`` makes unless one of ``key`` was queued in the last
         ``seconds``, by any replica (kept in the database: ``mail_throttle``). A digest of
-        photos waiting for approval calls it with ``"digest:room:<id>"`` at each new photo.
+        photos waiting for approval calls it with ``"pending:<room id>"`` at each new photo.
 
         :param key: names what is throttled, up to 200 characters.
         :param seconds: the least time between two mails of ``key``.
