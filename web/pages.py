@@ -9,6 +9,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -100,10 +101,21 @@ def safe_next(value: str | None, default: str = "/rooms") -> str:
 
 async def sign_in_page(request: Request) -> Response:
     """``GET /signin``: the sign-in form; ``?next=`` (a same-origin path) is where it goes
-    after signing in, ``/rooms`` otherwise."""
+    after signing in, ``/rooms`` otherwise. With organisation sign-on configured, also its
+    button: a link to ``/api/oidc/start`` with the same ``return_to``."""
+    settings = services(request).settings
+    target = safe_next(request.query_params.get("next"))
     context = {
         "account": await signed_in_account(request),
-        "next": safe_next(request.query_params.get("next")),
+        "next": target,
+        "sign_on": (
+            {
+                "url": f"/api/oidc/start?{urlencode({'return_to': target})}",
+                "label": settings.oidc_button_label,
+            }
+            if settings.oidc_enabled
+            else None
+        ),
     }
     return templates.TemplateResponse(
         request, "signin.html", context, headers={**SECURITY_HEADERS, **PRIVATE_PAGE}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import AppClient
+from tests.conftest import AppClient, SettingsFactory, _app_client
 from tests.web.accounts_helpers import signed_up_session
 from tests.web.test_host_controls import new_room
 from web.pages import safe_next
@@ -70,3 +70,25 @@ async def test_the_sign_in_page_keeps_a_foreign_next_out(client: AppClient) -> N
     assert 'data-next="/rooms"' in page.text
     page = await client.http.get("/signin", params={"next": "/r/abc/host"})
     assert 'data-next="/r/abc/host"' in page.text
+
+
+async def test_the_sign_in_page_offers_organisation_sign_on_only_when_configured(
+    client: AppClient, make_settings: SettingsFactory
+) -> None:
+    """The button starts the sign-on with the page's own ``next`` as its ``return_to``; no
+    button without an OpenID provider configured."""
+    page = await client.http.get("/signin", params={"next": "/r/abc/host"})
+    assert page.status_code == 200 and 'data-testid="sign-on-link"' not in page.text
+    settings = make_settings(
+        oidc_issuer="https://login.example.org/realms/acme",
+        oidc_client_id="imageshark",
+        oidc_client_secret="secret",
+        oidc_name="Sign in with Acme",
+    )
+    async for configured in _app_client(settings):
+        page = await configured.http.get("/signin", params={"next": "/r/abc/host"})
+        assert page.status_code == 200
+        assert 'href="/api/oidc/start?return_to=%2Fr%2Fabc%2Fhost"' in page.text
+        assert "Sign in with Acme" in page.text
+        foreign = await configured.http.get("/signin", params={"next": "//evil.example/"})
+        assert 'href="/api/oidc/start?return_to=%2Frooms"' in foreign.text
