@@ -249,7 +249,17 @@ async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
 
 async def serious_axe_violations(page: Page) -> list[str]:
     """Run axe-core on the page (its context needs ``bypass_csp=True``); returns the serious
-    and critical violations, one line each with the offending elements."""
+    and critical violations, one line each with the offending elements.
+
+    Waits first for the page's finite animations to end (a photo or panel fading in has, for
+    a moment, too little contrast with what is behind it; one cancelled meanwhile is not on
+    screen), as the guest page's audit does.
+    """
+    await page.evaluate(
+        """() => Promise.all(document.getAnimations()
+            .filter(a => a.effect && a.effect.getComputedTiming().iterations !== Infinity)
+            .map(a => a.finished.catch(() => null)))"""
+    )
     await page.add_script_tag(path=str(AXE_SCRIPT))
     result: dict[str, Any] = await page.evaluate("() => axe.run(document)")
     found = []
